@@ -1,0 +1,3 @@
+from platonic.cli import main
+
+raise SystemExit(main())

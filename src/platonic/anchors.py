@@ -1,0 +1,77 @@
+"""Anchor selection: a fixed set of atoms, chosen once on a reference model, used by every model."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import xarray as xr
+
+METHODS = ("random", "farthest-point")
+
+
+def common_valid(masks: list[np.ndarray]) -> np.ndarray:
+    """Atoms every model embedded: exclusions apply to all models alike."""
+    masks = [np.asarray(m, dtype=bool) for m in masks]
+    if len({m.shape for m in masks}) != 1:
+        raise ValueError("embedding stores disagree on the number of atoms; re-run them on the same structure store")
+    return np.logical_and.reduce(masks)
+
+
+def select_anchors(
+    features: np.ndarray, n: int, method: str = "random", seed: int = 0, candidates: np.ndarray | None = None
+) -> np.ndarray:
+    """Pick ``n`` anchor rows of ``features (N, d)``; returns sorted row indices, shape ``(n,)``.
+
+    ``candidates`` (bool mask, shape ``(N,)``) restricts the choice, e.g. to atoms valid in all models.
+    """
+    features = np.asarray(features)
+    pool = np.flatnonzero(candidates) if candidates is not None else np.arange(len(features))
+    if n < 1:
+        raise ValueError(f"anchors.n must be positive, got {n}")
+    if n > len(pool):
+        raise ValueError(f"cannot pick {n} anchors from {len(pool)} atoms; lower anchors.n")
+    rng = np.random.default_rng(seed)
+    if method == "random":
+        chosen = rng.choice(pool, size=n, replace=False)
+    elif method == "farthest-point":
+        chosen = pool[farthest_point_sampling(features[pool], n, rng)]
+    else:
+        raise ValueError(f"unknown anchor method {method!r}; choose one of {', '.join(METHODS)}")
+    return np.sort(chosen)
+
+
+def farthest_point_sampling(features: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Greedy max-min selection in Euclidean distance on standardised features; shape ``(n,)``."""
+    x = np.asarray(features, dtype=np.float64)
+    x = (x - x.mean(axis=0)) / np.where(x.std(axis=0) > 0, x.std(axis=0), 1.0)
+    chosen = [int(rng.integers(len(x)))]
+    distance = np.linalg.norm(x - x[chosen[0]], axis=1)
+    for _ in range(n - 1):
+        nxt = int(np.argmax(distance))
+        chosen.append(nxt)
+        distance = np.minimum(distance, np.linalg.norm(x - x[nxt], axis=1))
+    return np.asarray(chosen)
+
+
+def anchor_dataset(
+    anchor_atoms: np.ndarray, valid: np.ndarray, atom_z: np.ndarray, structure_ids: np.ndarray, **attrs
+) -> xr.Dataset:
+    """The anchor store: global atom indices of the anchors plus the atoms valid in every model."""
+    anchor_atoms = np.asarray(anchor_atoms, dtype=np.int64)
+    ds = xr.Dataset(
+        {"anchor_atom": (("anchor",), anchor_atoms), "common_valid": (("atom",), valid)},
+        coords={
+            "anchor": np.arange(len(anchor_atoms)),
+            "atom": np.arange(len(valid)),
+            "anchor_Z": ("anchor", np.asarray(atom_z)[anchor_atoms]),
+            "anchor_structure_id": ("anchor", np.asarray(structure_ids, dtype=object)[anchor_atoms]),
+        },
+    )
+    ds.attrs.update(
+        kind="anchors",
+        anchor_set_hash=hashlib.sha256(anchor_atoms.tobytes()).hexdigest(),
+        n_common_valid=int(np.count_nonzero(valid)),
+        **attrs,
+    )
+    return ds

@@ -1,0 +1,255 @@
+"""``platonic`` command line: one subcommand per workflow stage (the Snakemake rules call these)."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import logging
+import sys
+from pathlib import Path
+
+log = logging.getLogger("platonic")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s platonic %(levelname)s: %(message)s")
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return 2
+    try:
+        args.run(args)
+    except (ValueError, RuntimeError, FileNotFoundError) as err:
+        # expected failures (bad input, missing weights, ...) get one clear line, not a traceback
+        print(f"platonic {args.command}: error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    from platonic import __version__
+
+    parser = argparse.ArgumentParser(prog="platonic", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"platonic {__version__}")
+    sub = parser.add_subparsers(dest="command")
+
+    p = sub.add_parser("models", help="list model families and packaged models")
+    p.set_defaults(run=cmd_models)
+
+    p = sub.add_parser("prepare", help="parse and validate structures into a structure store")
+    p.add_argument("input", help="MP-20 CSV, extxyz file or folder of CIFs")
+    p.add_argument("output", help="structure store (.zarr)")
+    p.add_argument("--limit", type=int, default=None, help="keep only the first N usable structures")
+    p.set_defaults(run=cmd_prepare)
+
+    p = sub.add_parser("embed", help="embed a structure store with one model")
+    p.add_argument("structures", help="structure store from `platonic prepare`")
+    p.add_argument("output", help="embedding store (.zarr)")
+    p.add_argument("--model", required=True, help="model name (recorded in the store)")
+    p.add_argument("--family", help="adapter family; defaults to the preset of --model")
+    p.add_argument("--checkpoint", help="checkpoint name or path; defaults to the preset of --model")
+    p.add_argument("--layer", default=None, help="which layer's features (family default when omitted)")
+    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="family-specific option")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--batch-size", type=int, default=16, help="structures per forward pass")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(run=cmd_embed)
+
+    p = sub.add_parser("anchors", help="choose anchor atoms on a reference model")
+    p.add_argument("output", help="anchor store (.zarr)")
+    p.add_argument("--embeddings", nargs="+", required=True, help="embedding stores of all models")
+    p.add_argument("--reference", required=True, help="model whose embeddings choose the anchors")
+    p.add_argument("--n", type=int, default=100)
+    p.add_argument("--method", default="random")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(run=cmd_anchors)
+
+    p = sub.add_parser("project", help="project one model's embeddings onto the anchors")
+    p.add_argument("embedding", help="embedding store")
+    p.add_argument("anchors", help="anchor store")
+    p.add_argument("output", help="projection store (.zarr)")
+    p.set_defaults(run=cmd_project)
+
+    p = sub.add_parser("similarity", help="all metrics for all model pairs, raw and anchor space")
+    p.add_argument("output", help="similarity store (.zarr)")
+    p.add_argument("table", help="tidy CSV of the same numbers")
+    p.add_argument("--embeddings", nargs="+", required=True)
+    p.add_argument("--projections", nargs="+", required=True)
+    p.add_argument("--anchors", required=True)
+    p.add_argument("--k", type=int, default=10, help="neighbours for mutual k-NN")
+    p.add_argument("--threads", type=int, default=1)
+    p.set_defaults(run=cmd_similarity)
+
+    p = sub.add_parser("figures", help="draw the model x model heatmaps")
+    p.add_argument("similarity", help="similarity store")
+    p.add_argument("--out-dir", required=True)
+    p.set_defaults(run=cmd_figures)
+    return parser
+
+
+def cmd_models(args) -> None:
+    from platonic.models import PRESETS, families
+
+    print("families:")
+    for family, target in sorted(families().items()):
+        print(f"  {family:10s} {target}")
+    print("packaged models (weights ship in the wheel):")
+    for name, preset in PRESETS.items():
+        options = " ".join(f"{k}={v}" for k, v in preset.get("options", {}).items())
+        print(f"  {name:22s} family={preset['family']:8s} checkpoint={preset['checkpoint']} {options}".rstrip())
+
+
+def cmd_prepare(args) -> None:
+    from platonic.store import structures_to_dataset, write_store
+    from platonic.structures import read_structures
+
+    structures = read_structures(args.input, limit=args.limit)
+    for structure_id, reason in structures.rejected:
+        log.warning("rejected structure %s: %s", structure_id, reason)
+    write_store(structures_to_dataset(structures, source=args.input), args.output)
+    log.info(
+        "%d structures, %d atoms -> %s (%d rejected)",
+        len(structures), structures.n_atoms, args.output, len(structures.rejected),
+    )
+
+
+def cmd_embed(args) -> None:
+    import torch
+
+    from platonic.embedding import embed_structures, embedding_dataset
+    from platonic.models import PRESETS, load_adapter
+    from platonic.store import dataset_to_atoms, open_store, write_store
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    preset = PRESETS.get(args.model, {})
+    family = args.family or preset.get("family")
+    if family is None:
+        raise ValueError(f"model {args.model!r} is not a packaged preset; give --family and --checkpoint")
+    options = dict(preset.get("options", {}))
+    for item in args.option:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--option expects KEY=VALUE, got {item!r}")
+        options[key] = value
+    adapter = load_adapter(
+        family,
+        checkpoint=args.checkpoint or preset.get("checkpoint"),
+        layer=args.layer,
+        device=args.device,
+        batch_size=args.batch_size,
+        **options,
+    )
+    structure_store = open_store(args.structures)
+    atoms, _ = dataset_to_atoms(structure_store)
+    features, valid, reasons = embed_structures(adapter, atoms, progress=not args.no_progress)
+    for structure_id, reason in zip(structure_store["material_id"].values, reasons, strict=True):
+        if reason:
+            log.warning("excluded %s from %s: %s", structure_id, args.model, reason)
+    ds = embedding_dataset(structure_store, features, valid, reasons, args.model, adapter.provenance())
+    write_store(ds, args.output)
+    log.info("%s: %d atoms x %d features -> %s", args.model, *features.shape, args.output)
+
+
+def cmd_anchors(args) -> None:
+    from platonic.anchors import anchor_dataset, common_valid, select_anchors
+    from platonic.store import open_store, write_store
+
+    stores = {(s := open_store(path)).attrs["model"]: s for path in args.embeddings}
+    if args.reference not in stores:
+        raise ValueError(f"reference model {args.reference!r} is not among the embedded models {list(stores)}")
+    _check_same_structures(stores)
+    valid = common_valid([s["valid"].values for s in stores.values()])
+    reference = stores[args.reference]
+    chosen = select_anchors(reference["embedding"].values, args.n, args.method, args.seed, candidates=valid)
+    ds = anchor_dataset(
+        chosen,
+        valid,
+        reference["Z"].values,
+        reference["structure_id"].values,
+        reference_model=args.reference,
+        method=args.method,
+        seed=args.seed,
+        structure_set_hash=reference.attrs["structure_set_hash"],
+    )
+    write_store(ds, args.output)
+    log.info("%d anchors on %s (%s, seed %d); %d atoms valid in all models", args.n, args.reference,
+             args.method, args.seed, int(valid.sum()))
+
+
+def cmd_project(args) -> None:
+    import xarray as xr
+
+    from platonic.projection import anchor_projection
+    from platonic.store import open_store, write_store
+
+    embedding = open_store(args.embedding)
+    anchors = open_store(args.anchors)
+    if embedding.attrs["structure_set_hash"] != anchors.attrs["structure_set_hash"]:
+        raise ValueError(f"{args.embedding} and {args.anchors} were computed on different structure sets")
+    features = embedding["embedding"].values
+    anchor_rows = anchors["anchor_atom"].values
+    projected = anchor_projection(features, features[anchor_rows])
+    ds = xr.Dataset(
+        {"coordinate": (("atom", "anchor"), projected), "valid": embedding["valid"]},
+        coords={
+            "atom": embedding["atom"].values,
+            "structure_id": ("atom", embedding["structure_id"].values.astype(object)),
+            "site": ("atom", embedding["site"].values),
+            "Z": ("atom", embedding["Z"].values),
+            "anchor": anchors["anchor"].values,
+            "anchor_atom": ("anchor", anchor_rows),
+        },
+        attrs={**embedding.attrs, "kind": "projection", "anchor_set_hash": anchors.attrs["anchor_set_hash"]},
+    )
+    write_store(ds, args.output)
+    log.info("%s: %d atoms x %d anchors -> %s", embedding.attrs["model"], *projected.shape, args.output)
+
+
+def cmd_similarity(args) -> None:
+    from platonic.similarity import pairwise_similarity, similarity_table
+    from platonic.store import open_store, write_store
+
+    anchors = open_store(args.anchors)
+    valid = anchors["common_valid"].values
+    raw = {(s := open_store(p)).attrs["model"]: s["embedding"].values[valid] for p in args.embeddings}
+    projected = {(s := open_store(p)).attrs["model"]: s["coordinate"].values[valid] for p in args.projections}
+    if list(raw) != list(projected):
+        raise ValueError(f"embeddings {list(raw)} and projections {list(projected)} name different models")
+    ds = pairwise_similarity({"raw": raw, "anchor": projected}, k=args.k, threads=args.threads)
+    ds.attrs.update(
+        anchor_set_hash=anchors.attrs["anchor_set_hash"],
+        structure_set_hash=anchors.attrs["structure_set_hash"],
+        n_anchors=int(anchors.sizes["anchor"]),
+        n_excluded_atoms=int((~valid).sum()),
+    )
+    write_store(ds, args.output)
+    rows = similarity_table(ds)
+    Path(args.table).parent.mkdir(parents=True, exist_ok=True)
+    with open(args.table, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    log.info("%d models, %d atoms -> %s", len(raw), int(valid.sum()), args.output)
+
+
+def cmd_figures(args) -> None:
+    from platonic.figures import save_figure, similarity_heatmaps
+    from platonic.store import open_store
+
+    ds = open_store(args.similarity).load()
+    for metric in ds.metric.values:
+        path = save_figure(similarity_heatmaps(ds, str(metric)), Path(args.out_dir) / f"{metric}.png")
+        log.info("wrote %s", path)
+
+
+def _check_same_structures(stores: dict) -> None:
+    hashes = {name: s.attrs["structure_set_hash"] for name, s in stores.items()}
+    if len(set(hashes.values())) != 1:
+        raise ValueError(f"embedding stores come from different structure sets: {hashes}; re-run embed")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

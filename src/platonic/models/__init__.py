@@ -1,0 +1,61 @@
+"""The model registry: family name -> adapter class, and named presets of known checkpoints.
+
+Families are imported lazily so that listing models does not import torch. Third-party packages
+can add a family through the ``platonic.models`` entry-point group (``name = "module:Class"``).
+"""
+
+from __future__ import annotations
+
+from importlib import import_module, metadata
+
+from platonic.models.base import Adapter, ModelError
+
+FAMILIES: dict[str, str] = {
+    "chgnet": "platonic.models.chgnet:CHGNetAdapter",
+    "sevenn": "platonic.models.sevenn:SevenNetAdapter",
+}
+
+# Named models whose weights ship inside their PyPI wheels (usable offline).
+PRESETS: dict[str, dict] = {
+    "chgnet-0.3.0": {"family": "chgnet", "checkpoint": "0.3.0"},
+    "chgnet-0.2.0": {"family": "chgnet", "checkpoint": "0.2.0"},
+    "chgnet-r2scan": {"family": "chgnet", "checkpoint": "r2scan"},
+    "sevennet-0-11jul2024": {"family": "sevenn", "checkpoint": "7net-0_11Jul2024"},
+    "sevennet-0-22may2024": {"family": "sevenn", "checkpoint": "7net-0_22May2024"},
+    "sevennet-l3i5": {"family": "sevenn", "checkpoint": "7net-l3i5"},
+    "sevennet-mf-0": {"family": "sevenn", "checkpoint": "7net-mf-0", "options": {"modal": "PBE"}},
+}
+
+
+def families() -> dict[str, str]:
+    """Built-in families plus any registered through entry points."""
+    found = dict(FAMILIES)
+    for entry in metadata.entry_points(group="platonic.models"):
+        found.setdefault(entry.name, entry.value)
+    return found
+
+
+def adapter_class(family: str) -> type[Adapter]:
+    known = families()
+    if family not in known:
+        raise ModelError(
+            f"unknown model family {family!r}; known families: {', '.join(sorted(known))}. "
+            "Add an adapter in src/platonic/models/ and list it in FAMILIES."
+        )
+    module_name, class_name = known[family].split(":")
+    try:
+        module = import_module(module_name)
+    except ImportError as err:
+        raise ModelError(
+            f"model family {family!r} needs a package that is not installed ({err}); "
+            f"install it (pip install 'platonic[{family}]') or use envs/{family}.yaml"
+        ) from err
+    return getattr(module, class_name)
+
+
+def load_adapter(family: str, **kwargs) -> Adapter:
+    """Instantiate the adapter of ``family`` (weights load lazily on first use)."""
+    return adapter_class(family)(**kwargs)
+
+
+__all__ = ["PRESETS", "Adapter", "ModelError", "adapter_class", "families", "load_adapter"]

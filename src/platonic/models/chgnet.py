@@ -1,0 +1,78 @@
+"""CHGNet (package ``chgnet``): atom features after an atom-convolution layer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import ase
+import numpy as np
+import torch
+
+from platonic.models.base import Adapter, ModelError
+
+PACKAGED = {"0.3.0", "0.2.0", "r2scan"}
+
+
+class CHGNetAdapter(Adapter):
+    """``layer`` indexes ``atom_conv_layers``; the default (-2) is the atom features CHGNet itself
+    returns as ``atom_fea``: after the last message-passing block that feeds the readout."""
+
+    family = "chgnet"
+    package = "chgnet"
+    default_checkpoint = "0.3.0"
+
+    def _load(self) -> None:
+        from chgnet.model import CHGNet
+
+        if self.checkpoint in PACKAGED:
+            self.model = CHGNet.load(model_name=self.checkpoint, use_device=self.device, verbose=False)
+            folder = Path(__import__("chgnet").__file__).parent / "pretrained" / self.checkpoint
+            self._path = next(folder.glob("*.pth.tar"))
+        else:
+            path = Path(self.checkpoint).expanduser()
+            if not path.is_file():
+                raise ModelError(
+                    f"CHGNet checkpoint {self.checkpoint!r} is neither a packaged model "
+                    f"({', '.join(sorted(PACKAGED))}) nor an existing file"
+                )
+            self.model = CHGNet.from_file(str(path)).to(self.device)
+            self._path = path
+        self.model.eval()
+        n_layers = len(self.model.atom_conv_layers)
+        index = -2 if self.layer is None else int(self.layer)
+        if not -n_layers <= index < n_layers:
+            raise ModelError(f"CHGNet has {n_layers} atom-convolution layers; layer {index} does not exist")
+        self._layer_index = index % n_layers
+
+    @property
+    def supported_numbers(self) -> frozenset[int]:
+        self.load()
+        return frozenset(range(1, self.model.atom_embedding.embedding.num_embeddings + 1))
+
+    @property
+    def checkpoint_path(self) -> Path:
+        self.load()
+        return self._path
+
+    @property
+    def layer_name(self) -> str:
+        self.load()
+        return f"atom_conv_layers[{self._layer_index}]"
+
+    def _embed_batch(self, structures: list[ase.Atoms]) -> list[np.ndarray]:
+        from pymatgen.io.ase import AseAtomsAdaptor
+
+        graphs = [
+            self.model.graph_converter(AseAtomsAdaptor.get_structure(atoms)).to(self.device) for atoms in structures
+        ]
+        captured = []
+        hook = self.model.atom_conv_layers[self._layer_index].register_forward_hook(
+            lambda _module, _inputs, output: captured.append(output.detach())
+        )
+        try:
+            with torch.no_grad():
+                self.model(graphs, task="e")
+        finally:
+            hook.remove()
+        counts = [len(atoms) for atoms in structures]
+        return [x.cpu().numpy() for x in torch.split(captured[0], counts)]

@@ -1,0 +1,110 @@
+"""SevenNet (package ``sevenn``): invariant node features entering the readout MLP."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import ase
+import numpy as np
+import torch
+
+from platonic.models.base import Adapter, ModelError
+
+READOUT = "reduce_input_to_hidden"
+
+
+class SevenNetAdapter(Adapter):
+    """The default ``layer`` is the node features just before ``reduce_input_to_hidden`` (the
+    scalar output of the last interaction block). Multi-fidelity checkpoints need ``modal``
+    (e.g. ``PBE``); their modality one-hot is kept apart from the node features by SevenNet itself."""
+
+    family = "sevenn"
+    package = "sevenn"
+    default_checkpoint = "7net-0_11Jul2024"
+
+    def _load(self) -> None:
+        import sevenn._keys as KEY
+        from sevenn import util
+
+        try:
+            checkpoint = util.load_checkpoint(self.checkpoint)
+        except (ValueError, FileNotFoundError) as err:
+            raise ModelError(f"SevenNet checkpoint {self.checkpoint!r} cannot be loaded: {err}") from err
+        self.model = checkpoint.build_model()
+        self.model.set_is_batch_data(True)
+        self.model.to(self.device).eval()
+        path = Path(self.checkpoint).expanduser()
+        self._path = path if path.is_file() else Path(util.pretrained_name_to_path(self.checkpoint))
+        self.cutoff = float(checkpoint.config[KEY.CUTOFF])
+        self.type_map = dict(checkpoint.config[KEY.TYPE_MAP])
+        self.modal = self.options.get("modal")
+        modal_map = self.model.modal_map or {}
+        if modal_map and self.modal not in modal_map:
+            raise ModelError(
+                f"SevenNet checkpoint {self.checkpoint!r} is multi-fidelity: set options.modal to one of "
+                f"{sorted(modal_map)}"
+            )
+        names = list(self.model._modules)
+        if self.layer is None:
+            self._stop = READOUT
+        else:
+            # an interaction block index: take the scalar channels after its equivariant gate
+            gate = f"{int(self.layer)}_equivariant_gate"
+            if gate not in names:
+                raise ModelError(f"SevenNet model has no interaction block {self.layer}")
+            self._stop = names[names.index(gate) + 1]
+        if self._stop not in names:
+            raise ModelError(f"SevenNet model has no module {self._stop!r}; modules: {names}")
+
+    @property
+    def supported_numbers(self) -> frozenset[int]:
+        self.load()
+        return frozenset(int(z) for z in self.type_map)
+
+    @property
+    def checkpoint_path(self) -> Path:
+        self.load()
+        return self._path
+
+    @property
+    def layer_name(self) -> str:
+        self.load()
+        return f"input of {self._stop}" if self.layer is None else f"block {self.layer} scalars"
+
+    def _embed_batch(self, structures: list[ase.Atoms]) -> list[np.ndarray]:
+        import sevenn._keys as KEY
+        from sevenn.atom_graph_data import AtomGraphData
+        from sevenn.train.dataload import unlabeled_atoms_to_graph
+        from torch_geometric.data import Batch
+
+        graphs = []
+        for atoms in structures:
+            graph = AtomGraphData.from_numpy_dict(unlabeled_atoms_to_graph(atoms, self.cutoff))
+            if self.modal:
+                graph[KEY.DATA_MODALITY] = self.modal
+            graphs.append(graph)
+        data = Batch.from_data_list(graphs).to(self.device)
+        with torch.no_grad():
+            data = self.model._preprocess(data)
+            for name, module in self.model._modules.items():
+                if name == self._stop:
+                    break
+                data = module(data)
+        features = data[KEY.NODE_FEATURE]
+        if self.layer is not None:
+            features = features[:, : _scalar_channels(self.model, self._stop)]
+        counts = [len(atoms) for atoms in structures]
+        return [x.cpu().numpy() for x in torch.split(features.detach(), counts)]
+
+
+def _scalar_channels(model, module_name: str) -> int:
+    """Number of leading ``0e`` channels in the irreps entering ``module_name``."""
+    from e3nn.o3 import Irreps
+
+    irreps = Irreps(model.get_irreps_in(module_name))
+    count = 0
+    for mul, ir in irreps:
+        if ir.l != 0 or ir.p != 1:
+            break
+        count += mul
+    return count

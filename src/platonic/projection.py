@@ -1,0 +1,26 @@
+"""Projection into the shared space: each atom's cosine similarity to the anchor atoms of the same model."""
+
+from __future__ import annotations
+
+import numpy as np
+
+CHUNK = 16384
+
+
+def anchor_projection(features: np.ndarray, anchors: np.ndarray, chunk: int = CHUNK) -> np.ndarray:
+    """``z[i, k] = cos(e_i, a_k)``: ``features (N, d)``, ``anchors (K, d)`` -> ``(N, K)`` float32.
+
+    Accumulates in float64, streaming over ``chunk`` rows; rows that are NaN stay NaN, and a zero
+    vector has cosine 0 with everything.
+    """
+    anchors = _unit_rows(np.asarray(anchors, dtype=np.float64))
+    out = np.empty((len(features), len(anchors)), dtype=np.float32)
+    for start in range(0, len(features), chunk):
+        block = _unit_rows(np.asarray(features[start : start + chunk], dtype=np.float64))
+        out[start : start + chunk] = block @ anchors.T
+    return out
+
+
+def _unit_rows(x: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.where(norms > 0, norms, 1.0)
