@@ -84,8 +84,16 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("figures", help="draw the model x model heatmaps")
     p.add_argument("similarity", help="similarity store")
-    p.add_argument("--out-dir", required=True)
+    target = p.add_mutually_exclusive_group(required=True)
+    target.add_argument("--out-dir", help="write <metric>.png for every metric here")
+    target.add_argument("--output", help="write the figure of --metric to this file")
+    p.add_argument("--metric", help="only this metric")
     p.set_defaults(run=cmd_figures)
+
+    p = sub.add_parser("download", help="download a structure file (needs network; used on clusters)")
+    p.add_argument("url")
+    p.add_argument("output")
+    p.set_defaults(run=cmd_download)
     return parser
 
 
@@ -240,9 +248,34 @@ def cmd_figures(args) -> None:
     from platonic.store import open_store
 
     ds = open_store(args.similarity).load()
-    for metric in ds.metric.values:
-        path = save_figure(similarity_heatmaps(ds, str(metric)), Path(args.out_dir) / f"{metric}.png")
-        log.info("wrote %s", path)
+    metrics = [str(m) for m in ds.metric.values]
+    if args.metric is not None and args.metric not in metrics:
+        raise ValueError(f"metric {args.metric!r} is not in {args.similarity} (it has {metrics})")
+    if args.output is not None and args.metric is None:
+        raise ValueError("--output needs --metric")
+    for metric in [args.metric] if args.metric else metrics:
+        target = args.output or Path(args.out_dir) / f"{metric}.png"
+        log.info("wrote %s", save_figure(similarity_heatmaps(ds, metric), target))
+
+
+def cmd_download(args) -> None:
+    import shutil
+    import urllib.request
+
+    output = Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    partial = output.with_name(output.name + ".part")
+    try:
+        with urllib.request.urlopen(args.url, timeout=60) as response, open(partial, "wb") as handle:
+            shutil.copyfileobj(response, handle)
+    except OSError as err:
+        partial.unlink(missing_ok=True)
+        raise RuntimeError(
+            f"cannot download {args.url} ({err}); download it on a machine with network access and "
+            f"place it at {output}"
+        ) from err
+    partial.rename(output)
+    log.info("downloaded %s -> %s", args.url, output)
 
 
 def _check_same_structures(stores: dict) -> None:

@@ -1,0 +1,28 @@
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/prepare.smk"
+include: "workflow/rules/embed.smk"
+include: "workflow/rules/align.smk"
+include: "workflow/rules/compare.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        similarity_table=f"results/similarity/{DATASET}.csv",
+        figures=expand(
+            "results/figures/{dataset}/{metric}.png", dataset=DATASET, metric=METRICS
+        ),

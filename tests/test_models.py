@@ -1,0 +1,125 @@
+"""Real pretrained weights shipped in the chgnet and sevenn wheels: symmetry and batching checks."""
+
+import numpy as np
+import pytest
+from scipy.spatial.transform import Rotation
+
+from platonic.models import PRESETS, ModelError, families, load_adapter
+
+pytest.importorskip("chgnet", reason="chgnet is a default model package; install platonic[chgnet]")
+pytest.importorskip("sevenn", reason="sevenn is a default model package; install platonic[sevenn]")
+
+CASES = {
+    "chgnet-0.3.0": dict(family="chgnet", checkpoint="0.3.0"),
+    "sevennet-0-11jul2024": dict(family="sevenn", checkpoint="7net-0_11Jul2024"),
+    "sevennet-mf-0": dict(family="sevenn", checkpoint="7net-mf-0", modal="PBE"),
+}
+
+
+@pytest.fixture(scope="module", params=list(CASES))
+def adapter(request):
+    return load_adapter(**CASES[request.param], device="cpu", batch_size=4)
+
+
+def _scale(features):
+    return max(1.0, float(np.abs(np.concatenate(features)).max()))
+
+
+def test_rotation_translation_permutation_invariance(adapter, few_structures):
+    structures = few_structures.atoms[:4]
+    reference = adapter.embed(structures)
+    rng = np.random.default_rng(7)
+    moved, permutations = [], []
+    for atoms in structures:
+        rotation = Rotation.random(random_state=rng).as_matrix()
+        order = rng.permutation(len(atoms))
+        copy = atoms[order]
+        copy.set_cell(copy.cell.array @ rotation.T, scale_atoms=False)
+        copy.positions = copy.positions @ rotation.T + rng.normal(size=3)
+        moved.append(copy)
+        permutations.append(order)
+    for ref, out, order in zip(reference, adapter.embed(moved), permutations, strict=True):
+        np.testing.assert_allclose(out, ref[order], atol=1e-4 * _scale(reference))
+
+
+def test_batched_equals_one_by_one_and_repeats_are_identical(adapter, few_structures):
+    structures = few_structures.atoms
+    batched = adapter.embed(structures)
+    single = [adapter.embed([atoms])[0] for atoms in structures]
+    for a, b in zip(batched, single, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-5 * _scale(batched))
+    for a, b in zip(batched, adapter.embed(structures), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert batched[0].dtype == np.float32
+    assert batched[0].shape[0] == len(structures[0])
+
+
+def test_provenance_names_the_packaged_checkpoint(adapter):
+    info = adapter.provenance()
+    assert info["package_version"] not in ("", "not installed")
+    assert adapter.checkpoint_path.is_file()
+    assert info["checkpoint_file"] == adapter.checkpoint_path.name
+    assert len(info["checkpoint_sha256"]) == 64
+
+
+def test_chgnet_default_layer_is_chgnets_own_atom_features(few_structures):
+    """Our hook-based extraction equals CHGNet's own `return_atom_feas` path."""
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    adapter = load_adapter("chgnet", checkpoint="0.3.0", device="cpu")
+    ours = adapter.embed(few_structures.atoms[:3])
+    theirs = adapter.model.predict_structure(
+        [AseAtomsAdaptor.get_structure(a) for a in few_structures.atoms[:3]], task="e", return_atom_feas=True
+    )
+    for a, b in zip(ours, theirs, strict=True):
+        np.testing.assert_allclose(a, b["atom_fea"], rtol=1e-5, atol=1e-6)
+    assert ours[0].shape[1] == 64
+
+
+def test_sevennet_features_feed_its_own_readout(few_structures):
+    """Pushing our features through SevenNet's remaining modules reproduces its calculator's energy."""
+    from sevenn.calculator import SevenNetCalculator
+
+    atoms = few_structures.atoms[1].copy()
+    adapter = load_adapter("sevenn", checkpoint="7net-0_11Jul2024", device="cpu")
+    features = adapter.embed([atoms])[0]
+    import sevenn._keys as KEY
+    import torch
+
+    model = adapter.model
+    with torch.no_grad():
+        data = {
+            KEY.NODE_FEATURE: torch.from_numpy(features),
+            KEY.ATOM_TYPE: model._atomic_numbers_to_onehot(torch.from_numpy(atoms.numbers.astype(np.int64))),
+        }
+        for name in ("reduce_input_to_hidden", "reduce_hidden_to_energy", "rescale_atomic_energy"):
+            data = model._modules[name](data)
+    energy = float(data[KEY.ATOMIC_ENERGY].sum())
+    atoms.calc = SevenNetCalculator("7net-0_11Jul2024", device="cpu")
+    assert energy == pytest.approx(atoms.get_potential_energy(), abs=1e-3)
+
+
+def test_unsupported_elements_are_reported():
+    import ase
+
+    adapter = load_adapter("sevenn", checkpoint="7net-0_11Jul2024", device="cpu")
+    polonium = ase.Atoms("PoNa", positions=[[0, 0, 0], [2, 0, 0]], cell=[5, 5, 5], pbc=True)
+    assert adapter.unsupported(polonium) == [84]
+    chgnet = load_adapter("chgnet", checkpoint="0.3.0", device="cpu")
+    assert chgnet.unsupported(polonium) == []
+    assert chgnet.supported_numbers == frozenset(range(1, 95))
+
+
+def test_bad_model_requests_fail_clearly():
+    with pytest.raises(ModelError, match="unknown model family 'nope'"):
+        load_adapter("nope")
+    with pytest.raises(ModelError, match="neither a packaged model"):
+        load_adapter("chgnet", checkpoint="/no/such/file.pth").load()
+    with pytest.raises(ModelError, match="multi-fidelity"):
+        load_adapter("sevenn", checkpoint="7net-mf-0").load()
+    with pytest.raises(ModelError, match="no interaction block 9"):
+        load_adapter("sevenn", checkpoint="7net-0_11Jul2024", layer=9).load()
+
+
+def test_every_preset_names_a_known_family():
+    assert {preset["family"] for preset in PRESETS.values()} <= set(families())

@@ -1,0 +1,31 @@
+rule anchors:
+    input:
+        embedding_stores,
+    output:
+        directory("results/anchors/{dataset}.zarr"),
+    log:
+        "results/logs/anchors/{dataset}.log",
+    conda:
+        "../../envs/analysis.yaml"
+    params:
+        reference=REFERENCE_MODEL,
+        n=config["anchors"]["n"],
+        method=config["anchors"]["method"],
+        seed=config["anchors"]["seed"],
+    shell:
+        "python -m platonic anchors {output:q} --embeddings {input:q} --reference {params.reference}"
+        " --n {params.n} --method {params.method} --seed {params.seed} > {log} 2>&1"
+
+
+rule project:
+    input:
+        embedding="results/embeddings/{dataset}/{model}.zarr",
+        anchors="results/anchors/{dataset}.zarr",
+    output:
+        directory("results/platonic/{dataset}/{model}.zarr"),
+    log:
+        "results/logs/project/{dataset}/{model}.log",
+    conda:
+        "../../envs/analysis.yaml"
+    shell:
+        "python -m platonic project {input.embedding:q} {input.anchors:q} {output:q} > {log} 2>&1"

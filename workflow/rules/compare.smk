@@ -1,0 +1,45 @@
+rule similarity:
+    input:
+        embeddings=embedding_stores,
+        projections=projection_stores,
+        anchors="results/anchors/{dataset}.zarr",
+    output:
+        store=directory("results/similarity/{dataset}.zarr"),
+        table=report(
+            "results/similarity/{dataset}.csv",
+            caption="../report/similarity_table.rst",
+            category="Similarity",
+        ),
+    log:
+        "results/logs/similarity/{dataset}.log",
+    benchmark:
+        "results/benchmarks/similarity/{dataset}.tsv"
+    conda:
+        "../../envs/analysis.yaml"
+    threads: config["similarity"]["threads"]
+    resources:
+        mem_mb=lambda wildcards, attempt: 4000 * attempt,
+    params:
+        k=config["similarity"]["k"],
+    shell:
+        "python -m platonic similarity {output.store:q} {output.table:q}"
+        " --embeddings {input.embeddings:q} --projections {input.projections:q}"
+        " --anchors {input.anchors:q} --k {params.k} --threads {threads} > {log} 2>&1"
+
+
+rule figures:
+    input:
+        "results/similarity/{dataset}.zarr",
+    output:
+        report(
+            "results/figures/{dataset}/{metric}.png",
+            caption="../report/heatmap.rst",
+            category="Model comparison",
+            labels={"metric": "{metric}"},
+        ),
+    log:
+        "results/logs/figures/{dataset}/{metric}.log",
+    conda:
+        "../../envs/analysis.yaml"
+    shell:
+        "python -m platonic figures {input:q} --metric {wildcards.metric} --output {output:q} > {log} 2>&1"

@@ -1,0 +1,32 @@
+if "url" in config["dataset"]:
+
+    rule download_dataset:
+        output:
+            config["dataset"]["path"],
+        log:
+            f"results/logs/download_dataset/{DATASET}.log",
+        conda:
+            "../../envs/analysis.yaml"
+        params:
+            url=config["dataset"]["url"],
+        shell:
+            "python -m platonic download {params.url:q} {output:q} > {log} 2>&1"
+
+
+rule prepare:
+    input:
+        config["dataset"]["path"],
+    output:
+        directory("results/structures/{dataset}.zarr"),
+    log:
+        "results/logs/prepare/{dataset}.log",
+    conda:
+        "../../envs/analysis.yaml"
+    params:
+        limit=(
+            f"--limit {config['dataset']['limit']}"
+            if config["dataset"]["limit"]
+            else ""
+        ),
+    shell:
+        "python -m platonic prepare {input:q} {output:q} {params.limit} > {log} 2>&1"
