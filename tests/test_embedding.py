@@ -12,7 +12,8 @@ from platonic.store import structures_to_dataset
 
 
 class ElementAdapter(Adapter):
-    """features = [Z, Z^2, n_atoms]; knows elements up to Ne; poisons structures containing O."""
+    """features = [Z, Z^2, n_atoms]; knows elements up to Ne; poisons structures containing O;
+    refuses (raises for the whole batch) structures containing He."""
 
     family = "test"
     package = "numpy"
@@ -34,6 +35,8 @@ class ElementAdapter(Adapter):
 
     def _embed_batch(self, structures):
         out = []
+        if any(2 in atoms.numbers for atoms in structures):
+            raise ValueError("helium is isolated")
         for atoms in structures:
             z = atoms.numbers.astype(float)
             x = np.stack([z, z**2, np.full_like(z, len(atoms))], axis=1)
@@ -60,6 +63,14 @@ def test_unsupported_and_non_finite_structures_are_excluded_not_fatal():
     np.testing.assert_array_equal(features[[0, 1]], [[3, 9, 2], [9, 81, 2]])
     np.testing.assert_array_equal(features[6:], [[4, 16, 3], [1, 1, 3], [1, 1, 3]])
     assert np.isnan(features[~valid]).all()
+
+
+def test_a_structure_the_model_rejects_excludes_only_itself():
+    structures = [_cubic("LiF"), _cubic("HeH"), _cubic("BeH2")]
+    features, valid, reasons = embed_structures(ElementAdapter(batch_size=3), structures, progress=False)
+    np.testing.assert_array_equal(valid, [1, 1, 0, 0, 1, 1, 1])
+    assert reasons == ["", "model failed: ValueError: helium is isolated", ""]
+    np.testing.assert_array_equal(features[4:], [[4, 16, 3], [1, 1, 3], [1, 1, 3]])
 
 
 def test_nothing_embeddable_is_an_error():

@@ -41,8 +41,11 @@ def embed_structures(
     with bar:
         for start in range(0, len(todo), adapter.batch_size):
             batch = todo[start : start + adapter.batch_size]
-            for index, features in zip(batch, adapter.embed([structures[i] for i in batch]), strict=True):
-                per_structure[index] = features
+            for index, outcome in zip(batch, _embed_batch_or_each(adapter, [structures[i] for i in batch]), strict=True):
+                if isinstance(outcome, str):
+                    reasons[index] = outcome
+                else:
+                    per_structure[index] = outcome
                 bar.update(len(structures[index]))
     if not per_structure:
         raise ValueError(f"model {adapter.family}:{adapter.checkpoint} could not embed any structure")
@@ -57,6 +60,32 @@ def embed_structures(
     counts = [len(atoms) for atoms in structures]
     valid = np.repeat([not reason for reason in reasons], counts)
     return np.concatenate(rows).astype(np.float32), valid, reasons
+
+
+def _embed_batch_or_each(adapter: Adapter, batch: list[ase.Atoms]) -> list:
+    """Embed a batch; if the model rejects it, retry one by one so that only the offending
+    structures are excluded (their reason replaces their features). Out-of-memory is not a
+    property of a structure, so it is raised."""
+    try:
+        return adapter.embed(batch)
+    except MemoryError:
+        raise
+    except Exception as batch_error:
+        if _is_out_of_memory(batch_error):
+            raise
+    outcomes: list = []
+    for atoms in batch:
+        try:
+            outcomes.append(adapter.embed([atoms])[0])
+        except Exception as err:
+            if isinstance(err, MemoryError) or _is_out_of_memory(err):
+                raise
+            outcomes.append(f"model failed: {type(err).__name__}: {err}")
+    return outcomes
+
+
+def _is_out_of_memory(err: Exception) -> bool:
+    return "out of memory" in str(err).lower()
 
 
 def embedding_dataset(

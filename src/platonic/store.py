@@ -59,7 +59,10 @@ def open_store(path: str | Path) -> xr.Dataset:
     path = Path(path)
     if not path.exists():
         raise StoreError(f"store {path} does not exist; run the stage that writes it first")
-    ds = xr.open_zarr(path, consolidated=False)
+    with warnings.catch_warnings():
+        # Snakemake leaves a `.snakemake_timestamp` file in directory outputs; zarr ignores it
+        warnings.filterwarnings("ignore", message=".*snakemake_timestamp")
+        ds = xr.open_zarr(path, consolidated=False)
     if not ds.attrs.get("complete", False):
         raise StoreError(f"store {path} is incomplete (interrupted write?); delete it and re-run its stage")
     return ds

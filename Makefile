@@ -1,0 +1,34 @@
+# platonic: `make run` (set up + run the default study), `make test` (set up + run the tests).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(abspath $(VENV))/bin
+STAMP := $(VENV)/.installed
+# jobs find `python -m platonic` and snakemake in the project's virtualenv
+WITH_VENV := PATH="$(BIN):$$PATH"
+
+.PHONY: setup run report test clean
+
+setup: $(STAMP)
+
+# torch first, from its pinned CPU wheel, so that nothing pulls a multi-GB CUDA build
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e ".[chgnet,sevenn,workflow,dev]"
+	touch $(STAMP)
+
+run: setup
+	$(WITH_VENV) snakemake --profile profiles/default
+	$(MAKE) report
+
+report: setup
+	$(WITH_VENV) snakemake --profile profiles/default --report results/report.html
+	@echo "figures: results/figures/   report: results/report.html"
+
+test: setup
+	$(WITH_VENV) python -m pytest
+	$(WITH_VENV) snakemake --lint
+	$(WITH_VENV) snakefmt --check .
+
+clean:
+	rm -rf results .snakemake

@@ -1,0 +1,56 @@
+import numpy as np
+
+from platonic.cli import main
+from platonic.models import PRESETS
+from platonic.store import open_store
+
+
+def test_models_lists_every_preset(capsys):
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    for name in PRESETS:
+        assert name in out
+
+
+def test_prepare_writes_a_store_and_reports_bad_input(tmp_path, sample_csv, capsys):
+    assert main(["prepare", str(sample_csv), str(tmp_path / "s.zarr"), "--limit", "3"]) == 0
+    ds = open_store(tmp_path / "s.zarr")
+    assert ds.attrs["n_structures"] == 3
+    assert main(["prepare", str(tmp_path / "none.csv"), str(tmp_path / "t.zarr")]) == 1
+    err = capsys.readouterr().err
+    assert "does not exist" in err and "dataset.path" in err
+    assert not (tmp_path / "t.zarr").exists()
+
+
+def test_embed_needs_a_family_for_unknown_models(tmp_path, sample_csv, capsys):
+    main(["prepare", str(sample_csv), str(tmp_path / "s.zarr"), "--limit", "2"])
+    code = main(["embed", str(tmp_path / "s.zarr"), str(tmp_path / "e.zarr"), "--model", "mystery"])
+    assert code == 1
+    assert "give --family and --checkpoint" in capsys.readouterr().err
+
+
+def test_stage_chain_on_two_real_models(tmp_path, sample_csv):
+    """prepare -> embed x2 -> anchors -> project -> similarity, through the CLI only."""
+    s, e1, e2 = tmp_path / "s.zarr", tmp_path / "e1.zarr", tmp_path / "e2.zarr"
+    assert main(["prepare", str(sample_csv), str(s), "--limit", "8"]) == 0
+    assert main(["embed", str(s), str(e1), "--model", "chgnet-0.3.0", "--device", "cpu", "--no-progress"]) == 0
+    assert main(["embed", str(s), str(e2), "--model", "chgnet-r2scan", "--device", "cpu", "--no-progress"]) == 0
+    anchors = tmp_path / "a.zarr"
+    assert main(["anchors", str(anchors), "--embeddings", str(e1), str(e2), "--reference", "chgnet-0.3.0",
+                 "--n", "12", "--seed", "1"]) == 0
+    assert main(["project", str(e1), str(anchors), str(tmp_path / "p1.zarr")]) == 0
+    assert main(["project", str(e2), str(anchors), str(tmp_path / "p2.zarr")]) == 0
+    assert main(["similarity", str(tmp_path / "sim.zarr"), str(tmp_path / "sim.csv"),
+                 "--embeddings", str(e1), str(e2), "--projections", str(tmp_path / "p1.zarr"),
+                 str(tmp_path / "p2.zarr"), "--anchors", str(anchors), "--k", "4"]) == 0
+    embedding = open_store(e1)
+    projection = open_store(tmp_path / "p1.zarr")
+    rows = open_store(anchors)["anchor_atom"].values
+    x = embedding["embedding"].values.astype(np.float64)
+    unit = x / np.linalg.norm(x, axis=1, keepdims=True)
+    np.testing.assert_allclose(projection["coordinate"].values, unit @ unit[rows].T, atol=1e-6)
+    assert embedding.attrs["model_checkpoint"] == "0.3.0"
+    sim = open_store(tmp_path / "sim.zarr")["similarity"]
+    np.testing.assert_allclose(np.diagonal(sim.values, axis1=2, axis2=3), 1.0)
+    assert main(["figures", str(tmp_path / "sim.zarr"), "--out-dir", str(tmp_path / "figs")]) == 0
+    assert sorted(p.name for p in (tmp_path / "figs").iterdir()) == ["linear_cka.png", "mutual_knn.png"]
