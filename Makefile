@@ -29,6 +29,8 @@ test: setup
 	$(WITH_VENV) python -m pytest
 	$(WITH_VENV) snakemake --lint
 	$(WITH_VENV) snakefmt --check .
+	$(WITH_VENV) ruff check src tests
+	$(WITH_VENV) ruff format --check src tests
 
 clean:
 	rm -rf results .snakemake

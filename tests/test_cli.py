@@ -36,13 +36,46 @@ def test_stage_chain_on_two_real_models(tmp_path, sample_csv):
     assert main(["embed", str(s), str(e1), "--model", "chgnet-0.3.0", "--device", "cpu", "--no-progress"]) == 0
     assert main(["embed", str(s), str(e2), "--model", "chgnet-r2scan", "--device", "cpu", "--no-progress"]) == 0
     anchors = tmp_path / "a.zarr"
-    assert main(["anchors", str(anchors), "--embeddings", str(e1), str(e2), "--reference", "chgnet-0.3.0",
-                 "--n", "12", "--seed", "1"]) == 0
+    assert (
+        main(
+            [
+                "anchors",
+                str(anchors),
+                "--embeddings",
+                str(e1),
+                str(e2),
+                "--reference",
+                "chgnet-0.3.0",
+                "--n",
+                "12",
+                "--seed",
+                "1",
+            ]
+        )
+        == 0
+    )
     assert main(["project", str(e1), str(anchors), str(tmp_path / "p1.zarr")]) == 0
     assert main(["project", str(e2), str(anchors), str(tmp_path / "p2.zarr")]) == 0
-    assert main(["similarity", str(tmp_path / "sim.zarr"), str(tmp_path / "sim.csv"),
-                 "--embeddings", str(e1), str(e2), "--projections", str(tmp_path / "p1.zarr"),
-                 str(tmp_path / "p2.zarr"), "--anchors", str(anchors), "--k", "4"]) == 0
+    assert (
+        main(
+            [
+                "similarity",
+                str(tmp_path / "sim.zarr"),
+                str(tmp_path / "sim.csv"),
+                "--embeddings",
+                str(e1),
+                str(e2),
+                "--projections",
+                str(tmp_path / "p1.zarr"),
+                str(tmp_path / "p2.zarr"),
+                "--anchors",
+                str(anchors),
+                "--k",
+                "4",
+            ]
+        )
+        == 0
+    )
     embedding = open_store(e1)
     projection = open_store(tmp_path / "p1.zarr")
     rows = open_store(anchors)["anchor_atom"].values

@@ -19,19 +19,7 @@ class ElementAdapter(Adapter):
     package = "numpy"
 
     def _load(self):
-        pass
-
-    @property
-    def supported_numbers(self):
-        return frozenset(range(1, 11))
-
-    @property
-    def checkpoint_path(self):
-        return Path(__file__)
-
-    @property
-    def layer_name(self):
-        return "closed form"
+        return Path(__file__), frozenset(range(1, 11)), "closed form"
 
     def _embed_batch(self, structures):
         out = []

@@ -12,7 +12,12 @@ def _similarity(models):
         values[:, :, i, i] = 1.0
     return xr.Dataset(
         {"similarity": (("metric", "space", "model_a", "model_b"), values)},
-        coords={"metric": ["linear_cka", "mutual_knn"], "space": ["raw", "anchor"], "model_a": models, "model_b": models},
+        coords={
+            "metric": ["linear_cka", "mutual_knn"],
+            "space": ["raw", "anchor"],
+            "model_a": models,
+            "model_b": models,
+        },
         attrs={"k": 10, "n_atoms": 123},
     )
 

@@ -14,8 +14,8 @@ def dense_cka(x, y):
     """CKA from N x N Gram matrices and HSIC with the centring matrix H (Kornblith et al. 2019, eq. 3)."""
     n = len(x)
     h = np.eye(n) - np.ones((n, n)) / n
-    k, l = h @ x @ x.T @ h, h @ y @ y.T @ h
-    return np.sum(k * l) / np.sqrt(np.sum(k * k) * np.sum(l * l))
+    gram_x, gram_y = h @ x @ x.T @ h, h @ y @ y.T @ h
+    return np.sum(gram_x * gram_y) / np.sqrt(np.sum(gram_x * gram_x) * np.sum(gram_y * gram_y))
 
 
 def test_cka_equals_the_dense_gram_definition():

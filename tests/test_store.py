@@ -37,7 +37,7 @@ def test_failed_write_leaves_previous_store_intact(tmp_path):
         pass
 
     bad = xr.Dataset({"x": ("atom", np.array([Unwritable()] * 3, dtype=object))})
-    with pytest.raises(Exception):
+    with pytest.raises(ValueError):
         write_store(bad, path)
     np.testing.assert_array_equal(open_store(path)["x"].values, np.arange(3))
     assert [p.name for p in tmp_path.iterdir()] == ["a.zarr"]  # no temporary leftovers

@@ -23,9 +23,7 @@ def test_reads_the_bundled_training_split(sample_csv):
     assert structures.ids == [row["material_id"] for row in rows]
     assert [len(a) for a in structures.atoms] == [_count_sites(row["cif"]) for row in rows]
     assert structures.n_atoms == 9047
-    np.testing.assert_allclose(
-        structures.labels["band_gap"], [float(row["band_gap"]) for row in rows]
-    )
+    np.testing.assert_allclose(structures.labels["band_gap"], [float(row["band_gap"]) for row in rows])
 
 
 def test_limit_keeps_the_first_structures(sample_csv):
@@ -76,12 +74,14 @@ def test_extxyz_round_trip(tmp_path, few_structures):
     import ase.io
 
     path = tmp_path / "set.extxyz"
-    for atoms, structure_id in zip(few_structures.atoms, few_structures.ids):
-        atoms.info["material_id"] = structure_id
-    ase.io.write(path, few_structures.atoms)
+    frames = []
+    for atoms, structure_id in zip(few_structures.atoms, few_structures.ids, strict=True):
+        frames.append(atoms.copy())
+        frames[-1].info["material_id"] = structure_id
+    ase.io.write(path, frames)
     again = read_structures(path)
     assert again.ids == few_structures.ids
-    for a, b in zip(again.atoms, few_structures.atoms):
+    for a, b in zip(again.atoms, few_structures.atoms, strict=True):
         np.testing.assert_allclose(a.positions, b.positions, atol=1e-8)
 
 

@@ -12,10 +12,13 @@ import pytest
 import yaml
 
 from platonic.metrics import linear_cka
+from platonic.store import open_store
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = shutil.which("snakemake", path=str(Path(sys.executable).parent)) or shutil.which("snakemake")
-pytestmark = pytest.mark.skipif(SNAKEMAKE is None, reason="snakemake is not installed (pip install 'platonic[workflow]')")
+pytestmark = pytest.mark.skipif(
+    SNAKEMAKE is None, reason="snakemake is not installed (pip install 'platonic[workflow]')"
+)
 
 
 def snakemake(*args, cwd=ROOT, check=True):
@@ -36,12 +39,22 @@ def test_default_config_dry_run_fans_out_one_embed_per_model():
     counts = job_counts(snakemake("--profile", "profiles/default", "-n", "--forceall").stdout)
     models = yaml.safe_load((ROOT / "config/config.yaml").read_text())["models"]
     assert len(models) == 7
-    assert counts == {"prepare": 1, "embed": 7, "anchors": 1, "project": 7, "similarity": 1, "figures": 2,
-                      "all": 1, "total": 20}
+    assert counts == {
+        "prepare": 1,
+        "embed": 7,
+        "anchors": 1,
+        "project": 7,
+        "similarity": 1,
+        "figures": 2,
+        "all": 1,
+        "total": 20,
+    }
 
 
 def test_paper_config_dry_run_replaces_the_default_models():
-    out = snakemake("--profile", "profiles/default", "--configfile", "config/paper.yaml", "-n", "--forceall", "-p").stdout
+    out = snakemake(
+        "--profile", "profiles/default", "--configfile", "config/paper.yaml", "-n", "--forceall", "-p"
+    ).stdout
     counts = job_counts(out)
     assert counts["embed"] == 7 and counts["project"] == 7 and counts["similarity"] == 1
     assert counts.get("download_dataset", 0) == (0 if (ROOT / "data/mp_20/train.csv").exists() else 1)
@@ -53,7 +66,9 @@ def test_slurm_profile_asks_one_gpu_per_embed_job_with_its_family_env():
     pytest.importorskip("snakemake_executor_plugin_slurm", reason="the SLURM executor plugin is not installed")
     # conda is not available here; the env-modules method stands in so the dry-run can plan
     out = snakemake("--profile", "profiles/slurm", "--sdm", "env-modules", "-n", "--forceall").stdout
-    embed_jobs = [block for block in out.split("\n\n") if block.strip().startswith(("rule embed", "[")) and "rule embed:" in block]
+    embed_jobs = [
+        block for block in out.split("\n\n") if block.strip().startswith(("rule embed", "[")) and "rule embed:" in block
+    ]
     assert len(embed_jobs) == 7
     for block in embed_jobs:
         assert re.search(r"\bgpu=1\b", block), block
@@ -91,8 +106,10 @@ def test_bad_config_is_rejected_naming_the_key(tmp_path, change, message):
 def test_schema_fills_defaults():
     from snakemake.utils import validate
 
-    config = {"dataset": {"name": "x", "path": "x.csv"}, "models": {"a": {"family": "chgnet", "checkpoint": "0.3.0"},
-                                                                   "b": {"family": "sevenn", "checkpoint": "7net-0"}}}
+    config = {
+        "dataset": {"name": "x", "path": "x.csv"},
+        "models": {"a": {"family": "chgnet", "checkpoint": "0.3.0"}, "b": {"family": "sevenn", "checkpoint": "7net-0"}},
+    }
     validate(config, str(ROOT / "workflow/schemas/config.schema.yaml"))
     assert config["anchors"] == {"reference_model": None, "n": 100, "method": "random", "seed": 0}
     assert config["similarity"]["k"] == 10 and config["embed"]["device"] == "auto"
@@ -112,16 +129,24 @@ def test_tiny_end_to_end_run_with_two_real_models(tmp_path):
         "similarity": {"k": 4},
     }
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
-    common = ["--snakefile", str(ROOT / "Snakefile"), "--directory", str(tmp_path),
-              "--configfile", str(tmp_path / "config.yaml"), "--profile", str(ROOT / "profiles/default"), "--cores", "2"]
+    common = [
+        "--snakefile",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(tmp_path),
+        "--configfile",
+        str(tmp_path / "config.yaml"),
+        "--profile",
+        str(ROOT / "profiles/default"),
+        "--cores",
+        "2",
+    ]
     snakemake(*common, cwd=tmp_path)
     results = tmp_path / "results"
     for name in ("linear_cka", "mutual_knn"):
         assert (results / "figures/tiny" / f"{name}.png").stat().st_size > 10_000
-    import xarray as xr
-
-    sim = xr.open_zarr(results / "similarity/tiny.zarr", consolidated=False)["similarity"]
-    raw = {m: xr.open_zarr(results / f"embeddings/tiny/{m}.zarr", consolidated=False) for m in config["models"]}
+    sim = open_store(results / "similarity/tiny.zarr")["similarity"]
+    raw = {m: open_store(results / f"embeddings/tiny/{m}.zarr") for m in config["models"]}
     a, b = (raw[m]["embedding"].values for m in config["models"])
     assert a.shape[0] == b.shape[0] == sim.attrs.get("n_atoms", a.shape[0])
     expected = linear_cka(a.astype(np.float64), b.astype(np.float64))

@@ -119,7 +119,10 @@ def cmd_prepare(args) -> None:
     write_store(structures_to_dataset(structures, source=args.input), args.output)
     log.info(
         "%d structures, %d atoms -> %s (%d rejected)",
-        len(structures), structures.n_atoms, args.output, len(structures.rejected),
+        len(structures),
+        structures.n_atoms,
+        args.output,
+        len(structures.rejected),
     )
 
 
@@ -183,8 +186,14 @@ def cmd_anchors(args) -> None:
         structure_set_hash=reference.attrs["structure_set_hash"],
     )
     write_store(ds, args.output)
-    log.info("%d anchors on %s (%s, seed %d); %d atoms valid in all models", args.n, args.reference,
-             args.method, args.seed, int(valid.sum()))
+    log.info(
+        "%d anchors on %s (%s, seed %d); %d atoms valid in all models",
+        args.n,
+        args.reference,
+        args.method,
+        args.seed,
+        int(valid.sum()),
+    )
 
 
 def cmd_project(args) -> None:
@@ -271,8 +280,7 @@ def cmd_download(args) -> None:
     except OSError as err:
         partial.unlink(missing_ok=True)
         raise RuntimeError(
-            f"cannot download {args.url} ({err}); download it on a machine with network access and "
-            f"place it at {output}"
+            f"cannot download {args.url} ({err}); download it on a machine with network access and place it at {output}"
         ) from err
     partial.rename(output)
     log.info("downloaded %s -> %s", args.url, output)

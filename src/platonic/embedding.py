@@ -41,7 +41,9 @@ def embed_structures(
     with bar:
         for start in range(0, len(todo), adapter.batch_size):
             batch = todo[start : start + adapter.batch_size]
-            for index, outcome in zip(batch, _embed_batch_or_each(adapter, [structures[i] for i in batch]), strict=True):
+            for index, outcome in zip(
+                batch, _embed_batch_or_each(adapter, [structures[i] for i in batch]), strict=True
+            ):
                 if isinstance(outcome, str):
                     reasons[index] = outcome
                 else:

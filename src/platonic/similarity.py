@@ -14,9 +14,7 @@ METRICS = ("linear_cka", "mutual_knn")
 SPACES = ("raw", "anchor")
 
 
-def pairwise_similarity(
-    spaces: dict[str, dict[str, np.ndarray]], k: int = 10, threads: int = 1
-) -> xr.Dataset:
+def pairwise_similarity(spaces: dict[str, dict[str, np.ndarray]], k: int = 10, threads: int = 1) -> xr.Dataset:
     """Compare all model pairs.
 
     ``spaces`` maps a space name (``raw``, ``anchor``) to ``{model: features (N, d)}``; all arrays
@@ -35,8 +33,12 @@ def pairwise_similarity(
         self_cov = {m: dask.delayed(metrics.centred_cross_covariance)(x, x) for m, x in per_model.items()}
         neighbours = {m: dask.delayed(metrics.knn_indices)(x, k) for m, x in per_model.items()}
         for a, b in itertools.combinations_with_replacement(models, 2):
-            cross = self_cov[a] if a == b else dask.delayed(metrics.centred_cross_covariance)(per_model[a], per_model[b])
-            tasks["linear_cka", space, a, b] = dask.delayed(metrics.cka_from_covariances)(cross, self_cov[a], self_cov[b])
+            cross = (
+                self_cov[a] if a == b else dask.delayed(metrics.centred_cross_covariance)(per_model[a], per_model[b])
+            )
+            tasks["linear_cka", space, a, b] = dask.delayed(metrics.cka_from_covariances)(
+                cross, self_cov[a], self_cov[b]
+            )
             tasks["mutual_knn", space, a, b] = dask.delayed(metrics.mutual_knn_alignment)(neighbours[a], neighbours[b])
     (values,) = dask.compute(tasks, scheduler="threads", num_workers=max(1, threads))
     table = np.full((len(METRICS), len(space_names), len(models), len(models)), np.nan)
@@ -52,7 +54,7 @@ def pairwise_similarity(
     return ds
 
 
-def similarity_table(ds: xr.Dataset) -> "list[dict]":
+def similarity_table(ds: xr.Dataset) -> list[dict]:
     """Tidy rows (one per metric, space and ordered pair) for the CSV next to the store."""
     rows = []
     for metric in ds.metric.values:
@@ -61,7 +63,13 @@ def similarity_table(ds: xr.Dataset) -> "list[dict]":
                 for b in ds.model_b.values:
                     value = float(ds.similarity.sel(metric=metric, space=space, model_a=a, model_b=b))
                     rows.append(
-                        {"metric": str(metric), "space": str(space), "model_a": str(a), "model_b": str(b),
-                         "value": value, "n_atoms": int(ds.attrs["n_atoms"])}
+                        {
+                            "metric": str(metric),
+                            "space": str(space),
+                            "model_a": str(a),
+                            "model_b": str(b),
+                            "value": value,
+                            "n_atoms": int(ds.attrs["n_atoms"]),
+                        }
                     )
     return rows

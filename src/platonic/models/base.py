@@ -49,26 +49,30 @@ class Adapter(ABC):
             import torch
 
             torch.manual_seed(0)
-            self._load()
+            self._checkpoint_path, self._supported, self._layer_name = self._load()
             self._loaded = True
 
     @abstractmethod
-    def _load(self) -> None: ...
+    def _load(self) -> tuple[Path, frozenset[int], str]:
+        """Load the weights; return the checkpoint file, the atomic numbers the model knows and a
+        human-readable name of the features taken (e.g. ``atom_conv_layers[2]``)."""
 
     @property
-    @abstractmethod
     def supported_numbers(self) -> frozenset[int]:
         """Atomic numbers the model was trained on."""
+        self.load()
+        return self._supported
 
     @property
-    @abstractmethod
     def checkpoint_path(self) -> Path:
         """The weights file actually loaded."""
+        self.load()
+        return self._checkpoint_path
 
     @property
-    @abstractmethod
     def layer_name(self) -> str:
-        """A human-readable name of the features taken (e.g. ``atom_conv_layers[2]``)."""
+        self.load()
+        return self._layer_name
 
     @abstractmethod
     def _embed_batch(self, structures: list[ase.Atoms]) -> list[np.ndarray]:

@@ -21,13 +21,13 @@ class CHGNetAdapter(Adapter):
     package = "chgnet"
     default_checkpoint = "0.3.0"
 
-    def _load(self) -> None:
+    def _load(self) -> tuple[Path, frozenset[int], str]:
         from chgnet.model import CHGNet
 
         if self.checkpoint in PACKAGED:
             self.model = CHGNet.load(model_name=self.checkpoint, use_device=self.device, verbose=False)
             folder = Path(__import__("chgnet").__file__).parent / "pretrained" / self.checkpoint
-            self._path = next(folder.glob("*.pth.tar"))
+            path = next(folder.glob("*.pth.tar"))
         else:
             path = Path(self.checkpoint).expanduser()
             if not path.is_file():
@@ -36,28 +36,14 @@ class CHGNetAdapter(Adapter):
                     f"({', '.join(sorted(PACKAGED))}) nor an existing file"
                 )
             self.model = CHGNet.from_file(str(path)).to(self.device)
-            self._path = path
         self.model.eval()
         n_layers = len(self.model.atom_conv_layers)
         index = -2 if self.layer is None else int(self.layer)
         if not -n_layers <= index < n_layers:
             raise ModelError(f"CHGNet has {n_layers} atom-convolution layers; layer {index} does not exist")
         self._layer_index = index % n_layers
-
-    @property
-    def supported_numbers(self) -> frozenset[int]:
-        self.load()
-        return frozenset(range(1, self.model.atom_embedding.embedding.num_embeddings + 1))
-
-    @property
-    def checkpoint_path(self) -> Path:
-        self.load()
-        return self._path
-
-    @property
-    def layer_name(self) -> str:
-        self.load()
-        return f"atom_conv_layers[{self._layer_index}]"
+        supported = frozenset(range(1, self.model.atom_embedding.embedding.num_embeddings + 1))
+        return path, supported, f"atom_conv_layers[{self._layer_index}]"
 
     def _embed_batch(self, structures: list[ase.Atoms]) -> list[np.ndarray]:
         from pymatgen.io.ase import AseAtomsAdaptor

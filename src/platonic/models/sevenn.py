@@ -22,7 +22,7 @@ class SevenNetAdapter(Adapter):
     package = "sevenn"
     default_checkpoint = "7net-0_11Jul2024"
 
-    def _load(self) -> None:
+    def _load(self) -> tuple[Path, frozenset[int], str]:
         import sevenn._keys as KEY
         from sevenn import util
 
@@ -34,7 +34,7 @@ class SevenNetAdapter(Adapter):
         self.model.set_is_batch_data(True)
         self.model.to(self.device).eval()
         path = Path(self.checkpoint).expanduser()
-        self._path = path if path.is_file() else Path(util.pretrained_name_to_path(self.checkpoint))
+        path = path if path.is_file() else Path(util.pretrained_name_to_path(self.checkpoint))
         self.cutoff = float(checkpoint.config[KEY.CUTOFF])
         self.type_map = dict(checkpoint.config[KEY.TYPE_MAP])
         self.modal = self.options.get("modal")
@@ -55,21 +55,8 @@ class SevenNetAdapter(Adapter):
             self._stop = names[names.index(gate) + 1]
         if self._stop not in names:
             raise ModelError(f"SevenNet model has no module {self._stop!r}; modules: {names}")
-
-    @property
-    def supported_numbers(self) -> frozenset[int]:
-        self.load()
-        return frozenset(int(z) for z in self.type_map)
-
-    @property
-    def checkpoint_path(self) -> Path:
-        self.load()
-        return self._path
-
-    @property
-    def layer_name(self) -> str:
-        self.load()
-        return f"input of {self._stop}" if self.layer is None else f"block {self.layer} scalars"
+        layer_name = f"input of {self._stop}" if self.layer is None else f"block {self.layer} scalars"
+        return path, frozenset(int(z) for z in self.type_map), layer_name
 
     def _embed_batch(self, structures: list[ase.Atoms]) -> list[np.ndarray]:
         import sevenn._keys as KEY
