@@ -145,10 +145,11 @@ def test_tiny_end_to_end_run_with_two_real_models(tmp_path):
     results = tmp_path / "results"
     for name in ("linear_cka", "mutual_knn"):
         assert (results / "figures/tiny" / f"{name}.png").stat().st_size > 10_000
-    sim = open_store(results / "similarity/tiny.zarr")["similarity"]
+    similarity_store = open_store(results / "similarity/tiny.zarr")
+    sim = similarity_store["similarity"]
     raw = {m: open_store(results / f"embeddings/tiny/{m}.zarr") for m in config["models"]}
     a, b = (raw[m]["embedding"].values for m in config["models"])
-    assert a.shape[0] == b.shape[0] == sim.attrs.get("n_atoms", a.shape[0])
+    assert a.shape[0] == b.shape[0] == similarity_store.attrs["n_atoms"] + similarity_store.attrs["n_excluded_atoms"]
     expected = linear_cka(a.astype(np.float64), b.astype(np.float64))
     got = float(sim.sel(metric="linear_cka", space="raw", model_a="chgnet-0.3.0", model_b="sevennet-0"))
     assert got == pytest.approx(expected, abs=1e-10)
