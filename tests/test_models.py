@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from scipy.spatial.transform import Rotation
+from adapter_checks import check_batching, check_invariance, check_provenance
 
 from platonic.models import PRESETS, ModelError, families, load_adapter
 
@@ -21,45 +21,16 @@ def adapter(request):
     return load_adapter(**CASES[request.param], device="cpu", batch_size=4)
 
 
-def _scale(features):
-    return max(1.0, float(np.abs(np.concatenate(features)).max()))
-
-
 def test_rotation_translation_permutation_invariance(adapter, few_structures):
-    structures = few_structures.atoms[:4]
-    reference = adapter.embed(structures)
-    rng = np.random.default_rng(7)
-    moved, permutations = [], []
-    for atoms in structures:
-        rotation = Rotation.random(random_state=rng).as_matrix()
-        order = rng.permutation(len(atoms))
-        copy = atoms[order]
-        copy.set_cell(copy.cell.array @ rotation.T, scale_atoms=False)
-        copy.positions = copy.positions @ rotation.T + rng.normal(size=3)
-        moved.append(copy)
-        permutations.append(order)
-    for ref, out, order in zip(reference, adapter.embed(moved), permutations, strict=True):
-        np.testing.assert_allclose(out, ref[order], atol=1e-4 * _scale(reference))
+    check_invariance(adapter, few_structures.atoms[:4])
 
 
 def test_batched_equals_one_by_one_and_repeats_are_identical(adapter, few_structures):
-    structures = few_structures.atoms
-    batched = adapter.embed(structures)
-    single = [adapter.embed([atoms])[0] for atoms in structures]
-    for a, b in zip(batched, single, strict=True):
-        np.testing.assert_allclose(a, b, atol=1e-5 * _scale(batched))
-    for a, b in zip(batched, adapter.embed(structures), strict=True):
-        np.testing.assert_array_equal(a, b)
-    assert batched[0].dtype == np.float32
-    assert batched[0].shape[0] == len(structures[0])
+    check_batching(adapter, few_structures.atoms)
 
 
 def test_provenance_names_the_packaged_checkpoint(adapter):
-    info = adapter.provenance()
-    assert info["package_version"] not in ("", "not installed")
-    assert adapter.checkpoint_path.is_file()
-    assert info["checkpoint_file"] == adapter.checkpoint_path.name
-    assert len(info["checkpoint_sha256"]) == 64
+    check_provenance(adapter)
 
 
 def test_chgnet_default_layer_is_chgnets_own_atom_features(few_structures):
@@ -117,6 +88,10 @@ def test_bad_model_requests_fail_clearly():
         load_adapter("chgnet", checkpoint="/no/such/file.pth").load()
     with pytest.raises(ModelError, match="multi-fidelity"):
         load_adapter("sevenn", checkpoint="7net-mf-0").load()
+    with pytest.raises(ModelError, match="chgnet models run in float32, not 'float64'"):
+        load_adapter("chgnet", dtype="float64")
+    with pytest.raises(ModelError, match="batch_size must be positive"):
+        load_adapter("chgnet", batch_size=0)
     with pytest.raises(ModelError, match="no interaction block 9"):
         load_adapter("sevenn", checkpoint="7net-0_11Jul2024", layer=9).load()
 

@@ -51,17 +51,18 @@ def embed_structures(
                 bar.update(len(structures[index]))
     if not per_structure:
         raise ValueError(f"model {adapter.family}:{adapter.checkpoint} could not embed any structure")
-    n_features = next(iter(per_structure.values())).shape[1]
+    first = next(iter(per_structure.values()))
+    n_features, dtype = first.shape[1], first.dtype
     rows = []
     for index, atoms in enumerate(structures):
         features = per_structure.get(index)
         if features is not None and not np.isfinite(features).all():
             reasons[index] = "model output is not finite (NaN/inf)"
             features = None
-        rows.append(features if features is not None else np.full((len(atoms), n_features), np.nan, np.float32))
+        rows.append(features if features is not None else np.full((len(atoms), n_features), np.nan, dtype))
     counts = [len(atoms) for atoms in structures]
     valid = np.repeat([not reason for reason in reasons], counts)
-    return np.concatenate(rows).astype(np.float32), valid, reasons
+    return np.concatenate(rows), valid, reasons
 
 
 def _embed_batch_or_each(adapter: Adapter, batch: list[ase.Atoms]) -> list:

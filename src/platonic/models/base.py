@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from abc import ABC, abstractmethod
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 
@@ -20,13 +21,16 @@ class Adapter(ABC):
 
     Parameters are the same for every family so that a config entry is enough to add a model:
     ``checkpoint`` (a name the package knows or a file path), ``layer`` (which features to take;
-    ``None`` is the family default), ``device`` (``auto`` picks CUDA when present) and
+    ``None`` is the family default), ``device`` (``auto`` picks CUDA when present), ``dtype`` of
+    the forward pass (``float32`` or ``float64``, where the family supports it), ``cache_dir``
+    (where downloaded weights are kept; ``None`` is the package's own default) and
     family-specific ``options``.
     """
 
     family: str = ""
     package: str = ""
     default_checkpoint: str = ""
+    dtypes: tuple[str, ...] = ("float32",)  # forward-pass precisions the family supports
 
     def __init__(
         self,
@@ -34,14 +38,28 @@ class Adapter(ABC):
         layer: int | str | None = None,
         device: str = "auto",
         batch_size: int = 16,
+        dtype: str = "float32",
+        cache_dir: str | Path | None = None,
         **options,
     ):
+        if dtype not in self.dtypes:
+            raise ModelError(f"{self.family} models run in {' or '.join(self.dtypes)}, not {dtype!r}")
+        if int(batch_size) < 1:
+            raise ModelError(f"batch_size must be positive, got {batch_size}")
         self.checkpoint = checkpoint or self.default_checkpoint
         self.layer = layer
         self.device = resolve_device(device)
         self.batch_size = int(batch_size)
+        self.dtype = dtype
+        self.cache_dir = Path(cache_dir).expanduser() if cache_dir else None
         self.options = options
         self._loaded = False
+
+    @property
+    def torch_dtype(self):
+        import torch
+
+        return {"float32": torch.float32, "float64": torch.float64}[self.dtype]
 
     def load(self) -> None:
         """Load weights once (lazily, on first use)."""
@@ -79,12 +97,13 @@ class Adapter(ABC):
         """Forward pass only (no forces): one ``(n_atoms_i, n_features)`` array per structure."""
 
     def embed(self, structures: list[ase.Atoms]) -> list[np.ndarray]:
-        """Embed structures in batches of ``batch_size``; returns one float32 array per structure."""
+        """Embed structures in batches of ``batch_size``; one ``(n_atoms_i, n_features)`` array of
+        ``dtype`` per structure."""
         self.load()
         out: list[np.ndarray] = []
         for start in range(0, len(structures), self.batch_size):
             out.extend(self._embed_batch(structures[start : start + self.batch_size]))
-        return [np.asarray(x, dtype=np.float32) for x in out]
+        return [np.asarray(x, dtype=self.dtype) for x in out]
 
     def unsupported(self, structure: ase.Atoms) -> list[int]:
         """Atomic numbers in ``structure`` that the model does not know."""
@@ -103,8 +122,22 @@ class Adapter(ABC):
             "checkpoint_sha256": file_sha256(path),
             "layer": self.layer_name,
             "device": self.device,
+            "forward_dtype": self.dtype,
             "options": {k: str(v) for k, v in self.options.items()},
         }
+
+
+@contextmanager
+def default_dtype(dtype):
+    """Temporarily set torch's default float dtype (packages that build tensors with it)."""
+    import torch
+
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(previous)
 
 
 def resolve_device(device: str) -> str:

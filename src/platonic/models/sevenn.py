@@ -30,6 +30,7 @@ class SevenNetAdapter(Adapter):
             checkpoint = util.load_checkpoint(self.checkpoint)
         except (ValueError, FileNotFoundError) as err:
             raise ModelError(f"SevenNet checkpoint {self.checkpoint!r} cannot be loaded: {err}") from err
+        # float32 only: e3nn compiles its linear layers for the dtype in effect when the model is built
         self.model = checkpoint.build_model()
         self.model.set_is_batch_data(True)
         self.model.to(self.device).eval()

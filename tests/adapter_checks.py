@@ -1,0 +1,60 @@
+"""Checks every adapter must pass, shared by the per-family test modules.
+
+Each takes an adapter and a few real ``ase.Atoms`` and asserts the contract of
+``platonic.models.base.Adapter``: symmetry invariance, batching and determinism.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.spatial.transform import Rotation
+
+
+def _scale(features) -> float:
+    return max(1.0, float(np.abs(np.concatenate(features)).max()))
+
+
+def moved_copies(structures, seed: int = 7):
+    """Rotated (cell and positions), translated and permuted copies, with the permutations used."""
+    rng = np.random.default_rng(seed)
+    moved, permutations = [], []
+    for atoms in structures:
+        rotation = Rotation.random(random_state=rng).as_matrix()
+        order = rng.permutation(len(atoms))
+        copy = atoms[order]
+        copy.set_cell(copy.cell.array @ rotation.T, scale_atoms=False)
+        copy.positions = copy.positions @ rotation.T + rng.normal(size=3)
+        moved.append(copy)
+        permutations.append(order)
+    return moved, permutations
+
+
+def check_invariance(adapter, structures, rtol: float = 1e-4) -> None:
+    """Rotating, translating and permuting atoms permutes the rows and changes nothing else."""
+    reference = adapter.embed(structures)
+    moved, permutations = moved_copies(structures)
+    for ref, out, order in zip(reference, adapter.embed(moved), permutations, strict=True):
+        np.testing.assert_allclose(out, ref[order], atol=rtol * _scale(reference))
+
+
+def check_batching(adapter, structures, rtol: float = 1e-5) -> None:
+    """Batched equals one-by-one; the same input twice gives identical numbers; shapes and dtype."""
+    batched = adapter.embed(structures)
+    single = [adapter.embed([atoms])[0] for atoms in structures]
+    for a, b in zip(batched, single, strict=True):
+        np.testing.assert_allclose(a, b, atol=rtol * _scale(batched))
+    for a, b in zip(batched, adapter.embed(structures), strict=True):
+        np.testing.assert_array_equal(a, b)
+    for features, atoms in zip(batched, structures, strict=True):
+        assert features.shape == (len(atoms), batched[0].shape[1])
+        assert features.dtype == np.dtype(adapter.dtype)
+        assert np.isfinite(features).all()
+
+
+def check_provenance(adapter) -> None:
+    info = adapter.provenance()
+    assert info["package_version"] not in ("", "not installed")
+    assert adapter.checkpoint_path.is_file()
+    assert info["checkpoint_file"] == adapter.checkpoint_path.name
+    assert len(info["checkpoint_sha256"]) == 64
+    assert info["layer"] == adapter.layer_name
