@@ -53,6 +53,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="family-specific option")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--batch-size", type=int, default=16, help="structures per forward pass")
+    p.add_argument("--dtype", default="float32", choices=["float32", "float64"], help="forward-pass precision")
+    p.add_argument("--cache-dir", default=None, help="where downloaded weights are kept")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(run=cmd_embed)
@@ -151,6 +153,8 @@ def cmd_embed(args) -> None:
         layer=args.layer,
         device=args.device,
         batch_size=args.batch_size,
+        dtype=args.dtype,
+        cache_dir=args.cache_dir,
         **options,
     )
     structure_store = open_store(args.structures)

@@ -18,7 +18,14 @@ rule embed:
         model=embed_arguments,
         device=config["embed"]["device"],
         batch_size=config["embed"]["batch_size"],
+        dtype=config["embed"]["dtype"],
+        cache_dir=(
+            f"--cache-dir '{config['embed']['cache_dir']}'"
+            if config["embed"]["cache_dir"]
+            else ""
+        ),
     shell:
         "python -m platonic embed {input:q} {output:q} --model {wildcards.model} {params.model}"
-        " --device {params.device} --batch-size {params.batch_size} --threads {threads}"
+        " --device {params.device} --batch-size {params.batch_size} --dtype {params.dtype}"
+        " {params.cache_dir} --threads {threads}"
         " > {log} 2>&1"
