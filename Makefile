@@ -29,8 +29,8 @@ test: setup
 	$(WITH_VENV) python -m pytest
 	$(WITH_VENV) snakemake --lint
 	$(WITH_VENV) snakefmt --check .
-	$(WITH_VENV) ruff check src tests
-	$(WITH_VENV) ruff format --check src tests
+	$(WITH_VENV) ruff check src tests benchmarks
+	$(WITH_VENV) ruff format --check src tests benchmarks
 
 clean:
 	rm -rf results .snakemake

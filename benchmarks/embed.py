@@ -65,7 +65,8 @@ def calculator_loop(calculator):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", nargs="*", default=list(PRESETS), help="preset names (default: all)")
+    offline = [name for name, preset in PRESETS.items() if not preset.get("download")]
+    parser.add_argument("--models", nargs="*", default=offline, help="preset names (default: all packaged ones)")
     parser.add_argument("--structures", type=int, default=100, help="first N structures of the bundled sample")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--device", default="auto")

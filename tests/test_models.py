@@ -98,3 +98,19 @@ def test_bad_model_requests_fail_clearly():
 
 def test_every_preset_names_a_known_family():
     assert {preset["family"] for preset in PRESETS.values()} <= set(families())
+
+
+def test_sevennet_downloaded_checkpoints_use_the_cache_dir(tmp_path):
+    import shutil
+
+    from sevenn import util
+
+    with pytest.raises(ModelError, match=r"not available offline.*checkpoint_sevennet_omat.pth.*embed.cache_dir"):
+        load_adapter("sevenn", checkpoint="7net-omat", cache_dir=tmp_path, device="cpu").load()
+    assert list(tmp_path.iterdir()) == []  # no partial download left behind
+    # a file already in the cache is used without any download (here: a packaged checkpoint standing in)
+    shutil.copy(util.pretrained_name_to_path("7net-0_11Jul2024"), tmp_path / "checkpoint_sevennet_omat.pth")
+    adapter = load_adapter("sevenn", checkpoint="7net-omat", cache_dir=tmp_path, device="cpu")
+    assert adapter.checkpoint_path == tmp_path / "checkpoint_sevennet_omat.pth"
+    reference = load_adapter("sevenn", checkpoint="7net-0_11Jul2024", device="cpu")
+    assert adapter.provenance()["checkpoint_sha256"] == reference.provenance()["checkpoint_sha256"]

@@ -105,10 +105,15 @@ def cmd_models(args) -> None:
     print("families:")
     for family, target in sorted(families().items()):
         print(f"  {family:10s} {target}")
-    print("packaged models (weights ship in the wheel):")
-    for name, preset in PRESETS.items():
-        options = " ".join(f"{k}={v}" for k, v in preset.get("options", {}).items())
-        print(f"  {name:22s} family={preset['family']:8s} checkpoint={preset['checkpoint']} {options}".rstrip())
+    for title, downloaded in (
+        ("packaged models (weights ship in the wheel)", False),
+        ("models whose weights are downloaded on first use", True),
+    ):
+        print(f"{title}:")
+        for name, preset in PRESETS.items():
+            if preset.get("download", False) == downloaded:
+                options = " ".join(f"{k}={v}" for k, v in preset.get("options", {}).items())
+                print(f"  {name:26s} family={preset['family']:8s} checkpoint={preset['checkpoint']} {options}".rstrip())
 
 
 def cmd_prepare(args) -> None:

@@ -15,7 +15,8 @@ FAMILIES: dict[str, str] = {
     "sevenn": "platonic.models.sevenn:SevenNetAdapter",
 }
 
-# Named models whose weights ship inside their PyPI wheels (usable offline).
+# Named models. Weights of the first group ship inside their PyPI wheels (usable offline); the
+# others are downloaded on first use (into `embed.cache_dir` when set).
 PRESETS: dict[str, dict] = {
     "chgnet-0.3.0": {"family": "chgnet", "checkpoint": "0.3.0"},
     "chgnet-0.2.0": {"family": "chgnet", "checkpoint": "0.2.0"},
@@ -24,6 +25,8 @@ PRESETS: dict[str, dict] = {
     "sevennet-0-22may2024": {"family": "sevenn", "checkpoint": "7net-0_22May2024"},
     "sevennet-l3i5": {"family": "sevenn", "checkpoint": "7net-l3i5"},
     "sevennet-mf-0": {"family": "sevenn", "checkpoint": "7net-mf-0", "options": {"modal": "PBE"}},
+    # downloaded
+    "sevennet-omat": {"family": "sevenn", "checkpoint": "7net-omat", "download": True},
 }
 
 

@@ -12,6 +12,13 @@ from platonic.models.base import Adapter, ModelError
 
 READOUT = "reduce_input_to_hidden"
 
+# Checkpoints sevenn downloads on first use (name -> sevenn._const attribute holding its path).
+DOWNLOADED = {
+    "7net-omat": "SEVENNET_omat",
+    "7net-mf-ompa": "SEVENNET_MF_ompa",
+    "7net-omni": "SEVENNET_omni",
+}
+
 
 class SevenNetAdapter(Adapter):
     """The default ``layer`` is the node features just before ``reduce_input_to_hidden`` (the
@@ -26,16 +33,15 @@ class SevenNetAdapter(Adapter):
         import sevenn._keys as KEY
         from sevenn import util
 
+        path = self._resolve_checkpoint()
         try:
-            checkpoint = util.load_checkpoint(self.checkpoint)
+            checkpoint = util.load_checkpoint(str(path))
         except (ValueError, FileNotFoundError) as err:
             raise ModelError(f"SevenNet checkpoint {self.checkpoint!r} cannot be loaded: {err}") from err
         # float32 only: e3nn compiles its linear layers for the dtype in effect when the model is built
         self.model = checkpoint.build_model()
         self.model.set_is_batch_data(True)
         self.model.to(self.device).eval()
-        path = Path(self.checkpoint).expanduser()
-        path = path if path.is_file() else Path(util.pretrained_name_to_path(self.checkpoint))
         self.cutoff = float(checkpoint.config[KEY.CUTOFF])
         self.type_map = dict(checkpoint.config[KEY.TYPE_MAP])
         self.modal = self.options.get("modal")
@@ -58,6 +64,37 @@ class SevenNetAdapter(Adapter):
             raise ModelError(f"SevenNet model has no module {self._stop!r}; modules: {names}")
         layer_name = f"input of {self._stop}" if self.layer is None else f"block {self.layer} scalars"
         return path, frozenset(int(z) for z in self.type_map), layer_name
+
+    def _resolve_checkpoint(self) -> Path:
+        """A file path, a name shipped in the wheel, or a name sevenn downloads (into ``cache_dir``
+        when set, else sevenn's own location)."""
+        from sevenn import _const, util
+
+        path = Path(self.checkpoint).expanduser()
+        if path.is_file():
+            return path
+        name = str(self.checkpoint).lower()
+        url = None
+        if name in DOWNLOADED:
+            packaged = getattr(_const, DOWNLOADED[name])
+            url = _const.CHECKPOINT_DOWNLOAD_LINKS.get(packaged)
+            if self.cache_dir is not None:
+                cached = self.cache_dir / Path(packaged).name
+                if cached.is_file():
+                    return cached
+                try:
+                    return Path(util.download_checkpoint(str(cached), url))
+                except Exception as err:
+                    raise _download_error(self.checkpoint, url, cached, err) from err
+        try:
+            return Path(util.pretrained_name_to_path(self.checkpoint))
+        except ValueError as err:
+            raise ModelError(
+                f"SevenNet checkpoint {self.checkpoint!r} is neither a file nor a pretrained name "
+                f"({', '.join(util.get_available_pretrained_models())})"
+            ) from err
+        except Exception as err:  # sevenn's own download failed
+            raise _download_error(self.checkpoint, url, "sevenn's package folder or ~/.cache/sevennet", err) from err
 
     def _embed_batch(self, structures: list[ase.Atoms]) -> list[np.ndarray]:
         import sevenn._keys as KEY
@@ -83,6 +120,14 @@ class SevenNetAdapter(Adapter):
             features = features[:, : _scalar_channels(self.model, self._stop)]
         counts = [len(atoms) for atoms in structures]
         return [x.cpu().numpy() for x in torch.split(features.detach(), counts)]
+
+
+def _download_error(checkpoint, url, target, err) -> ModelError:
+    return ModelError(
+        f"SevenNet checkpoint {checkpoint!r} is not available offline and downloading it from {url} into "
+        f"{target} failed ({type(err).__name__}). Download it on a machine with network access into that "
+        "location (or set embed.cache_dir), or give the checkpoint as a file path."
+    )
 
 
 def _scalar_channels(model, module_name: str) -> int:
