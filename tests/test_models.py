@@ -114,3 +114,21 @@ def test_sevennet_downloaded_checkpoints_use_the_cache_dir(tmp_path):
     assert adapter.checkpoint_path == tmp_path / "checkpoint_sevennet_omat.pth"
     reference = load_adapter("sevenn", checkpoint="7net-0_11Jul2024", device="cpu")
     assert adapter.provenance()["checkpoint_sha256"] == reference.provenance()["checkpoint_sha256"]
+
+
+def test_any_interaction_layer_can_be_chosen(few_structures):
+    structures = few_structures.atoms[:2]
+    default = load_adapter("chgnet", checkpoint="0.3.0", device="cpu")
+    first = load_adapter("chgnet", checkpoint="0.3.0", layer=0, device="cpu")
+    assert first.layer_name == "atom_conv_layers[0]" and default.layer_name == "atom_conv_layers[2]"
+    a, b = default.embed(structures)[0], first.embed(structures)[0]
+    assert a.shape == b.shape == (len(structures[0]), 64)
+    assert not np.allclose(a, b)
+    check_invariance(first, structures)
+
+    block = load_adapter("sevenn", checkpoint="7net-0_11Jul2024", layer=1, device="cpu")
+    features = block.embed(structures)[0]
+    # block 1's output irreps are 128x0e+64x1e+32x2e in SevenNet-0; only the 128 scalars are invariant
+    assert features.shape == (len(structures[0]), 128)
+    assert block.layer_name == "block 1 scalars"
+    check_invariance(block, structures)
