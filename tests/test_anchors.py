@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from platonic.anchors import anchor_dataset, common_valid, select_anchors
+from platonic.anchors import anchor_dataset, common_valid, direct_sampling, select_anchors
 
 
 def test_random_anchors_are_seeded_sorted_and_respect_candidates():
@@ -48,3 +48,28 @@ def test_anchor_store_layout():
     np.testing.assert_array_equal(ds["anchor_structure_id"].values, ["b", "d"])
     assert len(ds.attrs["anchor_set_hash"]) == 64
     assert ds.attrs["n_common_valid"] == 4
+
+
+def test_direct_picks_one_atom_from_each_separated_blob():
+    rng = np.random.default_rng(2)
+    centres = rng.normal(scale=50.0, size=(6, 10))
+    labels = np.repeat(np.arange(6), 40)
+    features = centres[labels] + rng.normal(scale=0.3, size=(240, 10))
+    chosen = select_anchors(features, 6, "direct")
+    assert sorted(labels[chosen]) == [0, 1, 2, 3, 4, 5]
+    np.testing.assert_array_equal(chosen, select_anchors(features, 6, "direct"))  # deterministic
+
+
+def test_direct_equals_maml_direct_sampler():
+    maml_direct = pytest.importorskip("maml.sampling.direct", reason="maml (reference DIRECT implementation) absent")
+    from maml.sampling.clustering import BirchClustering
+    from maml.sampling.stratified_sampling import SelectKFromClusters
+
+    rng = np.random.default_rng(11)
+    features = rng.normal(size=(1500, 24)) @ rng.normal(size=(24, 24)) + rng.normal(size=24)
+    for n in (10, 40):
+        sampler = maml_direct.DIRECTSampler(
+            structure_encoder=None, clustering=BirchClustering(n=n), select_k_from_clusters=SelectKFromClusters(k=1)
+        )
+        expected = np.sort(sampler.fit_transform(features)["selected_indexes"])
+        np.testing.assert_array_equal(direct_sampling(features, n), expected)
