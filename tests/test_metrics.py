@@ -1,12 +1,25 @@
 import numpy as np
 import pytest
+from scipy.linalg import orthogonal_procrustes
 from scipy.stats import ortho_group
 
 from platonic.metrics import (
     centred_cross_covariance,
+    cknna,
+    cross_gram,
+    debiased_cka,
+    distance_correlation,
+    gfre,
+    information_imbalance,
     knn_indices,
+    lfre,
     linear_cka,
+    moments,
     mutual_knn_alignment,
+    optimal_transport_distance,
+    procrustes_from_covariances,
+    svcca_from_covariances,
+    twonn_dimension,
 )
 
 
@@ -18,10 +31,24 @@ def dense_cka(x, y):
     return np.sum(gram_x * gram_y) / np.sqrt(np.sum(gram_x * gram_x) * np.sum(gram_y * gram_y))
 
 
-def test_cka_equals_the_dense_gram_definition():
+def dense_unbiased_hsic(kernel_a, kernel_b):
+    """Song et al. 2012, eq. 5, on explicit N x N kernels."""
+    m = len(kernel_a)
+    a, b = kernel_a - np.diag(np.diag(kernel_a)), kernel_b - np.diag(np.diag(kernel_b))
+    value = np.sum(a * b.T) + a.sum() * b.sum() / ((m - 1) * (m - 2)) - 2 * np.sum(a @ b) / (m - 2)
+    return value / (m * (m - 3))
+
+
+@pytest.fixture(scope="module")
+def pair():
     rng = np.random.default_rng(0)
-    x = rng.normal(size=(300, 12))
+    x = rng.normal(size=(300, 12)) + 2.0
     y = np.tanh(x @ rng.normal(size=(12, 20))) + 0.3 * rng.normal(size=(300, 20))
+    return x, y
+
+
+def test_cka_equals_the_dense_gram_definition(pair):
+    x, y = pair
     assert linear_cka(x, y) == pytest.approx(dense_cka(x, y), abs=1e-10)
 
 
@@ -41,11 +68,74 @@ def test_cka_of_independent_gaussians_vanishes_with_n():
         assert value == pytest.approx(d / n, rel=0.5)
 
 
-def test_streamed_covariance_equals_dense():
+def test_debiased_cka_equals_dense_unbiased_hsic(pair):
+    x, y = pair
+    kx, ky = x @ x.T, y @ y.T
+    expected = dense_unbiased_hsic(kx, ky) / np.sqrt(dense_unbiased_hsic(kx, kx) * dense_unbiased_hsic(ky, ky))
+    assert debiased_cka(x, y) == pytest.approx(expected, abs=1e-10)
+    rng = np.random.default_rng(9)
+    # unbiased: independent spaces give ~0 already at moderate N (the biased CKA gives ~d/N)
+    assert abs(debiased_cka(rng.normal(size=(3000, 8)), rng.normal(size=(3000, 8)))) < 0.005
+
+
+def test_streamed_moments_equal_dense():
     rng = np.random.default_rng(4)
     x, y = rng.normal(size=(1001, 5)) + 10, rng.normal(size=(1001, 3))
     dense = (x - x.mean(0)).T @ (y - y.mean(0))
     np.testing.assert_allclose(centred_cross_covariance(x, y, chunk=97), dense, atol=1e-8)
+    m = moments(x, chunk=97)
+    np.testing.assert_allclose(m.centred_gram, (x - x.mean(0)).T @ (x - x.mean(0)), atol=1e-8)
+    np.testing.assert_allclose(m.row_dot_total, x @ x.sum(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(cross_gram(x, y, chunk=50), x.T @ y, atol=1e-8)
+
+
+def _covariances(x, y):
+    xc, yc = x - x.mean(0), y - y.mean(0)
+    return xc.T @ yc, xc.T @ xc, yc.T @ yc
+
+
+def test_svcca_equals_pca_then_qr_cca(pair):
+    x, y = pair
+    expected = []
+    for z in (x, y):
+        zc = z - z.mean(0)
+        _, s, vt = np.linalg.svd(zc, full_matrices=False)
+        r = int(np.searchsorted(np.cumsum(s**2) / np.sum(s**2), 0.99) + 1)
+        expected.append(np.linalg.qr(zc @ vt[:r].T)[0])
+    correlations = np.linalg.svd(expected[0].T @ expected[1], compute_uv=False)
+    assert svcca_from_covariances(*_covariances(x, y)) == pytest.approx(correlations.mean(), abs=1e-9)
+    rotated = 2 * x @ ortho_group.rvs(12, random_state=5) - 1
+    assert svcca_from_covariances(*_covariances(x, rotated)) == pytest.approx(1.0, abs=1e-9)
+
+
+def test_procrustes_distance_matches_scipy_and_vanishes_for_rotations(pair):
+    x, y = pair
+    xc, yc = x - x.mean(0), y - y.mean(0)
+    a = xc / np.linalg.norm(xc)
+    b = np.hstack([yc / np.linalg.norm(yc), np.zeros((len(y), 0))])
+    padded = np.hstack([a, np.zeros((len(a), b.shape[1] - a.shape[1]))])
+    rotation, _ = orthogonal_procrustes(b, padded)
+    residual = np.linalg.norm(padded - b @ rotation) ** 2  # = 2 - 2 cos(theta)
+    theta = procrustes_from_covariances(*_covariances(x, y))
+    assert 2 - 2 * np.cos(theta) == pytest.approx(residual, abs=1e-9)
+    rotated = 3 * x @ ortho_group.rvs(12, random_state=6) + 7
+    assert procrustes_from_covariances(*_covariances(x, rotated)) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_gfre_of_a_linear_map_is_zero_and_matches_dense_ridge(pair):
+    x, y = pair
+    rng = np.random.default_rng(7)
+    train = rng.random(len(x)) < 0.7
+    linear = x @ rng.normal(size=(12, 6)) + 4.0
+    assert gfre(x, linear, train) == pytest.approx(0.0, abs=1e-5)
+    # dense reference: standardise with train statistics, least squares, RMS test residual
+    xs = (x - x[train].mean(0)) / np.sqrt(np.mean(np.sum((x[train] - x[train].mean(0)) ** 2, axis=1)))
+    ys = (y - y[train].mean(0)) / np.sqrt(np.mean(np.sum((y[train] - y[train].mean(0)) ** 2, axis=1)))
+    weights = np.linalg.lstsq(xs[train], ys[train], rcond=None)[0]
+    expected = np.sqrt(np.sum((ys[~train] - xs[~train] @ weights) ** 2) / np.count_nonzero(~train))
+    assert gfre(x, y, train, regularisation=0.0) == pytest.approx(expected, rel=1e-8)
+    noise = rng.normal(size=(len(x), 6))
+    assert gfre(x, noise, train) == pytest.approx(1.0, abs=0.15)
 
 
 def test_knn_matches_brute_force_cosine():
@@ -73,6 +163,74 @@ def test_mutual_knn_hand_computed():
     a = np.array([[1, 2], [0, 2], [0, 1]])
     b = np.array([[1, 2], [2, 0], [1, 3]])
     assert mutual_knn_alignment(a, b) == pytest.approx((2 + 2 + 1) / 6)
+
+
+def test_cknna_equals_dense_masked_unbiased_hsic(pair):
+    x, y = pair
+    k = 8
+    nx, ny = knn_indices(x, k), knn_indices(y, k)
+    n = len(x)
+    ux = x / np.linalg.norm(x, axis=1, keepdims=True)
+    uy = y / np.linalg.norm(y, axis=1, keepdims=True)
+    kx, ky = ux @ ux.T, uy @ uy.T
+    mask_x, mask_y = np.zeros((n, n)), np.zeros((n, n))
+    mask_x[np.arange(n)[:, None], nx] = 1
+    mask_y[np.arange(n)[:, None], ny] = 1
+    shared = mask_x * mask_y
+    expected = dense_unbiased_hsic(shared * kx, shared * ky) / np.sqrt(
+        dense_unbiased_hsic(mask_x * kx, mask_x * kx) * dense_unbiased_hsic(mask_y * ky, mask_y * ky)
+    )
+    assert cknna(x, y, nx, ny) == pytest.approx(expected, abs=1e-10)
+    assert cknna(x, x, nx, nx) == pytest.approx(1.0, abs=1e-12)
+
+
+@pytest.mark.parametrize("d", [2, 5])
+def test_twonn_recovers_the_dimension_of_a_plane_in_64_dimensions(d):
+    rng = np.random.default_rng(d)
+    plane = rng.uniform(size=(5000, d)) @ np.linalg.qr(rng.normal(size=(64, d)))[0].T + 3.0
+    neighbours = knn_indices(plane, 2)
+    assert twonn_dimension(plane, neighbours) == pytest.approx(d, rel=0.12)
+
+
+def test_lfre_of_a_linear_map_is_zero_and_of_noise_is_large():
+    rng = np.random.default_rng(8)
+    x = rng.normal(size=(800, 6))
+    neighbours = knn_indices(x, 20)
+    queries = np.arange(0, 800, 4)
+    assert lfre(x, x @ rng.normal(size=(6, 4)) + 1, neighbours, queries) == pytest.approx(0.0, abs=1e-4)
+    assert lfre(x, rng.normal(size=(800, 4)), neighbours, queries) > 0.9
+
+
+def test_distance_correlation_closed_cases():
+    rng = np.random.default_rng(10)
+    x = rng.normal(size=(600, 4))
+    assert distance_correlation(x, 3 * x @ ortho_group.rvs(4, random_state=1) + 2) == pytest.approx(1.0, abs=1e-9)
+    # independent samples: the V-statistic's dCor^2 shrinks like 1/n, so dCor halves from n=600 to 2400
+    small = distance_correlation(x, rng.normal(size=(600, 4)))
+    large = distance_correlation(rng.normal(size=(2400, 4)), rng.normal(size=(2400, 4)))
+    assert small < 0.25 and large == pytest.approx(small / 2, rel=0.35)
+
+
+def test_optimal_transport_between_shifted_and_identical_clouds():
+    rng = np.random.default_rng(11)
+    x = rng.normal(size=(200, 5))
+    assert optimal_transport_distance(x, x.copy()) == pytest.approx(0.0, abs=1e-6)  # sqrt of round-off
+    shift = np.array([3.0, 0, 0, 4.0, 0])
+    # translating a cloud moves every point by |shift|: W2 = |shift| = 5
+    assert optimal_transport_distance(x, x + shift) == pytest.approx(5.0, abs=1e-6)
+    assert np.isnan(optimal_transport_distance(x, x[:, :3]))
+
+
+def test_information_imbalance_identical_and_independent():
+    rng = np.random.default_rng(12)
+    n = 2000
+    x = rng.normal(size=(n, 8))
+    queries = np.arange(0, n, 5)
+    nx = knn_indices(x, 1)
+    # each query's nearest neighbour is rank 1 in an identical space: 2/N
+    assert information_imbalance(x, 2 * x, nx, queries) == pytest.approx(2 / n)
+    # independent space: the neighbour's rank is uniform over 1..N-1, mean N/2, so Delta ~ 1
+    assert information_imbalance(x, rng.normal(size=(n, 8)), nx, queries) == pytest.approx(1.0, abs=0.1)
 
 
 def test_invalid_k_raises():

@@ -1,31 +1,95 @@
 """Representation similarity metrics between two spaces over the same atoms (rows).
 
-Everything streams over row chunks, so memory grows with the feature dimension and ``k``,
-never with N^2.
+Three kinds, by what they need:
+- second moments (d x d Gram and cross-covariance matrices, streamed over row chunks): linear CKA,
+  debiased CKA, SVCCA, orthogonal Procrustes, GFRE. Memory grows with d, never with N.
+- neighbour lists (N x k, from ``knn_indices``/``platonic.neighbours``): mutual k-NN, CKNNA,
+  TwoNN intrinsic dimension, LFRE.
+- a seeded subsample (inherently quadratic): distance correlation, optimal transport,
+  information imbalance (queries on a subsample, ranks over all N).
+
+Every function takes arrays and returns numbers; inputs are ``(N, d)`` with the same N rows.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 CHUNK = 4096
+ROW_CHUNK = 16384
 
 
-def centred_cross_covariance(x: np.ndarray, y: np.ndarray, chunk: int = 16384) -> np.ndarray:
+# ----------------------------------------------------------------------------------------------
+# second moments
+
+
+@dataclass
+class Moments:
+    """Streamed statistics of one space: ``n`` rows, column ``total (d,)``, raw Gram ``gram = X^T X
+    (d, d)``, squared row norms ``row_sq (N,)`` and ``row_dot_total = X @ total (N,)``."""
+
+    n: int
+    total: np.ndarray
+    gram: np.ndarray
+    row_sq: np.ndarray
+    row_dot_total: np.ndarray
+
+    @property
+    def mean(self) -> np.ndarray:
+        return self.total / self.n
+
+    @property
+    def centred_gram(self) -> np.ndarray:
+        """``Xc^T Xc`` with ``Xc`` column-centred."""
+        return self.gram - np.outer(self.total, self.total) / self.n
+
+
+def moments(x: np.ndarray, chunk: int = ROW_CHUNK) -> Moments:
+    """One pass (two for the row dot products) over ``x (N, d)`` in float64."""
+    n, d = x.shape
+    total = np.zeros(d)
+    gram = np.zeros((d, d))
+    row_sq = np.empty(n)
+    for start in range(0, n, chunk):
+        block = np.asarray(x[start : start + chunk], dtype=np.float64)
+        total += block.sum(axis=0)
+        gram += block.T @ block
+        row_sq[start : start + chunk] = np.einsum("ij,ij->i", block, block)
+    row_dot_total = np.empty(n)
+    for start in range(0, n, chunk):
+        row_dot_total[start : start + chunk] = np.asarray(x[start : start + chunk], dtype=np.float64) @ total
+    return Moments(n, total, gram, row_sq, row_dot_total)
+
+
+def cross_gram(x: np.ndarray, y: np.ndarray, chunk: int = ROW_CHUNK) -> np.ndarray:
+    """Raw ``X^T Y``, shape ``(d_x, d_y)``, accumulated in float64 over row chunks."""
+    if len(x) != len(y):
+        raise ValueError(f"spaces have different numbers of atoms: {len(x)} vs {len(y)}")
+    cross = np.zeros((x.shape[1], y.shape[1]))
+    for start in range(0, len(x), chunk):
+        cross += np.asarray(x[start : start + chunk], dtype=np.float64).T @ np.asarray(
+            y[start : start + chunk], dtype=np.float64
+        )
+    return cross
+
+
+def centred_cross(cross: np.ndarray, mx: Moments, my: Moments) -> np.ndarray:
+    """``Xc^T Yc`` from the raw cross Gram and both spaces' totals."""
+    return cross - np.outer(mx.total, my.total) / mx.n
+
+
+def centred_cross_covariance(x: np.ndarray, y: np.ndarray, chunk: int = ROW_CHUNK) -> np.ndarray:
     """``Xc^T Yc`` (column-centred), shape ``(d_x, d_y)``, accumulated in float64 over row chunks."""
     if len(x) != len(y):
         raise ValueError(f"spaces have different numbers of atoms: {len(x)} vs {len(y)}")
-    n = len(x)
-    cross = np.zeros((x.shape[1], y.shape[1]))
-    sum_x = np.zeros(x.shape[1])
-    sum_y = np.zeros(y.shape[1])
-    for start in range(0, n, chunk):
-        bx = np.asarray(x[start : start + chunk], dtype=np.float64)
-        by = np.asarray(y[start : start + chunk], dtype=np.float64)
-        cross += bx.T @ by
-        sum_x += bx.sum(axis=0)
-        sum_y += by.sum(axis=0)
-    return cross - np.outer(sum_x, sum_y) / n
+    total_x = np.zeros(x.shape[1])
+    total_y = np.zeros(y.shape[1])
+    for start in range(0, len(x), chunk):
+        total_x += np.asarray(x[start : start + chunk], dtype=np.float64).sum(axis=0)
+        total_y += np.asarray(y[start : start + chunk], dtype=np.float64).sum(axis=0)
+    return cross_gram(x, y, chunk) - np.outer(total_x, total_y) / len(x)
 
 
 def linear_cka(x: np.ndarray, y: np.ndarray) -> float:
@@ -39,23 +103,141 @@ def linear_cka(x: np.ndarray, y: np.ndarray) -> float:
 
 
 def cka_from_covariances(cross: np.ndarray, self_x: np.ndarray, self_y: np.ndarray) -> float:
-    """CKA from precomputed centred (cross-)covariances, so per-model Grams are computed once."""
+    """CKA from centred (cross-)covariances, so per-model Grams are computed once."""
     denominator = np.linalg.norm(self_x) * np.linalg.norm(self_y)
     if denominator == 0:
         return float("nan")
     return float(np.linalg.norm(cross) ** 2 / denominator)
 
 
-def knn_indices(x: np.ndarray, k: int, chunk: int = CHUNK) -> np.ndarray:
-    """Exact ``k`` nearest neighbours by cosine similarity, excluding self; shape ``(N, k)``.
+def _unbiased_hsic(cross_sq: float, mx: Moments, my: Moments, row_sq_dot: float, u_dot_v: float) -> float:
+    """Unbiased HSIC (Song et al., JMLR 13, 1393 (2012), eq. 5) of linear kernels ``K = XX^T`` and
+    ``L = YY^T``, from feature-space sums: ``cross_sq = ||X^T Y||_F^2``, ``row_sq_dot = sum_i
+    |x_i|^2 |y_i|^2`` and ``u_dot_v = sum_i (x_i . s_x - |x_i|^2)(y_i . s_y - |y_i|^2)``."""
+    m = mx.n
+    trace_term = cross_sq - row_sq_dot  # tr(K~ L~), K~ = K with zero diagonal
+    sum_k = mx.total @ mx.total - mx.row_sq.sum()
+    sum_l = my.total @ my.total - my.row_sq.sum()
+    return (trace_term + sum_k * sum_l / ((m - 1) * (m - 2)) - 2 * u_dot_v / (m - 2)) / (m * (m - 3))
 
-    Ties are broken by the lower row index, so results are deterministic.
-    """
+
+def debiased_cka_from_moments(cross: np.ndarray, mx: Moments, my: Moments) -> float:
+    """Debiased linear CKA: unbiased HSIC estimators (as in Nguyen et al. 2021 and Huh et al. 2024)
+    in place of the biased ones; ``cross`` is the raw ``X^T Y``."""
+    u = mx.row_dot_total - mx.row_sq
+    v = my.row_dot_total - my.row_sq
+    hsic_xy = _unbiased_hsic(float(np.sum(cross**2)), mx, my, float(mx.row_sq @ my.row_sq), float(u @ v))
+    hsic_xx = _unbiased_hsic(float(np.sum(mx.gram**2)), mx, mx, float(mx.row_sq @ mx.row_sq), float(u @ u))
+    hsic_yy = _unbiased_hsic(float(np.sum(my.gram**2)), my, my, float(my.row_sq @ my.row_sq), float(v @ v))
+    if hsic_xx <= 0 or hsic_yy <= 0:
+        return float("nan")
+    return float(hsic_xy / np.sqrt(hsic_xx * hsic_yy))
+
+
+def debiased_cka(x: np.ndarray, y: np.ndarray) -> float:
+    mx, my = moments(x), moments(y)
+    return debiased_cka_from_moments(cross_gram(x, y), mx, my)
+
+
+def _principal_directions(centred_gram: np.ndarray, variance_kept: float) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenvectors ``(d, r)`` and eigenvalues ``(r,)`` of a centred Gram covering ``variance_kept``."""
+    values, vectors = np.linalg.eigh(centred_gram)
+    order = np.argsort(values)[::-1]
+    values, vectors = np.clip(values[order], 0, None), vectors[:, order]
+    if values.sum() == 0:
+        raise ValueError("a space has zero variance")
+    r = int(np.searchsorted(np.cumsum(values) / values.sum(), variance_kept) + 1)
+    r = min(r, int(np.count_nonzero(values > values[0] * 1e-12)))
+    return vectors[:, :r], values[:r]
+
+
+def svcca_from_covariances(cross_c: np.ndarray, cxx: np.ndarray, cyy: np.ndarray, variance_kept: float = 0.99) -> float:
+    """SVCCA (Raghu et al. 2017): keep the principal directions explaining ``variance_kept`` of each
+    space's variance, then the mean canonical correlation between the reduced spaces. Inputs are
+    centred ``Xc^T Yc``, ``Xc^T Xc``, ``Yc^T Yc``."""
+    vx, lx = _principal_directions(cxx, variance_kept)
+    vy, ly = _principal_directions(cyy, variance_kept)
+    whitened = (vx / np.sqrt(lx)).T @ cross_c @ (vy / np.sqrt(ly))
+    correlations = np.linalg.svd(whitened, compute_uv=False)
+    return float(np.mean(np.clip(correlations, 0.0, 1.0)))
+
+
+def procrustes_from_covariances(cross_c: np.ndarray, cxx: np.ndarray, cyy: np.ndarray) -> float:
+    """Angular orthogonal-Procrustes distance (Williams et al. 2021), in radians:
+    ``arccos(||Xc^T Yc||_* / (||Xc||_F ||Yc||_F))``. Zero-padding the narrower space to the wider
+    one leaves the nuclear norm unchanged, so spaces of different widths compare directly."""
+    nuclear = np.linalg.svd(cross_c, compute_uv=False).sum()
+    denominator = np.sqrt(np.trace(cxx) * np.trace(cyy))
+    return float(np.arccos(np.clip(nuclear / denominator, -1.0, 1.0)))
+
+
+@dataclass
+class SplitMoments:
+    """Moments of a space on the train and test rows of a split (for GFRE)."""
+
+    train: Moments
+    test: Moments
+
+
+def split_moments(x: np.ndarray, train: np.ndarray) -> SplitMoments:
+    return SplitMoments(moments(x[train]), moments(x[~train]))
+
+
+def gfre_from_moments(
+    cross_train: np.ndarray,
+    cross_test: np.ndarray,
+    mx: SplitMoments,
+    my: SplitMoments,
+    regularisation: float = 1e-8,
+) -> float:
+    """Global feature reconstruction error (Goscinski et al., Mach. Learn.: Sci. Technol. 2, 025028
+    (2021)) of Y from X: ridge regression fitted on the train rows, root-mean-square residual on the
+    test rows. Both spaces are centred with the train means and scaled to unit mean squared norm on
+    the train rows. ``cross_*`` are raw ``X^T Y`` on each split; ``regularisation`` is relative to
+    the largest eigenvalue of the train covariance. 0 = Y is a linear function of X; about 1 = X
+    carries no linear information about Y."""
+    mean_x, mean_y = mx.train.mean, my.train.mean
+    scale_x = np.sqrt(np.trace(mx.train.centred_gram) / mx.train.n)
+    scale_y = np.sqrt(np.trace(my.train.centred_gram) / my.train.n)
+
+    def centred(gram, m_a, mean_a, m_b, mean_b, n):
+        # sum over rows of (a - mean_a)(b - mean_b)^T from raw sums
+        return gram - np.outer(m_a.total, mean_b) - np.outer(mean_a, m_b.total) + n * np.outer(mean_a, mean_b)
+
+    cxx = centred(mx.train.gram, mx.train, mean_x, mx.train, mean_x, mx.train.n) / scale_x**2
+    cxy = centred(cross_train, mx.train, mean_x, my.train, mean_y, mx.train.n) / (scale_x * scale_y)
+    ridge = regularisation * max(float(np.linalg.eigvalsh(cxx)[-1]), 1e-300)
+    weights = np.linalg.solve(cxx + ridge * np.eye(len(cxx)), cxy)
+    n_test = mx.test.n
+    txx = centred(mx.test.gram, mx.test, mean_x, mx.test, mean_x, n_test) / scale_x**2
+    txy = centred(cross_test, mx.test, mean_x, my.test, mean_y, n_test) / (scale_x * scale_y)
+    tyy = centred(my.test.gram, my.test, mean_y, my.test, mean_y, n_test) / scale_y**2
+    residual = np.trace(tyy) - 2 * np.sum(weights * txy) + np.sum(weights * (txx @ weights))
+    return float(np.sqrt(max(residual, 0.0) / n_test))
+
+
+def gfre(x: np.ndarray, y: np.ndarray, train: np.ndarray, regularisation: float = 1e-8) -> float:
+    """GFRE of ``y`` from ``x``; ``train`` is a boolean row mask (the rest is the test split)."""
+    return gfre_from_moments(
+        cross_gram(x[train], y[train]),
+        cross_gram(x[~train], y[~train]),
+        split_moments(x, train),
+        split_moments(y, train),
+        regularisation,
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# neighbour lists
+
+
+def knn_indices(x: np.ndarray, k: int, chunk: int = CHUNK) -> np.ndarray:
+    """Exact ``k`` nearest neighbours by cosine similarity, excluding self; shape ``(N, k)``,
+    nearest first. Ties are broken by the lower row index, so results are deterministic."""
     x = np.asarray(x, dtype=np.float64)
     if not 1 <= k < len(x):
         raise ValueError(f"k must be between 1 and N-1 = {len(x) - 1}, got {k}")
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    unit = x / np.where(norms > 0, norms, 1.0)
+    unit = _unit_rows(x)
     out = np.empty((len(x), k), dtype=np.int64)
     for start in range(0, len(x), chunk):
         similarity = unit[start : start + chunk] @ unit.T
@@ -64,6 +246,11 @@ def knn_indices(x: np.ndarray, k: int, chunk: int = CHUNK) -> np.ndarray:
         # stable sort on -similarity: equal similarities keep index order
         out[start : start + chunk] = np.argsort(-similarity, axis=1, kind="stable")[:, :k]
     return out
+
+
+def _unit_rows(x: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.where(norms > 0, norms, 1.0)
 
 
 def mutual_knn_alignment(neighbours_a: np.ndarray, neighbours_b: np.ndarray) -> float:
@@ -77,3 +264,142 @@ def mutual_knn_alignment(neighbours_a: np.ndarray, neighbours_b: np.ndarray) -> 
         b = neighbours_b[start : start + CHUNK]
         shared += int((a[:, :, None] == b[:, None, :]).sum())
     return shared / (len(neighbours_a) * k)
+
+
+def _masked_kernel(unit: np.ndarray, rows: np.ndarray, cols: np.ndarray, n: int):
+    """Sparse ``K_ij = u_i . u_j`` on the given (i, j) pairs, as a CSR matrix (N x N)."""
+    from scipy.sparse import csr_matrix
+
+    values = np.einsum("ij,ij->i", unit[rows], unit[cols])
+    return csr_matrix((values, (rows, cols)), shape=(n, n))
+
+
+def _sparse_unbiased_hsic(a, b) -> float:
+    """Unbiased HSIC (Song et al. 2012, eq. 5) of two sparse N x N kernels with zero diagonals."""
+    m = a.shape[0]
+    trace_term = float(a.multiply(b.T).sum())
+    ones_a = np.asarray(a.sum(axis=0)).ravel()  # 1^T A
+    b_ones = np.asarray(b.sum(axis=1)).ravel()  # B 1
+    return (trace_term + a.sum() * b.sum() / ((m - 1) * (m - 2)) - 2 * float(ones_a @ b_ones) / (m - 2)) / (m * (m - 3))
+
+
+def cknna(x: np.ndarray, y: np.ndarray, neighbours_x: np.ndarray, neighbours_y: np.ndarray) -> float:
+    """Centred kernel nearest-neighbour alignment (Huh et al. 2024): unbiased HSIC of the cosine
+    kernels restricted to pairs that are k-nearest neighbours in both spaces, normalised by each
+    space's own restricted HSIC. Sparse, so it runs on all N."""
+    n, k = neighbours_x.shape
+    rows = np.repeat(np.arange(n), k)
+    unit_x, unit_y = _unit_rows(np.asarray(x, dtype=np.float64)), _unit_rows(np.asarray(y, dtype=np.float64))
+    in_y = np.zeros(len(rows), dtype=bool)
+    # a pair (i, j) counts when j is among i's neighbours in both spaces
+    for start in range(0, n, CHUNK):
+        a = neighbours_x[start : start + CHUNK]
+        b = neighbours_y[start : start + CHUNK]
+        in_y[start * k : (start + len(a)) * k] = (a[:, :, None] == b[:, None, :]).any(axis=2).ravel()
+    cols_x = neighbours_x.ravel()
+    shared_rows, shared_cols = rows[in_y], cols_x[in_y]
+    kx_shared = _masked_kernel(unit_x, shared_rows, shared_cols, n)
+    ky_shared = _masked_kernel(unit_y, shared_rows, shared_cols, n)
+    kx_own = _masked_kernel(unit_x, rows, cols_x, n)
+    ky_own = _masked_kernel(unit_y, rows, neighbours_y.ravel(), n)
+    denominator = np.sqrt(_sparse_unbiased_hsic(kx_own, kx_own) * _sparse_unbiased_hsic(ky_own, ky_own))
+    if not denominator > 0:
+        return float("nan")
+    return float(_sparse_unbiased_hsic(kx_shared, ky_shared) / denominator)
+
+
+def twonn_dimension(x: np.ndarray, neighbours: np.ndarray, discard_fraction: float = 0.1) -> float:
+    """TwoNN intrinsic dimension (Facco et al., Sci. Rep. 7, 12140 (2017)) from the ratio of the
+    second to the first nearest-neighbour distance, fitting ``-log(1 - F(mu)) = d log(mu)``
+    through the origin after discarding the largest ``discard_fraction`` of the ratios, as the
+    authors recommend. Distances are between unit-normalised rows, the geometry in which the
+    neighbour lists (cosine) were found."""
+    x = _unit_rows(np.asarray(x, dtype=np.float64))
+    first = np.linalg.norm(x - x[neighbours[:, 0]], axis=1)
+    second = np.linalg.norm(x - x[neighbours[:, 1]], axis=1)
+    r1, r2 = np.minimum(first, second), np.maximum(first, second)
+    keep = r1 > 0
+    mu = np.sort(r2[keep] / r1[keep])
+    n = len(mu)
+    kept = int(np.floor(n * (1 - discard_fraction)))
+    log_mu = np.log(mu[:kept])
+    empirical = -np.log(1 - np.arange(1, kept + 1) / n)
+    return float(log_mu @ empirical / (log_mu @ log_mu))
+
+
+def lfre(x: np.ndarray, y: np.ndarray, neighbours_x: np.ndarray, queries: np.ndarray, regularisation=1e-8) -> float:
+    """Local feature reconstruction error (Goscinski et al. 2021) of Y from X: for each query atom,
+    a ridge map fitted on its k neighbours in X (centred on the neighbourhood) reconstructs the
+    query's Y features; root-mean-square error over the queries. Spaces are first scaled to unit
+    mean squared norm (after centring), like GFRE."""
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    x = (x - x.mean(axis=0)) / np.sqrt(np.mean(np.sum((x - x.mean(axis=0)) ** 2, axis=1)))
+    y = (y - y.mean(axis=0)) / np.sqrt(np.mean(np.sum((y - y.mean(axis=0)) ** 2, axis=1)))
+    errors = np.empty(len(queries))
+    for position, i in enumerate(queries):
+        local = neighbours_x[i]
+        xl, yl = x[local], y[local]
+        mx, my = xl.mean(axis=0), yl.mean(axis=0)
+        xc, yc = xl - mx, yl - my
+        # dual (kernel) ridge: k neighbours are usually fewer than the features
+        gram = xc @ xc.T
+        ridge = regularisation * max(float(np.trace(gram)), 1e-300)
+        alpha = np.linalg.solve(gram + ridge * np.eye(len(local)), yc)
+        prediction = my + (x[i] - mx) @ xc.T @ alpha
+        errors[position] = np.sum((y[i] - prediction) ** 2)
+    return float(np.sqrt(errors.mean()))
+
+
+# ----------------------------------------------------------------------------------------------
+# subsample metrics
+
+
+def distance_correlation(x: np.ndarray, y: np.ndarray) -> float:
+    """Distance correlation (Székely et al., Ann. Stat. 35, 2769 (2007)); O(m^2) memory, so it is
+    called on a subsample of ``m`` rows."""
+    from scipy.spatial.distance import pdist, squareform
+
+    def doubly_centred(z):
+        d = squareform(pdist(np.asarray(z, dtype=np.float64)))
+        return d - d.mean(axis=0) - d.mean(axis=1)[:, None] + d.mean()
+
+    a, b = doubly_centred(x), doubly_centred(y)
+    dcov_xy, dcov_xx, dcov_yy = (a * b).mean(), (a * a).mean(), (b * b).mean()
+    if dcov_xx <= 0 or dcov_yy <= 0:
+        return float("nan")
+    return float(np.sqrt(max(dcov_xy, 0.0) / np.sqrt(dcov_xx * dcov_yy)))
+
+
+def optimal_transport_distance(x: np.ndarray, y: np.ndarray) -> float:
+    """2-Wasserstein distance between the two point clouds (uniform weights, exact EMD with POT,
+    squared Euclidean ground cost). Needs spaces of the same width (e.g. the anchor space)."""
+    import ot
+
+    if x.shape[1] != y.shape[1]:
+        return float("nan")
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    cost = ot.dist(x, y, metric="sqeuclidean")
+    weights_x, weights_y = np.full(len(x), 1 / len(x)), np.full(len(y), 1 / len(y))
+    return float(np.sqrt(max(ot.emd2(weights_x, weights_y, cost, numItermax=10_000_000), 0.0)))
+
+
+def information_imbalance(
+    x: np.ndarray, y: np.ndarray, neighbours_x: np.ndarray, queries: np.ndarray, chunk: int = 256
+) -> float:
+    """Information imbalance Delta(X -> Y) (Glielmo et al., PNAS Nexus 1, pgac039 (2022)):
+    ``2/N`` times the mean rank, in Y, of each query's nearest neighbour in X. ~0: X's
+    neighbourhoods predict Y's; ~1: no information. Like the neighbour lists, distances are between
+    unit-normalised rows (cosine order). Ranks are exact over all N rows; queries are a (seeded)
+    subsample."""
+    y = _unit_rows(np.asarray(y, dtype=np.float64))
+    n = len(y)
+    ranks = np.empty(len(queries))
+    square = np.einsum("ij,ij->i", y, y)
+    for start in range(0, len(queries), chunk):
+        batch = queries[start : start + chunk]
+        distance = square[batch, None] + square[None, :] - 2 * y[batch] @ y.T
+        distance[np.arange(len(batch)), batch] = np.inf  # a point is not its own neighbour
+        target = distance[np.arange(len(batch)), neighbours_x[batch, 0]]
+        ranks[start : start + chunk] = (distance < target[:, None]).sum(axis=1) + 1
+    return float(2.0 / n * ranks.mean())
