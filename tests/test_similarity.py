@@ -2,46 +2,97 @@ import numpy as np
 import pytest
 from scipy.stats import ortho_group
 
-from platonic.metrics import knn_indices, linear_cka, mutual_knn_alignment
-from platonic.similarity import pairwise_similarity, similarity_table
+from platonic import metrics
+from platonic.neighbours import nearest_neighbours
+from platonic.similarity import METRICS, SimilaritySettings, pairwise_similarity, similarity_table
 
 
 @pytest.fixture(scope="module")
 def spaces():
     rng = np.random.default_rng(0)
-    base = rng.normal(size=(300, 6))
+    base = rng.normal(size=(400, 6))
     models = {
         "a": base,
-        "b": 2 * base @ ortho_group.rvs(6, random_state=1),  # a rotated copy of a
-        "c": rng.normal(size=(300, 4)),
+        "b": 2 * base @ ortho_group.rvs(6, random_state=1),  # a rotated, scaled copy of a (cosine geometry kept)
+        "c": np.tanh(base[:, :4]) + 0.5 * rng.normal(size=(400, 4)),
     }
     anchor = {name: x[:, :3] for name, x in models.items()}
     return {"raw": models, "anchor": anchor}
 
 
-def test_every_pair_matches_the_metric_called_directly(spaces):
-    ds = pairwise_similarity(spaces, k=5, threads=2)
+@pytest.fixture(scope="module")
+def result(spaces):
+    groups = np.repeat(np.arange(100), 4)
+    settings = SimilaritySettings(k=5, lfre_k=12, subsample=150, queries=120, seed=3, neighbour_search="exact")
+    return pairwise_similarity(spaces, structure_index=groups, settings=settings, threads=2), groups, settings
+
+
+def test_every_pair_matches_the_metric_called_directly(spaces, result):
+    ds, groups, settings = result
     assert ds["similarity"].dims == ("metric", "space", "model_a", "model_b")
+    assert list(ds.metric.values) == list(METRICS)
+    rng = np.random.default_rng(settings.seed)
+    subsample = np.sort(rng.choice(400, size=150, replace=False))
+    queries = np.sort(rng.choice(400, size=120, replace=False))
     for space, models in spaces.items():
-        for a in models:
-            for b in models:
-                cka = ds["similarity"].sel(metric="linear_cka", space=space, model_a=a, model_b=b)
-                assert float(cka) == pytest.approx(linear_cka(models[a], models[b]), abs=1e-12)
-                knn = ds["similarity"].sel(metric="mutual_knn", space=space, model_a=a, model_b=b)
-                expected = mutual_knn_alignment(knn_indices(models[a], 5), knn_indices(models[b], 5))
-                assert float(knn) == expected
+        for a, x in models.items():
+            for b, y in models.items():
+                got = ds["similarity"].sel(space=space, model_a=a, model_b=b)
+                nx, ny = nearest_neighbours(x, 12, "exact"), nearest_neighbours(y, 12, "exact")
+                expected = {
+                    "linear_cka": metrics.linear_cka(x, y),
+                    "debiased_cka": metrics.debiased_cka(x, y),
+                    "mutual_knn": metrics.mutual_knn_alignment(nx[:, :5], ny[:, :5]),
+                    "cknna": metrics.cknna(x, y, nx[:, :5], ny[:, :5]),
+                    "distance_correlation": metrics.distance_correlation(x[subsample], y[subsample]),
+                    "information_imbalance": metrics.information_imbalance(x, y, nx, queries),
+                    "lfre": metrics.lfre(x, y, nx, queries),
+                }
+                for metric, value in expected.items():
+                    assert float(got.sel(metric=metric)) == pytest.approx(value, abs=1e-9, nan_ok=True), metric
     raw = ds["similarity"].sel(space="raw")
-    assert float(raw.sel(metric="linear_cka", model_a="a", model_b="b")) == pytest.approx(1.0)
-    assert ds.attrs["k"] == 5 and ds.attrs["n_atoms"] == 300
+    for metric in ("linear_cka", "debiased_cka", "svcca", "mutual_knn", "cknna", "distance_correlation"):
+        assert float(raw.sel(metric=metric, model_a="a", model_b="b")) == pytest.approx(1.0, abs=1e-9), metric
+    assert float(raw.sel(metric="procrustes", model_a="a", model_b="b")) == pytest.approx(0.0, abs=1e-6)
+    assert float(raw.sel(metric="gfre", model_a="a", model_b="b")) == pytest.approx(0.0, abs=1e-5)
 
 
-def test_tidy_table_has_one_row_per_metric_space_and_ordered_pair(spaces):
-    ds = pairwise_similarity(spaces, k=3)
+def test_directed_metrics_keep_both_directions(result):
+    ds, _, _ = result
+    gfre = ds["similarity"].sel(metric="gfre", space="raw")
+    assert float(gfre.sel(model_a="a", model_b="c")) != pytest.approx(float(gfre.sel(model_a="c", model_b="a")))
+    cka = ds["similarity"].sel(metric="linear_cka", space="raw").values
+    np.testing.assert_array_equal(cka, cka.T)
+
+
+def test_gfre_split_keeps_structures_whole_and_sample_sizes_are_recorded(spaces, result):
+    ds, groups, _ = result
+    n_test = int(ds["n_samples"].sel(metric="gfre"))
+    assert n_test % 4 == 0 and 0 < n_test < 400  # whole structures of 4 atoms
+    assert int(ds["n_samples"].sel(metric="distance_correlation")) == 150
+    assert int(ds["n_samples"].sel(metric="linear_cka")) == 400
+    assert ds.attrs["k"] == 5 and ds.attrs["seed"] == 3
+
+
+def test_intrinsic_dimension_per_model_and_space(result):
+    ds, _, _ = result
+    assert ds["intrinsic_dimension"].dims == ("space", "model")
+    # a and b are the same 6-dimensional Gaussian cloud (up to rotation), seen through cosine geometry
+    a, b = (float(ds["intrinsic_dimension"].sel(space="raw", model=m)) for m in ("a", "b"))
+    assert 3 < a < 8 and b > 3
+
+
+def test_tidy_table_has_one_row_per_metric_space_and_ordered_pair(result):
+    ds, _, _ = result
     rows = similarity_table(ds)
-    assert len(rows) == 2 * 2 * 3 * 3
-    assert {row["n_atoms"] for row in rows} == {300}
+    assert len(rows) == len(METRICS) * 2 * 3 * 3
+    assert {row["n_samples"] for row in rows if row["metric"] == "lfre"} == {120}
 
 
-def test_spaces_must_name_the_same_models(spaces):
+def test_metric_subset_and_bad_requests(spaces):
+    ds = pairwise_similarity(spaces, metric_names=("linear_cka",))
+    assert list(ds.metric.values) == ["linear_cka"]
+    with pytest.raises(ValueError, match="unknown metrics"):
+        pairwise_similarity(spaces, metric_names=("nope",))
     with pytest.raises(ValueError, match="expected"):
         pairwise_similarity({"raw": spaces["raw"], "anchor": {"a": spaces["anchor"]["a"]}})

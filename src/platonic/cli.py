@@ -8,6 +8,8 @@ import logging
 import sys
 from pathlib import Path
 
+import numpy as np
+
 log = logging.getLogger("platonic")
 
 
@@ -80,8 +82,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--embeddings", nargs="+", required=True)
     p.add_argument("--projections", nargs="+", required=True)
     p.add_argument("--anchors", required=True)
-    p.add_argument("--k", type=int, default=10, help="neighbours for mutual k-NN")
+    p.add_argument("--metrics", nargs="+", default=None, help="subset of metrics (default: all)")
+    p.add_argument("--k", type=int, default=10, help="neighbours for mutual k-NN and CKNNA")
+    p.add_argument("--lfre-k", type=int, default=20, help="neighbourhood size of LFRE")
+    p.add_argument("--subsample", type=int, default=2000, help="atoms for distance correlation and OT")
+    p.add_argument("--queries", type=int, default=5000, help="query atoms for information imbalance and LFRE")
+    p.add_argument("--train-fraction", type=float, default=0.5, help="structures in GFRE's training split")
+    p.add_argument("--neighbour-search", default="auto", choices=["auto", "exact", "ivf"])
+    p.add_argument("--n-probe", type=int, default=32, help="IVF cells searched per query")
+    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--scheduler", default=None, help="address of a running dask scheduler (default: local threads)")
     p.set_defaults(run=cmd_similarity)
 
     p = sub.add_parser("figures", help="draw the model x model heatmaps")
@@ -235,16 +246,36 @@ def cmd_project(args) -> None:
 
 
 def cmd_similarity(args) -> None:
-    from platonic.similarity import pairwise_similarity, similarity_table
+    from platonic.similarity import METRICS, SimilaritySettings, pairwise_similarity, similarity_table
     from platonic.store import open_store, write_store
 
     anchors = open_store(args.anchors)
     valid = anchors["common_valid"].values
-    raw = {(s := open_store(p)).attrs["model"]: s["embedding"].values[valid] for p in args.embeddings}
+    stores = [open_store(p) for p in args.embeddings]
+    raw = {s.attrs["model"]: s["embedding"].values[valid] for s in stores}
     projected = {(s := open_store(p)).attrs["model"]: s["coordinate"].values[valid] for p in args.projections}
     if list(raw) != list(projected):
         raise ValueError(f"embeddings {list(raw)} and projections {list(projected)} name different models")
-    ds = pairwise_similarity({"raw": raw, "anchor": projected}, k=args.k, threads=args.threads)
+    structure_ids = [str(i) for i in stores[0]["structure_id"].values[valid]]
+    structure_index = np.unique(np.array(structure_ids, dtype=object), return_inverse=True)[1]
+    settings = SimilaritySettings(
+        k=args.k, lfre_k=args.lfre_k, subsample=args.subsample, queries=args.queries,
+        train_fraction=args.train_fraction, neighbour_search=args.neighbour_search, n_probe=args.n_probe,
+        seed=args.seed,
+    )  # fmt: skip
+    client = None
+    if args.scheduler:
+        from dask.distributed import Client
+
+        client = Client(args.scheduler)
+    ds = pairwise_similarity(
+        {"raw": raw, "anchor": projected},
+        structure_index=structure_index,
+        settings=settings,
+        metric_names=tuple(args.metrics or METRICS),
+        threads=args.threads,
+        client=client,
+    )
     ds.attrs.update(
         anchor_set_hash=anchors.attrs["anchor_set_hash"],
         structure_set_hash=anchors.attrs["structure_set_hash"],

@@ -19,6 +19,7 @@ import numpy as np
 
 CHUNK = 4096
 ROW_CHUNK = 16384
+RANK_TOLERANCE = 1e-6  # squared distance between unit vectors (0..4); float32 cosine resolves ~1e-7
 
 
 # ----------------------------------------------------------------------------------------------
@@ -275,12 +276,15 @@ def _masked_kernel(unit: np.ndarray, rows: np.ndarray, cols: np.ndarray, n: int)
 
 
 def _sparse_unbiased_hsic(a, b) -> float:
-    """Unbiased HSIC (Song et al. 2012, eq. 5) of two sparse N x N kernels with zero diagonals."""
+    """Unbiased HSIC (Song et al. 2012, eq. 5) of two sparse N x N kernels with zero diagonals.
+
+    The masked kernels are not symmetric (k-NN is directed), so the estimator's ``1^T A B 1``
+    depends on the order of A and B; the mean of both orders makes the metric symmetric."""
     m = a.shape[0]
     trace_term = float(a.multiply(b.T).sum())
-    ones_a = np.asarray(a.sum(axis=0)).ravel()  # 1^T A
-    b_ones = np.asarray(b.sum(axis=1)).ravel()  # B 1
-    return (trace_term + a.sum() * b.sum() / ((m - 1) * (m - 2)) - 2 * float(ones_a @ b_ones) / (m - 2)) / (m * (m - 3))
+    ab = float(np.asarray(a.sum(axis=0)).ravel() @ np.asarray(b.sum(axis=1)).ravel())  # 1^T A B 1
+    ba = float(np.asarray(b.sum(axis=0)).ravel() @ np.asarray(a.sum(axis=1)).ravel())  # 1^T B A 1
+    return (trace_term + a.sum() * b.sum() / ((m - 1) * (m - 2)) - (ab + ba) / (m - 2)) / (m * (m - 3))
 
 
 def cknna(x: np.ndarray, y: np.ndarray, neighbours_x: np.ndarray, neighbours_y: np.ndarray) -> float:
@@ -385,7 +389,7 @@ def optimal_transport_distance(x: np.ndarray, y: np.ndarray) -> float:
 
 
 def information_imbalance(
-    x: np.ndarray, y: np.ndarray, neighbours_x: np.ndarray, queries: np.ndarray, chunk: int = 256
+    x: np.ndarray, y: np.ndarray, neighbours_x: np.ndarray, queries: np.ndarray, chunk: int | None = None
 ) -> float:
     """Information imbalance Delta(X -> Y) (Glielmo et al., PNAS Nexus 1, pgac039 (2022)):
     ``2/N`` times the mean rank, in Y, of each query's nearest neighbour in X. ~0: X's
@@ -394,6 +398,7 @@ def information_imbalance(
     subsample."""
     y = _unit_rows(np.asarray(y, dtype=np.float64))
     n = len(y)
+    chunk = chunk or max(1, 2**24 // n)  # a (chunk, N) float64 block of at most 128 MiB
     ranks = np.empty(len(queries))
     square = np.einsum("ij,ij->i", y, y)
     for start in range(0, len(queries), chunk):
@@ -401,5 +406,6 @@ def information_imbalance(
         distance = square[batch, None] + square[None, :] - 2 * y[batch] @ y.T
         distance[np.arange(len(batch)), batch] = np.inf  # a point is not its own neighbour
         target = distance[np.arange(len(batch)), neighbours_x[batch, 0]]
-        ranks[start : start + chunk] = (distance < target[:, None]).sum(axis=1) + 1
+        # neighbours come from a float32 search: closer by less than its round-off counts as a tie
+        ranks[start : start + chunk] = (distance < target[:, None] - RANK_TOLERANCE).sum(axis=1) + 1
     return float(2.0 / n * ranks.mean())

@@ -4,7 +4,7 @@ from pathlib import Path
 
 DATASET = config["dataset"]["name"]
 MODELS = list(config["models"])
-METRICS = ["linear_cka", "mutual_knn"]
+METRICS = config["similarity"]["metrics"]
 REFERENCE_MODEL = config["anchors"]["reference_model"] or MODELS[0]
 
 if REFERENCE_MODEL not in MODELS:
