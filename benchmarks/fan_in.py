@@ -1,0 +1,152 @@
+"""Fan-in at the reference study's scale: CKA and mutual k-NN for all model pairs, raw and anchor space.
+
+Synthetic embeddings with the study's shapes (MP-20 train: 282,847 atoms; 7 models of width 128
+or 256, sharing a latent structure so that the numbers are not trivial), 100 anchor atoms.
+
+    python benchmarks/fan_in.py                       # full scale, streamed (platonic's path)
+    python benchmarks/fan_in.py --atoms 20000 --compare-dense
+
+``--compare-dense`` also runs a dense reference (N x N Gram matrices and full similarity rows, the
+way the reference study computed its metrics on 1,000 atoms) in a separate process, checks that
+the numbers agree, and prints the time and peak-memory ratios. Peak RSS is the process maximum.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+MODELS = 7
+WIDTHS = (128, 256, 128, 256, 128, 128, 256)
+
+
+def synthetic_spaces(n: int, seed: int = 0, anchors: int = 100) -> dict[str, dict[str, np.ndarray]]:
+    """Seven models that see the same 24-dimensional clustered latent through different nonlinear maps."""
+    from platonic.projection import anchor_projection
+
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(400, 24))
+    latent = centres[rng.integers(len(centres), size=n)] + 0.4 * rng.normal(size=(n, 24))
+    raw, anchor = {}, {}
+    rows = np.sort(rng.choice(n, size=anchors, replace=False))
+    for m in range(MODELS):
+        weights = rng.normal(size=(24, WIDTHS[m])) / np.sqrt(24)
+        x = np.tanh(latent @ weights + 0.3 * rng.normal(size=WIDTHS[m]))
+        x += (0.1 + 0.05 * m) * rng.normal(size=x.shape)
+        raw[f"model-{m}"] = x.astype(np.float32)
+        anchor[f"model-{m}"] = anchor_projection(raw[f"model-{m}"], raw[f"model-{m}"][rows])
+    return {"raw": raw, "anchor": anchor}
+
+
+def streamed(spaces, k: int, threads: int, search: str) -> dict:
+    from platonic.similarity import SimilaritySettings, pairwise_similarity
+
+    ds = pairwise_similarity(
+        spaces,
+        settings=SimilaritySettings(k=k, neighbour_search=search),
+        metric_names=("linear_cka", "mutual_knn"),
+        threads=threads,
+    )
+    return {
+        f"{metric}|{space}|{a}|{b}": float(ds["similarity"].sel(metric=metric, space=space, model_a=a, model_b=b))
+        for metric in ("linear_cka", "mutual_knn")
+        for space in spaces
+        for a in ds.model_a.values
+        for b in ds.model_b.values
+        if a < b
+    }
+
+
+def dense(spaces, k: int) -> dict:
+    """N x N reference: centred Gram matrices for CKA, full cosine-similarity rows for k-NN."""
+    out = {}
+    for space, models in spaces.items():
+        names = list(models)
+        grams, neighbours = {}, {}
+        for name in names:
+            x = models[name].astype(np.float64)
+            xc = x - x.mean(axis=0)
+            grams[name] = (xc @ xc.T).astype(np.float32)
+            unit = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+            similarity = unit @ unit.T
+            np.fill_diagonal(similarity, -np.inf)
+            part = np.argpartition(-similarity, k, axis=1)[:, :k]
+            neighbours[name] = part
+            del similarity
+        for i, a in enumerate(names):
+            for b in names[i + 1 :]:
+                ka, kb = grams[a], grams[b]
+                hsic = float(np.sum(ka.astype(np.float64) * kb))
+                cka = hsic / np.sqrt(
+                    float(np.sum(ka.astype(np.float64) * ka)) * float(np.sum(kb.astype(np.float64) * kb))
+                )
+                shared = np.mean([len(set(p) & set(q)) for p, q in zip(neighbours[a], neighbours[b], strict=True)]) / k
+                out[f"linear_cka|{space}|{a}|{b}"] = cka
+                out[f"mutual_knn|{space}|{a}|{b}"] = float(shared)
+    return out
+
+
+def run(mode: str, atoms: int, k: int, threads: int, search: str) -> dict:
+    start = time.perf_counter()
+    spaces = synthetic_spaces(atoms)
+    generated = time.perf_counter()
+    values = streamed(spaces, k, threads, search) if mode == "streamed" else dense(spaces, k)
+    done = time.perf_counter()
+    return {
+        "mode": mode,
+        "atoms": atoms,
+        "search": search,
+        "threads": threads,
+        "seconds_data": generated - start,
+        "seconds_metrics": done - generated,
+        "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+        "values": values,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--atoms", type=int, default=282_847)
+    parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--search", default="auto", choices=["auto", "exact", "ivf"])
+    parser.add_argument("--compare-dense", action="store_true")
+    parser.add_argument("--mode", default=None, choices=["streamed", "dense"], help=argparse.SUPPRESS)
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args()
+    if args.mode:  # child process: one measurement, printed as JSON
+        print(json.dumps(run(args.mode, args.atoms, args.k, args.threads, args.search)))
+        return
+    results = []
+    for mode in ("streamed", "dense") if args.compare_dense else ("streamed",):
+        command = [sys.executable, __file__, "--mode", mode, "--atoms", str(args.atoms), "--k", str(args.k),
+                   "--threads", str(args.threads), "--search", args.search]  # fmt: skip
+        output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+        result = json.loads(output.strip().splitlines()[-1])
+        results.append(result)
+        print(
+            f"{mode:9s} N={result['atoms']:>7d} search={args.search:5s} metrics {result['seconds_metrics']:8.1f} s"
+            f"  (data {result['seconds_data']:.1f} s)  peak RSS {result['peak_rss_gib']:.2f} GiB"
+        )
+    if args.compare_dense:
+        fast, slow = results
+        keys = sorted(fast["values"])
+        difference = max(abs(fast["values"][key] - slow["values"][key]) for key in keys)
+        print(f"max |streamed - dense| over {len(keys)} numbers: {difference:.2e}")
+        print(
+            f"dense / streamed: time {slow['seconds_metrics'] / fast['seconds_metrics']:.1f}x, "
+            f"peak memory {slow['peak_rss_gib'] / fast['peak_rss_gib']:.1f}x"
+        )
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(results, handle, indent=2)
+
+
+if __name__ == "__main__":
+    main()
