@@ -21,6 +21,7 @@ from platonic.metrics import (
     svcca_from_covariances,
     twonn_dimension,
 )
+from platonic.neighbours import nearest_neighbours
 
 
 def dense_cka(x, y):
@@ -193,6 +194,9 @@ def test_twonn_recovers_the_dimension_of_a_plane_in_64_dimensions(d):
     plane = rng.uniform(size=(5000, d)) @ np.linalg.qr(rng.normal(size=(64, d)))[0].T + 3.0
     neighbours = knn_indices(plane, 2)
     assert twonn_dimension(plane, neighbours) == pytest.approx(d, rel=0.12)
+    # every point three times (symmetry-equivalent atoms), up to float32 round-off: same dimension
+    copies = np.repeat(plane, 3, axis=0) + 1e-7 * rng.normal(size=(15000, 64))
+    assert twonn_dimension(copies, nearest_neighbours(copies, 6, "exact")) == pytest.approx(d, rel=0.12)
 
 
 def test_lfre_of_a_linear_map_is_zero_and_of_noise_is_large():

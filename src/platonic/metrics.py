@@ -312,19 +312,34 @@ def cknna(x: np.ndarray, y: np.ndarray, neighbours_x: np.ndarray, neighbours_y: 
     return float(_sparse_unbiased_hsic(kx_shared, ky_shared) / denominator)
 
 
-def twonn_dimension(x: np.ndarray, neighbours: np.ndarray, discard_fraction: float = 0.1) -> float:
+def twonn_dimension(
+    x: np.ndarray, neighbours: np.ndarray, discard_fraction: float = 0.1, duplicate_tolerance: float = 1e-5
+) -> float:
     """TwoNN intrinsic dimension (Facco et al., Sci. Rep. 7, 12140 (2017)) from the ratio of the
     second to the first nearest-neighbour distance, fitting ``-log(1 - F(mu)) = d log(mu)``
     through the origin after discarding the largest ``discard_fraction`` of the ratios, as the
     authors recommend. Distances are between unit-normalised rows, the geometry in which the
-    neighbour lists (cosine) were found."""
+    neighbour lists (cosine) were found.
+
+    Symmetry-equivalent atoms of a crystal have (numerically) identical embeddings; such
+    duplicates would make ``mu`` blow up (float32 round-off leaves them ~1e-6 apart on the unit
+    sphere, distinct atoms are ~1e-3 or more), so neighbours closer than ``duplicate_tolerance`` are
+    skipped and r2 is the first neighbour farther than r1 by more than the tolerance. Atoms
+    without two distinct neighbours in their list are left out."""
     x = _unit_rows(np.asarray(x, dtype=np.float64))
-    first = np.linalg.norm(x - x[neighbours[:, 0]], axis=1)
-    second = np.linalg.norm(x - x[neighbours[:, 1]], axis=1)
-    r1, r2 = np.minimum(first, second), np.maximum(first, second)
-    keep = r1 > 0
-    mu = np.sort(r2[keep] / r1[keep])
+    distances = np.linalg.norm(x[:, None, :] - x[neighbours], axis=2)  # (N, k), ascending
+    distances = np.sort(distances, axis=1)
+    distinct = distances > duplicate_tolerance
+    has_first = distinct.any(axis=1)
+    first_index = np.argmax(distinct, axis=1)
+    r1 = distances[np.arange(len(x)), first_index]
+    beyond = distances > r1[:, None] + duplicate_tolerance
+    has_second = beyond.any(axis=1) & has_first
+    r2 = distances[np.arange(len(x)), np.argmax(beyond, axis=1)]
+    mu = np.sort(r2[has_second] / r1[has_second])
     n = len(mu)
+    if n < 10:
+        return float("nan")
     kept = int(np.floor(n * (1 - discard_fraction)))
     log_mu = np.log(mu[:kept])
     empirical = -np.log(1 - np.arange(1, kept + 1) / n)

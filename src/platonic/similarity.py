@@ -227,7 +227,7 @@ def _lfre(x, y, neighbours, k, queries) -> float:
 
 
 def _twonn(x, neighbours) -> float:
-    return metrics.twonn_dimension(x, neighbours[:, :2])
+    return metrics.twonn_dimension(x, neighbours)
 
 
 def similarity_table(ds: xr.Dataset) -> list[dict]:
