@@ -271,7 +271,11 @@ def _masked_kernel(unit: np.ndarray, rows: np.ndarray, cols: np.ndarray, n: int)
     """Sparse ``K_ij = u_i . u_j`` on the given (i, j) pairs, as a CSR matrix (N x N)."""
     from scipy.sparse import csr_matrix
 
-    values = np.einsum("ij,ij->i", unit[rows], unit[cols])
+    values = np.empty(len(rows))
+    chunk = max(1024, 2**23 // unit.shape[1])  # pairs per block: bounded memory whatever N
+    for start in range(0, len(rows), chunk):
+        block = slice(start, start + chunk)
+        values[block] = np.einsum("ij,ij->i", unit[rows[block]], unit[cols[block]])
     return csr_matrix((values, (rows, cols)), shape=(n, n))
 
 
@@ -312,6 +316,20 @@ def cknna(x: np.ndarray, y: np.ndarray, neighbours_x: np.ndarray, neighbours_y: 
     return float(_sparse_unbiased_hsic(kx_shared, ky_shared) / denominator)
 
 
+def neighbour_distances(x: np.ndarray, neighbours: np.ndarray) -> np.ndarray:
+    """Distances between unit-normalised rows and their listed neighbours, ``(N, k)`` float64,
+    computed in blocks of bounded size."""
+    n, k = neighbours.shape
+    chunk = max(64, 2**24 // (k * x.shape[1]))
+    out = np.empty((n, k))
+    for start in range(0, n, chunk):
+        rows = slice(start, start + chunk)
+        own = _unit_rows(np.asarray(x[rows], dtype=np.float64))
+        other = _unit_rows(np.asarray(x[neighbours[rows].ravel()], dtype=np.float64)).reshape(len(own), k, -1)
+        out[rows] = np.linalg.norm(own[:, None, :] - other, axis=2)
+    return out
+
+
 def twonn_dimension(
     x: np.ndarray, neighbours: np.ndarray, discard_fraction: float = 0.1, duplicate_tolerance: float = 1e-5
 ) -> float:
@@ -326,9 +344,7 @@ def twonn_dimension(
     sphere, distinct atoms are ~1e-3 or more), so neighbours closer than ``duplicate_tolerance`` are
     skipped and r2 is the first neighbour farther than r1 by more than the tolerance. Atoms
     without two distinct neighbours in their list are left out."""
-    x = _unit_rows(np.asarray(x, dtype=np.float64))
-    distances = np.linalg.norm(x[:, None, :] - x[neighbours], axis=2)  # (N, k), ascending
-    distances = np.sort(distances, axis=1)
+    distances = np.sort(neighbour_distances(x, neighbours), axis=1)
     distinct = distances > duplicate_tolerance
     has_first = distinct.any(axis=1)
     first_index = np.argmax(distinct, axis=1)

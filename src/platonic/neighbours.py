@@ -62,19 +62,24 @@ def nearest_neighbours(
     _, found = index.search(unit, candidates)
     if (found < 0).any():
         raise RuntimeError("the neighbour index returned too few neighbours; raise n_probe")
-    return _rerank(np.asarray(x, dtype=np.float64), found, k)
+    return _rerank(np.asarray(x), found, k)
 
 
-def _rerank(x: np.ndarray, found: np.ndarray, k: int, chunk: int = 8192) -> np.ndarray:
+def _rerank(x: np.ndarray, found: np.ndarray, k: int) -> np.ndarray:
     """Exact float64 cosine order of each row's candidates (self removed, ties by lower index);
-    the first ``k``."""
-    norms = np.linalg.norm(x, axis=1)
+    the first ``k``. Works block by block, so memory stays bounded whatever N."""
+    chunk = max(64, 2**24 // (found.shape[1] * x.shape[1]))  # gathered candidates: <= 128 MiB per block
+    norms = np.empty(len(x))
+    for start in range(0, len(x), 65536):
+        norms[start : start + 65536] = np.linalg.norm(np.asarray(x[start : start + 65536], dtype=np.float64), axis=1)
     norms[norms == 0] = 1.0
     out = np.empty((len(found), k), dtype=np.int64)
     for start in range(0, len(found), chunk):
         rows = np.arange(start, min(start + chunk, len(found)))
         candidates = found[rows]
-        similarity = np.einsum("id,icd->ic", x[rows], x[candidates]) / (norms[rows, None] * norms[candidates])
+        gathered = np.asarray(x[candidates], dtype=np.float64)
+        similarity = np.einsum("id,icd->ic", np.asarray(x[rows], dtype=np.float64), gathered)
+        similarity /= norms[rows, None] * norms[candidates]
         similarity[candidates == rows[:, None]] = -np.inf  # never a row's own neighbour
         order = np.lexsort((candidates, -similarity), axis=1)[:, :k]
         out[rows] = np.take_along_axis(candidates, order, axis=1)
