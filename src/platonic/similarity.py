@@ -96,9 +96,12 @@ def pairwise_similarity(
     tasks: dict[tuple, object] = {}
     dimension_tasks: dict[tuple, object] = {}
     for space in space_names:
-        data = spaces[space]
+        # each array enters the graph once, under a fixed name: dask would otherwise hash hundreds of
+        # MB again for every task that takes it
+        data = {m: delayed(x, name=f"features-{space}-{m}") for m, x in spaces[space].items()}
+        train_rows = delayed(train, name=f"train-{space}")
         full = {m: delayed(metrics.moments)(x) for m, x in data.items()}
-        split = {m: delayed(metrics.split_moments)(x, train) for m, x in data.items()}
+        split = {m: delayed(metrics.split_moments)(x, train_rows) for m, x in data.items()}
         k_max = max(k, lfre_k, 2)
         neighbours = {
             m: delayed(nearest_neighbours)(
@@ -111,7 +114,7 @@ def pairwise_similarity(
         for a, b in itertools.combinations_with_replacement(models, 2):
             x, y = data[a], data[b]
             cross = delayed(metrics.cross_gram)(x, y)
-            cross_split = delayed(_split_cross)(x, y, train) if "gfre" in wanted else None
+            cross_split = delayed(_split_cross)(x, y, train_rows) if "gfre" in wanted else None
             if wanted & {"linear_cka", "svcca", "procrustes"}:
                 covariances = delayed(_centred_covariances)(cross, full[a], full[b])
             if "linear_cka" in wanted:
@@ -127,12 +130,12 @@ def pairwise_similarity(
             if "cknna" in wanted:
                 tasks["cknna", space, a, b] = delayed(_cknna)(x, y, neighbours[a], neighbours[b], k)
             if "distance_correlation" in wanted:
-                tasks["distance_correlation", space, a, b] = delayed(metrics.distance_correlation)(
-                    x[subsample], y[subsample]
+                tasks["distance_correlation", space, a, b] = delayed(_on_rows)(
+                    metrics.distance_correlation, x, y, subsample
                 )
             if "optimal_transport" in wanted:
-                tasks["optimal_transport", space, a, b] = delayed(metrics.optimal_transport_distance)(
-                    x[subsample], y[subsample]
+                tasks["optimal_transport", space, a, b] = delayed(_on_rows)(
+                    metrics.optimal_transport_distance, x, y, subsample
                 )
             for source, target in {(a, b), (b, a)}:
                 xs, xt = data[source], data[target]
@@ -210,6 +213,10 @@ def _mutual_knn(neighbours_a, neighbours_b, k) -> float:
 
 def _cknna(x, y, neighbours_a, neighbours_b, k) -> float:
     return metrics.cknna(x, y, neighbours_a[:, :k], neighbours_b[:, :k])
+
+
+def _on_rows(metric, x, y, rows) -> float:
+    return metric(x[rows], y[rows])
 
 
 def _split_cross(x, y, train) -> tuple[np.ndarray, np.ndarray]:
