@@ -14,7 +14,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e ".[chgnet,sevenn,workflow,dev]"
+	$(BIN)/pip install --quiet -e ".[chgnet,sevenn,matgl,diep,workflow,dev]"
 	touch $(STAMP)
 
 run: setup

@@ -9,7 +9,14 @@ from platonic.models import FAMILIES
 
 ROOT = Path(__file__).resolve().parents[1]
 ENVS = sorted((ROOT / "envs").glob("*.yaml"))
-MLIP_PACKAGES = {"chgnet": "chgnet", "sevenn": "sevenn", "mace": "mace-torch", "orb": "orb-models"}
+MLIP_PACKAGES = {
+    "chgnet": "chgnet",
+    "sevenn": "sevenn",
+    "mace": "mace-torch",
+    "orb": "orb-models",
+    "matgl": "matgl",
+    "diep": "diep",
+}
 
 
 @pytest.mark.parametrize("path", ENVS, ids=lambda p: p.stem)

@@ -13,6 +13,8 @@ from platonic.models.base import Adapter, ModelError
 FAMILIES: dict[str, str] = {
     "chgnet": "platonic.models.chgnet:CHGNetAdapter",
     "sevenn": "platonic.models.sevenn:SevenNetAdapter",
+    "matgl": "platonic.models.matgl:MatGLAdapter",
+    "diep": "platonic.models.diep:DIEPAdapter",
 }
 
 # Named models. Weights of the first group ship inside their PyPI wheels (usable offline); the
@@ -25,8 +27,13 @@ PRESETS: dict[str, dict] = {
     "sevennet-0-22may2024": {"family": "sevenn", "checkpoint": "7net-0_22May2024"},
     "sevennet-l3i5": {"family": "sevenn", "checkpoint": "7net-l3i5"},
     "sevennet-mf-0": {"family": "sevenn", "checkpoint": "7net-mf-0", "options": {"modal": "PBE"}},
+    "diep": {"family": "diep", "checkpoint": "diep_fold1"},
     # downloaded
     "sevennet-omat": {"family": "sevenn", "checkpoint": "7net-omat", "download": True},
+    # matgl's MatPES potentials on the Hugging Face Hub (names as in matgl 4.1.2's documentation)
+    "m3gnet-matpes-pbe": {"family": "matgl", "checkpoint": "M3GNet-PES-MatPES-PBE-2025.2", "download": True},
+    "chgnet-matpes-pbe": {"family": "matgl", "checkpoint": "CHGNet-PES-MatPES-PBE-2025.2.10", "download": True},
+    "tensornet-matpes-pbe": {"family": "matgl", "checkpoint": "TensorNet-PES-MatPES-PBE-2025.2", "download": True},
 }
 
 

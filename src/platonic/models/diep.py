@@ -1,0 +1,98 @@
+"""DIEP (package ``diep`` >= 2, standalone PyTorch Geometric; weights ship in the wheel): atom features entering
+the readout.
+
+diep 2 no longer depends on matgl (it vendors an M3GNet-style stack with DIEP's integrated-potential bond and
+triplet features), and its model directories name ``diep_pyg`` classes, so it is a family of its own rather than a
+matgl checkpoint. Graphs come from diep's ``Atoms2Graph`` and ``collate_fn_graph``; the forward pass runs through
+diep's ``Potential`` with every derivative switched off, and the features are read from the graph blocks.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import ase
+import numpy as np
+import torch
+from ase.data import atomic_numbers
+
+from platonic.models.base import Adapter, ModelError
+
+MODEL_FILES = ("model.json", "model.pt", "state.pt")
+WEIGHTS_FILE = "state.pt"  # the parameters; model.pt holds only the constructor arguments
+
+
+class DIEPAdapter(Adapter):
+    """``checkpoint`` is ``diep_fold1`` (the model in the wheel, or ``$DIEP_MODEL_DIR``) or a directory exported
+    by ``diep.export`` / ``Potential.save``. ``layer`` ``k`` takes the node features after graph block ``k``
+    (0-based, negative from the end); the default is the last block, whose output the readout consumes."""
+
+    family = "diep"
+    package = "diep"
+    default_checkpoint = "diep_fold1"
+    # float32 only: diep casts its DIEP integrals to a module-global dtype, settable only for the whole process
+    dtypes = ("float32",)
+
+    def _load(self) -> tuple[Path, frozenset[int], str]:
+        from diep.ext.ase import Atoms2Graph
+        from diep.pretrained import DEFAULT_MODEL_DIR, load_potential
+
+        name = str(self.checkpoint)
+        # $DIEP_MODEL_DIR may move the released model; the name still means it
+        packaged = name in (self.default_checkpoint, DEFAULT_MODEL_DIR.name)
+        folder = DEFAULT_MODEL_DIR if packaged else Path(name).expanduser()
+        missing = [file for file in MODEL_FILES if not (folder / file).is_file()]
+        if missing:
+            raise ModelError(
+                f"DIEP checkpoint {name!r} is neither the packaged {DEFAULT_MODEL_DIR.name} nor a model directory "
+                f"({folder} lacks {', '.join(missing)})"
+            )
+        try:
+            potential = load_potential(folder, device=self.device, stress=False)
+        except (RuntimeError, ValueError, KeyError, FileNotFoundError) as err:
+            raise ModelError(f"DIEP model in {folder} cannot be loaded: {type(err).__name__}: {err}") from err
+        # Our own instance: no derivatives and no chunked (force-only) path, so forward is the plain forward pass.
+        for flag in ("calc_forces", "calc_stresses", "calc_hessian", "calc_magmom", "apply_chunking"):
+            setattr(potential, flag, False)
+        self.model = potential.eval()
+        blocks = potential.model.graph_layers
+        try:
+            index = -1 if self.layer is None else int(self.layer)
+        except (TypeError, ValueError):
+            raise ModelError(f"DIEP layer must be a graph-block index, not {self.layer!r}") from None
+        if not -len(blocks) <= index < len(blocks):
+            raise ModelError(f"DIEP model has {len(blocks)} graph blocks; layer {index} does not exist")
+        self._block = index % len(blocks)
+        self._converter = Atoms2Graph(tuple(potential.model.element_types), float(potential.model.cutoff))
+        supported = frozenset(atomic_numbers[symbol] for symbol in potential.model.element_types)
+        # named as in DIEP's own predict_structure(return_features=True): gc_1 .. gc_n
+        return folder / WEIGHTS_FILE, supported, f"gc_{self._block + 1}.node_feat"
+
+    def _embed_batch(self, structures: list[ase.Atoms]) -> list[np.ndarray]:
+        from diep.graph.data import collate_fn_graph
+
+        items = []
+        for atoms in structures:
+            unknown = self.unsupported(atoms)
+            if unknown:
+                raise ModelError(f"DIEP model {self.checkpoint!r} does not know atomic numbers {unknown}")
+            # wrapped into the cell as diep's own DIEPCalculator does: exact under PBC, and the neighbour search
+            # cost grows with how far atoms sit outside the cell
+            wrapped = atoms.copy()
+            wrapped.wrap()
+            graph, lattice, state = self._converter.get_graph(wrapped)
+            items.append((graph, lattice, torch.as_tensor(state), {"none": 0.0}))  # label unused
+        graphs, lattices, states, _ = collate_fn_graph(items)
+        lattices = lattices.reshape(-1, 3, 3)  # (1, 3, 3) for one structure, squeezed (B, 3, 3) otherwise
+        captured: list[torch.Tensor] = []
+        # M3GNet-style blocks return (edge_feat, node_feat, state_feat)
+        hook = self.model.model.graph_layers[self._block].register_forward_hook(
+            lambda _module, _inputs, output: captured.append(output[1].detach())
+        )
+        try:
+            with torch.no_grad():
+                self.model(graphs.to(self.device), lattices.to(self.device), states.to(self.device))
+        finally:
+            hook.remove()
+        counts = [len(atoms) for atoms in structures]
+        return [x.cpu().numpy() for x in torch.split(captured[0], counts)]
