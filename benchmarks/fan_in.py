@@ -64,28 +64,36 @@ def streamed(spaces, k: int, threads: int, search: str) -> dict:
 
 
 def dense(spaces, k: int) -> dict:
-    """N x N reference: centred Gram matrices for CKA, full cosine-similarity rows for k-NN."""
+    """N x N reference: centred Gram matrices for CKA, full cosine-similarity rows for k-NN.
+
+    Grams are rebuilt for every pair (holding seven 20k x 20k Grams would need 11 GiB)."""
+
+    def gram(x):
+        xc = x.astype(np.float64) - x.astype(np.float64).mean(axis=0)
+        return (xc @ xc.T).astype(np.float32)
+
+    def frobenius_dot(a, b):
+        return sum(float(np.sum(a[i : i + 2048].astype(np.float64) * b[i : i + 2048])) for i in range(0, len(a), 2048))
+
     out = {}
     for space, models in spaces.items():
         names = list(models)
-        grams, neighbours = {}, {}
+        self_hsic, neighbours = {}, {}
         for name in names:
+            g = gram(models[name])
+            self_hsic[name] = frobenius_dot(g, g)
+            del g
             x = models[name].astype(np.float64)
-            xc = x - x.mean(axis=0)
-            grams[name] = (xc @ xc.T).astype(np.float32)
             unit = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
             similarity = unit @ unit.T
             np.fill_diagonal(similarity, -np.inf)
-            part = np.argpartition(-similarity, k, axis=1)[:, :k]
-            neighbours[name] = part
+            neighbours[name] = np.argpartition(-similarity, k, axis=1)[:, :k]
             del similarity
         for i, a in enumerate(names):
             for b in names[i + 1 :]:
-                ka, kb = grams[a], grams[b]
-                hsic = float(np.sum(ka.astype(np.float64) * kb))
-                cka = hsic / np.sqrt(
-                    float(np.sum(ka.astype(np.float64) * ka)) * float(np.sum(kb.astype(np.float64) * kb))
-                )
+                ga, gb = gram(models[a]), gram(models[b])
+                cka = frobenius_dot(ga, gb) / np.sqrt(self_hsic[a] * self_hsic[b])
+                del ga, gb
                 shared = np.mean([len(set(p) & set(q)) for p, q in zip(neighbours[a], neighbours[b], strict=True)]) / k
                 out[f"linear_cka|{space}|{a}|{b}"] = cka
                 out[f"mutual_knn|{space}|{a}|{b}"] = float(shared)
