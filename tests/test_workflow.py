@@ -161,3 +161,15 @@ def test_tiny_end_to_end_run_with_two_real_models(tmp_path):
     snakemake(*common, "--report", str(tmp_path / "report.html"), cwd=tmp_path)
     html = (tmp_path / "report.html").read_text(errors="replace")
     assert all(name in html for name in METRICS)
+
+
+def test_dask_cluster_config_reaches_the_similarity_job(tmp_path):
+    config = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+    config["dask"] = {"cluster": "slurm", "jobs": 3, "cores": 16, "memory": "64GB", "account": "proj"}
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    out = snakemake("--configfile", str(path), "-n", "--forceall", "-p").stdout
+    assert (
+        "--cluster slurm --cluster-jobs 3 --cluster-cores 16 --cluster-memory 64GB --cluster-walltime 02:00:00"
+        " --cluster-account proj" in out
+    )

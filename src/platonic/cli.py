@@ -92,7 +92,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--n-probe", type=int, default=32, help="IVF cells searched per query")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--scheduler", default=None, help="address of a running dask scheduler (default: local threads)")
+    p.add_argument("--scheduler", default=None, help="address of a running dask scheduler")
+    p.add_argument("--cluster", default="threads", choices=["threads", "local", "slurm"], help="where tasks run")
+    p.add_argument("--cluster-jobs", type=int, default=1, help="slurm: worker jobs")
+    p.add_argument("--cluster-cores", type=int, default=8, help="slurm: cores per worker job")
+    p.add_argument("--cluster-memory", default="32GB", help="slurm: memory per worker job")
+    p.add_argument("--cluster-walltime", default="02:00:00", help="slurm: walltime per worker job")
+    p.add_argument("--cluster-queue", default=None, help="slurm: partition")
+    p.add_argument("--cluster-account", default=None, help="slurm: account")
     p.set_defaults(run=cmd_similarity)
 
     p = sub.add_parser("figures", help="draw the model x model heatmaps")
@@ -246,6 +253,7 @@ def cmd_project(args) -> None:
 
 
 def cmd_similarity(args) -> None:
+    from platonic.cluster import ClusterSettings, make_cluster
     from platonic.similarity import METRICS, SimilaritySettings, pairwise_similarity, similarity_table
     from platonic.store import open_store, write_store
 
@@ -263,19 +271,33 @@ def cmd_similarity(args) -> None:
         train_fraction=args.train_fraction, neighbour_search=args.neighbour_search, n_probe=args.n_probe,
         seed=args.seed,
     )  # fmt: skip
-    client = None
-    if args.scheduler:
-        from dask.distributed import Client
-
-        client = Client(args.scheduler)
-    ds = pairwise_similarity(
-        {"raw": raw, "anchor": projected},
-        structure_index=structure_index,
-        settings=settings,
-        metric_names=tuple(args.metrics or METRICS),
+    cluster = make_cluster(
+        ClusterSettings(
+            kind=args.cluster, jobs=args.cluster_jobs, cores=args.cluster_cores, memory=args.cluster_memory,
+            walltime=args.cluster_walltime, queue=args.cluster_queue, account=args.cluster_account,
+        ),
         threads=args.threads,
-        client=client,
-    )
+    )  # fmt: skip
+    client = None
+    if args.scheduler or cluster is not None:
+        from distributed import Client
+
+        client = Client(args.scheduler or cluster)
+        log.info("dask dashboard/scheduler: %s", client.scheduler.address if client.scheduler else args.scheduler)
+    try:
+        ds = pairwise_similarity(
+            {"raw": raw, "anchor": projected},
+            structure_index=structure_index,
+            settings=settings,
+            metric_names=tuple(args.metrics or METRICS),
+            threads=args.threads,
+            client=client,
+        )
+    finally:
+        if client is not None:
+            client.close()
+        if cluster is not None:
+            cluster.close()
     ds.attrs.update(
         anchor_set_hash=anchors.attrs["anchor_set_hash"],
         structure_set_hash=anchors.attrs["structure_set_hash"],

@@ -61,3 +61,22 @@ def projection_stores(wildcards):
         dataset=wildcards.dataset,
         model=MODELS,
     )
+
+
+def dask_arguments():
+    """Command-line options of `platonic similarity` for the configured dask cluster."""
+    dask_config = config["dask"]
+    args = [f"--cluster {dask_config['cluster']}"]
+    if dask_config["cluster"] == "slurm":
+        args += [
+            f"--cluster-jobs {dask_config['jobs']}",
+            f"--cluster-cores {dask_config['cores']}",
+            f"--cluster-memory {dask_config['memory']}",
+            f"--cluster-walltime {dask_config['walltime']}",
+        ]
+        args += [
+            f"--cluster-{key} {dask_config[key]}"
+            for key in ("queue", "account")
+            if dask_config[key]
+        ]
+    return " ".join(args)

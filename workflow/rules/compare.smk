@@ -29,13 +29,15 @@ rule similarity:
         search=config["similarity"]["neighbour_search"],
         n_probe=config["similarity"]["n_probe"],
         seed=config["similarity"]["seed"],
+        cluster=dask_arguments(),
     shell:
         "python -m platonic similarity {output.store:q} {output.table:q}"
         " --embeddings {input.embeddings:q} --projections {input.projections:q}"
         " --anchors {input.anchors:q} --metrics {params.metrics} --k {params.k}"
         " --lfre-k {params.lfre_k} --subsample {params.subsample} --queries {params.queries}"
         " --train-fraction {params.train_fraction} --neighbour-search {params.search}"
-        " --n-probe {params.n_probe} --seed {params.seed} --threads {threads} > {log} 2>&1"
+        " --n-probe {params.n_probe} --seed {params.seed} --threads {threads}"
+        " {params.cluster} > {log} 2>&1"
 
 
 rule figures:
