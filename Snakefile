@@ -21,6 +21,7 @@ include: "workflow/rules/prepare.smk"
 include: "workflow/rules/embed.smk"
 include: "workflow/rules/align.smk"
 include: "workflow/rules/compare.smk"
+include: "workflow/rules/prefetch.smk"
 
 
 rule all:

@@ -96,3 +96,17 @@ def test_stage_chain_on_two_real_models(tmp_path, sample_csv):
         np.testing.assert_allclose(diagonal[i], expected, atol=1e-6, err_msg=str(metric))
     assert main(["figures", str(tmp_path / "sim.zarr"), "--out-dir", str(tmp_path / "figs")]) == 0
     assert sorted(p.name for p in (tmp_path / "figs").iterdir()) == sorted(f"{m}.png" for m in METRICS)
+
+
+def test_prefetch_records_the_checkpoint_it_loaded(tmp_path):
+    import json
+
+    from platonic.models.base import file_sha256
+
+    assert main(["prefetch", str(tmp_path / "w.json"), "--model", "sevennet-0-22may2024"]) == 0
+    record = json.loads((tmp_path / "w.json").read_text())
+    assert record["model"] == "sevennet-0-22may2024" and record["family"] == "sevenn"
+    from sevenn import util
+
+    path = util.pretrained_name_to_path("7net-0_22May2024")
+    assert record["checkpoint_sha256"] == file_sha256(path)

@@ -173,3 +173,8 @@ def test_dask_cluster_config_reaches_the_similarity_job(tmp_path):
         "--cluster slurm --cluster-jobs 3 --cluster-cores 16 --cluster-memory 64GB --cluster-walltime 02:00:00"
         " --cluster-account proj" in out
     )
+
+
+def test_prefetch_target_loads_every_configured_model_on_the_submit_host():
+    out = snakemake("prefetch", "-n", "--forceall").stdout
+    assert job_counts(out) == {"prefetch_model": 7, "prefetch": 1, "total": 8}

@@ -110,6 +110,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--metric", help="only this metric")
     p.set_defaults(run=cmd_figures)
 
+    p = sub.add_parser("prefetch", help="load a model once so that its weights are downloaded and cached")
+    p.add_argument("output", help="JSON file recording the checkpoint file and its sha256")
+    p.add_argument("--model", required=True)
+    p.add_argument("--family")
+    p.add_argument("--checkpoint")
+    p.add_argument("--layer", default=None)
+    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--cache-dir", default=None)
+    p.set_defaults(run=cmd_prefetch)
+
     p = sub.add_parser("download", help="download a structure file (needs network; used on clusters)")
     p.add_argument("url")
     p.add_argument("output")
@@ -155,31 +165,11 @@ def cmd_embed(args) -> None:
     import torch
 
     from platonic.embedding import embed_structures, embedding_dataset
-    from platonic.models import PRESETS, load_adapter
     from platonic.store import dataset_to_atoms, open_store, write_store
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    preset = PRESETS.get(args.model, {})
-    family = args.family or preset.get("family")
-    if family is None:
-        raise ValueError(f"model {args.model!r} is not a packaged preset; give --family and --checkpoint")
-    options = dict(preset.get("options", {}))
-    for item in args.option:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ValueError(f"--option expects KEY=VALUE, got {item!r}")
-        options[key] = value
-    adapter = load_adapter(
-        family,
-        checkpoint=args.checkpoint or preset.get("checkpoint"),
-        layer=args.layer,
-        device=args.device,
-        batch_size=args.batch_size,
-        dtype=args.dtype,
-        cache_dir=args.cache_dir,
-        **options,
-    )
+    adapter = _adapter(args, device=args.device, batch_size=args.batch_size, dtype=args.dtype)
     structure_store = open_store(args.structures)
     atoms, _ = dataset_to_atoms(structure_store)
     features, valid, reasons = embed_structures(adapter, atoms, progress=not args.no_progress)
@@ -329,6 +319,16 @@ def cmd_figures(args) -> None:
         log.info("wrote %s", save_figure(similarity_heatmaps(ds, metric), target))
 
 
+def cmd_prefetch(args) -> None:
+    import json
+
+    adapter = _adapter(args, device="cpu", batch_size=1, dtype="float32")
+    info = adapter.provenance()
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.output).write_text(json.dumps({"model": args.model, **info}, indent=2))
+    log.info("%s: %s (sha256 %s)", args.model, adapter.checkpoint_path, info["checkpoint_sha256"][:12])
+
+
 def cmd_download(args) -> None:
     import shutil
     import urllib.request
@@ -346,6 +346,30 @@ def cmd_download(args) -> None:
         ) from err
     partial.rename(output)
     log.info("downloaded %s -> %s", args.url, output)
+
+
+def _adapter(args, **settings):
+    """The adapter an embed/prefetch command line names (a preset, or --family/--checkpoint)."""
+    from platonic.models import PRESETS, load_adapter
+
+    preset = PRESETS.get(args.model, {})
+    family = args.family or preset.get("family")
+    if family is None:
+        raise ValueError(f"model {args.model!r} is not a packaged preset; give --family and --checkpoint")
+    options = dict(preset.get("options", {}))
+    for item in args.option:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--option expects KEY=VALUE, got {item!r}")
+        options[key] = value
+    return load_adapter(
+        family,
+        checkpoint=args.checkpoint or preset.get("checkpoint"),
+        layer=args.layer,
+        cache_dir=args.cache_dir,
+        **settings,
+        **options,
+    )
 
 
 def _check_same_structures(stores: dict) -> None:
