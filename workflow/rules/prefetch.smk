@@ -8,6 +8,8 @@ rule prefetch_model:
     log:
         "results/logs/prefetch/{model}.log",
     localrule: True
+    conda:
+        model_env
     params:
         model=embed_arguments,
         cache_dir=(
