@@ -178,3 +178,11 @@ def test_dask_cluster_config_reaches_the_similarity_job(tmp_path):
 def test_prefetch_target_loads_every_configured_model_on_the_submit_host():
     out = snakemake("prefetch", "-n", "--forceall").stdout
     assert job_counts(out) == {"prefetch_model": 7, "prefetch": 1, "total": 8}
+
+
+def test_slurm_profile_never_double_requests_gpus():
+    profile = yaml.safe_load((ROOT / "profiles/slurm/config.yaml").read_text())
+    assert profile["executor"] == "slurm" and profile["software-deployment-method"] == "conda"
+    for rule, resources in profile["set-resources"].items():
+        assert "gres" not in str(resources.get("slurm_extra", "")), rule
+        assert "gpu" not in resources, f"{rule}: the rule itself asks for gpu=1"
