@@ -15,6 +15,10 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e ".[chgnet,sevenn,matgl,diep,workflow,dev]"
+	# MatterSim declares torchvision/torchaudio, which cannot load beside the CPU torch wheel, and its
+	# model code needs neither: install it without them (envs/mattersim.yaml has the full set)
+	$(BIN)/pip install --quiet --no-deps mattersim==1.2.3
+	$(BIN)/pip install --quiet "torch_runstats>=0.2.0" "torch-ema>=0.3" loguru opt_einsum_fx deprecated
 	touch $(STAMP)
 
 run: setup

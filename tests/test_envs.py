@@ -16,6 +16,7 @@ MLIP_PACKAGES = {
     "orb": "orb-models",
     "matgl": "matgl",
     "diep": "diep",
+    "mattersim": "mattersim",
 }
 
 

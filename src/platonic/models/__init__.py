@@ -15,6 +15,7 @@ FAMILIES: dict[str, str] = {
     "sevenn": "platonic.models.sevenn:SevenNetAdapter",
     "matgl": "platonic.models.matgl:MatGLAdapter",
     "diep": "platonic.models.diep:DIEPAdapter",
+    "mattersim": "platonic.models.mattersim:MatterSimAdapter",
 }
 
 # Named models. Weights of the first group ship inside their PyPI wheels (usable offline); the
@@ -34,6 +35,8 @@ PRESETS: dict[str, dict] = {
     "m3gnet-matpes-pbe": {"family": "matgl", "checkpoint": "M3GNet-PES-MatPES-PBE-2025.2", "download": True},
     "chgnet-matpes-pbe": {"family": "matgl", "checkpoint": "CHGNet-PES-MatPES-PBE-2025.2.10", "download": True},
     "tensornet-matpes-pbe": {"family": "matgl", "checkpoint": "TensorNet-PES-MatPES-PBE-2025.2", "download": True},
+    "mattersim-v1-1m": {"family": "mattersim", "checkpoint": "mattersim-v1.0.0-1M", "download": True},
+    "mattersim-v1-5m": {"family": "mattersim", "checkpoint": "mattersim-v1.0.0-5M", "download": True},
 }
 
 
