@@ -20,7 +20,7 @@ def sample_csv() -> Path:
 
 @pytest.fixture(scope="session")
 def few_structures(sample_csv):
-    """The first six structures of the training split (51 atoms): real crystals, quick to embed."""
+    """The first six structures of the training split (85 atoms): real crystals, quick to embed."""
     from platonic.structures import read_structures
 
     return read_structures(sample_csv, limit=6)

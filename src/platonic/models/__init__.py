@@ -58,7 +58,7 @@ def adapter_class(family: str) -> type[Adapter]:
     module_name, class_name = known[family].split(":")
     try:
         module = import_module(module_name)
-    except ImportError as err:
+    except (ImportError, RuntimeError, OSError) as err:  # missing, or installed but broken (e.g. a bad torchvision)
         raise ModelError(
             f"model family {family!r} needs a package that is not installed ({err}); "
             f"install it (pip install 'platonic[{family}]') or use envs/{family}.yaml"
