@@ -6,7 +6,11 @@ STAMP := $(VENV)/.installed
 # jobs find `python -m platonic` and snakemake in the project's virtualenv
 WITH_VENV := PATH="$(BIN):$$PATH"
 
-.PHONY: setup run report test clean
+# MACE pins e3nn==0.4.4, which SevenNet (e3nn>=0.5) cannot share: its tests run in a venv of its own
+MACE_VENV ?= .venv-mace
+MACE_STAMP := $(MACE_VENV)/.installed
+
+.PHONY: setup run report test test-mace clean
 
 setup: $(STAMP)
 
@@ -29,7 +33,18 @@ report: setup
 	$(WITH_VENV) snakemake --profile profiles/default --report results/report.html
 	@echo "figures: results/figures/   report: results/report.html"
 
-test: setup
+$(MACE_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(MACE_VENV)
+	$(MACE_VENV)/bin/pip install --quiet torch==2.13.0
+	$(MACE_VENV)/bin/pip install --quiet mace-torch==0.3.16 pytest scipy scikit-learn xarray "zarr>=3" "dask[array]" \
+		tqdm pyyaml matplotlib
+	$(MACE_VENV)/bin/pip install --quiet --no-deps -e .
+	touch $(MACE_STAMP)
+
+test-mace: $(MACE_STAMP)
+	$(MACE_VENV)/bin/python -m pytest tests/test_models_mace.py
+
+test: setup test-mace
 	$(WITH_VENV) python -m pytest
 	$(WITH_VENV) snakemake --lint
 	$(WITH_VENV) snakefmt --check .

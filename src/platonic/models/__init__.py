@@ -16,6 +16,7 @@ FAMILIES: dict[str, str] = {
     "matgl": "platonic.models.matgl:MatGLAdapter",
     "diep": "platonic.models.diep:DIEPAdapter",
     "mattersim": "platonic.models.mattersim:MatterSimAdapter",
+    "mace": "platonic.models.mace:MACEAdapter",
 }
 
 # Named models. Weights of the first group ship inside their PyPI wheels (usable offline); the
@@ -37,6 +38,13 @@ PRESETS: dict[str, dict] = {
     "tensornet-matpes-pbe": {"family": "matgl", "checkpoint": "TensorNet-PES-MatPES-PBE-2025.2", "download": True},
     "mattersim-v1-1m": {"family": "mattersim", "checkpoint": "mattersim-v1.0.0-1M", "download": True},
     "mattersim-v1-5m": {"family": "mattersim", "checkpoint": "mattersim-v1.0.0-5M", "download": True},
+    # MACE-MP foundation models (names as mace.calculators.mace_mp takes them; omat-0 is under the ASL licence);
+    # mace-torch needs its own environment (envs/mace.yaml)
+    "mace-mp-0-small": {"family": "mace", "checkpoint": "small", "download": True},
+    "mace-mp-0-medium": {"family": "mace", "checkpoint": "medium", "download": True},
+    "mace-mp-0-large": {"family": "mace", "checkpoint": "large", "download": True},
+    "mace-omat-0": {"family": "mace", "checkpoint": "medium-omat-0", "download": True},
+    "mace-mpa-0": {"family": "mace", "checkpoint": "medium-mpa-0", "download": True},
 }
 
 
