@@ -9,8 +9,13 @@ WITH_VENV := PATH="$(BIN):$$PATH"
 # MACE pins e3nn==0.4.4, which SevenNet (e3nn>=0.5) cannot share: its tests run in a venv of its own
 MACE_VENV ?= .venv-mace
 MACE_STAMP := $(MACE_VENV)/.installed
+# orb-models pulls cached_path, which caps huggingface-hub<2 and filelock<4 (matgl's stack has newer ones)
+ORB_VENV ?= .venv-orb
+ORB_STAMP := $(ORB_VENV)/.installed
+# packages the platonic library itself needs inside a model's own venv (it is installed there with --no-deps)
+LIBRARY_DEPS := pytest scipy scikit-learn xarray "zarr>=3" "dask[array]" tqdm pyyaml matplotlib ase
 
-.PHONY: setup run report test test-mace clean
+.PHONY: setup run report test test-mace test-orb clean
 
 setup: $(STAMP)
 
@@ -36,15 +41,24 @@ report: setup
 $(MACE_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(MACE_VENV)
 	$(MACE_VENV)/bin/pip install --quiet torch==2.13.0
-	$(MACE_VENV)/bin/pip install --quiet mace-torch==0.3.16 pytest scipy scikit-learn xarray "zarr>=3" "dask[array]" \
-		tqdm pyyaml matplotlib
+	$(MACE_VENV)/bin/pip install --quiet mace-torch==0.3.16 $(LIBRARY_DEPS)
 	$(MACE_VENV)/bin/pip install --quiet --no-deps -e .
 	touch $(MACE_STAMP)
 
 test-mace: $(MACE_STAMP)
 	$(MACE_VENV)/bin/python -m pytest tests/test_models_mace.py
 
-test: setup test-mace
+$(ORB_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(ORB_VENV)
+	$(ORB_VENV)/bin/pip install --quiet torch==2.13.0
+	$(ORB_VENV)/bin/pip install --quiet orb-models==0.5.5 $(LIBRARY_DEPS)
+	$(ORB_VENV)/bin/pip install --quiet --no-deps -e .
+	touch $(ORB_STAMP)
+
+test-orb: $(ORB_STAMP)
+	$(ORB_VENV)/bin/python -m pytest tests/test_models_orb.py
+
+test: setup test-mace test-orb
 	$(WITH_VENV) python -m pytest
 	$(WITH_VENV) snakemake --lint
 	$(WITH_VENV) snakefmt --check .

@@ -17,6 +17,7 @@ FAMILIES: dict[str, str] = {
     "diep": "platonic.models.diep:DIEPAdapter",
     "mattersim": "platonic.models.mattersim:MatterSimAdapter",
     "mace": "platonic.models.mace:MACEAdapter",
+    "orb": "platonic.models.orb:OrbAdapter",
 }
 
 # Named models. Weights of the first group ship inside their PyPI wheels (usable offline); the
@@ -45,6 +46,12 @@ PRESETS: dict[str, dict] = {
     "mace-mp-0-large": {"family": "mace", "checkpoint": "large", "download": True},
     "mace-omat-0": {"family": "mace", "checkpoint": "medium-omat-0", "download": True},
     "mace-mpa-0": {"family": "mace", "checkpoint": "medium-mpa-0", "download": True},
+    # Orb v3 (names of orb-models 0.5.5's pretrained registry; "inf" = up to 120 neighbours within 6 A);
+    # orb-models needs its own environment (envs/orb.yaml)
+    "orb-v3-conservative-omat": {"family": "orb", "checkpoint": "orb-v3-conservative-inf-omat", "download": True},
+    "orb-v3-direct-omat": {"family": "orb", "checkpoint": "orb-v3-direct-inf-omat", "download": True},
+    "orb-v3-conservative-mpa": {"family": "orb", "checkpoint": "orb-v3-conservative-inf-mpa", "download": True},
+    "orb-v3-direct-mpa": {"family": "orb", "checkpoint": "orb-v3-direct-inf-mpa", "download": True},
 }
 
 
