@@ -58,6 +58,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", default="float32", choices=["float32", "float64"], help="forward-pass precision")
     p.add_argument("--cache-dir", default=None, help="where downloaded weights are kept")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument(
+        "--shard-size",
+        type=int,
+        default=1000,
+        help="structures per resumable shard: a rerun after a kill redoes only unfinished shards",
+    )
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(run=cmd_embed)
 
@@ -162,9 +168,11 @@ def cmd_prepare(args) -> None:
 
 
 def cmd_embed(args) -> None:
+    import shutil
+
     import torch
 
-    from platonic.embedding import embed_structures, embedding_dataset
+    from platonic.embedding import embed_sharded, embedding_dataset, shard_fingerprint
     from platonic.store import dataset_to_atoms, open_store, write_store
 
     if args.threads:
@@ -172,13 +180,28 @@ def cmd_embed(args) -> None:
     adapter = _adapter(args, device=args.device, batch_size=args.batch_size, dtype=args.dtype)
     structure_store = open_store(args.structures)
     atoms, _ = dataset_to_atoms(structure_store)
-    features, valid, reasons = embed_structures(adapter, atoms, progress=not args.no_progress)
+    provenance = adapter.provenance()
+    output = Path(args.output)
+    # finished shards live beside the output until the store is complete (Snakemake does not remove them when it
+    # deletes the output of a killed job), so a rerun picks up where the killed one stopped
+    shards = output.with_name(f".{output.name}.shards")
+    fingerprint = shard_fingerprint(
+        structure_set_hash=structure_store.attrs["structure_set_hash"],
+        provenance=provenance,
+        batch_size=args.batch_size,
+        shard_size=args.shard_size,
+    )
+    features, valid, reasons = embed_sharded(
+        adapter, atoms, shards, args.shard_size, fingerprint, progress=not args.no_progress
+    )
     for structure_id, reason in zip(structure_store["material_id"].values, reasons, strict=True):
         if reason:
             log.warning("excluded %s from %s: %s", structure_id, args.model, reason)
-    ds = embedding_dataset(structure_store, features, valid, reasons, args.model, adapter.provenance())
-    write_store(ds, args.output)
-    log.info("%s: %d atoms x %d features -> %s", args.model, *features.shape, args.output)
+    ds = embedding_dataset(structure_store, features, valid, reasons, args.model, provenance)
+    ds.attrs.update(batch_size=args.batch_size, shard_size=args.shard_size)
+    write_store(ds, output)
+    shutil.rmtree(shards, ignore_errors=True)
+    log.info("%s: %d atoms x %d features -> %s", args.model, *features.shape, output)
 
 
 def cmd_anchors(args) -> None:

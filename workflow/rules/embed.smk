@@ -18,6 +18,7 @@ rule embed:
         model=embed_arguments,
         device=config["embed"]["device"],
         batch_size=config["embed"]["batch_size"],
+        shard_size=config["embed"]["shard_size"],
         dtype=config["embed"]["dtype"],
         cache_dir=(
             f"--cache-dir '{config['embed']['cache_dir']}'"
@@ -27,5 +28,6 @@ rule embed:
     shell:
         "python -m platonic embed {input:q} {output:q} --model {wildcards.model} {params.model}"
         " --device {params.device} --batch-size {params.batch_size} --dtype {params.dtype}"
+        " --shard-size {params.shard_size}"
         " {params.cache_dir} --threads {threads}"
         " > {log} 2>&1"

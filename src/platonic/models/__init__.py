@@ -64,7 +64,10 @@ def families() -> dict[str, str]:
 
 
 def adapter_class(family: str) -> type[Adapter]:
+    """The adapter class of a family name, or of ``"module:Class"`` (an adapter of your own on the Python path)."""
     known = families()
+    if ":" in family and family not in known:
+        known[family] = family
     if family not in known:
         raise ModelError(
             f"unknown model family {family!r}; known families: {', '.join(sorted(known))}. "
@@ -74,11 +77,16 @@ def adapter_class(family: str) -> type[Adapter]:
     try:
         module = import_module(module_name)
     except (ImportError, RuntimeError, OSError) as err:  # missing, or installed but broken (e.g. a bad torchvision)
+        if family == known[family] and family not in FAMILIES:
+            raise ModelError(f"cannot import the adapter module of family {family!r}: {err}") from err
         raise ModelError(
             f"model family {family!r} needs a package that is not installed ({err}); "
             f"install it (pip install 'platonic[{family}]') or use envs/{family}.yaml"
         ) from err
-    return getattr(module, class_name)
+    adapter = getattr(module, class_name, None)
+    if not (isinstance(adapter, type) and issubclass(adapter, Adapter)):
+        raise ModelError(f"{known[family]} is not a subclass of platonic.models.base.Adapter")
+    return adapter
 
 
 def load_adapter(family: str, **kwargs) -> Adapter:
