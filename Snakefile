@@ -1,6 +1,13 @@
-from snakemake.utils import min_version, validate
+import sys
+from pathlib import Path
+
+from snakemake.utils import min_version
 
 min_version("9.0")
+
+# The config is checked by the library of this checkout (jobs use it through PYTHONPATH too).
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+from platonic.config import validate_config
 
 
 # The embedded default; `--configfile other.yaml` replaces it instead of merging into it
@@ -10,7 +17,7 @@ if not workflow.overwrite_configfiles:
     configfile: "config/config.yaml"
 
 
-validate(config, "workflow/schemas/config.schema.yaml")
+validate_config(config, Path(workflow.basedir) / "workflow/schemas/config.schema.yaml")
 
 
 report: "workflow/report/workflow.rst"

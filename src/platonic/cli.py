@@ -43,6 +43,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("input", help="MP-20 CSV, extxyz file or folder of CIFs")
     p.add_argument("output", help="structure store (.zarr)")
     p.add_argument("--limit", type=int, default=None, help="keep only the first N usable structures")
+    p.add_argument(
+        "--max-volume-per-atom",
+        type=float,
+        default=None,
+        help="reject periodic cells with more volume per atom (A^3; default 500; 0 turns the check off)",
+    )
     p.set_defaults(run=cmd_prepare)
 
     p = sub.add_parser("embed", help="embed a structure store with one model")
@@ -152,14 +158,15 @@ def cmd_models(args) -> None:
 
 def cmd_prepare(args) -> None:
     from platonic.store import structures_to_dataset, write_store
-    from platonic.structures import read_structures
+    from platonic.structures import MAX_VOLUME_PER_ATOM, read_structures
 
-    structures = read_structures(args.input, limit=args.limit)
+    max_volume = MAX_VOLUME_PER_ATOM if args.max_volume_per_atom is None else args.max_volume_per_atom
+    structures = read_structures(args.input, limit=args.limit, max_volume_per_atom=max_volume or None)
     for structure_id, reason in structures.rejected:
         log.warning("rejected structure %s: %s", structure_id, reason)
     write_store(structures_to_dataset(structures, source=args.input), args.output)
     log.info(
-        "%d structures, %d atoms -> %s (%d rejected)",
+        "%d structures, %d atoms -> %s (%d rejected; the store's rejected_ids/rejected_reasons list them)",
         len(structures),
         structures.n_atoms,
         args.output,

@@ -92,6 +92,7 @@ def structures_to_dataset(structures: StructureSet, source: str = "") -> xr.Data
         structure_set_hash=structure_set_hash(structures.atoms, structures.ids),
         n_structures=len(structures),
         n_atoms=int(counts.sum()),
+        n_rejected=len(structures.rejected),
         rejected_ids=[i for i, _ in structures.rejected],
         rejected_reasons=[r for _, r in structures.rejected],
     )

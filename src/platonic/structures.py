@@ -15,12 +15,18 @@ from pathlib import Path
 import ase
 import ase.io
 import numpy as np
+from ase.neighborlist import neighbor_list
 
 # Per-structure numeric labels carried through from MP-20 CSVs (CDVAE's format).
 MP20_LABELS = ("formation_energy_per_atom", "band_gap", "e_above_hull", "spacegroup.number")
 
 # Atoms closer than this (Angstrom) mean a broken structure, not chemistry.
 MIN_DISTANCE = 0.5
+
+# Cell volume per atom (Angstrom^3) above which a periodic structure is refused: far above any
+# bulk crystal (MP-20 stays below 100), it means vacuum, a unit error or a molecule in a big box;
+# cell-list neighbour searches allocate memory in proportion to the cell volume.
+MAX_VOLUME_PER_ATOM = 500.0
 
 
 class StructureError(ValueError):
@@ -44,31 +50,40 @@ class StructureSet:
         return sum(len(a) for a in self.atoms)
 
 
-def read_structures(path: str | Path, limit: int | None = None) -> StructureSet:
-    """Read structures from an MP-20 style CSV (``cif`` column), an extxyz file or a folder of CIFs.
+def read_structures(
+    path: str | Path, limit: int | None = None, max_volume_per_atom: float | None = MAX_VOLUME_PER_ATOM
+) -> StructureSet:
+    """Read structures from an MP-20 style CSV (``cif`` column), an extxyz file, a CIF or a folder of CIFs.
 
-    Entries that cannot be parsed or fail validation are recorded in ``rejected``, not raised;
-    a file that cannot be read at all raises ``StructureError``.
+    Entries that cannot be parsed or fail validation (``validate_atoms``) are recorded in
+    ``rejected`` with their reason, not raised; a file that is missing, empty or unreadable as a
+    whole, or that leaves no usable structure, raises ``StructureError`` naming the file.
     """
     path = Path(path)
     if not path.exists():
         raise StructureError(f"structure file {path} does not exist; check `dataset.path` in the config")
+    if path.is_file() and path.stat().st_size == 0:
+        raise StructureError(f"structure file {path} is empty; check `dataset.path` in the config")
+    check = {"max_volume_per_atom": max_volume_per_atom}
     if path.is_dir():
-        entries = [(p.stem, p.read_text(), {}) for p in sorted(path.glob("*.cif"))]
+        entries = [(p.stem, p.read_text(errors="replace"), {}) for p in sorted(path.glob("*.cif"))]
         if not entries:
             raise StructureError(f"folder {path} holds no *.cif files")
-        parsed = _parse_cif_entries(entries, limit)
+        parsed = _parse_cif_entries(entries, limit, check)
+    elif path.suffix.lower() == ".cif":
+        parsed = _parse_cif_entries([(path.stem, path.read_text(errors="replace"), {})], limit, check)
     elif path.suffix.lower() == ".csv":
-        parsed = _parse_cif_entries(_read_mp20_csv(path), limit)
+        parsed = _parse_cif_entries(_read_mp20_csv(path), limit, check)
     elif path.suffix.lower() in {".xyz", ".extxyz"}:
-        parsed = _read_extxyz(path, limit)
+        parsed = _read_extxyz(path, limit, check)
     else:
         raise StructureError(
-            f"cannot read {path}: expected an MP-20 CSV (.csv), an extxyz file (.xyz/.extxyz) or a folder of CIFs"
+            f"cannot read {path}: expected an MP-20 CSV (.csv), an extxyz file (.xyz/.extxyz), "
+            "a CIF or a folder of CIFs"
         )
     if not parsed.atoms:
         reasons = "; ".join(f"{i}: {r}" for i, r in parsed.rejected[:5])
-        raise StructureError(f"no usable structures in {path} ({reasons})")
+        raise StructureError(f"no usable structures in {path}: every entry was rejected ({reasons})")
     return parsed
 
 
@@ -99,7 +114,7 @@ def _to_float(value) -> float:
         return float("nan")
 
 
-def _parse_cif_entries(entries, limit: int | None) -> StructureSet:
+def _parse_cif_entries(entries, limit: int | None, check: dict) -> StructureSet:
     result = StructureSet(atoms=[], ids=[], labels={name: [] for name in MP20_LABELS})
     seen: set[str] = set()
     for structure_id, cif_text, labels in entries:
@@ -110,10 +125,10 @@ def _parse_cif_entries(entries, limit: int | None) -> StructureSet:
             continue
         seen.add(structure_id)
         try:
-            atoms = ase.io.read(io.StringIO(cif_text), format="cif")
-            validate_atoms(atoms)
-        except Exception as err:  # any parser failure is recorded, with its message
-            result.rejected.append((structure_id, f"{type(err).__name__}: {err}".strip()))
+            atoms = _parse_cif(cif_text)
+            validate_atoms(atoms, **check)
+        except StructureError as err:
+            result.rejected.append((structure_id, str(err)))
             continue
         result.atoms.append(atoms)
         result.ids.append(structure_id)
@@ -125,16 +140,34 @@ def _parse_cif_entries(entries, limit: int | None) -> StructureSet:
     return result
 
 
-def _read_extxyz(path: Path, limit: int | None) -> StructureSet:
+def _parse_cif(cif_text: str) -> ase.Atoms:
+    """One CIF entry as ``ase.Atoms``; ASE's parser errors (often bare) become a ``StructureError``."""
+    if not cif_text.strip():
+        raise StructureError("empty CIF")
     try:
-        frames = ase.io.read(path, index=":" if limit is None else f":{limit}")
+        return ase.io.read(io.StringIO(cif_text), format="cif")
+    except Exception as err:  # ASE raises anything from StopIteration to ValueError on bad CIFs
+        detail = f"{type(err).__name__}: {err}".strip().rstrip(":")
+        raise StructureError(f"unreadable CIF ({detail}); check that it has a cell and an atom-site loop") from err
+
+
+def _read_extxyz(path: Path, limit: int | None, check: dict) -> StructureSet:
+    try:
+        frames = list(ase.io.iread(path, index=":", format="extxyz"))
     except Exception as err:
-        raise StructureError(f"cannot read extxyz file {path}: {err}") from err
+        raise StructureError(f"cannot read extxyz file {path}: {type(err).__name__}: {err}") from err
     result = StructureSet(atoms=[], ids=[])
+    seen: set[str] = set()
     for number, atoms in enumerate(frames):
+        if limit is not None and len(result.atoms) >= limit:
+            break
         structure_id = str(atoms.info.get("material_id", atoms.info.get("id", f"frame-{number}")))
+        if structure_id in seen:
+            result.rejected.append((structure_id, "duplicate structure id"))
+            continue
+        seen.add(structure_id)
         try:
-            validate_atoms(atoms)
+            validate_atoms(atoms, **check)
         except StructureError as err:
             result.rejected.append((structure_id, str(err)))
             continue
@@ -143,23 +176,52 @@ def _read_extxyz(path: Path, limit: int | None) -> StructureSet:
     return result
 
 
-def validate_atoms(atoms: ase.Atoms) -> None:
-    """Raise ``StructureError`` for structures no MLIP should be asked to embed."""
+def validate_atoms(atoms: ase.Atoms, max_volume_per_atom: float | None = MAX_VOLUME_PER_ATOM) -> None:
+    """Raise ``StructureError`` for structures no MLIP should be asked to embed.
+
+    Refused: no atoms, unknown or non-finite entries, partial occupancy (ASE keeps one species per
+    disordered site), a degenerate or huge periodic cell (``max_volume_per_atom``, Angstrom^3;
+    ``None`` turns the check off) and atoms closer than ``MIN_DISTANCE``, periodic images included.
+    """
     if len(atoms) == 0:
         raise StructureError("structure has no atoms")
     numbers = atoms.get_atomic_numbers()
     if (numbers < 1).any() or (numbers > 118).any():
         raise StructureError(f"unknown atomic numbers {sorted(set(numbers[(numbers < 1) | (numbers > 118)]))}")
-    if not np.isfinite(atoms.get_positions()).all():
-        raise StructureError("non-finite atomic positions")
-    if atoms.pbc.any() and abs(atoms.cell.volume) < 1e-6:
-        raise StructureError("periodic structure with a degenerate (zero-volume) cell")
-    if len(atoms) > 1:
-        distances = atoms.get_all_distances(mic=bool(atoms.pbc.any()))
-        np.fill_diagonal(distances, np.inf)
-        closest = distances.min()
-        if closest < MIN_DISTANCE:
-            raise StructureError(f"atoms overlap (closest distance {closest:.3f} A < {MIN_DISTANCE} A)")
+    partial = _partially_occupied_sites(atoms)
+    if partial:
+        raise StructureError(
+            f"partial occupancy / disorder at site(s) {', '.join(partial[:5])}: an MLIP needs one species "
+            "per site; order the structure first (e.g. pymatgen's OrderDisorderedStructureTransformation)"
+        )
+    if not np.isfinite(atoms.get_positions()).all() or not np.isfinite(atoms.cell.array).all():
+        raise StructureError("non-finite atomic positions or cell")
+    if atoms.pbc.any():
+        volume = abs(atoms.cell.volume)
+        if volume < 1e-6:
+            raise StructureError("periodic structure with a degenerate (zero-volume) cell")
+        if max_volume_per_atom is not None and volume / len(atoms) > max_volume_per_atom:
+            raise StructureError(
+                f"cell too large: {volume / len(atoms):.0f} A^3 per atom > {max_volume_per_atom:g} "
+                "(dataset.max_volume_per_atom); a vacuum-padded or mis-scaled cell"
+            )
+    # a neighbour list (not all pairs) also sees an atom next to its own periodic image
+    closest = neighbor_list("d", atoms, MIN_DISTANCE)
+    if len(closest):
+        raise StructureError(
+            f"atoms overlap (closest distance {closest.min():.3f} A < {MIN_DISTANCE} A, periodic images included)"
+        )
+
+
+def _partially_occupied_sites(atoms: ase.Atoms) -> list[str]:
+    """Sites whose CIF occupancies (ASE's ``info["occupancy"]``: site kind -> {symbol: occupancy})
+    mix species or do not sum to one, as ``"kind (Fe 0.5 + Co 0.5)"``."""
+    occupancy = atoms.info.get("occupancy") or {}
+    return [
+        f"{site} ({' + '.join(f'{symbol} {value:g}' for symbol, value in species.items())})"
+        for site, species in occupancy.items()
+        if len(species) > 1 or abs(sum(species.values()) - 1.0) > 1e-3
+    ]
 
 
 def structure_set_hash(atoms: list[ase.Atoms], ids: list[str]) -> str:

@@ -5,12 +5,8 @@ from pathlib import Path
 DATASET = config["dataset"]["name"]
 MODELS = list(config["models"])
 METRICS = config["similarity"]["metrics"]
+# (the config was validated in the Snakefile: a named reference model is one of MODELS)
 REFERENCE_MODEL = config["anchors"]["reference_model"] or MODELS[0]
-
-if REFERENCE_MODEL not in MODELS:
-    raise ValueError(
-        f"anchors.reference_model {REFERENCE_MODEL!r} is not one of the configured models: {MODELS}"
-    )
 
 # Every job runs the library from this checkout (`python -m platonic`), with no site install
 # needed, also inside the per-model conda envs: jobs inherit this PYTHONPATH.

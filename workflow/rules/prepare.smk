@@ -28,5 +28,7 @@ rule prepare:
             if config["dataset"]["limit"]
             else ""
         ),
+        max_volume=config["dataset"]["max_volume_per_atom"] or 0,
     shell:
-        "python -m platonic prepare {input:q} {output:q} {params.limit} > {log} 2>&1"
+        "python -m platonic prepare {input:q} {output:q} {params.limit}"
+        " --max-volume-per-atom {params.max_volume} > {log} 2>&1"

@@ -1,0 +1,118 @@
+"""Check a workflow configuration once, at the boundary: its JSON schema (filling in defaults) and
+the rules a schema cannot state (the reference model is one of the models, every family exists).
+
+Every problem is reported with the key that holds it (``similarity.k``) and what is allowed. Only
+``jsonschema`` and ``yaml`` are needed, so the Snakefile can use this from a bare Snakemake install.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+from collections.abc import Iterable
+from pathlib import Path
+
+
+class ConfigError(ValueError):
+    """A configuration that does not match the schema, one line per offending key."""
+
+
+def validate_config(config: dict, schema_path: str | Path, families: Iterable[str] | None = None) -> dict:
+    """Validate ``config`` in place against the schema (``workflow/schemas/config.schema.yaml``)
+    and fill in its defaults; return it.
+
+    ``families`` are the adapter families a model may name (default: the model registry's, when
+    it can be imported). Raises ``ConfigError`` listing every offending key.
+    """
+    import yaml
+    from jsonschema import Draft202012Validator
+
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    validator = _filling_defaults(Draft202012Validator)(schema)
+    problems = [
+        _describe(error)
+        for error in sorted(validator.iter_errors(config), key=lambda e: [str(p) for p in e.absolute_path])
+    ]
+    if not problems:  # the cross-key rules assume a config of the right shape
+        problems = _cross_key_problems(config, families)
+    if problems:
+        raise ConfigError(
+            "invalid configuration:\n"
+            + "\n".join(f"  - {problem}" for problem in problems)
+            + f"\nfix these keys in the config file; {schema_path} documents every key"
+        )
+    return config
+
+
+def key_path(path: Iterable) -> str:
+    """``["models", "chgnet-0.3.0", "family"]`` -> ``models.'chgnet-0.3.0'.family``."""
+    parts = [f"[{p}]" if isinstance(p, int) else (f"'{p}'" if "." in str(p) else str(p)) for p in path]
+    return ".".join(parts).replace(".[", "[") or "(top level)"
+
+
+def _filling_defaults(validator_class):
+    """A validator that sets each missing property to (a copy of) its schema default first."""
+    from jsonschema import validators
+
+    check_properties = validator_class.VALIDATORS["properties"]
+
+    def properties_with_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for name, subschema in properties.items():
+                if "default" in subschema:
+                    instance.setdefault(name, copy.deepcopy(subschema["default"]))
+        yield from check_properties(validator, properties, instance, schema)
+
+    return validators.extend(validator_class, {"properties": properties_with_defaults})
+
+
+def _describe(error) -> str:
+    """One line: the key, jsonschema's message and, for unknown keys, the allowed ones."""
+    path = list(error.absolute_path)
+    message = error.message
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = sorted(error.schema.get("properties", {}))
+        unknown = [k for k in error.instance if k not in allowed]
+        path += unknown[:1]  # the misspelled key itself
+        hints = [f"did you mean {close[0]!r}?" for k in unknown if (close := _closest(k, allowed))]
+        message += f"; allowed here: {', '.join(allowed)}" + (f" ({'; '.join(hints)})" if hints else "")
+    return f"{key_path(path)}: {message}"
+
+
+def _cross_key_problems(config: dict, families: Iterable[str] | None) -> list[str]:
+    problems = []
+    models = list(config["models"])
+    reference = config["anchors"]["reference_model"]
+    if reference is not None and reference not in models:
+        problems.append(
+            f"anchors.reference_model {reference!r} is not one of the configured models: {', '.join(models)}"
+            + _suggestion(reference, models)
+        )
+    known = set(families) if families is not None else _registered_families()
+    if known is not None:
+        for name, spec in config["models"].items():
+            if spec["family"] not in known and ":" not in spec["family"]:  # "module:Class" is imported at embed
+                problems.append(
+                    f"{key_path(['models', name, 'family'])}: unknown model family {spec['family']!r}; "
+                    f"known families: {', '.join(sorted(known))}" + _suggestion(spec["family"], known)
+                )
+    return problems
+
+
+def _registered_families() -> set[str] | None:
+    """The registry's families, or None where the library's dependencies are not installed
+    (a bare Snakemake install on a login node; `platonic embed` checks the family there)."""
+    try:
+        from platonic.models import families
+    except ImportError:
+        return None
+    return set(families())
+
+
+def _closest(word: str, choices: Iterable[str]) -> list[str]:
+    return difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+
+
+def _suggestion(word: str, choices: Iterable[str]) -> str:
+    close = _closest(word, choices)
+    return f" (did you mean {close[0]!r}?)" if close else ""
