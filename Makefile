@@ -15,7 +15,7 @@ ORB_STAMP := $(ORB_VENV)/.installed
 # packages the platonic library itself needs inside a model's own venv (it is installed there with --no-deps)
 LIBRARY_DEPS := pytest scipy scikit-learn xarray "zarr>=3" "dask[array]" tqdm pyyaml matplotlib ase
 
-.PHONY: setup run report test test-mace test-orb clean
+.PHONY: setup run report test test-mace test-orb browser clean
 
 setup: $(STAMP)
 
@@ -23,7 +23,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e ".[chgnet,sevenn,matgl,diep,workflow,dev]"
+	$(BIN)/pip install --quiet -e ".[chgnet,sevenn,matgl,diep,umap,workflow,dev]"
 	# MatterSim declares torchvision/torchaudio, which cannot load beside the CPU torch wheel, and its
 	# model code needs neither: install it without them (envs/mattersim.yaml has the full set)
 	$(BIN)/pip install --quiet --no-deps mattersim==1.2.3
@@ -58,7 +58,16 @@ $(ORB_STAMP): pyproject.toml
 test-orb: $(ORB_STAMP)
 	$(ORB_VENV)/bin/python -m pytest tests/test_models_orb.py
 
-test: setup test-mace test-orb
+# the report is checked in a real headless browser (tests/test_workflow.py); Debian's chromium, installed when this
+# runs as root with apt, otherwise that test is skipped with the reason
+browser:
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
+		{ [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		  (apt-get install -y -qq chromium >/dev/null 2>&1 || \
+		   (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)) ; } || \
+		echo "chromium not installed (needs root and apt-get): the headless-browser check of the report is skipped"
+
+test: setup test-mace test-orb browser
 	$(WITH_VENV) python -m pytest
 	$(WITH_VENV) snakemake --lint
 	$(WITH_VENV) snakefmt --check .

@@ -9,7 +9,6 @@ min_version("9.0")
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from platonic.config import validate_config
 
-
 # The embedded default; `--configfile other.yaml` replaces it instead of merging into it
 # (a merge would add the default's seven models to every other study).
 if not workflow.overwrite_configfiles:
@@ -28,6 +27,8 @@ include: "workflow/rules/prepare.smk"
 include: "workflow/rules/embed.smk"
 include: "workflow/rules/align.smk"
 include: "workflow/rules/compare.smk"
+include: "workflow/rules/analysis.smk"
+include: "workflow/rules/report.smk"
 include: "workflow/rules/prefetch.smk"
 
 
@@ -37,4 +38,23 @@ rule all:
         similarity_table=f"results/similarity/{DATASET}.csv",
         figures=expand(
             "results/figures/{dataset}/{metric}.png", dataset=DATASET, metric=METRICS
+        ),
+        overview=expand(
+            "results/figures/{dataset}/overview/{figure}.png",
+            dataset=DATASET,
+            figure=OVERVIEW_FIGURES,
+        ),
+        provenance=f"results/provenance/{DATASET}.html",
+        analysis=expand(
+            "results/analysis/{dataset}/{name}",
+            dataset=DATASET,
+            name=(
+                "transfer.csv",
+                "transfer.png",
+                "contested_elements.csv",
+                "contested_structures.csv",
+                "element_bias.csv",
+                "element_departure.png",
+                "analogies.csv",
+            ),
         ),

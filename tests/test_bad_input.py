@@ -195,7 +195,7 @@ CONFIG_ERRORS = {
         )
     ],
     "misspelled_key.yaml": [
-        ("similarty", r"'similarty' was unexpected\); allowed here: anchors, .* \(did you mean 'similarity'\?\)")
+        ("similarty", r"'similarty' was unexpected\); allowed here: (.*, )?anchors, .* \(did you mean 'similarity'\?\)")
     ],
 }
 

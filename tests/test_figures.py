@@ -1,8 +1,19 @@
 import matplotlib.image
 import numpy as np
+import pytest
 import xarray as xr
 
-from platonic.figures import save_figure, similarity_heatmaps
+from platonic.figures import (
+    agreement_scatter,
+    model_colours,
+    model_statistics,
+    model_tree,
+    periodic_trends,
+    save_figure,
+    shared_space_maps,
+    similarity_heatmaps,
+)
+from platonic.summary import classical_mds, model_distances, periodic_group
 
 
 def _similarity(models):
@@ -38,3 +49,132 @@ def test_many_long_model_names_still_draw(tmp_path):
     models = [f"a-rather-long-model-name-{i:02d}" for i in range(14)]
     path = save_figure(similarity_heatmaps(_similarity(models), "linear_cka"), tmp_path / "big.png")
     assert path.stat().st_size > 10_000
+
+
+def _full_similarity(models, metrics=("linear_cka", "gfre", "optimal_transport")):
+    rng = np.random.default_rng(0)
+    n = len(models)
+    values = rng.uniform(0.2, 0.9, size=(len(metrics), 2, n, n))
+    for i in range(n):
+        values[:, :, i, i] = 1.0
+    values = (values + values.transpose(0, 1, 3, 2)) / 2
+    if "optimal_transport" in metrics:
+        values[list(metrics).index("optimal_transport"), 0] = np.nan  # not defined in the raw spaces
+    return xr.Dataset(
+        {
+            "similarity": (("metric", "space", "model_a", "model_b"), values),
+            "intrinsic_dimension": (("space", "model"), rng.uniform(2, 9, size=(2, n))),
+        },
+        coords={"metric": list(metrics), "space": ["raw", "anchor"], "model_a": models, "model_b": models,
+                "model": models},
+        attrs={"n_atoms": 321, "n_anchors": 12, "directed_metrics": ["gfre"]},
+    )  # fmt: skip
+
+
+def _non_blank(path):
+    image = matplotlib.image.imread(path)
+    return path.stat().st_size > 5_000 and image.std() > 0.02
+
+
+def test_model_colours_are_fixed_by_order_and_colour_blind_safe_first():
+    models = [f"model-{i}" for i in range(20)]
+    colours = model_colours(models)
+    assert list(colours) == models and colours["model-0"] == "#0072B2"  # Okabe-Ito blue first
+    assert len(set(list(colours.values())[:17])) == 17  # distinct up to 17 models
+    assert model_colours(models[:3]) == {m: colours[m] for m in models[:3]}  # same colour in every figure
+
+
+def test_agreement_scatter_plots_every_pair_and_handles_missing_raw_values(tmp_path):
+    ds = _full_similarity(["a", "b", "c"])
+    fig = agreement_scatter(ds)
+    panels = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(panels) == 3
+    cka, gfre, ot = panels
+    # symmetric metric: 3 unordered pairs; directed: 6 ordered pairs
+    np.testing.assert_allclose(
+        cka.collections[0].get_offsets(),
+        [[ds.similarity.values[0, 0, i, j], ds.similarity.values[0, 1, i, j]] for i, j in [(0, 1), (0, 2), (1, 2)]],
+    )
+    assert len(gfre.collections[0].get_offsets()) == 6
+    assert "not defined" in ot.texts[0].get_text()
+    assert "321 atoms" in fig._suptitle.get_text()
+    assert _non_blank(save_figure(fig, tmp_path / "agreement.png", also=(".svg",)))
+    assert (tmp_path / "agreement.svg").stat().st_size > 5_000
+
+
+def test_shared_space_maps_same_atoms_in_every_panel(tmp_path):
+    rng = np.random.default_rng(2)
+    z = rng.choice([1, 8, 26, 57, 79], size=60)
+    coordinates = {
+        "m1": rng.normal(size=(60, 7)),
+        "a-very-long-model-name-with-many-parts-v2": rng.normal(size=(60, 7)),
+    }
+    fig = shared_space_maps(coordinates, z, methods=("pca",))
+    panels = [ax for ax in fig.axes if ax.get_title()]
+    assert len(panels) == 2
+    for ax in panels:
+        offsets = ax.collections[0]
+        assert len(offsets.get_offsets()) == 60
+        np.testing.assert_array_equal(offsets.get_array(), periodic_group(z))
+    # the joint PCA: panel coordinates are the first two principal components of the stacked data
+    stacked = np.concatenate(list(coordinates.values()))
+    centred = stacked - stacked.mean(axis=0)
+    explained = np.var(np.concatenate([ax.collections[0].get_offsets() for ax in panels]), axis=0) * len(stacked)
+    np.testing.assert_allclose(explained, np.linalg.svd(centred, compute_uv=False)[:2] ** 2, rtol=1e-8)
+    assert _non_blank(save_figure(fig, tmp_path / "map.png"))
+
+
+def test_shared_space_umap_panel_when_installed(tmp_path):
+    pytest.importorskip("umap", reason="umap-learn is not installed (pip install 'platonic[umap]')")
+    rng = np.random.default_rng(3)
+    coordinates = {"m1": rng.normal(size=(80, 5)), "m2": rng.normal(size=(80, 5))}
+    fig = shared_space_maps(coordinates, rng.choice([1, 8], size=80), methods=("pca", "umap"))
+    assert sum(ax.get_xlabel() == "UMAP 1" for ax in fig.axes) == 2
+    assert _non_blank(save_figure(fig, tmp_path / "umap.png"))
+
+
+def test_periodic_trends_panels_are_cosine_matrices_of_element_means(tmp_path):
+    rng = np.random.default_rng(4)
+    elements = np.array([26, 1, 8, 11])  # Fe, H, O, Na
+    means = {"m1": rng.normal(size=(4, 6)), "m2": rng.normal(size=(4, 6))}
+    fig = periodic_trends(elements, means, counts=np.array([5, 6, 7, 8]))
+    panels = [ax for ax in fig.axes if ax.get_title()]
+    order = [1, 3, 0, 2]  # H, Na (group 1), Fe (8), O (16)
+    assert [t.get_text() for t in panels[0].get_xticklabels()] == ["H", "Na", "Fe", "O"]
+    for ax, model in zip(panels, means, strict=True):
+        unit = means[model][order] / np.linalg.norm(means[model][order], axis=1, keepdims=True)
+        np.testing.assert_allclose(ax.images[0].get_array(), unit @ unit.T, atol=1e-12)
+    off = ~np.eye(4, dtype=bool)
+    r = np.corrcoef(panels[0].images[0].get_array()[off], panels[1].images[0].get_array()[off])[0, 1]
+    assert f"r = {r:.2f}" in panels[1].get_title()
+    assert "26 atoms" in fig._suptitle.get_text()
+    assert _non_blank(save_figure(fig, tmp_path / "periodic.png"))
+
+
+def test_model_statistics_bars_are_the_intrinsic_dimensions(tmp_path):
+    ds = _full_similarity(["a", "b"])
+    rng = np.random.default_rng(5)
+    norms = {"a": rng.uniform(1, 2, 50), "b": rng.uniform(100, 200, 50)}
+    fig = model_statistics(ds["intrinsic_dimension"], norms)
+    bars, boxes = fig.axes[:2]
+    heights = [p.get_height() for p in bars.patches]
+    np.testing.assert_allclose(heights, ds["intrinsic_dimension"].values.ravel())
+    assert boxes.get_yscale() == "log"  # medians 100x apart
+    assert _non_blank(save_figure(fig, tmp_path / "stats.png"))
+
+
+@pytest.mark.parametrize("n_models", [2, 12])
+def test_model_tree_uses_the_metric_distances(tmp_path, n_models):
+    models = [f"long-model-name-number-{i:02d}" for i in range(n_models)]
+    ds = _full_similarity(models)
+    fig = model_tree(ds, "linear_cka")
+    maps = [ax for ax in fig.axes if "MDS" in ax.get_title()]
+    assert len(maps) == 2
+    for ax, space in zip(maps, ["raw", "anchor"], strict=True):
+        xy = np.array([c.get_offsets()[0] for c in ax.collections])
+        expected = classical_mds(model_distances(ds, "linear_cka", space))
+        np.testing.assert_allclose(xy, expected, atol=1e-12)
+    assert _non_blank(save_figure(fig, tmp_path / "tree.png"))
+    # a metric not defined in the raw spaces: that row says so instead of failing
+    fig = model_tree(ds, "optimal_transport")
+    assert any("not defined in the raw latent spaces" in t.get_text() for ax in fig.axes for t in ax.texts)

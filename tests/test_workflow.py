@@ -16,6 +16,7 @@ from platonic.similarity import METRICS
 from platonic.store import open_store
 
 ROOT = Path(__file__).resolve().parents[1]
+OVERVIEW = ["agreement", "shared_space", "periodic_trends", "model_statistics", "model_tree"]
 SNAKEMAKE = shutil.which("snakemake", path=str(Path(sys.executable).parent)) or shutil.which("snakemake")
 pytestmark = pytest.mark.skipif(
     SNAKEMAKE is None, reason="snakemake is not installed (pip install 'platonic[workflow]')"
@@ -47,8 +48,14 @@ def test_default_config_dry_run_fans_out_one_embed_per_model():
         "project": 7,
         "similarity": 1,
         "figures": len(METRICS),  # one heatmap per metric
+        **{f"{name}_figure": 1 for name in OVERVIEW},
+        "provenance": 1,
+        "run_parameters": 1,
+        "transfer": 1,
+        "audit": 1,
+        "analogies": 1,
         "all": 1,
-        "total": 18 + len(METRICS),
+        "total": 18 + len(METRICS) + len(OVERVIEW) + 2 + 3,
     }
 
 
@@ -118,8 +125,10 @@ def test_schema_fills_defaults():
     assert config["models"]["a"]["options"] == {}
 
 
-def test_tiny_end_to_end_run_with_two_real_models(tmp_path):
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
     """Two CHGNet/SevenNet models on five real structures, through Snakemake, then the report."""
+    tmp_path = tmp_path_factory.mktemp("tiny")
     config = {
         "dataset": {"name": "tiny", "path": str(ROOT / "data/mp20_sample/train.csv"), "limit": 5},
         "models": {
@@ -144,6 +153,14 @@ def test_tiny_end_to_end_run_with_two_real_models(tmp_path):
         "2",
     ]
     snakemake(*common, cwd=tmp_path)
+    # a second invocation has nothing to do
+    nothing_to_do = "Nothing to be done" in snakemake(*common, "-n", cwd=tmp_path).stdout
+    snakemake(*common, "--report", str(tmp_path / "report.html"), cwd=tmp_path)
+    return tmp_path, config, nothing_to_do
+
+
+def test_tiny_end_to_end_run_with_two_real_models(tiny_run):
+    tmp_path, config, nothing_to_do = tiny_run
     results = tmp_path / "results"
     for name in METRICS:
         assert (results / "figures/tiny" / f"{name}.png").stat().st_size > 10_000
@@ -156,11 +173,96 @@ def test_tiny_end_to_end_run_with_two_real_models(tmp_path):
     got = float(sim.sel(metric="linear_cka", space="raw", model_a="chgnet-0.3.0", model_b="sevennet-0"))
     assert got == pytest.approx(expected, abs=1e-10)
     np.testing.assert_array_equal(raw["chgnet-0.3.0"]["atom"].values, raw["sevennet-0"]["atom"].values)
-    # a second invocation has nothing to do
-    assert "Nothing to be done" in snakemake(*common, "-n", cwd=tmp_path).stdout
-    snakemake(*common, "--report", str(tmp_path / "report.html"), cwd=tmp_path)
-    html = (tmp_path / "report.html").read_text(errors="replace")
-    assert all(name in html for name in METRICS)
+    assert nothing_to_do  # a second invocation has nothing to do
+    for name in METRICS:
+        assert (results / "figures/tiny" / f"{name}.svg").stat().st_size > 10_000
+    for name in OVERVIEW:
+        for suffix in (".png", ".svg"):
+            assert (results / "figures/tiny/overview" / f"{name}{suffix}").stat().st_size > 10_000, name
+    page = (results / "provenance/tiny.html").read_text()
+    store = open_store(results / "embeddings/tiny/sevennet-0.zarr")
+    assert store.attrs["model_checkpoint_sha256"] in page and "7net-0_11Jul2024" in page
+    assert "Excluded structures and why" in page and "similarity.k" in page
+
+
+# the first words of each caption file (workflow/report/*.rst)
+CAPTIONS = {
+    "agreement.png": "What the anchors buy",
+    "shared_space.png": "The shared (",
+    "periodic_trends.png": "Periodic trends on",
+    "model_statistics.png": "Per-model intrinsic dimension and embedding norms on",
+    "model_tree.png": "Which models think alike, from",
+    "tiny.html": "Provenance of this run",
+    "tiny.csv": "Every metric for every ordered pair",
+}
+
+
+def test_report_has_every_figure_and_caption(tiny_run):
+    html = (tiny_run[0] / "report.html").read_text(errors="replace")
+    for name in [f"{m}.png" for m in METRICS] + list(CAPTIONS):
+        assert f'"{name}"' in html or f"filename={name}" in html, name
+    assert html.count("Model x model") == len(METRICS)
+    for caption in CAPTIONS.values():
+        assert caption in html, caption
+    # captions name the models and the anchors
+    assert "sevennet-0" in html and "10 anchor atoms chosen by" in html
+
+
+# Visits every result's caption page, then shows the agreement figure; one headless run dumps the text seen
+BROWSE = """<script>
+window.addEventListener("load", function () {
+  const paths = Object.keys(results);
+  const seen = document.createElement("pre");
+  seen.id = "platonic-seen";
+  seen.style.display = "none";
+  document.body.appendChild(seen);
+  let i = 0;
+  function step() {
+    if (i > 0) seen.textContent += "\\n@@ " + paths[i - 1] + "\\n" + document.getElementById("app").innerText;
+    if (i < paths.length) {
+      app.showResultInfo(paths[i]);
+      i += 1;
+      setTimeout(step, 200);
+      return;
+    }
+    const figure = paths.find(function (p) { return p.endsWith("agreement.png"); });
+    app.showCategory("Overview");
+    app.setView({content: "img", contentPath: results[figure].data_uri, resultPath: figure});
+    seen.dataset.done = "yes";
+  }
+  setTimeout(step, 300);
+});
+</script>"""
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def chromium(url: str, *args: str) -> subprocess.CompletedProcess:
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--virtual-time-budget=20000"]
+    return subprocess.run([CHROMIUM, *flags, *args, url], capture_output=True, text=True, timeout=180)
+
+
+@pytest.mark.skipif(
+    CHROMIUM is None, reason="chromium not installed; `apt-get install chromium` (Debian) to run this check"
+)
+def test_report_renders_in_a_headless_browser(tiny_run, tmp_path):
+    import matplotlib.image
+
+    html = (tiny_run[0] / "report.html").read_text(errors="replace")
+    page = tmp_path / "browse.html"
+    end = html.rindex("</body>")
+    page.write_text(html[:end] + BROWSE + html[end:])
+    dom = chromium(page.as_uri(), "--dump-dom").stdout
+    assert 'data-done="yes"' in dom
+    # the text the browser rendered for each result: its caption, not only the embedded data
+    seen = re.search(r'<pre id="platonic-seen"[^>]*>(.*?)</pre>', dom, re.S).group(1)
+    for caption in CAPTIONS.values():
+        assert caption in seen, caption
+    shot = tmp_path / "report.png"
+    chromium(page.as_uri(), "--window-size=1600,1100", f"--screenshot={shot}")
+    image = matplotlib.image.imread(shot)
+    assert image.shape[:2] == (1100, 1600)
+    figure_area = image[100:1000, 400:1500, :3]  # right of the navigation bar: the figure
+    assert figure_area.std() > 0.05 and (figure_area.mean(axis=2) < 0.5).mean() > 0.002
 
 
 def test_dask_cluster_config_reaches_the_similarity_job(tmp_path):
@@ -186,3 +288,48 @@ def test_slurm_profile_never_double_requests_gpus():
     for rule, resources in profile["set-resources"].items():
         assert "gres" not in str(resources.get("slurm_extra", "")), rule
         assert "gpu" not in resources, f"{rule}: the rule itself asks for gpu=1"
+
+
+def test_tiny_run_writes_the_shared_space_analyses(tiny_run):
+    tmp_path, config, _ = tiny_run
+    analysis = tmp_path / "results/analysis/tiny"
+    transfer = open_store(analysis / "transfer.zarr")
+    assert set(transfer["target"].values) == {
+        "formation_energy_per_atom",
+        "band_gap",
+        "e_above_hull",
+        "element",
+        "group",
+    }
+    # raw spaces of different widths (CHGNet 64, SevenNet 128) cannot transfer; the anchor space can
+    score = transfer["score"].sel(head="ridge", target="element", metric="accuracy")
+    assert np.isnan(float(score.sel(space="raw", source_model="chgnet-0.3.0", target_model="sevennet-0")))
+    assert np.isfinite(float(score.sel(space="anchor", source_model="chgnet-0.3.0", target_model="sevennet-0")))
+    audit = open_store(analysis / "audit.zarr")
+    assert sorted(audit["model"].values) == sorted(config["models"])
+    for name in ("contested_elements", "contested_structures", "element_bias", "analogies"):
+        assert (analysis / f"{name}.csv").read_text().count("\n") >= 1
+    html = (tmp_path / "report.html").read_text(errors="replace")
+    assert "Zero-shot stitching" in html and "Most contested elements" in html
+
+
+def test_analysis_config_defaults_and_a_training_count_file_for_an_unknown_model(tmp_path):
+    from snakemake.utils import validate
+
+    config = {
+        "dataset": {"name": "x", "path": "x.csv"},
+        "models": {"a": {"family": "chgnet", "checkpoint": "0.3.0"}, "b": {"family": "sevenn", "checkpoint": "7net-0"}},
+    }
+    validate(config, str(ROOT / "workflow/schemas/config.schema.yaml"))
+    analysis = config["analysis"]
+    assert analysis["transfer"]["heads"] == ["ridge"] and analysis["transfer"]["ridge_alphas"] == [0.1]
+    assert analysis["transfer"]["targets"] is None and analysis["audit"]["departure_threshold"] == 3.0
+    assert analysis["audit"]["training_element_counts"] == {}
+    assert analysis["arithmetic"]["analogies"][0] == {"a": "Na", "b": "Li", "c": "K", "expected": "Rb"}
+    config = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+    config["analysis"]["audit"]["training_element_counts"] = {"chgnet-9": "counts.csv"}
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = snakemake("--configfile", str(path), "-n", check=False)
+    assert result.returncode != 0
+    assert "analysis.audit.training_element_counts names 'chgnet-9'" in result.stdout + result.stderr

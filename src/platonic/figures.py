@@ -1,4 +1,8 @@
-"""Comparison figures: model x model heatmaps, raw and anchor space side by side."""
+"""Comparison figures: model x model heatmaps, raw vs anchor agreement, the shared space, periodic trends, model trees.
+
+Plotting functions take xarray Datasets or numpy arrays and return matplotlib Figures; ``save_figure`` writes them.
+Every figure draws models in the order given and in the colour ``model_colours`` assigns to that order.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import xarray as xr  # noqa: E402
+
+from platonic.summary import SIMILARITY_METRICS  # noqa: E402
 
 METRIC_LABELS = {
     "linear_cka": "linear CKA",
@@ -24,8 +30,6 @@ METRIC_LABELS = {
     "gfre": "GFRE (row predicts column)",
     "lfre": "LFRE (row predicts column)",
 }
-# metrics where larger means more alike; the others are distances or errors (0 = identical)
-SIMILARITY_METRICS = {"linear_cka", "debiased_cka", "mutual_knn", "cknna", "svcca", "distance_correlation"}
 SPACE_LABELS = {"raw": "raw latent spaces", "anchor": "shared anchor space"}
 
 
@@ -65,9 +69,328 @@ def similarity_heatmaps(ds: xr.Dataset, metric: str) -> plt.Figure:
     return fig
 
 
-def save_figure(fig: plt.Figure, path: str | Path) -> Path:
+def save_figure(fig: plt.Figure, path: str | Path, also: tuple[str, ...] = ()) -> Path:
+    """Write ``fig`` to ``path`` (format from its suffix) and to the same name with each suffix in ``also``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=200)
+    for target in [path, *(path.with_suffix(suffix) for suffix in also)]:
+        # a fixed date keeps SVG/PDF output identical between runs
+        metadata = {"Date": None} if target.suffix in (".svg", ".pdf") else None
+        fig.savefig(target, dpi=200, metadata=metadata)
     plt.close(fig)
     return path
+
+
+# Okabe & Ito (2008) colour-blind-safe palette (yellow last: weak on white), then Paul Tol's "muted" scheme
+MODEL_PALETTE = (
+    "#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#000000", "#F0E442",
+    "#332288", "#88CCEE", "#44AA99", "#117733", "#999933", "#DDCC77", "#CC6677", "#882255", "#AA4499",
+)  # fmt: skip
+SPACE_HATCH = {"raw": "", "anchor": "//"}
+
+
+def model_colours(models) -> dict[str, str]:
+    """One fixed colour per model, by position in ``models`` (the configured order); cycles past 17 models."""
+    return {str(m): MODEL_PALETTE[i % len(MODEL_PALETTE)] for i, m in enumerate(models)}
+
+
+def _short(name: str, width: int = 24) -> str:
+    """A model name wrapped onto lines of at most ``width`` characters (long names stay readable in titles)."""
+    import textwrap
+
+    return "\n".join(textwrap.wrap(str(name), width, break_on_hyphens=True)) or str(name)
+
+
+def _grid(n_panels: int, max_columns: int, panel: float, extra_width: float = 0.0):
+    columns = max(1, min(n_panels, max_columns))
+    rows = int(np.ceil(n_panels / columns))
+    fig, axes = plt.subplots(
+        rows,
+        columns,
+        figsize=(panel * columns + extra_width, panel * rows + 0.6),
+        constrained_layout=True,
+        squeeze=False,
+    )
+    for ax in axes.flat[n_panels:]:
+        ax.set_visible(False)
+    return fig, axes.flat[:n_panels]
+
+
+def _pairs(ds: xr.Dataset, metric: str) -> list[tuple[int, int]]:
+    n = ds.sizes["model_a"]
+    directed = metric in set(ds.attrs.get("directed_metrics", ()))
+    return [(i, j) for i in range(n) for j in range(n) if (i != j if directed else i < j)]
+
+
+def agreement_scatter(ds: xr.Dataset) -> plt.Figure:
+    """Anchor-space vs raw-space value of every model pair, one panel per metric in ``ds.similarity``.
+
+    Directed metrics (``ds.attrs['directed_metrics']``) show both directions of each pair.
+    """
+    metrics = [str(m) for m in ds.metric.values]
+    fig, axes = _grid(len(metrics), 4, 3.0)
+    for ax, metric in zip(axes, metrics, strict=True):
+        data = ds["similarity"].sel(metric=metric)
+        pairs = _pairs(ds, metric)
+        raw = np.array([float(data.sel(space="raw").values[i, j]) for i, j in pairs]) if pairs else np.zeros(0)
+        anchor = np.array([float(data.sel(space="anchor").values[i, j]) for i, j in pairs]) if pairs else np.zeros(0)
+        ok = np.isfinite(raw) & np.isfinite(anchor)
+        ax.set_title(METRIC_LABELS.get(metric, metric), fontsize=8)
+        ax.set_xlabel("raw latent spaces", fontsize=8)
+        ax.set_ylabel("shared anchor space", fontsize=8)
+        ax.tick_params(labelsize=7)
+        if not ok.any():
+            missing = "raw space" if np.isfinite(anchor).any() else "either space"
+            ax.text(0.5, 0.5, f"not defined in\n{missing}", ha="center", va="center", transform=ax.transAxes)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            continue
+        values = np.concatenate([raw[ok], anchor[ok]])
+        low, high = float(values.min()), float(values.max())
+        pad = 0.08 * max(high - low, 1e-3)
+        limits = (low - pad, high + pad)
+        ax.plot(limits, limits, color="0.6", lw=0.8, zorder=0)
+        ax.scatter(raw[ok], anchor[ok], s=18, color=MODEL_PALETTE[0], edgecolor="white", linewidth=0.4)
+        ax.set_xlim(limits)
+        ax.set_ylim(limits)
+        ax.set_aspect("equal")
+        better = "above" if metric in SIMILARITY_METRICS else "below"
+        shift = float(np.mean(anchor[ok] - raw[ok]))
+        ax.set_title(
+            f"{METRIC_LABELS.get(metric, metric)}\n{better} the line: closer in anchor space\n"
+            f"mean shift anchor - raw: {shift:+.3g}",
+            fontsize=7.5,
+        )
+    n_models = ds.sizes["model_a"]
+    fig.suptitle(
+        f"Agreement of every model pair, anchor vs raw space ({n_models} models, {ds.attrs.get('n_atoms', '?')} atoms,"
+        f" {ds.attrs.get('n_anchors', '?')} anchors)",
+        fontsize=10,
+    )
+    return fig
+
+
+def _embed_2d(points: np.ndarray, method: str, seed: int) -> np.ndarray:
+    if method == "pca":
+        centred = points - points.mean(axis=0)
+        _, _, vt = np.linalg.svd(centred, full_matrices=False)
+        projected = centred @ vt[:2].T
+        # a sign convention per axis, so that reruns and platforms agree
+        signs = np.sign(projected[np.argmax(np.abs(projected), axis=0), range(projected.shape[1])])
+        return np.pad(projected * signs, ((0, 0), (0, 2 - projected.shape[1])))
+    if method == "umap":
+        import umap
+
+        reducer = umap.UMAP(n_components=2, random_state=seed, n_neighbors=15, min_dist=0.3, metric="cosine")
+        return reducer.fit_transform(points)
+    raise ValueError(f"unknown 2-D map {method!r} (pca or umap)")
+
+
+def available_maps() -> tuple[str, ...]:
+    """The 2-D maps this installation can draw: PCA always, UMAP when ``umap-learn`` is installed."""
+    import importlib.util
+
+    return ("pca", "umap") if importlib.util.find_spec("umap") is not None else ("pca",)
+
+
+def shared_space_maps(
+    coordinates: dict[str, np.ndarray], atomic_numbers: np.ndarray, methods=("pca",), seed: int = 0
+) -> plt.Figure:
+    """2-D maps of the anchor coordinates (n_atoms, n_anchors) of each model, coloured by periodic-table group.
+
+    Every model's rows are the same atoms. The map is fitted once on all models' coordinates together, so
+    positions are comparable across panels; one row of panels per method (``pca``, ``umap``).
+    """
+    from matplotlib.colors import BoundaryNorm, ListedColormap
+
+    from platonic.summary import F_BLOCK, GROUP_LABELS, periodic_group
+
+    models = list(coordinates)
+    groups = periodic_group(atomic_numbers)
+    cmap = ListedColormap(plt.get_cmap("viridis")(np.linspace(0, 1, F_BLOCK)))
+    norm = BoundaryNorm(np.arange(0.5, F_BLOCK + 1.5), cmap.N)
+    columns = min(len(models), 4)
+    rows_per_method = int(np.ceil(len(models) / columns))
+    n_rows = rows_per_method * len(methods)
+    fig, axes = plt.subplots(
+        n_rows, columns, figsize=(2.9 * columns + 1.0, 2.9 * n_rows + 0.7), constrained_layout=True, squeeze=False
+    )
+    stacked = np.concatenate([np.asarray(coordinates[m], dtype=np.float64) for m in models])
+    n = len(groups)
+    image = None
+    for row_block, method in enumerate(methods):
+        mapped = _embed_2d(stacked, method, seed)
+        low, high = mapped.min(axis=0), mapped.max(axis=0)
+        pad = 0.04 * np.maximum(high - low, 1e-9)
+        for k, model in enumerate(models):
+            ax = axes[row_block * rows_per_method + k // columns, k % columns]
+            xy = mapped[k * n : (k + 1) * n]
+            image = ax.scatter(xy[:, 0], xy[:, 1], c=groups, cmap=cmap, norm=norm, s=3, linewidths=0, rasterized=True)
+            ax.set_xlim(low[0] - pad[0], high[0] + pad[0])
+            ax.set_ylim(low[1] - pad[1], high[1] + pad[1])
+            ax.set_title(_short(model, 30), fontsize=8)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_xlabel(f"{method.upper()} 1", fontsize=7)
+            ax.set_ylabel(f"{method.upper()} 2", fontsize=7)
+        for k in range(len(models), rows_per_method * columns):
+            axes[row_block * rows_per_method + k // columns, k % columns].set_visible(False)
+    bar = fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.6, ticks=range(1, F_BLOCK + 1))
+    bar.ax.set_yticklabels([GROUP_LABELS[g] for g in range(1, F_BLOCK + 1)], fontsize=7)
+    bar.set_label("periodic-table group (f = La-Lu, Ac-Lr)", fontsize=8)
+    n_anchors = stacked.shape[1]
+    methods_text = " and ".join(m.upper() for m in methods)
+    note = "" if "umap" in methods else "; UMAP: install umap-learn"
+    fig.suptitle(
+        f"Shared anchor space ({n_anchors} anchors), {methods_text} fitted on all models jointly; "
+        f"the same {n} atoms in every panel{note}",
+        fontsize=9,
+    )
+    return fig
+
+
+def periodic_trends(elements: np.ndarray, means: dict[str, np.ndarray], counts: np.ndarray | None = None) -> plt.Figure:
+    """Element x element cosine similarity of each model's per-element mean embedding, ordered by group then Z.
+
+    ``elements`` (n_elements,) atomic numbers shared by all models; ``means[model]`` (n_elements, n_features).
+    Each panel after the first gives the Pearson r of its off-diagonal values with the first model's.
+    """
+    from ase.data import chemical_symbols
+
+    from platonic.summary import GROUP_LABELS, cosine_matrix, periodic_group, periodic_order
+
+    models = list(means)
+    order = periodic_order(elements)
+    ordered = np.asarray(elements)[order]
+    matrices = {m: cosine_matrix(np.asarray(means[m], dtype=np.float64)[order]) for m in models}
+    n = len(ordered)
+    off_diagonal = ~np.eye(n, dtype=bool)
+    vmin = min(float(v[off_diagonal].min()) if n > 1 else 0.0 for v in matrices.values())
+    panel = float(np.clip(0.04 * n + 2.4, 3.0, 4.4))
+    fig, axes = _grid(len(models), 4, panel, extra_width=0.8)
+    groups = periodic_group(ordered)
+    if n <= 40:  # room for every element's symbol
+        ticks, labels, font = list(range(n)), [chemical_symbols[z] for z in ordered], 7.0
+    else:  # one label per group block
+        starts = np.flatnonzero(np.r_[True, np.diff(groups) != 0])
+        ends = np.r_[starts[1:], n]
+        ticks = list((starts + ends - 1) / 2)
+        labels, font = [GROUP_LABELS[g] for g in groups[starts]], 6.0
+    boundaries = np.flatnonzero(np.diff(groups)) + 0.5
+    reference = matrices[models[0]][off_diagonal]
+    image = None
+    for ax, model in zip(axes, models, strict=True):
+        image = ax.imshow(matrices[model], cmap="cividis", vmin=min(vmin, 0.0), vmax=1.0, interpolation="nearest")
+        for b in boundaries:
+            ax.axhline(b, color="white", lw=0.4)
+            ax.axvline(b, color="white", lw=0.4)
+        ax.set_xticks(ticks, labels, rotation=90 if n <= 40 else 0, fontsize=font)
+        ax.set_yticks(ticks, labels, fontsize=font)
+        ax.tick_params(length=0 if n > 40 else 2)
+        title = _short(model, 30)
+        if model != models[0] and n > 2:
+            r = float(np.corrcoef(reference, matrices[model][off_diagonal])[0, 1])
+            title += f"\nr = {r:.2f} vs {_short(models[0], 30)}"
+        ax.set_title(title, fontsize=8)
+    fig.colorbar(image, ax=list(axes), shrink=0.5, aspect=30, label="cosine similarity of element means")
+    atoms = f", {int(np.sum(counts))} atoms" if counts is not None else ""
+    fig.suptitle(
+        f"Periodic trends: cosine similarity of per-element mean embeddings ({n} elements{atoms});"
+        f" ordered by periodic-table group{' (axis labels; f = La-Lu, Ac-Lr)' if n > 40 else ''}, then Z",
+        fontsize=10,
+    )
+    return fig
+
+
+def model_statistics(intrinsic_dimension: xr.DataArray, norms: dict[str, np.ndarray]) -> plt.Figure:
+    """Left: TwoNN intrinsic dimension (space, model) per model, raw and anchor space; right: per-atom norms.
+
+    ``norms[model]`` (n_atoms,) the Euclidean norm of each atom's raw embedding.
+    """
+    models = [str(m) for m in intrinsic_dimension.model.values]
+    colours = model_colours(models)
+    spaces = [str(s) for s in intrinsic_dimension.space.values]
+    width = max(7.0, 0.9 * len(models) + 3.0)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(width, 4.2), constrained_layout=True)
+    bar_width = 0.8 / max(len(spaces), 1)
+    x = np.arange(len(models))
+    for s, space in enumerate(spaces):
+        values = intrinsic_dimension.sel(space=space).values
+        left.bar(
+            x + (s - (len(spaces) - 1) / 2) * bar_width, np.nan_to_num(values), bar_width,
+            color=[colours[m] for m in models], hatch=SPACE_HATCH.get(space, ""), edgecolor="white",
+            label=SPACE_LABELS.get(space, space),
+        )  # fmt: skip
+    left.set_xticks(x, [_short(m) for m in models], rotation=45, ha="right", fontsize=7)
+    left.set_ylabel("TwoNN intrinsic dimension", fontsize=8)
+    left.set_title("intrinsic dimension", fontsize=9)
+    legend = left.legend(fontsize=7, frameon=False)
+    for handle in legend.legend_handles:
+        handle.set_facecolor("0.6")
+    data = [np.asarray(norms[m], dtype=np.float64) for m in models]
+    parts = right.boxplot(data, positions=x, widths=0.6, showfliers=False, patch_artist=True)
+    for box, model in zip(parts["boxes"], models, strict=True):
+        box.set_facecolor(colours[model])
+        box.set_alpha(0.8)
+    for median in parts["medians"]:
+        median.set_color("black")
+    medians = [float(np.median(d)) for d in data if d.size]
+    if medians and min(medians) > 0 and max(medians) / min(medians) > 20:
+        right.set_yscale("log")
+    right.set_xticks(x, [_short(m) for m in models], rotation=45, ha="right", fontsize=7)
+    right.set_ylabel("per-atom embedding norm (raw space)", fontsize=8)
+    right.set_title("embedding norms (box: quartiles, whiskers: 1.5 IQR)", fontsize=9)
+    n_atoms = data[0].size if data else 0
+    fig.suptitle(f"Per-model intrinsic dimension and embedding norms ({n_atoms} atoms)", fontsize=10)
+    return fig
+
+
+def model_tree(ds: xr.Dataset, metric: str) -> plt.Figure:
+    """Which models think alike: average-linkage dendrogram and classical MDS of model distances from ``metric``.
+
+    One row per space; distances as in ``platonic.summary.model_distances``.
+    """
+    from scipy.cluster.hierarchy import dendrogram, linkage
+    from scipy.spatial.distance import squareform
+
+    from platonic.summary import classical_mds, model_distances
+
+    models = [str(m) for m in ds.model_a.values]
+    colours = model_colours(models)
+    spaces = [str(s) for s in ds.space.values]
+    height = max(3.2, 0.32 * len(models) + 1.5)
+    fig, axes = plt.subplots(
+        len(spaces), 2, figsize=(10.5, height * len(spaces) + 0.4), constrained_layout=True, squeeze=False
+    )
+    kind = "1 - similarity" if metric in SIMILARITY_METRICS else "distance"
+    for (tree_ax, map_ax), space in zip(axes, spaces, strict=True):
+        distances = model_distances(ds, metric, space)
+        label = SPACE_LABELS.get(space, space)
+        if not np.isfinite(distances).all() or len(models) < 2:
+            for ax in (tree_ax, map_ax):
+                ax.text(0.5, 0.5, f"{METRIC_LABELS.get(metric, metric)}\nnot defined in the {label}",
+                        ha="center", va="center", transform=ax.transAxes)  # fmt: skip
+                ax.set_axis_off()
+            continue
+        dendrogram(
+            linkage(squareform(distances, checks=False), method="average"), labels=models, orientation="right",
+            ax=tree_ax, color_threshold=0, above_threshold_color="0.3",
+        )  # fmt: skip
+        for tick in tree_ax.get_yticklabels():
+            tick.set_color(colours[tick.get_text()])
+            tick.set_fontsize(8)
+        tree_ax.set_xlabel(f"average-linkage distance ({kind})", fontsize=8)
+        tree_ax.set_title(f"{label}: dendrogram", fontsize=9)
+        tree_ax.tick_params(axis="x", labelsize=7)
+        xy = classical_mds(distances)
+        for (x, y), model in zip(xy, models, strict=True):
+            map_ax.scatter(x, y, s=45, color=colours[model], edgecolor="black", linewidth=0.5, label=_short(model))
+        map_ax.margins(0.15)
+        map_ax.set_aspect("equal", adjustable="datalim")
+        map_ax.set_title(f"{label}: classical MDS", fontsize=9)
+        map_ax.set_xlabel("MDS 1", fontsize=8)
+        map_ax.set_ylabel("MDS 2", fontsize=8)
+        map_ax.tick_params(labelsize=7)
+        map_ax.legend(fontsize=6.5, frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    fig.suptitle(f"Which models think alike: {METRIC_LABELS.get(metric, metric)} ({kind})", fontsize=10)
+    return fig

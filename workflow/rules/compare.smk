@@ -44,15 +44,17 @@ rule figures:
     input:
         "results/similarity/{dataset}.zarr",
     output:
-        report(
+        png=report(
             "results/figures/{dataset}/{metric}.png",
             caption="../report/heatmap.rst",
             category="Model comparison",
             labels={"metric": "{metric}"},
         ),
+        svg="results/figures/{dataset}/{metric}.svg",
     log:
         "results/logs/figures/{dataset}/{metric}.log",
     conda:
         "../../envs/analysis.yaml"
     shell:
-        "python -m platonic figures {input:q} --metric {wildcards.metric} --output {output:q} > {log} 2>&1"
+        "python -m platonic figures {input:q} --metric {wildcards.metric} --output {output.png:q}"
+        " --also svg > {log} 2>&1"

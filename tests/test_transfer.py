@@ -1,0 +1,156 @@
+import csv
+
+import numpy as np
+import pytest
+from analysis_stores import element_clusters, rotation, write_study
+from sklearn.linear_model import Ridge
+from sklearn.metrics import mean_absolute_error, r2_score
+
+from platonic import transfer
+from platonic.cli import main
+from platonic.projection import anchor_projection
+from platonic.store import open_store
+
+
+def test_periodic_group_of_known_elements():
+    z = np.array([1, 2, 3, 6, 8, 18, 21, 26, 39, 57, 71, 72, 80, 89, 92, 103, 104, 118])
+    expected = [1, 18, 1, 14, 16, 18, 3, 8, 3, 3, 3, 4, 12, 3, 3, 3, 4, 18]
+    np.testing.assert_array_equal(transfer.periodic_group(z), expected)
+    with pytest.raises(ValueError, match="1..118"):
+        transfer.periodic_group(np.array([0, 5]))
+
+
+def test_structure_split_keeps_every_structure_on_one_side():
+    structure_index = np.repeat(np.arange(200), np.random.default_rng(1).integers(1, 9, 200))
+    test = transfer.structure_split(structure_index, 0.25, seed=3)
+    in_test = set(structure_index[test])
+    in_train = set(structure_index[~test])
+    assert in_test.isdisjoint(in_train) and len(in_test | in_train) == 200
+    assert len(in_test) == 50
+    np.testing.assert_array_equal(test, transfer.structure_split(structure_index, 0.25, seed=3))
+    assert not np.array_equal(test, transfer.structure_split(structure_index, 0.25, seed=4))
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        transfer.structure_split(structure_index, 1.0, seed=0)
+
+
+def test_pool_by_structure_is_the_mean_per_structure():
+    rng = np.random.default_rng(0)
+    structure_index = np.array([0, 0, 2, 2, 2, 3])
+    x = rng.normal(size=(6, 4)).astype(np.float32)
+    pooled = transfer.pool_by_structure(x, structure_index, 5, chunk=4)
+    np.testing.assert_allclose(pooled[0], x[:2].mean(axis=0), rtol=1e-6)
+    np.testing.assert_allclose(pooled[2], x[2:5].mean(axis=0), rtol=1e-6)
+    np.testing.assert_allclose(pooled[3], x[5], rtol=1e-6)
+    assert np.isnan(pooled[1]).all() and np.isnan(pooled[4]).all()
+
+
+def test_ridge_from_streamed_moments_equals_sklearn_and_lstsq():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 6)) * [1, 2, 3, 4, 5, 6] + 10.0
+    y = x @ rng.normal(size=(6, 2)) + rng.normal(size=(300, 2)) + 4.0
+    head = transfer.fit_ridge(x, y, alpha=7.5)
+    reference = Ridge(alpha=7.5).fit(x, y)
+    np.testing.assert_allclose(head.coef, reference.coef_.T, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(head.decision(x), reference.predict(x), rtol=1e-9)
+    # no penalty: ordinary least squares with an intercept
+    ols = transfer.fit_ridge(x, y[:, 0], alpha=0.0)
+    design = np.hstack([x, np.ones((300, 1))])
+    solution = np.linalg.lstsq(design, y[:, 0], rcond=None)[0]
+    np.testing.assert_allclose(ols.coef[:, 0], solution[:-1], rtol=1e-8)
+    np.testing.assert_allclose(ols.predict(x), design @ solution, rtol=1e-9)
+
+
+def test_ridge_penalty_chosen_by_grouped_cross_validation_matches_explicit_refits():
+    rng = np.random.default_rng(2)
+    groups = np.repeat(np.arange(60), 3)
+    x = rng.normal(size=(180, 8))
+    y = x[:, 0] + 0.5 * rng.normal(size=180)
+    rows = np.arange(180)
+    relatives = (1e-3, 0.1, 10.0, 1000.0)
+    head, chosen = transfer.select_ridge(x, y, rows, groups, relatives, folds=4, seed=0)
+    # the same folds, refitted explicitly for every candidate
+    unique = np.unique(groups)
+    fold_of_row = (np.random.default_rng(0).permutation(len(unique)) % 4)[groups]
+    scale = np.trace(np.cov(x.T, bias=True)) * len(x) / x.shape[1]
+    errors = []
+    for relative in relatives:
+        sse = 0.0
+        for f in range(4):
+            fitted = transfer.fit_ridge(x[fold_of_row != f], y[fold_of_row != f], alpha=relative * scale)
+            sse += np.sum((fitted.predict(x[fold_of_row == f]) - y[fold_of_row == f]) ** 2)
+        errors.append(sse)
+    assert chosen == relatives[int(np.argmin(errors))]
+    np.testing.assert_allclose(head.predict(x), transfer.fit_ridge(x, y, alpha=chosen * scale).predict(x), rtol=1e-9)
+
+
+def test_scores_match_sklearn():
+    rng = np.random.default_rng(0)
+    truth, prediction = rng.normal(size=50), rng.normal(size=50)
+    got = transfer.scores(prediction, truth, classify=False)
+    assert got["mae"] == pytest.approx(mean_absolute_error(truth, prediction))
+    assert got["r2"] == pytest.approx(r2_score(truth, prediction))
+    assert transfer.scores(np.array([1, 2, 3, 3]), np.array([1, 2, 2, 3]), classify=True)["accuracy"] == 0.75
+
+
+@pytest.fixture(scope="module")
+def rotated_study():
+    """Model b is model a rotated; model c is a wider random linear map of a (a different width)."""
+    structure_index, z, raw_a = element_clusters(
+        seed=0, n_structures=240, elements=[3, 8, 11, 19, 26], width=12, noise=0.4
+    )
+    rng = np.random.default_rng(5)
+    raw = {"a": raw_a, "b": raw_a @ rotation(1, 12), "c": raw_a @ rng.normal(size=(12, 20))}
+    anchors = rng.choice(len(z), size=24, replace=False)
+    anchor = {m: anchor_projection(x, x[anchors]) for m, x in raw.items()}
+    pooled = transfer.pool_by_structure(anchor["a"], structure_index, 240)
+    labels = {"energy": pooled @ rng.normal(size=24) + 0.01 * rng.normal(size=240)}
+    return structure_index, z, raw, anchor, anchors, labels
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("head", ["ridge", "mlp"])
+def test_a_rotated_copy_stitches_perfectly_in_the_anchor_space_only(rotated_study, head):
+    structure_index, z, raw, anchor, _, labels = rotated_study
+    settings = transfer.TransferSettings(heads=(head,), mlp_max_iter=200, mlp_hidden=(16,))
+    ds = transfer.transfer_scores(
+        {"raw": raw, "anchor": anchor}, structure_index, labels, {"element": z}, settings, threads=2
+    )
+    score = ds["score"].sel(head=head)
+    for target, metric in (("energy", "r2"), ("energy", "mae"), ("element", "accuracy")):
+        a_to_a = float(score.sel(space="anchor", target=target, metric=metric, source_model="a", target_model="a"))
+        a_to_b = float(score.sel(space="anchor", target=target, metric=metric, source_model="a", target_model="b"))
+        assert a_to_b == pytest.approx(a_to_a, rel=1e-4, abs=1e-6)
+    r2 = score.sel(target="energy", metric="r2")
+    assert float(r2.sel(space="anchor", source_model="a", target_model="a")) > (0.9 if head == "ridge" else 0.7)
+    # raw space: b's columns are a's rotated, so a's head reads the wrong columns
+    assert float(r2.sel(space="raw", source_model="a", target_model="b")) < 0.5
+    # raw c is wider: undefined, with the reason; in the anchor space it is defined
+    assert np.isnan(float(r2.sel(space="raw", source_model="a", target_model="c")))
+    assert "widths differ (12 vs 20)" in str(ds["note"].sel(space="raw", source_model="a", target_model="c").item())
+    assert np.isfinite(float(r2.sel(space="anchor", source_model="a", target_model="c")))
+    assert int(ds["n_test"].sel(target="energy")) == 72  # 30 % of 240 structures
+
+
+def test_transfer_and_analogies_cli_on_synthetic_stores(tmp_path, rotated_study, capsys):
+    structure_index, z, raw, _, anchors, labels = rotated_study
+    paths = write_study(tmp_path, raw, z, structure_index, labels, anchors)
+    common = ["--embeddings", *map(str, paths["embeddings"]), "--projections", *map(str, paths["projections"])]
+    common += ["--anchors", str(paths["anchors"]), "--structures", str(paths["structures"])]
+    out = tmp_path / "transfer.zarr"
+    table = tmp_path / "transfer.csv"
+    code = main(["transfer", str(out), str(table), *common, "--figure", str(tmp_path / "t.png"), "--seed", "1"])
+    assert code == 0
+    ds = open_store(out)
+    assert list(ds["target"].values) == ["energy", "element", "group"]
+    rows = list(csv.DictReader(open(table)))
+    key = ("anchor", "energy", "r2", "a", "b")
+    row = next(r for r in rows if (r["space"], r["target"], r["metric"], r["source_model"], r["target_model"]) == key)
+    expected = ds["score"].sel(
+        head="ridge", space="anchor", target="energy", metric="r2", source_model="a", target_model="b"
+    )
+    assert float(row["value"]) == pytest.approx(float(expected))
+    assert (tmp_path / "t.png").stat().st_size > 10_000
+    # a target the structure store does not carry is named, with the config key
+    assert main(["transfer", str(tmp_path / "x.zarr"), str(tmp_path / "x.csv"), *common, "--targets", "band_gap"]) == 1
+    err = capsys.readouterr().err
+    assert "'band_gap'" in err and "analysis.transfer.targets" in err and "energy" in err

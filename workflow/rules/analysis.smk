@@ -1,0 +1,106 @@
+# What the shared space makes possible: zero-shot stitching of property heads across models, a
+# consistency audit (where the models disagree, and which model departs on which element) and
+# embedding arithmetic on mean element vectors.
+
+
+rule transfer:
+    input:
+        structures="results/structures/{dataset}.zarr",
+        embeddings=embedding_stores,
+        projections=projection_stores,
+        anchors="results/anchors/{dataset}.zarr",
+    output:
+        store=directory("results/analysis/{dataset}/transfer.zarr"),
+        table=report(
+            "results/analysis/{dataset}/transfer.csv",
+            caption="../report/transfer_table.rst",
+            category="Shared-space analyses",
+        ),
+        figure=report(
+            "results/analysis/{dataset}/transfer.png",
+            caption="../report/transfer.rst",
+            category="Shared-space analyses",
+        ),
+    log:
+        "results/logs/transfer/{dataset}.log",
+    benchmark:
+        "results/benchmarks/transfer/{dataset}.tsv"
+    conda:
+        "../../envs/analysis.yaml"
+    threads: ANALYSIS["threads"]
+    resources:
+        mem_mb=lambda wildcards, attempt: 4000 * attempt,
+    params:
+        settings=transfer_arguments(),
+    shell:
+        "python -m platonic transfer {output.store:q} {output.table:q} --figure {output.figure:q}"
+        " --structures {input.structures:q} --embeddings {input.embeddings:q}"
+        " --projections {input.projections:q} --anchors {input.anchors:q}"
+        " {params.settings} --threads {threads} > {log} 2>&1"
+
+
+rule audit:
+    input:
+        structures="results/structures/{dataset}.zarr",
+        projections=projection_stores,
+        anchors="results/anchors/{dataset}.zarr",
+        training_counts=list(ANALYSIS["audit"]["training_element_counts"].values()),
+    output:
+        store=directory("results/analysis/{dataset}/audit.zarr"),
+        elements=report(
+            "results/analysis/{dataset}/contested_elements.csv",
+            caption="../report/contested_elements.rst",
+            category="Shared-space analyses",
+        ),
+        structures=report(
+            "results/analysis/{dataset}/contested_structures.csv",
+            caption="../report/contested_structures.rst",
+            category="Shared-space analyses",
+        ),
+        bias=report(
+            "results/analysis/{dataset}/element_bias.csv",
+            caption="../report/element_bias.rst",
+            category="Shared-space analyses",
+        ),
+        figure=report(
+            "results/analysis/{dataset}/element_departure.png",
+            caption="../report/element_departure.rst",
+            category="Shared-space analyses",
+        ),
+    log:
+        "results/logs/audit/{dataset}.log",
+    benchmark:
+        "results/benchmarks/audit/{dataset}.tsv"
+    conda:
+        "../../envs/analysis.yaml"
+    resources:
+        mem_mb=lambda wildcards, attempt: 4000 * attempt,
+    params:
+        settings=audit_arguments(),
+    shell:
+        "python -m platonic audit {output.store:q} --projections {input.projections:q}"
+        " --anchors {input.anchors:q} --structures {input.structures:q}"
+        " --elements-table {output.elements:q} --structures-table {output.structures:q}"
+        " --bias-table {output.bias:q} --figure {output.figure:q} {params.settings} > {log} 2>&1"
+
+
+rule analogies:
+    input:
+        projections=projection_stores,
+        anchors="results/anchors/{dataset}.zarr",
+    output:
+        report(
+            "results/analysis/{dataset}/analogies.csv",
+            caption="../report/analogies.rst",
+            category="Shared-space analyses",
+        ),
+    log:
+        "results/logs/analogies/{dataset}.log",
+    conda:
+        "../../envs/analysis.yaml"
+    params:
+        analogies=analogy_arguments(),
+        top=ANALYSIS["arithmetic"]["top"],
+    shell:
+        "python -m platonic analogies {output:q} --projections {input.projections:q}"
+        " --anchors {input.anchors:q} {params.analogies} --top {params.top} > {log} 2>&1"
