@@ -82,6 +82,9 @@ def test_provenance_page_has_every_table(tmp_path):
         "linear_cka: 4, optimal_transport: 2",
     ]:
         assert text in page, text  # fmt: skip
+    # in the wide tables a hash is shortened (full value on hover); the checksums table has each in full
+    assert page.count(f'title="{SHA}">{SHA[:12]}&hellip;') == 2
+    assert page.count(f'<td class="hash">{SHA}</td>') == 2 and f'<td class="hash">{"c" * 64}</td>' in page
     # the CLI writes the same page from stores on disk
     embeddings, structures, anchors, similarity = _stores()
     paths = []

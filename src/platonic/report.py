@@ -117,8 +117,12 @@ def provenance_html(
         ("Structures, anchors and comparison", data_rows(structures, anchors, similarity)),
         ("Excluded structures and why", excluded or [{"model": "all", "structures": "0", "reason": "none excluded"}]),
         ("Run parameters", parameter_rows(parameters)),
+        ("Checksums", _checksum_rows(embeddings, structures, anchors)),
     ]
-    body = "\n".join(f"<h2>{html.escape(title)}</h2>\n{_table(rows)}" for title, rows in sections)
+    # hashes are shortened in the tables (full value on hover) and given in full, unbroken, under "Checksums"
+    body = "\n".join(
+        f"<h2>{html.escape(title)}</h2>\n{_table(rows, full_hashes=title == 'Checksums')}" for title, rows in sections
+    )
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>platonic provenance</title>
 <style>
@@ -127,7 +131,8 @@ table {{ border-collapse: collapse; margin-bottom: 1.5em; }}
 th, td {{ border: 1px solid #ccc; padding: 3px 6px; text-align: left; vertical-align: top; }}
 th {{ background: #eef; }}
 td {{ overflow-wrap: anywhere; max-width: 40em; }}
-td.hash {{ font-family: monospace; font-size: 11px; }}
+td.hash {{ font-family: monospace; font-size: 11px; overflow-wrap: normal; white-space: nowrap; }}
+div.scroll {{ overflow-x: auto; }}
 </style></head>
 <body>
 <h1>Provenance</h1>
@@ -136,7 +141,18 @@ td.hash {{ font-family: monospace; font-size: 11px; }}
 """
 
 
-def _table(rows: list[dict[str, str]]) -> str:
+def _checksum_rows(embeddings: list[xr.Dataset], structures: xr.Dataset, anchors: xr.Dataset) -> list[dict[str, str]]:
+    rows = [
+        {"what": f"{ds.attrs.get('model', '?')} checkpoint {ds.attrs.get('model_checkpoint_file', '')}",
+         "sha256": str(ds.attrs.get("model_checkpoint_sha256", ""))}
+        for ds in embeddings
+    ]  # fmt: skip
+    rows.append({"what": "structure set", "sha256": str(structures.attrs.get("structure_set_hash", ""))})
+    rows.append({"what": "anchor set", "sha256": str(anchors.attrs.get("anchor_set_hash", ""))})
+    return rows
+
+
+def _table(rows: list[dict[str, str]], full_hashes: bool = False) -> str:
     if not rows:
         return "<p>none</p>"
     columns = list(rows[0])
@@ -146,10 +162,14 @@ def _table(rows: list[dict[str, str]]) -> str:
         cells = []
         for c in columns:
             value = str(row.get(c, ""))
-            css = ' class="hash"' if "sha256" in c or value.endswith("hash") or _is_hash(value) else ""
-            cells.append(f"<td{css}>{html.escape(value)}</td>")
+            if _is_hash(value) and not full_hashes:
+                cells.append(f'<td class="hash" title="{value}">{value[:12]}&hellip;</td>')
+            elif "sha256" in c or _is_hash(value):
+                cells.append(f'<td class="hash">{html.escape(value)}</td>')
+            else:
+                cells.append(f"<td>{html.escape(value)}</td>")
         lines.append(f"<tr>{''.join(cells)}</tr>")
-    return f"<table>\n<tr>{head}</tr>\n" + "\n".join(lines) + "\n</table>"
+    return f'<div class="scroll"><table>\n<tr>{head}</tr>\n' + "\n".join(lines) + "\n</table></div>"
 
 
 def _is_hash(value: str) -> bool:
