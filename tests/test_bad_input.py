@@ -194,6 +194,12 @@ CONFIG_ERRORS = {
             r"unknown model family 'chgent'; known families: chgnet, .*sevenn.* \(did you mean 'chgnet'\?\)",
         )
     ],
+    "unknown_tree_metric.yaml": [
+        (
+            "figures.tree_metric",
+            r"'linear_ck' is not one of similarity.metrics: linear_cka, mutual_knn \(did you mean 'linear_cka'\?\)",
+        )
+    ],
     "misspelled_key.yaml": [
         ("similarty", r"'similarty' was unexpected\); allowed here: (.*, )?anchors, .* \(did you mean 'similarity'\?\)")
     ],

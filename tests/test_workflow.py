@@ -333,3 +333,12 @@ def test_analysis_config_defaults_and_a_training_count_file_for_an_unknown_model
     result = snakemake("--configfile", str(path), "-n", check=False)
     assert result.returncode != 0
     assert "analysis.audit.training_element_counts names 'chgnet-9'" in result.stdout + result.stderr
+
+
+def test_figure_settings_reach_the_overview_rules(tmp_path):
+    config = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+    config["figures"] = {"map_sample": 123, "trend_min_atoms": 7, "tree_metric": "mutual_knn"}
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    out = snakemake("--configfile", str(path), "-n", "--forceall", "-p").stdout
+    assert "--sample 123" in out and "--min-atoms 7" in out and "--metric mutual_knn" in out

@@ -88,6 +88,13 @@ def _cross_key_problems(config: dict, families: Iterable[str] | None) -> list[st
             f"anchors.reference_model {reference!r} is not one of the configured models: {', '.join(models)}"
             + _suggestion(reference, models)
         )
+    metrics = config["similarity"]["metrics"]
+    tree_metric = config.get("figures", {}).get("tree_metric")
+    if tree_metric is not None and tree_metric not in metrics:
+        problems.append(
+            f"figures.tree_metric {tree_metric!r} is not one of similarity.metrics: {', '.join(metrics)}"
+            + _suggestion(tree_metric, metrics)
+        )
     known = set(families) if families is not None else _registered_families()
     if known is not None:
         for name, spec in config["models"].items():

@@ -9,7 +9,9 @@ METRICS = config["similarity"]["metrics"]
 # (the config was validated in the Snakefile: a named reference model is one of MODELS)
 REFERENCE_MODEL = config["anchors"]["reference_model"] or MODELS[0]
 # the metric the "which models think alike" figure clusters on
-TREE_METRIC = "linear_cka" if "linear_cka" in METRICS else METRICS[0]
+TREE_METRIC = config["figures"]["tree_metric"] or (
+    "linear_cka" if "linear_cka" in METRICS else METRICS[0]
+)
 OVERVIEW_FIGURES = [
     "agreement",
     "shared_space",

@@ -38,7 +38,7 @@ rule shared_space_figure:
     conda:
         "../../envs/analysis.yaml"
     params:
-        sample=3000,
+        sample=config["figures"]["map_sample"],
         seed=config["similarity"]["seed"],
     shell:
         "python -m platonic overview-figure shared_space {input.similarity:q} --output {output.png:q} --also svg"
@@ -64,7 +64,7 @@ rule periodic_trends_figure:
     conda:
         "../../envs/analysis.yaml"
     params:
-        min_atoms=5,
+        min_atoms=config["figures"]["trend_min_atoms"],
     shell:
         "python -m platonic overview-figure periodic_trends {input.similarity:q} --output {output.png:q} --also svg"
         " --embeddings {input.embeddings:q} --anchors {input.anchors:q} --min-atoms {params.min_atoms} > {log} 2>&1"
