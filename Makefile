@@ -38,22 +38,23 @@ report: setup
 	$(WITH_VENV) snakemake --profile profiles/default --report results/report.html
 	@echo "figures: results/figures/   report: results/report.html"
 
+# a model family's own venv: torch first (CPU wheel), its package and what the library needs, then platonic itself
+define model_venv
+	$(PYTHON) -m venv $(1)
+	$(1)/bin/pip install --quiet torch==2.13.0
+	$(1)/bin/pip install --quiet $(2) $(LIBRARY_DEPS)
+	$(1)/bin/pip install --quiet --no-deps -e .
+	touch $(1)/.installed
+endef
+
 $(MACE_STAMP): pyproject.toml
-	$(PYTHON) -m venv $(MACE_VENV)
-	$(MACE_VENV)/bin/pip install --quiet torch==2.13.0
-	$(MACE_VENV)/bin/pip install --quiet mace-torch==0.3.16 $(LIBRARY_DEPS)
-	$(MACE_VENV)/bin/pip install --quiet --no-deps -e .
-	touch $(MACE_STAMP)
+	$(call model_venv,$(MACE_VENV),mace-torch==0.3.16)
 
 test-mace: $(MACE_STAMP)
 	$(MACE_VENV)/bin/python -m pytest tests/test_models_mace.py
 
 $(ORB_STAMP): pyproject.toml
-	$(PYTHON) -m venv $(ORB_VENV)
-	$(ORB_VENV)/bin/pip install --quiet torch==2.13.0
-	$(ORB_VENV)/bin/pip install --quiet orb-models==0.5.5 $(LIBRARY_DEPS)
-	$(ORB_VENV)/bin/pip install --quiet --no-deps -e .
-	touch $(ORB_STAMP)
+	$(call model_venv,$(ORB_VENV),orb-models==0.5.5)
 
 test-orb: $(ORB_STAMP)
 	$(ORB_VENV)/bin/python -m pytest tests/test_models_orb.py
