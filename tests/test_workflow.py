@@ -204,8 +204,9 @@ def test_report_has_every_figure_and_caption(tiny_run):
     assert html.count("Model x model") == len(METRICS)
     for caption in CAPTIONS.values():
         assert caption in html, caption
-    # captions name the models and the anchors
+    # captions name the models and the anchors, and point to the provenance table for versions and hashes
     assert "sevennet-0" in html and "10 anchor atoms chosen by" in html
+    assert html.count("(sevenn, checkpoint 7net-0_11Jul2024)") >= len(METRICS) + 8
 
 
 # Visits every result's caption page, then shows the agreement figure; one headless run dumps the text seen
