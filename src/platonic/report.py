@@ -130,7 +130,7 @@ body {{ font-family: sans-serif; font-size: 13px; margin: 1em; color: #222; }}
 table {{ border-collapse: collapse; margin-bottom: 1.5em; }}
 th, td {{ border: 1px solid #ccc; padding: 3px 6px; text-align: left; vertical-align: top; }}
 th {{ background: #eef; }}
-td {{ overflow-wrap: anywhere; max-width: 40em; }}
+td {{ overflow-wrap: break-word; max-width: 40em; }}
 td.hash {{ font-family: monospace; font-size: 11px; overflow-wrap: normal; white-space: nowrap; }}
 div.scroll {{ overflow-x: auto; }}
 </style></head>
