@@ -10,14 +10,15 @@ from platonic import transfer
 from platonic.cli import main
 from platonic.projection import anchor_projection
 from platonic.store import open_store
+from platonic.summary import periodic_group
 
 
-def test_periodic_group_of_known_elements():
+def test_the_group_target_puts_the_f_block_in_group_3():
     z = np.array([1, 2, 3, 6, 8, 18, 21, 26, 39, 57, 71, 72, 80, 89, 92, 103, 104, 118])
     expected = [1, 18, 1, 14, 16, 18, 3, 8, 3, 3, 3, 4, 12, 3, 3, 3, 4, 18]
-    np.testing.assert_array_equal(transfer.periodic_group(z), expected)
+    np.testing.assert_array_equal(periodic_group(z, f_block=3), expected)
     with pytest.raises(ValueError, match="1..118"):
-        transfer.periodic_group(np.array([0, 5]))
+        periodic_group(np.array([0, 5]), f_block=3)
 
 
 def test_structure_split_keeps_every_structure_on_one_side():

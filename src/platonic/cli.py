@@ -544,7 +544,7 @@ def _structure_labels(structures) -> list[str]:
 
 
 def cmd_transfer(args) -> None:
-    from platonic import transfer
+    from platonic import summary, transfer
     from platonic.analysis_figures import save, transfer_heatmaps
     from platonic.store import open_store, write_store
 
@@ -562,7 +562,7 @@ def cmd_transfer(args) -> None:
         if name == "element":
             atom_targets[name] = z
         elif name == "group":
-            atom_targets[name] = transfer.periodic_group(z)
+            atom_targets[name] = summary.periodic_group(z, f_block=3)
         elif name in labels:
             structure_targets[name] = structures[name].values.astype(np.float64)
         else:

@@ -16,8 +16,9 @@ GROUP_LABELS = {**{g: str(g) for g in range(1, 19)}, F_BLOCK: "f"}
 _PERIOD_STARTS = (1, 3, 11, 19, 37, 55, 87, 119)
 
 
-def periodic_group(atomic_numbers) -> np.ndarray:
-    """Periodic-table group 1-18 of each atomic number, ``F_BLOCK`` (19) for La-Lu and Ac-Lr; int array like Z."""
+def periodic_group(atomic_numbers, f_block: int = F_BLOCK) -> np.ndarray:
+    """Periodic-table group 1-18 of each atomic number, ``f_block`` for La-Lu and Ac-Lr (default ``F_BLOCK``, 19,
+    a label of their own; 3 puts them in group 3 with Sc and Y, keeping every element in one of 18 classes)."""
     z = np.asarray(atomic_numbers, dtype=np.int64)
     if z.size and (z.min() < 1 or z.max() > 118):
         raise ValueError(f"atomic numbers must lie in 1..118, got {z.min()}..{z.max()}")
@@ -32,7 +33,7 @@ def periodic_group(atomic_numbers) -> np.ndarray:
     group[medium] = offset[medium] + 1
     long = period >= 6  # 2 s, 15 f (La-Lu / Ac-Lr), then groups 4-18
     off = offset[long]
-    group[long] = np.where(off < 2, off + 1, np.where(off < 17, F_BLOCK, off - 13))
+    group[long] = np.where(off < 2, off + 1, np.where(off < 17, f_block, off - 13))
     return group
 
 

@@ -34,26 +34,6 @@ KINDS = {False: "structure regression", True: "atom classification"}
 # targets and splits
 
 
-def periodic_group(z: np.ndarray) -> np.ndarray:
-    """IUPAC group (1-18) of each atomic number. The f-block (La-Lu, 57-71; Ac-Lr, 89-103) is put in
-    group 3 with Sc and Y, the convention that keeps every element in one of 18 classes."""
-    z = np.asarray(z, dtype=np.int64)
-    if np.any((z < 1) | (z > 118)):
-        raise ValueError(f"atomic numbers must lie in 1..118, got {sorted(set(z[(z < 1) | (z > 118)].tolist()))}")
-    # period starts (Z of the alkali metal) and, per period, the group of each element in order
-    table = np.zeros(119, dtype=np.int64)
-    table[1], table[2] = 1, 18
-    for start, count in ((3, 8), (11, 8)):  # periods 2 and 3: groups 1, 2, 13-18
-        table[start : start + count] = [1, 2, 13, 14, 15, 16, 17, 18]
-    for start in (19, 37):  # periods 4 and 5: groups 1-18
-        table[start : start + 18] = np.arange(1, 19)
-    for start in (55, 87):  # periods 6 and 7: groups 1, 2, f-block (group 3), 4-18
-        table[start : start + 2] = [1, 2]
-        table[start + 2 : start + 17] = 3
-        table[start + 17 : start + 32] = np.arange(4, 19)
-    return table[z]
-
-
 def structure_split(structure_index: np.ndarray, test_fraction: float, seed: int) -> np.ndarray:
     """Boolean test mask over atoms (or structures): a seeded ``test_fraction`` of the distinct
     structures in ``structure_index (N,)``, each structure whole on one side of the split."""
