@@ -5,7 +5,8 @@ from snakemake.utils import min_version
 
 min_version("9.0")
 
-# The config is checked by the library of this checkout (jobs use it through PYTHONPATH too).
+# The config is checked (and its derived values resolved) by the library of this checkout, against
+# src/platonic/config.schema.yaml (linked from workflow/schemas/); jobs use it through PYTHONPATH too.
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from platonic.config import validate_config
 
@@ -16,7 +17,7 @@ if not workflow.overwrite_configfiles:
     configfile: "config/config.yaml"
 
 
-validate_config(config, Path(workflow.basedir) / "workflow/schemas/config.schema.yaml")
+validate_config(config)
 
 
 report: "workflow/report/workflow.rst"

@@ -45,13 +45,14 @@ def synthetic_spaces(n: int, seed: int = 0, anchors: int = 100) -> dict[str, dic
 
 
 def streamed(spaces, k: int, threads: int, search: str) -> dict:
-    from platonic.similarity import SimilaritySettings, pairwise_similarity
+    from platonic.compare.similarity import pairwise_similarity
+    from platonic.settings import SimilaritySettings
 
     ds = pairwise_similarity(
         spaces,
-        settings=SimilaritySettings(k=k, neighbour_search=search),
-        metric_names=("linear_cka", "mutual_knn"),
-        threads=threads,
+        settings=SimilaritySettings(
+            metrics=("linear_cka", "mutual_knn"), k=k, neighbour_search=search, threads=threads
+        ),
     )
     return {
         f"{metric}|{space}|{a}|{b}": float(ds["similarity"].sel(metric=metric, space=space, model_a=a, model_b=b))

@@ -35,11 +35,11 @@ def test_common_valid_is_the_intersection():
 def test_bad_requests_raise():
     features = np.zeros((5, 2))
     with pytest.raises(ValueError, match="cannot pick 6 anchors from 5"):
-        select_anchors(features, 6)
+        select_anchors(features, 6, "random", 0)
     with pytest.raises(ValueError, match="unknown anchor method"):
-        select_anchors(features, 2, method="magic")
+        select_anchors(features, 2, "magic", 0)
     with pytest.raises(ValueError, match="must be positive"):
-        select_anchors(features, 0)
+        select_anchors(features, 0, "random", 0)
 
 
 def test_anchor_store_layout():
@@ -55,9 +55,9 @@ def test_direct_picks_one_atom_from_each_separated_blob():
     centres = rng.normal(scale=50.0, size=(6, 10))
     labels = np.repeat(np.arange(6), 40)
     features = centres[labels] + rng.normal(scale=0.3, size=(240, 10))
-    chosen = select_anchors(features, 6, "direct")
+    chosen = select_anchors(features, 6, "direct", 0)
     assert sorted(labels[chosen]) == [0, 1, 2, 3, 4, 5]
-    np.testing.assert_array_equal(chosen, select_anchors(features, 6, "direct"))  # deterministic
+    np.testing.assert_array_equal(chosen, select_anchors(features, 6, "direct", 0))  # deterministic
 
 
 def test_direct_equals_maml_direct_sampler():

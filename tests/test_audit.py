@@ -6,7 +6,8 @@ import pytest
 from analysis_stores import element_clusters, rotation, write_study
 from scipy.stats import spearmanr
 
-from platonic import audit
+from platonic.analysis import arithmetic, audit
+from platonic.settings import AuditSettings
 from platonic.cli import main
 from platonic.projection import anchor_projection
 from platonic.store import open_store
@@ -70,7 +71,7 @@ def scrambled_study():
 def test_a_model_with_one_scrambled_element_is_flagged_on_exactly_that_element(scrambled_study):
     structure_index, z, _, projected, _ = scrambled_study
     ids = np.array([f"s{i}" for i in range(structure_index.max() + 1)], dtype=object)
-    ds = audit.consistency_audit(projected, z, structure_index, ids, audit.AuditSettings(k=5))
+    ds = audit.consistency_audit(projected, z, structure_index, ids, AuditSettings(k=5))
     flagged = ds["flagged"]
     assert int(flagged.sum()) == 1
     assert bool(flagged.sel(model="m2", element=FE))
@@ -93,7 +94,7 @@ def test_training_counts_and_their_rank_correlation(tmp_path, scrambled_study):
     counts = audit.read_training_counts(str(path))
     assert counts == {3: 500.0, 8: 9000.0, 11: 700.0, 19: 300.0, FE: 5.0, 37: 100.0}
     ids = np.array([f"s{i}" for i in range(structure_index.max() + 1)], dtype=object)
-    ds = audit.consistency_audit(projected, z, structure_index, ids, audit.AuditSettings(k=5))
+    ds = audit.consistency_audit(projected, z, structure_index, ids, AuditSettings(k=5))
     rho = audit.training_count_correlation(ds, {"m2": counts})
     expected = spearmanr(
         np.log1p([counts[e] for e in ds.element.values]), ds["element_distance"].sel(model="m2")
@@ -123,20 +124,20 @@ def test_analogy_on_constructed_vectors():
     }
     elements = np.array(sorted(table))
     vectors = np.stack([table[e] for e in elements])
-    ranked = audit.analogy(vectors, elements, 11, 3, 19, top=4)
+    ranked = arithmetic.analogy(vectors, elements, 11, 3, 19, top=4)
     assert ranked[0] == (37, pytest.approx(1.0))
     assert {e for e, _ in ranked}.isdisjoint({11, 3, 19})
     cosines = [c for _, c in ranked]
     assert cosines == sorted(cosines, reverse=True)
     with pytest.raises(ValueError, match="Xe"):
-        audit.analogy(vectors, elements, 54, 3, 19)
+        arithmetic.analogy(vectors, elements, 54, 3, 19)
 
 
 def test_element_vectors_are_mean_normalised_rows():
     rng = np.random.default_rng(2)
     x = rng.normal(size=(30, 5))
     z = np.repeat([8, 3, 11], 10)
-    elements, vectors = audit.element_vectors(x, z, chunk=7)
+    elements, vectors = arithmetic.element_vectors(x, z, chunk=7)
     centred = x - x.mean(axis=0)
     unit = centred / np.linalg.norm(centred, axis=1, keepdims=True)
     np.testing.assert_array_equal(elements, [3, 8, 11])
@@ -152,8 +153,8 @@ def test_audit_and_analogies_cli_on_synthetic_stores(tmp_path, scrambled_study, 
     args = ["audit", str(tmp_path / "audit.zarr"), "--projections", *map(str, paths["projections"])]
     args += ["--anchors", str(paths["anchors"]), "--structures", str(paths["structures"]), "--k", "5"]
     args += [f"--{name}-table={path}" for name, path in tables.items()]
-    args += ["--figure", str(tmp_path / "departure.png"), "--top", "3"]
-    assert main([*args, "--training-counts", f"m2={counts}"]) == 0
+    args += ["--figure", str(tmp_path / "departure.png"), "--top-structures", "3"]
+    assert main([*args, "--training-element-counts", f"m2={counts}"]) == 0
     ds = open_store(tmp_path / "audit.zarr")
     assert bool(ds["flagged"].sel(model="m2", element=FE)) and int(ds["flagged"].sum()) == 1
     bias = list(csv.DictReader(open(tables["bias"])))
@@ -162,22 +163,22 @@ def test_audit_and_analogies_cli_on_synthetic_stores(tmp_path, scrambled_study, 
     assert list(csv.DictReader(open(tables["elements"])))[0]["element"] == "Fe"
     assert (tmp_path / "departure.png").stat().st_size > 10_000
     # a training-count file for a model that is not there is refused, naming the config key
-    assert main([*args, "--training-counts", f"m9={counts}"]) == 1
+    assert main([*args, "--training-element-counts", f"m9={counts}"]) == 1
     assert "analysis.audit.training_element_counts" in capsys.readouterr().err
 
     table = tmp_path / "analogies.csv"
-    analogies = ["--analogy", "Na", "Li", "K", "Rb", "--analogy", "O", "Li", "Na"]
+    analogies = ["--analogies", '{"a": "Na", "b": "Li", "c": "K", "expected": "Rb"}', '{"a": "O", "b": "Li", "c": "Na"}']
     common = ["--projections", *map(str, paths["projections"]), "--anchors", str(paths["anchors"])]
     assert main(["analogies", str(table), *common, *analogies, "--top", "2"]) == 0
     rows = list(csv.DictReader(open(table)))
     assert len(rows) == 4 * 2 * 2  # models x analogies x top
     assert {r["analogy"] for r in rows} == {"Na - Li + K", "O - Li + Na"}
     assert all(r["element"] not in {"Na", "Li", "K"} for r in rows if r["analogy"] == "Na - Li + K")
-    assert main(["analogies", str(table), *common, "--analogy", "Na", "Li"]) == 1
-    assert "A B C [EXPECTED]" in capsys.readouterr().err
-    assert main(["analogies", str(table), *common, "--analogy", "Na", "Qq", "K"]) == 1
+    assert main(["analogies", str(table), *common, "--analogies", '{"a": "Na", "b": "Li"}']) == 1
+    assert "analysis.arithmetic.analogies[0]: 'c' is a required property" in capsys.readouterr().err
+    assert main(["analogies", str(table), *common, "--analogies", '{"a": "Na", "b": "Qq", "c": "K"}']) == 1
     assert "unknown element symbol(s) ['Qq']" in capsys.readouterr().err
     # an element without atoms in the set: one row per model saying so, not a failure
-    assert main(["analogies", str(table), *common, "--analogy", "Na", "Cs", "K"]) == 0
+    assert main(["analogies", str(table), *common, "--analogies", '{"a": "Na", "b": "Cs", "c": "K"}']) == 0
     rows = list(csv.DictReader(open(table)))
     assert len(rows) == 4 and all(r["note"] == "no atoms of Cs" for r in rows)

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from platonic.cli import main
-from platonic.config import ConfigError, validate_config
+from platonic.config import ConfigError, resolve_derived, validate_config
 from platonic.models.base import Adapter
 from platonic.store import open_store
 from platonic.structures import StructureError, read_structures, validate_atoms
@@ -103,7 +103,7 @@ def test_the_cell_size_limit_is_configurable(tmp_path):
     assert read_structures(path, max_volume_per_atom=32001).ids == ["huge_cell"]
     with pytest.raises(StructureError, match=r"32000 A\^3 per atom > 31999"):
         read_structures(path, max_volume_per_atom=31999)
-    assert main(["prepare", str(path), str(tmp_path / "s.zarr"), "--max-volume-per-atom", "0"]) == 0
+    assert main(["prepare", str(path), str(tmp_path / "s.zarr"), "--max-volume-per-atom", "null"]) == 0
     assert open_store(tmp_path / "s.zarr").attrs["n_atoms"] == 2
     # a molecule (no periodic cell) has no volume to check
     validate_atoms(ase.Atoms("NaCl", positions=[[0, 0, 0], [2.4, 0, 0]]), max_volume_per_atom=1.0)
@@ -226,7 +226,7 @@ def test_validation_fills_the_same_defaults_as_snakemake():
     theirs = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
     validate_config(ours, SCHEMA)
     validate(theirs, str(SCHEMA))
-    assert ours == theirs
+    assert ours == resolve_derived(theirs)  # the same defaults, then the derived values written in
     assert ours["dataset"]["max_volume_per_atom"] == 500
 
 
@@ -243,4 +243,4 @@ def test_the_workflow_validates_through_the_library_and_passes_the_cell_limit(tm
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     planned = snakemake("--configfile", str(path), "-n", "-p", "--forceall").stdout
-    assert "--max-volume-per-atom 40000" in planned
+    assert "\"max_volume_per_atom\": 40000" in planned

@@ -2,7 +2,8 @@ import numpy as np
 
 from platonic.cli import main
 from platonic.models import PRESETS
-from platonic.similarity import METRICS, SIMILARITIES
+from platonic.compare.registry import NAMES as METRICS
+from platonic.compare.registry import SIMILARITIES
 from platonic.store import open_store
 
 
@@ -27,7 +28,7 @@ def test_embed_needs_a_family_for_unknown_models(tmp_path, sample_csv, capsys):
     main(["prepare", str(sample_csv), str(tmp_path / "s.zarr"), "--limit", "2"])
     code = main(["embed", str(tmp_path / "s.zarr"), str(tmp_path / "e.zarr"), "--model", "mystery"])
     assert code == 1
-    assert "give --family and --checkpoint" in capsys.readouterr().err
+    assert "give its family and checkpoint" in capsys.readouterr().err
 
 
 def test_stage_chain_on_two_real_models(tmp_path, sample_csv):

@@ -1,8 +1,10 @@
 import numpy as np
 import pytest
 
-from platonic.cluster import ClusterSettings, make_cluster, slurm_cluster
-from platonic.similarity import SimilaritySettings, pairwise_similarity
+from platonic.compare.dask_cluster import make_cluster, slurm_cluster
+from platonic.settings import DaskSettings
+from platonic.compare.similarity import pairwise_similarity
+from platonic.settings import SimilaritySettings
 
 
 def _spaces():
@@ -16,9 +18,9 @@ def test_a_distributed_client_gives_the_same_numbers_as_threads():
     pytest.importorskip("distributed", reason="dask.distributed is part of platonic[workflow]")
     from distributed import Client
 
-    settings = SimilaritySettings(k=4, subsample=100, queries=50)
-    expected = pairwise_similarity(_spaces(), settings=settings, threads=2)
-    cluster = make_cluster(ClusterSettings(kind="local"), threads=2)
+    settings = SimilaritySettings(k=4, subsample=100, queries=50, threads=2)
+    expected = pairwise_similarity(_spaces(), settings=settings)
+    cluster = make_cluster(DaskSettings(cluster="local"), threads=2)
     with cluster, Client(cluster) as client:
         got = pairwise_similarity(_spaces(), settings=settings, client=client)
     np.testing.assert_array_equal(got["similarity"].values, expected["similarity"].values)
@@ -27,7 +29,7 @@ def test_a_distributed_client_gives_the_same_numbers_as_threads():
 
 def test_slurm_cluster_job_script_carries_the_requested_resources():
     pytest.importorskip("dask_jobqueue", reason="dask-jobqueue is part of platonic[workflow]")
-    settings = ClusterSettings(kind="slurm", cores=6, memory="20GB", walltime="01:30:00", queue="cpu", account="mat")
+    settings = DaskSettings(cluster="slurm", cores=6, memory="20GB", walltime="01:30:00", queue="cpu", account="mat")
     with slurm_cluster(settings) as cluster:  # no sbatch: nothing is submitted until the cluster is scaled
         script = cluster.job_script()
     assert "#SBATCH --cpus-per-task=6" in script
@@ -37,6 +39,6 @@ def test_slurm_cluster_job_script_carries_the_requested_resources():
 
 
 def test_threads_means_no_cluster_and_unknown_kinds_fail():
-    assert make_cluster(ClusterSettings()) is None
+    assert make_cluster(DaskSettings()) is None
     with pytest.raises(ValueError, match="unknown dask cluster 'pbs'"):
-        make_cluster(ClusterSettings(kind="pbs"))
+        make_cluster(DaskSettings(cluster="pbs"))

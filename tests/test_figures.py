@@ -13,7 +13,8 @@ from platonic.figures import (
     shared_space_maps,
     similarity_heatmaps,
 )
-from platonic.summary import classical_mds, model_distances, periodic_group
+from platonic.compare.model_space import classical_mds, model_distances
+from platonic.elements import periodic_group
 
 
 def _similarity(models):

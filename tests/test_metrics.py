@@ -3,7 +3,7 @@ import pytest
 from scipy.linalg import orthogonal_procrustes
 from scipy.stats import ortho_group
 
-from platonic.metrics import (
+from platonic.compare.metrics import (
     centred_cross_covariance,
     cknna,
     cross_gram,
@@ -21,7 +21,7 @@ from platonic.metrics import (
     svcca_from_covariances,
     twonn_dimension,
 )
-from platonic.neighbours import nearest_neighbours
+from platonic.compare.neighbours import nearest_neighbours
 
 
 def dense_cka(x, y):

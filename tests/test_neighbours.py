@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from platonic.metrics import knn_indices
-from platonic.neighbours import nearest_neighbours
+from platonic.compare.metrics import knn_indices
+from platonic.compare.neighbours import nearest_neighbours
 
 pytest.importorskip("faiss", reason="faiss-cpu is a dependency of platonic; install it")
 

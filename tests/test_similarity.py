@@ -2,9 +2,11 @@ import numpy as np
 import pytest
 from scipy.stats import ortho_group
 
-from platonic import metrics
-from platonic.neighbours import nearest_neighbours
-from platonic.similarity import METRICS, SimilaritySettings, pairwise_similarity, similarity_table
+from platonic.compare import metrics
+from platonic.compare.neighbours import nearest_neighbours
+from platonic.compare.registry import NAMES as METRICS
+from platonic.compare.similarity import pairwise_similarity, similarity_table
+from platonic.settings import SimilaritySettings
 
 
 @pytest.fixture(scope="module")
@@ -23,8 +25,8 @@ def spaces():
 @pytest.fixture(scope="module")
 def result(spaces):
     groups = np.repeat(np.arange(100), 4)
-    settings = SimilaritySettings(k=5, lfre_k=12, subsample=150, queries=120, seed=3, neighbour_search="exact")
-    return pairwise_similarity(spaces, structure_index=groups, settings=settings, threads=2), groups, settings
+    settings = SimilaritySettings(k=5, lfre_k=12, subsample=150, queries=120, seed=3, neighbour_search="exact", threads=2)
+    return pairwise_similarity(spaces, structure_index=groups, settings=settings), groups, settings
 
 
 def test_every_pair_matches_the_metric_called_directly(spaces, result):
@@ -90,9 +92,9 @@ def test_tidy_table_has_one_row_per_metric_space_and_ordered_pair(result):
 
 
 def test_metric_subset_and_bad_requests(spaces):
-    ds = pairwise_similarity(spaces, metric_names=("linear_cka",))
+    ds = pairwise_similarity(spaces, settings=SimilaritySettings(metrics=("linear_cka",)))
     assert list(ds.metric.values) == ["linear_cka"]
-    with pytest.raises(ValueError, match="unknown metrics"):
-        pairwise_similarity(spaces, metric_names=("nope",))
+    with pytest.raises(ValueError, match="unknown metric 'nope'"):
+        pairwise_similarity(spaces, settings=SimilaritySettings(metrics=("nope",)))
     with pytest.raises(ValueError, match="expected"):
         pairwise_similarity({"raw": spaces["raw"], "anchor": {"a": spaces["anchor"]["a"]}})

@@ -6,11 +6,12 @@ from analysis_stores import element_clusters, rotation, write_study
 from sklearn.linear_model import Ridge
 from sklearn.metrics import mean_absolute_error, r2_score
 
-from platonic import transfer
+from platonic.analysis import transfer
+from platonic.settings import TransferSettings
 from platonic.cli import main
 from platonic.projection import anchor_projection
 from platonic.store import open_store
-from platonic.summary import periodic_group
+from platonic.elements import periodic_group
 
 
 def test_the_group_target_puts_the_f_block_in_group_3():
@@ -112,7 +113,7 @@ def rotated_study():
 @pytest.mark.parametrize("head", ["ridge", "mlp"])
 def test_a_rotated_copy_stitches_perfectly_in_the_anchor_space_only(rotated_study, head):
     structure_index, z, raw, anchor, _, labels = rotated_study
-    settings = transfer.TransferSettings(heads=(head,), mlp_max_iter=200, mlp_hidden=(16,))
+    settings = TransferSettings(heads=(head,), mlp_max_iter=200, mlp_hidden=(16,))
     ds = transfer.transfer_scores(
         {"raw": raw, "anchor": anchor}, structure_index, labels, {"element": z}, settings, threads=2
     )

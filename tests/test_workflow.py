@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import yaml
 
-from platonic.metrics import linear_cka
-from platonic.similarity import METRICS
+from platonic.compare.metrics import linear_cka
+from platonic.compare.registry import NAMES as METRICS
 from platonic.store import open_store
 
 ROOT = Path(__file__).resolve().parents[1]

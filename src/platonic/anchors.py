@@ -20,7 +20,7 @@ def common_valid(masks: list[np.ndarray]) -> np.ndarray:
 
 
 def select_anchors(
-    features: np.ndarray, n: int, method: str = "random", seed: int = 0, candidates: np.ndarray | None = None
+    features: np.ndarray, n: int, method: str, seed: int, candidates: np.ndarray | None = None
 ) -> np.ndarray:
     """Pick ``n`` anchor rows of ``features (N, d)``; returns sorted row indices, shape ``(n,)``.
 
@@ -29,9 +29,9 @@ def select_anchors(
     features = np.asarray(features)
     pool = np.flatnonzero(candidates) if candidates is not None else np.arange(len(features))
     if n < 1:
-        raise ValueError(f"anchors.n must be positive, got {n}")
+        raise ValueError(f"the number of anchors must be positive, got {n}")
     if n > len(pool):
-        raise ValueError(f"cannot pick {n} anchors from {len(pool)} atoms; lower anchors.n")
+        raise ValueError(f"cannot pick {n} anchors from {len(pool)} candidate atoms")
     rng = np.random.default_rng(seed)
     if method == "direct":
         chosen = pool[direct_sampling(features[pool], n)]

@@ -1,5 +1,6 @@
-"""Check a workflow configuration once, at the boundary: its JSON schema (filling in defaults) and
-the rules a schema cannot state (the reference model is one of the models, every family exists).
+"""Check a workflow configuration once, at the boundary: its JSON schema (filling in defaults), the
+rules a schema cannot state (the reference model is one of the models, every family exists), and the
+values that depend on other keys, resolved once and written back (`resolve_derived`).
 
 Every problem is reported with the key that holds it (``similarity.k``) and what is allowed. Only
 ``jsonschema`` and ``yaml`` are needed, so the Snakefile can use this from a bare Snakemake install.
@@ -17,9 +18,10 @@ class ConfigError(ValueError):
     """A configuration that does not match the schema, one line per offending key."""
 
 
-def validate_config(config: dict, schema_path: str | Path, families: Iterable[str] | None = None) -> dict:
-    """Validate ``config`` in place against the schema (``workflow/schemas/config.schema.yaml``)
-    and fill in its defaults; return it.
+def validate_config(config: dict, schema_path: str | Path | None = None, families: Iterable[str] | None = None) -> dict:
+    """Validate ``config`` in place against the schema (default: the package's ``config.schema.yaml``,
+    which ``workflow/schemas/config.schema.yaml`` links to), fill in its defaults and resolve the derived
+    values (`resolve_derived`); return it.
 
     ``families`` are the adapter families a model may name (default: the model registry's, when
     it can be imported). Raises ``ConfigError`` listing every offending key.
@@ -27,7 +29,10 @@ def validate_config(config: dict, schema_path: str | Path, families: Iterable[st
     import yaml
     from jsonschema import Draft202012Validator
 
-    schema = yaml.safe_load(Path(schema_path).read_text())
+    from platonic.settings import SCHEMA_PATH
+
+    schema_path = Path(schema_path or SCHEMA_PATH)
+    schema = yaml.safe_load(schema_path.read_text())
     validator = _filling_defaults(Draft202012Validator)(schema)
     problems = [
         _describe(error)
@@ -41,7 +46,46 @@ def validate_config(config: dict, schema_path: str | Path, families: Iterable[st
             + "\n".join(f"  - {problem}" for problem in problems)
             + f"\nfix these keys in the config file; {schema_path} documents every key"
         )
+    return resolve_derived(config)
+
+
+def resolve_derived(config: dict) -> dict:
+    """Write the values that default to other keys back into ``config`` (validated, defaults filled), so that
+    every rule, caption and stage reads one resolved value:
+
+    - ``anchors.reference_model``: null -> the first model;
+    - ``figures.tree_metric``: null -> ``linear_cka`` when computed, else the first of ``similarity.metrics``;
+    - ``figures.seed``: null -> ``similarity.seed`` (the shared-space sample);
+    - ``analysis.audit.neighbour_search``: null -> ``similarity.neighbour_search``.
+    """
+    metrics = config["similarity"]["metrics"]
+    if config["anchors"]["reference_model"] is None:
+        config["anchors"]["reference_model"] = next(iter(config["models"]))
+    figures = config["figures"]
+    if figures["tree_metric"] is None:
+        figures["tree_metric"] = "linear_cka" if "linear_cka" in metrics else metrics[0]
+    if figures["seed"] is None:
+        figures["seed"] = config["similarity"]["seed"]
+    audit = config["analysis"]["audit"]
+    if audit["neighbour_search"] is None:
+        audit["neighbour_search"] = config["similarity"]["neighbour_search"]
     return config
+
+
+def validate_section(values: dict, path: tuple[str, ...], schema: dict) -> dict:
+    """Check one config section (``path``, e.g. ``("similarity",)``) against its ``schema``, filling in its
+    defaults; keys the schema requires of a config file may be left out here. Returns ``values``."""
+    from jsonschema import Draft202012Validator
+
+    schema = {key: value for key, value in schema.items() if key != "required"}
+    validator = _filling_defaults(Draft202012Validator)(schema)
+    problems = [
+        _describe(error, prefix=[p for p in path if p != "*"])
+        for error in sorted(validator.iter_errors(values), key=lambda e: [str(p) for p in e.absolute_path])
+    ]
+    if problems:
+        raise ConfigError("invalid settings:\n" + "\n".join(f"  - {problem}" for problem in problems))
+    return values
 
 
 def key_path(path: Iterable) -> str:
@@ -66,9 +110,9 @@ def _filling_defaults(validator_class):
     return validators.extend(validator_class, {"properties": properties_with_defaults})
 
 
-def _describe(error) -> str:
+def _describe(error, prefix: Iterable = ()) -> str:
     """One line: the key, jsonschema's message and, for unknown keys, the allowed ones."""
-    path = list(error.absolute_path)
+    path = [*prefix, *error.absolute_path]
     message = error.message
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
         allowed = sorted(error.schema.get("properties", {}))
@@ -95,6 +139,12 @@ def _cross_key_problems(config: dict, families: Iterable[str] | None) -> list[st
             f"figures.tree_metric {tree_metric!r} is not one of similarity.metrics: {', '.join(metrics)}"
             + _suggestion(tree_metric, metrics)
         )
+    for model in config["analysis"]["audit"]["training_element_counts"]:
+        if model not in models:
+            problems.append(
+                f"analysis.audit.training_element_counts names {model!r}, which is not one of the configured"
+                f" models: {', '.join(models)}" + _suggestion(model, models)
+            )
     known = set(families) if families is not None else _registered_families()
     if known is not None:
         for name, spec in config["models"].items():

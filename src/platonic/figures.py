@@ -1,4 +1,5 @@
-"""Comparison figures: model x model heatmaps, raw vs anchor agreement, the shared space, periodic trends, model trees.
+"""Comparison figures: model x model heatmaps, raw vs anchor agreement, the shared space, periodic trends, model trees,
+and the shared-space analyses (transfer matrices, per-element departures).
 
 Plotting functions take xarray Datasets or numpy arrays and return matplotlib Figures; ``save_figure`` writes them.
 Every figure draws models in the order given and in the colour ``model_colours`` assigns to that order.
@@ -15,21 +16,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import xarray as xr  # noqa: E402
 
-from platonic.summary import SIMILARITY_METRICS  # noqa: E402
+from platonic.compare.registry import SIMILARITIES  # noqa: E402
+from platonic.compare.registry import label as metric_label  # noqa: E402
 
-METRIC_LABELS = {
-    "linear_cka": "linear CKA",
-    "debiased_cka": "debiased linear CKA",
-    "mutual_knn": "mutual k-NN alignment",
-    "cknna": "CKNNA",
-    "svcca": "SVCCA",
-    "procrustes": "Procrustes angular distance (rad)",
-    "distance_correlation": "distance correlation",
-    "optimal_transport": "2-Wasserstein distance",
-    "information_imbalance": "information imbalance (row -> column)",
-    "gfre": "GFRE (row predicts column)",
-    "lfre": "LFRE (row predicts column)",
-}
 SPACE_LABELS = {"raw": "raw latent spaces", "anchor": "shared anchor space"}
 
 
@@ -42,7 +31,7 @@ def similarity_heatmaps(ds: xr.Dataset, metric: str) -> plt.Figure:
     fig, axes = plt.subplots(1, len(spaces), figsize=(size * len(spaces) + 0.8, size), constrained_layout=True)
     axes = np.atleast_1d(axes)
     image = None
-    similar = metric in SIMILARITY_METRICS
+    similar = metric in SIMILARITIES
     # one colour scale for both panels; dark always means "different"
     finite = data.values[np.isfinite(data.values)]
     vmax = 1.0 if similar or finite.size == 0 else max(float(finite.max()), 1e-12)
@@ -60,12 +49,12 @@ def similarity_heatmaps(ds: xr.Dataset, metric: str) -> plt.Figure:
                         light = values[i, j] / vmax > 0.6 if similar else values[i, j] / vmax < 0.4
                         colour = "black" if light else "white"
                         ax.text(j, i, f"{values[i, j]:.2f}", ha="center", va="center", fontsize=7, color=colour)
-    fig.colorbar(image, ax=list(axes), shrink=0.8, label=METRIC_LABELS.get(metric, metric))
+    fig.colorbar(image, ax=list(axes), shrink=0.8, label=metric_label(metric))
     suffix = f", k = {ds.attrs['k']}" if metric in ("mutual_knn", "cknna") and "k" in ds.attrs else ""
     n_atoms = ds.attrs.get("n_atoms", "?")
     used = int(ds["n_samples"].sel(metric=metric)) if "n_samples" in ds else n_atoms
     atoms = f"{n_atoms} atoms" if used == n_atoms else f"{used} of {n_atoms} atoms"
-    fig.suptitle(f"{METRIC_LABELS.get(metric, metric)} ({atoms}{suffix})", fontsize=11)
+    fig.suptitle(f"{metric_label(metric)} ({atoms}{suffix})", fontsize=11)
     return fig
 
 
@@ -76,7 +65,7 @@ def save_figure(fig: plt.Figure, path: str | Path, also: tuple[str, ...] = ()) -
     for target in [path, *(path.with_suffix(suffix) for suffix in also)]:
         # a fixed date keeps SVG/PDF output identical between runs
         metadata = {"Date": None} if target.suffix in (".svg", ".pdf") else None
-        fig.savefig(target, dpi=200, metadata=metadata)
+        fig.savefig(target, dpi=200, metadata=metadata, bbox_inches="tight")
     plt.close(fig)
     return path
 
@@ -135,7 +124,7 @@ def agreement_scatter(ds: xr.Dataset) -> plt.Figure:
         raw = np.array([float(data.sel(space="raw").values[i, j]) for i, j in pairs]) if pairs else np.zeros(0)
         anchor = np.array([float(data.sel(space="anchor").values[i, j]) for i, j in pairs]) if pairs else np.zeros(0)
         ok = np.isfinite(raw) & np.isfinite(anchor)
-        ax.set_title(METRIC_LABELS.get(metric, metric), fontsize=8)
+        ax.set_title(metric_label(metric), fontsize=8)
         ax.set_xlabel("raw latent spaces", fontsize=8)
         ax.set_ylabel("shared anchor space", fontsize=8)
         ax.tick_params(labelsize=7)
@@ -154,11 +143,10 @@ def agreement_scatter(ds: xr.Dataset) -> plt.Figure:
         ax.set_xlim(limits)
         ax.set_ylim(limits)
         ax.set_aspect("equal")
-        better = "above" if metric in SIMILARITY_METRICS else "below"
+        better = "above" if metric in SIMILARITIES else "below"
         shift = float(np.mean(anchor[ok] - raw[ok]))
         ax.set_title(
-            f"{METRIC_LABELS.get(metric, metric)}\n{better} the line: closer in anchor space\n"
-            f"mean shift anchor - raw: {shift:+.3g}",
+            f"{metric_label(metric)}\n{better} the line: closer in anchor space\nmean shift anchor - raw: {shift:+.3g}",
             fontsize=7.5,
         )
     n_models = ds.sizes["model_a"]
@@ -203,7 +191,7 @@ def shared_space_maps(
     """
     from matplotlib.colors import BoundaryNorm, ListedColormap
 
-    from platonic.summary import F_BLOCK, GROUP_LABELS, periodic_group
+    from platonic.elements import F_BLOCK, GROUP_LABELS, periodic_group
 
     models = list(coordinates)
     groups = periodic_group(atomic_numbers)
@@ -257,7 +245,7 @@ def periodic_trends(elements: np.ndarray, means: dict[str, np.ndarray], counts: 
     """
     from ase.data import chemical_symbols
 
-    from platonic.summary import GROUP_LABELS, cosine_matrix, periodic_group, periodic_order
+    from platonic.elements import GROUP_LABELS, cosine_matrix, periodic_group, periodic_order
 
     models = list(means)
     order = periodic_order(elements)
@@ -348,12 +336,12 @@ def model_statistics(intrinsic_dimension: xr.DataArray, norms: dict[str, np.ndar
 def model_tree(ds: xr.Dataset, metric: str) -> plt.Figure:
     """Which models think alike: average-linkage dendrogram and classical MDS of model distances from ``metric``.
 
-    One row per space; distances as in ``platonic.summary.model_distances``.
+    One row per space; distances as in ``platonic.compare.model_space.model_distances``.
     """
     from scipy.cluster.hierarchy import dendrogram, linkage
     from scipy.spatial.distance import squareform
 
-    from platonic.summary import classical_mds, model_distances
+    from platonic.compare.model_space import classical_mds, model_distances
 
     models = [str(m) for m in ds.model_a.values]
     colours = model_colours(models)
@@ -362,13 +350,13 @@ def model_tree(ds: xr.Dataset, metric: str) -> plt.Figure:
     fig, axes = plt.subplots(
         len(spaces), 2, figsize=(10.5, height * len(spaces) + 0.4), constrained_layout=True, squeeze=False
     )
-    kind = "1 - similarity" if metric in SIMILARITY_METRICS else "distance"
+    kind = "1 - similarity" if metric in SIMILARITIES else "distance"
     for (tree_ax, map_ax), space in zip(axes, spaces, strict=True):
         distances = model_distances(ds, metric, space)
-        label = SPACE_LABELS.get(space, space)
+        space_label = SPACE_LABELS.get(space, space)
         if not np.isfinite(distances).all() or len(models) < 2:
             for ax in (tree_ax, map_ax):
-                ax.text(0.5, 0.5, f"{METRIC_LABELS.get(metric, metric)}\nnot defined in the {label}",
+                ax.text(0.5, 0.5, f"{metric_label(metric)}\nnot defined in the {space_label}",
                         ha="center", va="center", transform=ax.transAxes)  # fmt: skip
                 ax.set_axis_off()
             continue
@@ -380,17 +368,80 @@ def model_tree(ds: xr.Dataset, metric: str) -> plt.Figure:
             tick.set_color(colours[tick.get_text()])
             tick.set_fontsize(8)
         tree_ax.set_xlabel(f"average-linkage distance ({kind})", fontsize=8)
-        tree_ax.set_title(f"{label}: dendrogram", fontsize=9)
+        tree_ax.set_title(f"{space_label}: dendrogram", fontsize=9)
         tree_ax.tick_params(axis="x", labelsize=7)
         xy = classical_mds(distances)
         for (x, y), model in zip(xy, models, strict=True):
             map_ax.scatter(x, y, s=45, color=colours[model], edgecolor="black", linewidth=0.5, label=_short(model))
         map_ax.margins(0.15)
         map_ax.set_aspect("equal", adjustable="datalim")
-        map_ax.set_title(f"{label}: classical MDS", fontsize=9)
+        map_ax.set_title(f"{space_label}: classical MDS", fontsize=9)
         map_ax.set_xlabel("MDS 1", fontsize=8)
         map_ax.set_ylabel("MDS 2", fontsize=8)
         map_ax.tick_params(labelsize=7)
         map_ax.legend(fontsize=6.5, frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5))
-    fig.suptitle(f"Which models think alike: {METRIC_LABELS.get(metric, metric)} ({kind})", fontsize=10)
+    fig.suptitle(f"Which models think alike: {metric_label(metric)} ({kind})", fontsize=10)
+    return fig
+
+
+# ----------------------------------------------------------------------------------------------
+# the shared-space analyses: transfer matrices (raw vs anchor space), per-element departures
+
+
+def transfer_heatmaps(ds: xr.Dataset, head: str = "ridge") -> plt.Figure:
+    """One row per target, one column per space: the head fitted on the row model, scored (R^2 or
+    accuracy) on the column model's test structures. Grey cells: the head cannot read that model."""
+    targets = [str(t) for t in ds["target"].values]
+    spaces = [str(s) for s in ds["space"].values]
+    models = [str(m) for m in ds["source_model"].values]
+    size = 0.42 * len(models) + 2.2
+    fig, axes = plt.subplots(
+        len(targets), len(spaces), figsize=(size * len(spaces), size * len(targets)), squeeze=False
+    )
+    cmap = matplotlib.colormaps["viridis"].with_extremes(bad="0.85")
+    for i, target in enumerate(targets):
+        classify = str(ds["target_kind"].values[i]) == "atom classification"
+        metric = "accuracy" if classify else "r2"
+        for j, space in enumerate(spaces):
+            ax = axes[i, j]
+            values = ds["score"].sel(head=head, space=space, target=target, metric=metric).values
+            shown = np.clip(values, 0.0, 1.0)  # R^2 far below 0 (a head reading foreign columns) saturates
+            image = ax.imshow(np.ma.masked_invalid(shown), cmap=cmap, vmin=0.0, vmax=1.0)
+            for (a, b), value in np.ndenumerate(values):
+                if np.isfinite(value):
+                    text = f"{value:.2f}" if value > -10 else "<-10"
+                    ax.text(b, a, text, ha="center", va="center", fontsize=6, color="w" if shown[a, b] < 0.6 else "k")
+            ax.set_xticks(range(len(models)), models if i == len(targets) - 1 else [], rotation=90, fontsize=7)
+            ax.set_yticks(range(len(models)), models if j == 0 else [], fontsize=7)
+            ax.set_title(f"{target} ({'accuracy' if classify else 'R²'}), {SPACE_LABELS.get(space, space)}", fontsize=8)
+            if j == 0:
+                ax.set_ylabel("head fitted on", fontsize=8)
+            if i == len(targets) - 1:
+                ax.set_xlabel("applied to", fontsize=8)
+        fig.colorbar(image, ax=axes[i, :].tolist(), shrink=0.8)
+    return fig
+
+
+def departure_heatmap(ds: xr.Dataset) -> plt.Figure:
+    """Model x element z-score of each model's distance to the consensus against the other models'
+    (elements with at least ``min_atoms`` atoms, in order of Z); flagged cells are outlined."""
+    keep = ds["element_count"].values >= ds.attrs["min_atoms"]
+    departure = ds["departure"].values[:, keep]
+    flagged = ds["flagged"].values[:, keep]
+    symbols = [str(s) for s in ds["symbol"].values[keep]]
+    models = [str(m) for m in ds["model"].values]
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.17 * len(symbols) + 2.5), 0.35 * len(models) + 1.6))
+    limit = max(float(ds.attrs["departure_threshold"]) * 1.5, 1.0)
+    image = ax.imshow(np.ma.masked_invalid(departure), cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto")
+    for a, b in zip(*np.nonzero(flagged), strict=True):
+        ax.add_patch(plt.Rectangle((b - 0.5, a - 0.5), 1, 1, fill=False, edgecolor="k", linewidth=1.5))
+    ax.set_xticks(range(len(symbols)), symbols, rotation=90, fontsize=6)
+    ax.set_yticks(range(len(models)), models, fontsize=7)
+    ax.set_title(
+        "departure from the other models per element"
+        f" (z-score; outlined: flagged, z > {ds.attrs['departure_threshold']:g})",
+        fontsize=8,
+    )
+    fig.colorbar(image, ax=ax, shrink=0.8)
+    fig.tight_layout()
     return fig

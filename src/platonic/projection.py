@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from platonic.compare.neighbours import unit_rows
+
 CHUNK = 16384
 
 
@@ -13,14 +15,9 @@ def anchor_projection(features: np.ndarray, anchors: np.ndarray, chunk: int = CH
     Accumulates in float64, streaming over ``chunk`` rows; rows that are NaN stay NaN, and a zero
     vector has cosine 0 with everything.
     """
-    anchors = _unit_rows(np.asarray(anchors, dtype=np.float64))
+    anchors = unit_rows(np.asarray(anchors, dtype=np.float64))
     out = np.empty((len(features), len(anchors)), dtype=np.float32)
     for start in range(0, len(features), chunk):
-        block = _unit_rows(np.asarray(features[start : start + chunk], dtype=np.float64))
+        block = unit_rows(np.asarray(features[start : start + chunk], dtype=np.float64))
         out[start : start + chunk] = block @ anchors.T
     return out
-
-
-def _unit_rows(x: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return x / np.where(norms > 0, norms, 1.0)

@@ -8,13 +8,10 @@ rule anchors:
     conda:
         "../../envs/analysis.yaml"
     params:
-        reference=REFERENCE_MODEL,
-        n=config["anchors"]["n"],
-        method=config["anchors"]["method"],
-        seed=config["anchors"]["seed"],
+        settings=section("anchors"),
     shell:
-        "python -m platonic anchors {output:q} --embeddings {input:q} --reference {params.reference}"
-        " --n {params.n} --method {params.method} --seed {params.seed} > {log} 2>&1"
+        "python -m platonic anchors {output:q} --embeddings {input:q}"
+        " --settings {params.settings:q} > {log} 2>&1"
 
 
 rule project:

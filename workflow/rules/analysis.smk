@@ -27,16 +27,16 @@ rule transfer:
         "results/benchmarks/transfer/{dataset}.tsv"
     conda:
         "../../envs/analysis.yaml"
-    threads: ANALYSIS["threads"]
+    threads: config["analysis"]["transfer"]["threads"]
     resources:
         mem_mb=lambda wildcards, attempt: 4000 * attempt,
     params:
-        settings=transfer_arguments(),
+        settings=section("analysis", "transfer"),
     shell:
         "python -m platonic transfer {output.store:q} {output.table:q} --figure {output.figure:q}"
         " --structures {input.structures:q} --embeddings {input.embeddings:q}"
         " --projections {input.projections:q} --anchors {input.anchors:q}"
-        " {params.settings} --threads {threads} > {log} 2>&1"
+        " --settings {params.settings:q} --threads {threads} > {log} 2>&1"
 
 
 rule audit:
@@ -44,7 +44,9 @@ rule audit:
         structures="results/structures/{dataset}.zarr",
         projections=projection_stores,
         anchors="results/anchors/{dataset}.zarr",
-        training_counts=list(ANALYSIS["audit"]["training_element_counts"].values()),
+        training_counts=list(
+            config["analysis"]["audit"]["training_element_counts"].values()
+        ),
     output:
         store=directory("results/analysis/{dataset}/audit.zarr"),
         elements=report(
@@ -76,12 +78,13 @@ rule audit:
     resources:
         mem_mb=lambda wildcards, attempt: 4000 * attempt,
     params:
-        settings=audit_arguments(),
+        settings=section("analysis", "audit"),
     shell:
         "python -m platonic audit {output.store:q} --projections {input.projections:q}"
         " --anchors {input.anchors:q} --structures {input.structures:q}"
         " --elements-table {output.elements:q} --structures-table {output.structures:q}"
-        " --bias-table {output.bias:q} --figure {output.figure:q} {params.settings} > {log} 2>&1"
+        " --bias-table {output.bias:q} --figure {output.figure:q}"
+        " --settings {params.settings:q} > {log} 2>&1"
 
 
 rule analogies:
@@ -99,8 +102,7 @@ rule analogies:
     conda:
         "../../envs/analysis.yaml"
     params:
-        analogies=analogy_arguments(),
-        top=ANALYSIS["arithmetic"]["top"],
+        settings=section("analysis", "arithmetic"),
     shell:
         "python -m platonic analogies {output:q} --projections {input.projections:q}"
-        " --anchors {input.anchors:q} {params.analogies} --top {params.top} > {log} 2>&1"
+        " --anchors {input.anchors:q} --settings {params.settings:q} > {log} 2>&1"

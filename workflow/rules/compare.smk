@@ -18,26 +18,15 @@ rule similarity:
         "../../envs/analysis.yaml"
     threads: config["similarity"]["threads"]
     resources:
-        mem_mb=lambda wildcards, attempt: 4000 * attempt,
+        mem_mb=lambda wildcards, attempt: config["similarity"]["mem_mb"] * attempt,
     params:
-        metrics=" ".join(METRICS),
-        k=config["similarity"]["k"],
-        lfre_k=config["similarity"]["lfre_k"],
-        subsample=config["similarity"]["subsample"],
-        queries=config["similarity"]["queries"],
-        train_fraction=config["similarity"]["train_fraction"],
-        search=config["similarity"]["neighbour_search"],
-        n_probe=config["similarity"]["n_probe"],
-        seed=config["similarity"]["seed"],
-        cluster=dask_arguments(),
+        settings=section("similarity"),
+        dask=section("dask"),
     shell:
         "python -m platonic similarity {output.store:q} {output.table:q}"
         " --embeddings {input.embeddings:q} --projections {input.projections:q}"
-        " --anchors {input.anchors:q} --metrics {params.metrics} --k {params.k}"
-        " --lfre-k {params.lfre_k} --subsample {params.subsample} --queries {params.queries}"
-        " --train-fraction {params.train_fraction} --neighbour-search {params.search}"
-        " --n-probe {params.n_probe} --seed {params.seed} --threads {threads}"
-        " {params.cluster} > {log} 2>&1"
+        " --anchors {input.anchors:q} --settings {params.settings:q} --dask {params.dask:q}"
+        " --threads {threads} > {log} 2>&1"
 
 
 rule figures:

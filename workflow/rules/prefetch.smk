@@ -11,15 +11,11 @@ rule prefetch_model:
     conda:
         model_env
     params:
-        model=embed_arguments,
-        cache_dir=(
-            f"--cache-dir '{config['embed']['cache_dir']}'"
-            if config["embed"]["cache_dir"]
-            else ""
-        ),
+        spec=model_spec,
+        settings=section("embed"),
     shell:
-        "python -m platonic prefetch {output:q} --model {wildcards.model} {params.model}"
-        " {params.cache_dir} > {log} 2>&1"
+        "python -m platonic prefetch {output:q} --model {wildcards.model}"
+        " --spec {params.spec:q} --settings {params.settings:q} > {log} 2>&1"
 
 
 rule prefetch:

@@ -23,12 +23,6 @@ rule prepare:
     conda:
         "../../envs/analysis.yaml"
     params:
-        limit=(
-            f"--limit {config['dataset']['limit']}"
-            if config["dataset"]["limit"]
-            else ""
-        ),
-        max_volume=config["dataset"]["max_volume_per_atom"] or 0,
+        settings=section("dataset"),
     shell:
-        "python -m platonic prepare {input:q} {output:q} {params.limit}"
-        " --max-volume-per-atom {params.max_volume} > {log} 2>&1"
+        "python -m platonic prepare {input:q} {output:q} --settings {params.settings:q} > {log} 2>&1"

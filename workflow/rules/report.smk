@@ -38,12 +38,11 @@ rule shared_space_figure:
     conda:
         "../../envs/analysis.yaml"
     params:
-        sample=config["figures"]["map_sample"],
-        seed=config["similarity"]["seed"],
+        settings=section("figures"),
     shell:
         "python -m platonic overview-figure shared_space {input.similarity:q} --output {output.png:q} --also svg"
-        " --projections {input.projections:q} --anchors {input.anchors:q} --sample {params.sample}"
-        " --seed {params.seed} > {log} 2>&1"
+        " --projections {input.projections:q} --anchors {input.anchors:q}"
+        " --settings {params.settings:q} > {log} 2>&1"
 
 
 rule periodic_trends_figure:
@@ -64,10 +63,10 @@ rule periodic_trends_figure:
     conda:
         "../../envs/analysis.yaml"
     params:
-        min_atoms=config["figures"]["trend_min_atoms"],
+        settings=section("figures"),
     shell:
         "python -m platonic overview-figure periodic_trends {input.similarity:q} --output {output.png:q} --also svg"
-        " --embeddings {input.embeddings:q} --anchors {input.anchors:q} --min-atoms {params.min_atoms} > {log} 2>&1"
+        " --embeddings {input.embeddings:q} --anchors {input.anchors:q} --settings {params.settings:q} > {log} 2>&1"
 
 
 rule model_statistics_figure:
@@ -108,10 +107,10 @@ rule model_tree_figure:
     conda:
         "../../envs/analysis.yaml"
     params:
-        metric=TREE_METRIC,
+        settings=section("figures"),
     shell:
         "python -m platonic overview-figure model_tree {input:q} --output {output.png:q} --also svg"
-        " --metric {params.metric} > {log} 2>&1"
+        " --settings {params.settings:q} > {log} 2>&1"
 
 
 rule run_parameters:

@@ -14,10 +14,10 @@ EXACT_LIMIT = 50_000
 
 
 def unit_rows(x: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit length (float32, C order, as faiss wants); zero rows stay zero."""
-    x = np.asarray(x, dtype=np.float64)
+    """Rows of ``x (N, d)`` scaled to unit length, in ``x``'s dtype; zero rows stay zero. The one cosine
+    normalisation of the package (projection, metrics and k-NN search use it)."""
     norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return np.ascontiguousarray(x / np.where(norms > 0, norms, 1.0), dtype=np.float32)
+    return x / np.where(norms > 0, norms, 1.0)
 
 
 def nearest_neighbours(
@@ -41,7 +41,8 @@ def nearest_neighbours(
         method = "exact" if n <= exact_limit else "ivf"
     if threads:
         faiss.omp_set_num_threads(threads)
-    unit = unit_rows(x)
+    # float32, C order, as faiss wants
+    unit = np.ascontiguousarray(unit_rows(np.asarray(x, dtype=np.float64)), dtype=np.float32)
     d = unit.shape[1]
     if method == "exact":
         index = faiss.IndexFlatIP(d)

@@ -2,16 +2,8 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from platonic.summary import (
-    F_BLOCK,
-    classical_mds,
-    element_means,
-    embedding_norms,
-    model_distances,
-    periodic_group,
-    periodic_order,
-    shared_sample,
-)
+from platonic.compare.model_space import classical_mds, embedding_norms, model_distances, shared_sample
+from platonic.elements import F_BLOCK, element_means, periodic_group, periodic_order
 
 
 def test_periodic_group_of_known_elements():

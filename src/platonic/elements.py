@@ -1,12 +1,11 @@
-"""Per-model summaries behind the overview figures: periodic-table groups, per-element means, norms, model distances.
+"""The periodic table as the figures and analyses use it: groups, periodic order, per-element mean vectors.
 
-Everything here takes arrays and returns arrays; the figures module draws them.
+Everything here takes arrays and returns arrays.
 """
 
 from __future__ import annotations
 
 import numpy as np
-import xarray as xr
 
 # Lanthanides (La-Lu, Z 57-71) and actinides (Ac-Lr, Z 89-103) get their own label instead of group 3:
 # where La/Lu and Ac/Lr belong is contested, and f-block environments form their own family.
@@ -60,17 +59,6 @@ def element_means(
     return elements, sums / counts[:, None], counts
 
 
-def embedding_norms(features, valid=None, chunk: int = 65536) -> np.ndarray:
-    """Euclidean norm of each valid atom's feature vector, streamed over atom chunks; (n_valid,) float64."""
-    keep = None if valid is None else np.asarray(valid, bool)
-    parts = []
-    for start in range(0, features.shape[0], chunk):
-        block = np.asarray(features[start : start + chunk], dtype=np.float64)
-        norms = np.linalg.norm(block, axis=1)
-        parts.append(norms if keep is None else norms[keep[start : start + chunk]])
-    return np.concatenate(parts) if parts else np.zeros(0)
-
-
 def cosine_matrix(vectors: np.ndarray) -> np.ndarray:
     """Cosine similarity between the rows of ``vectors`` (n, d); (n, n)."""
     unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-300)
@@ -81,50 +69,3 @@ def periodic_order(elements) -> np.ndarray:
     """Indices that sort ``elements`` (atomic numbers) by periodic-table group, then atomic number."""
     z = np.asarray(elements, dtype=np.int64)
     return np.lexsort((z, periodic_group(z)))
-
-
-# metrics where larger means more alike (the others are distances or errors, 0 = identical)
-SIMILARITY_METRICS = frozenset({"linear_cka", "debiased_cka", "mutual_knn", "cknna", "svcca", "distance_correlation"})
-
-
-def model_distances(ds: xr.Dataset, metric: str, space: str) -> np.ndarray:
-    """Symmetric model x model dissimilarity from ``ds.similarity`` (metric, space, model_a, model_b).
-
-    Similarities become 1 - s (clipped at 0); distances and errors are used as they are. Directed metrics are
-    averaged over both directions; the diagonal is 0. Returns (n_models, n_models) float64.
-    """
-    values = ds["similarity"].sel(metric=metric, space=space).values.astype(np.float64)
-    distance = np.clip(1.0 - values, 0.0, None) if metric in SIMILARITY_METRICS else values
-    distance = 0.5 * (distance + distance.T)
-    np.fill_diagonal(distance, 0.0)
-    return distance
-
-
-def classical_mds(distances: np.ndarray, n_components: int = 2) -> np.ndarray:
-    """Classical (Torgerson) multidimensional scaling of a distance matrix (n, n); returns (n, n_components).
-
-    Components beyond the number of positive eigenvalues are 0; signs are fixed so that each axis's largest
-    coordinate is positive (deterministic output).
-    """
-    d = np.asarray(distances, dtype=np.float64)
-    n = d.shape[0]
-    centring = np.eye(n) - 1.0 / n
-    gram = -0.5 * centring @ (d**2) @ centring
-    eigenvalues, eigenvectors = np.linalg.eigh(gram)
-    order = np.argsort(eigenvalues)[::-1][:n_components]
-    scale = np.sqrt(np.clip(eigenvalues[order], 0.0, None))
-    coordinates = np.zeros((n, n_components))
-    coordinates[:, : order.size] = eigenvectors[:, order] * scale
-    for column in range(coordinates.shape[1]):
-        pivot = np.argmax(np.abs(coordinates[:, column]))
-        if coordinates[pivot, column] < 0:
-            coordinates[:, column] *= -1
-    return coordinates
-
-
-def shared_sample(valid, size: int, seed: int) -> np.ndarray:
-    """Sorted seeded sample of at most ``size`` indices of the True entries of ``valid`` (n_atoms,) bool."""
-    candidates = np.flatnonzero(np.asarray(valid, bool))
-    if candidates.size <= size:
-        return candidates
-    return np.sort(np.random.default_rng(seed).choice(candidates, size=size, replace=False))

@@ -1,4 +1,4 @@
-"""Consistency audit, bias detection and embedding arithmetic in the shared anchor space.
+"""Consistency audit and bias detection in the shared anchor space (embedding arithmetic: `arithmetic`).
 
 Every model's anchor coordinates (cosines to the same anchor atoms) are scaled to unit rows; the
 *consensus* of an atom is the mean of the models' unit rows, and a model's *distance to the
@@ -13,21 +13,20 @@ model *departs* on an element when this relative distance lies above every other
 z-score against the others exceeds a threshold (the others' spread is floored, so that models
 agreeing almost exactly do not make every tiny difference significant).
 
-Arithmetic: mean per-element vectors (each model's coordinates centred by its own mean, unit rows)
-answer analogies a - b + c by cosine. All per-atom passes stream over row chunks; memory grows
-with models x atoms, never atoms^2.
+All per-atom passes stream over row chunks; memory grows with models x atoms, never atoms^2.
 """
 
 from __future__ import annotations
 
 import itertools
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 import numpy as np
 import xarray as xr
 from ase.data import atomic_numbers, chemical_symbols
 
-from platonic.neighbours import nearest_neighbours
+from platonic.compare.neighbours import nearest_neighbours
+from platonic.settings import AuditSettings, SimilaritySettings
 
 CHUNK = 16384
 # columns of the tables (written with their header even when empty)
@@ -36,18 +35,6 @@ ELEMENT_COLUMNS = [
 ]  # fmt: skip
 STRUCTURE_COLUMNS = ["rank", "material_id", "formula", "n_atoms", "disagreement", "neighbour_jaccard"]
 BIAS_COLUMNS = ["model", "element", "Z", "n_atoms", "distance", "departure", "flagged", "training_count"]
-
-
-@dataclass(frozen=True)
-class AuditSettings:
-    """Parameters of the audit; every one is recorded in the output's attrs."""
-
-    k: int = 10  # neighbours per atom for the neighbour-set overlap
-    min_atoms: int = 10  # elements with fewer atoms are left out of rankings and bias flags
-    departure_threshold: float = 3.0  # z-score above which a model departs on an element
-    spread_floor: float = 0.1  # the others' spread is at least this fraction of their mean distance
-    neighbour_search: str = "auto"
-    seed: int = 0
 
 
 def column_means(x: np.ndarray, chunk: int = CHUNK) -> np.ndarray:
@@ -155,10 +142,10 @@ def consistency_audit(
     n = len(z)
     k = min(settings.k, n - 1)
     distance = consensus_distances(spaces)
+    # null: the similarity stage's search (validate_config writes that in; by hand, its schema default)
+    search = settings.neighbour_search or SimilaritySettings().neighbour_search
     if neighbours is None:
-        neighbours = {
-            m: nearest_neighbours(x, k, settings.neighbour_search, seed=settings.seed) for m, x in spaces.items()
-        }
+        neighbours = {m: nearest_neighbours(x, k, search, seed=settings.seed) for m, x in spaces.items()}
     jaccard = neighbour_jaccard({m: nb[:, :k] for m, nb in neighbours.items()})
     disagreement = distance.mean(axis=0)
 
@@ -314,76 +301,3 @@ def read_training_counts(path: str) -> dict[int, float]:
                 raise ValueError(f"{path}: unknown element {element!r}")
             counts[z] = float(row["count"])
     return counts
-
-
-# ----------------------------------------------------------------------------------------------
-# embedding arithmetic
-
-
-def element_vectors(x: np.ndarray, z: np.ndarray, chunk: int = CHUNK) -> tuple[np.ndarray, np.ndarray]:
-    """Mean normalised (centred, unit-row) vector per element of one model's coordinates ``x (N, K)``;
-    returns the atomic numbers present ``(E,)`` and the vectors ``(E, K)``."""
-    elements, index = np.unique(z, return_inverse=True)
-    mean = column_means(x)
-    sums = np.zeros((len(elements), x.shape[1]))
-    for start in range(0, len(x), chunk):
-        np.add.at(sums, index[start : start + chunk], normalised_rows(x[start : start + chunk], mean))
-    return elements, sums / np.bincount(index, minlength=len(elements))[:, None]
-
-
-def analogy(vectors: np.ndarray, elements: np.ndarray, a: int, b: int, c: int, top: int = 5) -> list[tuple[int, float]]:
-    """``a - b + c``: the ``top`` elements nearest by cosine, excluding a, b and c; ``vectors (E, K)``
-    are per-element vectors in the order of ``elements (E,)`` (atomic numbers)."""
-    position = {int(e): i for i, e in enumerate(elements)}
-    missing = [chemical_symbols[e] for e in (a, b, c) if e not in position]
-    if missing:
-        raise ValueError(f"element(s) {', '.join(missing)} have no atoms in this structure set")
-    query = vectors[position[a]] - vectors[position[b]] + vectors[position[c]]
-    norms = np.linalg.norm(vectors, axis=1) * np.linalg.norm(query)
-    cosine = vectors @ query / np.where(norms > 0, norms, 1.0)
-    cosine[[position[a], position[b], position[c]]] = -np.inf
-    order = np.argsort(-cosine, kind="stable")[: min(top, len(elements) - 3)]
-    return [(int(elements[i]), float(cosine[i])) for i in order]
-
-
-def analogy_table(spaces: dict[str, np.ndarray], z: np.ndarray, analogies: list[dict], top: int = 5) -> list[dict]:
-    """Rows (model, analogy, expected, rank, element, cosine, expected_rank, note) for every model
-    and every analogy ``{"a": "Na", "b": "Li", "c": "K", "expected": "Rb"}`` (``expected``
-    optional); ``expected_rank`` is the expected element's rank among all candidates (NaN when
-    absent). An analogy naming an element without atoms in the set gets one row whose ``note``
-    says so; an unknown symbol is an error."""
-    for item in analogies:
-        unknown = [item.get(key) for key in ("a", "b", "c", "expected") if key in item or key != "expected"]
-        bad = [symbol for symbol in unknown if symbol not in atomic_numbers]
-        if bad:
-            raise ValueError(f"analogy {item}: unknown element symbol(s) {bad}")
-    rows = []
-    for model, x in spaces.items():
-        elements, vectors = element_vectors(x, z)
-        present = {chemical_symbols[e] for e in elements}
-        for item in analogies:
-            label = f"{item['a']} - {item['b']} + {item['c']}"
-            expected = item.get("expected") or ""
-            row = {"model": model, "analogy": label, "expected": expected}
-            missing = [item[key] for key in ("a", "b", "c") if item[key] not in present]
-            if missing or len(elements) < 4:
-                note = f"no atoms of {', '.join(missing)}" if missing else "fewer than four elements"
-                nan = float("nan")
-                rows.append({**row, "rank": nan, "element": "", "cosine": nan, "expected_rank": nan, "note": note})
-                continue
-            a, b, c = (atomic_numbers[item[key]] for key in ("a", "b", "c"))
-            ranked = analogy(vectors, elements, a, b, c, top=len(elements))
-            names = [chemical_symbols[e] for e, _ in ranked]
-            expected_rank = names.index(expected) + 1 if expected in names else float("nan")
-            for rank, (element, cosine) in enumerate(ranked[:top], start=1):
-                rows.append(
-                    {
-                        **row,
-                        "rank": rank,
-                        "element": chemical_symbols[element],
-                        "cosine": cosine,
-                        "expected_rank": expected_rank,
-                        "note": "",
-                    }
-                )
-    return rows

@@ -8,55 +8,24 @@ that needs them; pairs and metrics are independent tasks, so a local thread pool
 from __future__ import annotations
 
 import itertools
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 import dask
 import numpy as np
 import xarray as xr
 
-from platonic import metrics
-from platonic.neighbours import nearest_neighbours
+from platonic.compare import metrics, registry
+from platonic.compare.neighbours import nearest_neighbours
+from platonic.compare.registry import DIRECTED, METRICS, NAMES
+from platonic.settings import SimilaritySettings
 
-METRICS = (
-    "linear_cka",
-    "debiased_cka",
-    "mutual_knn",
-    "cknna",
-    "svcca",
-    "procrustes",
-    "distance_correlation",
-    "optimal_transport",
-    "information_imbalance",
-    "gfre",
-    "lfre",
-)
-# metric(a -> b) differs from metric(b -> a): stored as model_a (source) x model_b (target)
-DIRECTED = {"information_imbalance", "gfre", "lfre"}
-# where 1 (not 0) means identical representations
-SIMILARITIES = {"linear_cka", "debiased_cka", "mutual_knn", "cknna", "svcca", "distance_correlation"}
 SPACES = ("raw", "anchor")
-
-
-@dataclass(frozen=True)
-class SimilaritySettings:
-    """Parameters of the fan-in; every one is recorded in the output's attrs."""
-
-    k: int = 10  # neighbours for mutual k-NN and CKNNA
-    lfre_k: int = 20  # neighbourhood size of LFRE
-    subsample: int = 2000  # atoms for the quadratic metrics (distance correlation, OT)
-    queries: int = 5000  # query atoms for information imbalance and LFRE
-    train_fraction: float = 0.5  # structures in GFRE's training split
-    neighbour_search: str = "auto"  # exact | ivf | auto
-    n_probe: int = 32
-    seed: int = 0
 
 
 def pairwise_similarity(
     spaces: dict[str, dict[str, np.ndarray]],
     structure_index: np.ndarray | None = None,
     settings: SimilaritySettings | None = None,
-    metric_names: tuple[str, ...] = METRICS,
-    threads: int = 1,
     client=None,
 ) -> xr.Dataset:
     """Compare all model pairs in every space.
@@ -64,13 +33,13 @@ def pairwise_similarity(
     ``spaces`` maps a space name (``raw``, ``anchor``) to ``{model: features (N, d)}``; all arrays
     hold the same N atoms in the same order. ``structure_index (N,)`` groups atoms by structure
     so that GFRE's train/test split never separates atoms of one structure (default: each atom
-    its own group). Returns ``similarity (metric, space, model_a, model_b)``,
+    its own group). ``settings.metrics`` are computed (registry names), on ``settings.threads`` threads or
+    on a dask ``client``. Returns ``similarity (metric, space, model_a, model_b)``,
     ``n_samples (metric)`` and ``intrinsic_dimension (space, model)``.
     """
     settings = settings or SimilaritySettings()
-    unknown = set(metric_names) - set(METRICS)
-    if unknown:
-        raise ValueError(f"unknown metrics {sorted(unknown)}; available: {', '.join(METRICS)}")
+    for name in settings.metrics:
+        registry.metric(name)  # unknown names: a clear error
     space_names = list(spaces)
     models = list(next(iter(spaces.values())))
     for name, features in spaces.items():
@@ -85,13 +54,9 @@ def pairwise_similarity(
     subsample = np.sort(rng.choice(n, size=min(settings.subsample, n), replace=False))
     queries = np.sort(rng.choice(n, size=min(settings.queries, n), replace=False))
     train = _structure_split(structure_index if structure_index is not None else np.arange(n), settings)
-    sample_sizes = {
-        "linear_cka": n, "debiased_cka": n, "mutual_knn": n, "cknna": n, "svcca": n, "procrustes": n,
-        "distance_correlation": len(subsample), "optimal_transport": len(subsample),
-        "information_imbalance": len(queries), "gfre": int(np.count_nonzero(~train)), "lfre": len(queries),
-    }  # fmt: skip
-    wanted = set(metric_names)
-    needs_neighbours = wanted & {"mutual_knn", "cknna", "lfre", "information_imbalance"}
+    atoms_used = {"all": n, "subsample": len(subsample), "queries": len(queries), "test": int(np.count_nonzero(~train))}
+    wanted = set(settings.metrics)
+    needs_neighbours = any(METRICS[m].neighbours for m in wanted)
     delayed = dask.delayed
     tasks: dict[tuple, object] = {}
     dimension_tasks: dict[tuple, object] = {}
@@ -154,8 +119,10 @@ def pairwise_similarity(
     if client is not None:
         values, dimensions = client.gather(client.compute([tasks, dimension_tasks]))
     else:
-        values, dimensions = dask.compute(tasks, dimension_tasks, scheduler="threads", num_workers=max(1, threads))
-    names = [m for m in METRICS if m in wanted]
+        values, dimensions = dask.compute(
+            tasks, dimension_tasks, scheduler="threads", num_workers=max(1, settings.threads)
+        )
+    names = [m for m in NAMES if m in wanted]
     table = np.full((len(names), len(space_names), len(models), len(models)), np.nan)
     for (metric, space, a, b), value in values.items():
         i, j, ia, ib = names.index(metric), space_names.index(space), models.index(a), models.index(b)
@@ -168,7 +135,7 @@ def pairwise_similarity(
     ds = xr.Dataset(
         {
             "similarity": (("metric", "space", "model_a", "model_b"), table),
-            "n_samples": (("metric",), np.array([sample_sizes[m] for m in names], dtype=np.int64)),
+            "n_samples": (("metric",), np.array([atoms_used[METRICS[m].atoms] for m in names], dtype=np.int64)),
             "intrinsic_dimension": (("space", "model"), dimension),
         },
         coords={"metric": names, "space": space_names, "model_a": models, "model_b": models, "model": models},
@@ -177,7 +144,8 @@ def pairwise_similarity(
         "metric(model_a, model_b); for directed metrics (information_imbalance, gfre, lfre) model_a is the "
         "source that predicts model_b"
     )
-    ds.attrs.update(kind="similarity", n_atoms=n, directed_metrics=sorted(DIRECTED & wanted), **asdict(settings))
+    recorded = {k: v for k, v in asdict(settings).items() if k not in ("metrics", "threads")}
+    ds.attrs.update(kind="similarity", n_atoms=n, directed_metrics=sorted(DIRECTED & wanted), **recorded)
     return ds
 
 

@@ -3,32 +3,18 @@ SLURM jobs through dask-jobqueue. The same code path computes the metrics in eve
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from platonic.settings import DaskSettings
 
-KINDS = ("threads", "local", "slurm")
-
-
-@dataclass(frozen=True)
-class ClusterSettings:
-    """``kind``: threads | local | slurm. For slurm: ``jobs`` worker jobs of ``cores`` cores and
-    ``memory`` each, for ``walltime``, on ``queue`` (partition) under ``account``."""
-
-    kind: str = "threads"
-    jobs: int = 1
-    cores: int = 8
-    memory: str = "32GB"
-    walltime: str = "02:00:00"
-    queue: str | None = None
-    account: str | None = None
+KINDS = ("threads", "local", "slurm")  # the schema's dask.cluster enum
 
 
-def make_cluster(settings: ClusterSettings, threads: int = 1):
+def make_cluster(settings: DaskSettings, threads: int = 1):
     """A dask cluster object for ``settings``, or ``None`` for the plain threads scheduler."""
-    if settings.kind not in KINDS:
-        raise ValueError(f"unknown dask cluster {settings.kind!r}; choose one of {', '.join(KINDS)}")
-    if settings.kind == "threads":
+    if settings.cluster not in KINDS:
+        raise ValueError(f"unknown dask cluster {settings.cluster!r}; choose one of {', '.join(KINDS)}")
+    if settings.cluster == "threads":
         return None
-    if settings.kind == "local":
+    if settings.cluster == "local":
         from distributed import LocalCluster
 
         # one worker process with threads: feature arrays are shared, not copied between workers
@@ -38,7 +24,7 @@ def make_cluster(settings: ClusterSettings, threads: int = 1):
     return cluster
 
 
-def slurm_cluster(settings: ClusterSettings):
+def slurm_cluster(settings: DaskSettings):
     """A dask-jobqueue SLURMCluster with no workers yet (``.job_script()`` shows what it will submit)."""
     try:
         from dask_jobqueue import SLURMCluster

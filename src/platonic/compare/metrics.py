@@ -3,7 +3,7 @@
 Three kinds, by what they need:
 - second moments (d x d Gram and cross-covariance matrices, streamed over row chunks): linear CKA,
   debiased CKA, SVCCA, orthogonal Procrustes, GFRE. Memory grows with d, never with N.
-- neighbour lists (N x k, from ``knn_indices``/``platonic.neighbours``): mutual k-NN, CKNNA,
+- neighbour lists (N x k, from ``knn_indices``/``platonic.compare.neighbours``): mutual k-NN, CKNNA,
   TwoNN intrinsic dimension, LFRE.
 - a seeded subsample (inherently quadratic): distance correlation, optimal transport,
   information imbalance (queries on a subsample, ranks over all N).
@@ -16,6 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+from platonic.compare.neighbours import unit_rows
 
 CHUNK = 4096
 ROW_CHUNK = 16384
@@ -238,7 +240,7 @@ def knn_indices(x: np.ndarray, k: int, chunk: int = CHUNK) -> np.ndarray:
     x = np.asarray(x, dtype=np.float64)
     if not 1 <= k < len(x):
         raise ValueError(f"k must be between 1 and N-1 = {len(x) - 1}, got {k}")
-    unit = _unit_rows(x)
+    unit = unit_rows(x)
     out = np.empty((len(x), k), dtype=np.int64)
     for start in range(0, len(x), chunk):
         similarity = unit[start : start + chunk] @ unit.T
@@ -247,11 +249,6 @@ def knn_indices(x: np.ndarray, k: int, chunk: int = CHUNK) -> np.ndarray:
         # stable sort on -similarity: equal similarities keep index order
         out[start : start + chunk] = np.argsort(-similarity, axis=1, kind="stable")[:, :k]
     return out
-
-
-def _unit_rows(x: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return x / np.where(norms > 0, norms, 1.0)
 
 
 def mutual_knn_alignment(neighbours_a: np.ndarray, neighbours_b: np.ndarray) -> float:
@@ -297,7 +294,7 @@ def cknna(x: np.ndarray, y: np.ndarray, neighbours_x: np.ndarray, neighbours_y: 
     space's own restricted HSIC. Sparse, so it runs on all N."""
     n, k = neighbours_x.shape
     rows = np.repeat(np.arange(n), k)
-    unit_x, unit_y = _unit_rows(np.asarray(x, dtype=np.float64)), _unit_rows(np.asarray(y, dtype=np.float64))
+    unit_x, unit_y = unit_rows(np.asarray(x, dtype=np.float64)), unit_rows(np.asarray(y, dtype=np.float64))
     in_y = np.zeros(len(rows), dtype=bool)
     # a pair (i, j) counts when j is among i's neighbours in both spaces
     for start in range(0, n, CHUNK):
@@ -324,8 +321,8 @@ def neighbour_distances(x: np.ndarray, neighbours: np.ndarray) -> np.ndarray:
     out = np.empty((n, k))
     for start in range(0, n, chunk):
         rows = slice(start, start + chunk)
-        own = _unit_rows(np.asarray(x[rows], dtype=np.float64))
-        other = _unit_rows(np.asarray(x[neighbours[rows].ravel()], dtype=np.float64)).reshape(len(own), k, -1)
+        own = unit_rows(np.asarray(x[rows], dtype=np.float64))
+        other = unit_rows(np.asarray(x[neighbours[rows].ravel()], dtype=np.float64)).reshape(len(own), k, -1)
         out[rows] = np.linalg.norm(own[:, None, :] - other, axis=2)
     return out
 
@@ -427,7 +424,7 @@ def information_imbalance(
     neighbourhoods predict Y's; ~1: no information. Like the neighbour lists, distances are between
     unit-normalised rows (cosine order). Ranks are exact over all N rows; queries are a (seeded)
     subsample."""
-    y = _unit_rows(np.asarray(y, dtype=np.float64))
+    y = unit_rows(np.asarray(y, dtype=np.float64))
     n = len(y)
     chunk = chunk or max(1, 2**24 // n)  # a (chunk, N) float64 block of at most 128 MiB
     ranks = np.empty(len(queries))

@@ -22,6 +22,8 @@ import dask
 import numpy as np
 import xarray as xr
 
+from platonic.settings import TransferSettings
+
 CHUNK = 16384
 HEADS = ("ridge", "mlp")
 ATOM_TARGETS = ("element", "group")
@@ -174,22 +176,6 @@ def select_ridge(
 
 # ----------------------------------------------------------------------------------------------
 # heads and scores
-
-
-@dataclass(frozen=True)
-class TransferSettings:
-    """Parameters of the stitching experiment; every one is recorded in the output's attrs."""
-
-    test_fraction: float = 0.3
-    seed: int = 0
-    heads: tuple[str, ...] = ("ridge",)
-    # relative ridge penalty; several values: chosen by structure-grouped CV on the source model
-    ridge_alphas: tuple[float, ...] = (0.1,)
-    cv_folds: int = 5
-    mlp_hidden: tuple[int, ...] = (64,)
-    mlp_max_iter: int = 300
-    mlp_max_samples: int = 20000
-    normalisation: str = "standardise"  # none | centre | standardise, per model with its own statistics
 
 
 NORMALISATIONS = ("none", "centre", "standardise")

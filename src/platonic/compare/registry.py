@@ -1,0 +1,136 @@
+"""The metric registry: every similarity metric once, with what a reader needs to interpret its numbers.
+
+The schema's ``similarity.metrics`` enum, the fan-in, the figures, the report captions and the README's
+metric table all read this table (tests check the schema and the README against it). Order matters: it is
+the order of the ``metric`` dimension of the similarity store.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# which atoms a metric's number is computed on
+ATOMS = {
+    "all": "every compared atom",
+    "queries": "seeded query atoms (similarity.queries), neighbourhoods or ranks over every atom",
+    "subsample": "a seeded subsample (similarity.subsample)",
+    "test": "the test structures of a seeded structure split (1 - similarity.train_fraction of them)",
+}
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One metric: ``name`` (its config and store key), ``label`` (axis/title text), ``description`` (one
+    sentence for captions), ``reference``, ``similarity`` (True: larger = more alike, 1 = identical; False: a
+    distance or error, 0 = identical), ``directed`` (metric(a -> b) != metric(b -> a): stored as model_a =
+    source, model_b = target), ``atoms`` (a key of ``ATOMS``), ``neighbours`` (uses the k-NN lists),
+    ``computation`` (how the number is obtained)."""
+
+    name: str
+    label: str
+    description: str
+    reference: str
+    similarity: bool
+    directed: bool
+    atoms: str
+    neighbours: bool
+    computation: str
+
+
+METRICS: dict[str, Metric] = {
+    m.name: m
+    for m in (
+        Metric(
+            "linear_cka", "linear CKA",
+            "linear centred kernel alignment; 1 = identical up to rotation and isotropic scale",
+            "Kornblith et al., ICML 2019", True, False, "all", False, "from streamed d x d covariances",
+        ),
+        Metric(
+            "debiased_cka", "debiased linear CKA",
+            "linear CKA with unbiased HSIC estimators; about 0 for unrelated spaces",
+            "Song et al., JMLR 2012", True, False, "all", False, "from streamed moments",
+        ),
+        Metric(
+            "mutual_knn", "mutual k-NN alignment",
+            "shared fraction of the k nearest cosine neighbours (similarity.k)",
+            "Huh et al., ICML 2024", True, False, "all", True, "from each model's k-NN lists",
+        ),
+        Metric(
+            "cknna", "CKNNA",
+            "CKA restricted to mutual k-NN pairs, symmetrised over the two kernels",
+            "Huh et al., ICML 2024", True, False, "all", True, "sparse masked kernels on the k-NN lists",
+        ),
+        Metric(
+            "svcca", "SVCCA",
+            "mean canonical correlation after keeping 99 % of each space's variance",
+            "Raghu et al., NeurIPS 2017", True, False, "all", False, "from streamed covariances",
+        ),
+        Metric(
+            "procrustes", "Procrustes angular distance (rad)",
+            "angular orthogonal-Procrustes distance after centring and unit norm, in radians; 0 = identical up to"
+            " rotation",
+            "Williams et al., NeurIPS 2021", False, False, "all", False, "nuclear norm of the centred cross-covariance",
+        ),
+        Metric(
+            "distance_correlation", "distance correlation",
+            "distance correlation of the two point clouds",
+            "Szekely et al., Ann. Stat. 2007", True, False, "subsample", False, "dense distance matrices",
+        ),
+        Metric(
+            "optimal_transport", "2-Wasserstein distance",
+            "2-Wasserstein distance between the point clouds; defined where the spaces have equal width (the"
+            " anchor space)",
+            "exact EMD with POT (Flamary et al., JMLR 2021)", False, False, "subsample", False,
+            "exact earth mover's distance",
+        ),
+        Metric(
+            "information_imbalance", "information imbalance (row -> column)",
+            "information imbalance from the row model to the column model; 0 = the row model's neighbourhoods"
+            " predict the column model's",
+            "Glielmo et al., PNAS Nexus 2022", False, True, "queries", True, "exact ranks over every atom",
+        ),
+        Metric(
+            "gfre", "GFRE (row predicts column)",
+            "global feature reconstruction error of the column model from the row model (ridge)",
+            "Goscinski et al., MLST 2021", False, True, "test", False,
+            "ridge from train/test moment matrices, atoms of a structure on one side of the split",
+        ),
+        Metric(
+            "lfre", "LFRE (row predicts column)",
+            "local feature reconstruction error of the column model from the row model (similarity.lfre_k"
+            " neighbours)",
+            "Goscinski et al., MLST 2021", False, True, "queries", True, "local ridge on each query's neighbourhood",
+        ),
+    )
+}  # fmt: skip
+
+NAMES: tuple[str, ...] = tuple(METRICS)
+DIRECTED: frozenset[str] = frozenset(m.name for m in METRICS.values() if m.directed)
+SIMILARITIES: frozenset[str] = frozenset(m.name for m in METRICS.values() if m.similarity)
+
+
+def metric(name: str) -> Metric:
+    """The registry entry of ``name``; a clear error listing the known metrics otherwise."""
+    if name not in METRICS:
+        raise ValueError(f"unknown metric {name!r}; available: {', '.join(NAMES)}")
+    return METRICS[name]
+
+
+def label(name: str) -> str:
+    """Axis/title text of a metric (the name itself for one not in the registry)."""
+    return METRICS[name].label if name in METRICS else name
+
+
+def markdown_table() -> str:
+    """The README's metric table, one row per metric in registry order."""
+    rows = [
+        "| metric | what it measures | reference | larger means | atoms used | computed |",
+        "|---|---|---|---|---|---|",
+    ]
+    for m in METRICS.values():
+        direction = "more alike" if m.similarity else "further apart"
+        direction += " (directed: row -> column)" if m.directed else ""
+        rows.append(
+            f"| `{m.name}` | {m.description} | {m.reference} | {direction} | {ATOMS[m.atoms]} | {m.computation} |"
+        )
+    return "\n".join(rows)

@@ -1,0 +1,251 @@
+"""One frozen settings object per workflow stage, its fields the keys of that stage's config section.
+
+The schema (``config.schema.yaml`` beside this file; ``workflow/schemas/config.schema.yaml`` links to it) is
+the one place a default is written: each class below declares only names and types, and `config_section` fills in
+the defaults from the schema. ``from_mapping`` builds an object from a config section (a rule hands its
+section over whole, as JSON) and rejects unknown keys; the CLI generates one flag per field from the same
+classes, for use by hand.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import functools
+import typing
+from pathlib import Path
+from typing import Any, ClassVar
+
+SCHEMA_PATH = Path(__file__).with_name("config.schema.yaml")
+
+
+@functools.cache
+def schema() -> dict:
+    """The workflow's configuration schema (parsed once)."""
+    import yaml
+
+    return yaml.safe_load(SCHEMA_PATH.read_text())
+
+
+def section_schema(path: tuple[str, ...]) -> dict:
+    """The schema of one config section, e.g. ``("analysis", "transfer")``; ``("models", "*")`` is one model."""
+    node = schema()
+    for key in path:
+        node = node["additionalProperties"] if key == "*" else node["properties"][key]
+    return node
+
+
+def _frozen(value):
+    """Lists become tuples, so that settings stay hashable and immutable; dicts are copied."""
+    if isinstance(value, list):
+        return tuple(_frozen(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _frozen(v) for k, v in value.items()}
+    return value
+
+
+def _thawed(value):
+    if isinstance(value, tuple):
+        return [_thawed(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _thawed(v) for k, v in value.items()}
+    return value
+
+
+class Settings:
+    """Base of the stage settings: built from a config section, written back as one."""
+
+    section: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def from_mapping(cls, mapping: dict | None = None, **overrides):
+        """Settings from a config section (missing keys take the schema's defaults), keys in ``overrides`` replaced.
+
+        Raises ``ConfigError`` naming the offending key (``similarity.k: -3 is less than the minimum of 1``).
+        """
+        from platonic.config import validate_section
+
+        values = {**copy.deepcopy(mapping or {}), **overrides}
+        values = validate_section(_thawed(values), cls.section, section_schema(cls.section))
+        return cls(**{f.name: _frozen(values[f.name]) for f in dataclasses.fields(cls) if f.name in values})
+
+    def to_mapping(self) -> dict:
+        """The config section these settings stand for (JSON-ready: tuples as lists)."""
+        return {f.name: _thawed(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+
+# keys of a config section that size the Snakemake job rather than steer the stage: rules leave them out of the
+# JSON they pass (changing them does not re-run finished jobs) and hand ``threads`` over as ``--threads``
+RESOURCE_KEYS = ("threads", "mem_mb", "runtime")
+
+
+def config_section(*path: str):
+    """Class decorator: a frozen dataclass whose fields are exactly the schema keys of config section ``path``
+    (less ``mem_mb`` and ``runtime``, which only size the job), with the schema's defaults (a key without a
+    default is required, or ``None`` where the schema allows null)."""
+
+    def decorate(cls):
+        properties = {k: v for k, v in section_schema(path)["properties"].items() if k not in ("mem_mb", "runtime")}
+        annotations = cls.__dict__.get("__annotations__", {})
+        fields = [name for name in annotations if not name.startswith("_") and name != "section"]
+        if sorted(fields) != sorted(properties):
+            raise TypeError(
+                f"{cls.__name__} declares {sorted(fields)} but the schema's {'.'.join(path)} has {sorted(properties)}"
+            )
+        nullable = {name for name in fields if "None" in str(annotations[name])}
+        required = [name for name in fields if "default" not in properties[name] and name not in nullable]
+        for name in [*required, *(n for n in fields if n not in required)]:  # required fields first
+            annotations[name] = annotations.pop(name)
+            if name in required:
+                continue
+            default = _frozen(copy.deepcopy(properties[name].get("default")))
+            if isinstance(default, dict):
+                setattr(cls, name, dataclasses.field(default_factory=functools.partial(copy.deepcopy, default)))
+            else:
+                setattr(cls, name, default)
+        cls.section = path
+        return dataclasses.dataclass(frozen=True)(cls)
+
+    return decorate
+
+
+@config_section("dataset")
+class DatasetSettings(Settings):
+    """Which structures, and which of them are kept (``prepare``)."""
+
+    name: str | None
+    path: str | None
+    url: str | None
+    limit: int | None
+    max_volume_per_atom: float | None
+
+
+@config_section("models", "*")
+class ModelSpec(Settings):
+    """One model of the study: adapter family, checkpoint, layer and family options (``embed``)."""
+
+    family: str | None
+    checkpoint: str | None
+    layer: int | str | None
+    options: dict
+    env: str | None
+
+
+@config_section("embed")
+class EmbedSettings(Settings):
+    """How every model's forward pass runs (``embed``)."""
+
+    device: str
+    batch_size: int
+    shard_size: int
+    dtype: str
+    cache_dir: str | None
+    threads: int
+
+
+@config_section("anchors")
+class AnchorSettings(Settings):
+    """Which atoms become the anchors of the shared space (``anchors``)."""
+
+    reference_model: str | None
+    n: int
+    method: str
+    seed: int
+
+
+@config_section("similarity")
+class SimilaritySettings(Settings):
+    """The fan-in: which metrics, on how many neighbours, subsamples and queries (``similarity``)."""
+
+    metrics: tuple[str, ...]
+    k: int
+    lfre_k: int
+    subsample: int
+    queries: int
+    train_fraction: float
+    neighbour_search: str
+    n_probe: int
+    seed: int
+    threads: int
+
+
+@config_section("dask")
+class DaskSettings(Settings):
+    """Where the fan-in's dask tasks run: threads, a local cluster or SLURM worker jobs."""
+
+    cluster: str
+    jobs: int
+    cores: int
+    memory: str
+    walltime: str
+    queue: str | None
+    account: str | None
+
+
+@config_section("figures")
+class FigureSettings(Settings):
+    """The overview figures of the report."""
+
+    map_sample: int
+    trend_min_atoms: int
+    tree_metric: str | None
+    seed: int | None
+
+
+@config_section("analysis", "transfer")
+class TransferSettings(Settings):
+    """Zero-shot stitching: property heads fitted on one model, scored on every other."""
+
+    targets: tuple[str, ...] | None
+    heads: tuple[str, ...]
+    test_fraction: float
+    ridge_alphas: tuple[float, ...]
+    cv_folds: int
+    normalisation: str
+    mlp_hidden: tuple[int, ...]
+    mlp_max_iter: int
+    mlp_max_samples: int
+    seed: int
+    threads: int
+
+
+@config_section("analysis", "audit")
+class AuditSettings(Settings):
+    """The consistency audit and per-element bias."""
+
+    k: int
+    min_atoms: int
+    departure_threshold: float
+    spread_floor: float
+    top_structures: int
+    training_element_counts: dict
+    neighbour_search: str | None
+    seed: int
+
+
+@config_section("analysis", "arithmetic")
+class ArithmeticSettings(Settings):
+    """Embedding arithmetic a - b + c on mean element vectors."""
+
+    analogies: tuple[dict, ...]
+    top: int
+
+
+STAGE_SETTINGS: tuple[type[Settings], ...] = (
+    DatasetSettings,
+    ModelSpec,
+    EmbedSettings,
+    AnchorSettings,
+    SimilaritySettings,
+    DaskSettings,
+    FigureSettings,
+    TransferSettings,
+    AuditSettings,
+    ArithmeticSettings,
+)
+
+
+def field_types(cls: type[Settings]) -> dict[str, Any]:
+    """``{field: resolved type}`` of a settings class (annotations are strings under ``from __future__``)."""
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}

@@ -1,0 +1,63 @@
+"""What several stages share: opening every model's store by model name, the anchor space, CSV tables."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from platonic.store import open_store
+
+
+def model_stores(paths: list[str]) -> dict[str, xr.Dataset]:
+    """``{model: store}`` of embedding or projection stores, in the order given (the configured model order)."""
+    stores = {}
+    for path in paths:
+        store = open_store(path)
+        stores[store.attrs["model"]] = store
+    return stores
+
+
+def same_models(stores: dict[str, xr.Dataset], expected: list[str], what: str) -> dict[str, xr.Dataset]:
+    """``stores`` in the order of ``expected``, or a clear error where they name other models."""
+    if sorted(stores) != sorted(expected):
+        raise ValueError(f"{what} name the models {sorted(stores)}, expected {sorted(expected)}")
+    return {model: stores[model] for model in expected}
+
+
+def check_same_structures(stores: dict[str, xr.Dataset]) -> None:
+    hashes = {name: s.attrs["structure_set_hash"] for name, s in stores.items()}
+    if len(set(hashes.values())) != 1:
+        raise ValueError(f"embedding stores come from different structure sets: {hashes}; re-run embed")
+
+
+def shared_space(anchors_path: str, projection_paths: list[str]) -> tuple[np.ndarray, dict, xr.Dataset]:
+    """The anchor store's ``common_valid`` mask, ``{model: coordinates (n_valid, K)}`` and the first projection
+    store (for its per-atom coordinates), checked to share one anchor set."""
+    anchors = open_store(anchors_path)
+    valid = anchors["common_valid"].values
+    stores = model_stores(projection_paths)
+    for model, store in stores.items():
+        if store.attrs.get("anchor_set_hash") != anchors.attrs["anchor_set_hash"]:
+            raise ValueError(
+                f"the projection of {model} was made with other anchors than {anchors_path}; re-run project"
+            )
+    coordinates = {m: s["coordinate"].values[valid] for m, s in stores.items()}
+    return valid, coordinates, next(iter(stores.values()))
+
+
+def check_structure_store(structures: xr.Dataset, path: str, store: xr.Dataset) -> None:
+    if structures.attrs["structure_set_hash"] != store.attrs["structure_set_hash"]:
+        raise ValueError(f"{path} is not the structure set the projections were computed on")
+
+
+def write_rows(path: str | Path, rows: list[dict], columns: list[str] | None = None) -> None:
+    """A CSV of ``rows``; with ``columns``, the header is written even when there are no rows."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as handle:
+        if rows or columns:
+            writer = csv.DictWriter(handle, fieldnames=columns or list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)

@@ -1,0 +1,78 @@
+"""Stage ``embed``: one model's per-atom features of every structure (resumable in shards); ``prefetch``."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+from platonic.settings import EmbedSettings, ModelSpec
+
+log = logging.getLogger("platonic")
+
+
+def adapter(model: str, spec: ModelSpec, settings: EmbedSettings, **overrides):
+    """The adapter of ``model``: its ``spec`` (family, checkpoint, layer, options), where not given the preset of
+    that name (`platonic models` lists them); ``settings`` set device, batch size, dtype and the weights cache."""
+    from platonic.models import PRESETS, load_adapter
+
+    preset = PRESETS.get(model, {})
+    family = spec.family or preset.get("family")
+    if family is None:
+        raise ValueError(f"model {model!r} is not a packaged preset; give its family and checkpoint")
+    options = {**preset.get("options", {}), **spec.options}
+    kwargs = dict(device=settings.device, batch_size=settings.batch_size, dtype=settings.dtype)
+    return load_adapter(
+        family,
+        checkpoint=spec.checkpoint or preset.get("checkpoint"),
+        layer=spec.layer,
+        cache_dir=settings.cache_dir,
+        **{**kwargs, **overrides},
+        **options,
+    )
+
+
+def run(structures: str, output: str, model: str, spec: ModelSpec, settings: EmbedSettings, progress: bool = True):
+    """Embed the structure store ``structures`` with ``model`` into the embedding store ``output``."""
+    import torch
+
+    from platonic.embedding import embed_sharded, embedding_dataset, shard_fingerprint
+    from platonic.store import dataset_to_atoms, open_store, write_store
+
+    torch.set_num_threads(settings.threads)
+    model_adapter = adapter(model, spec, settings)
+    structure_store = open_store(structures)
+    atoms, _ = dataset_to_atoms(structure_store)
+    provenance = model_adapter.provenance()
+    target = Path(output)
+    # finished shards live beside the output until the store is complete (Snakemake does not remove them when it
+    # deletes the output of a killed job), so a rerun picks up where the killed one stopped
+    shards = target.with_name(f".{target.name}.shards")
+    fingerprint = shard_fingerprint(
+        structure_set_hash=structure_store.attrs["structure_set_hash"],
+        provenance=provenance,
+        batch_size=settings.batch_size,
+        shard_size=settings.shard_size,
+    )
+    features, valid, reasons = embed_sharded(
+        model_adapter, atoms, shards, settings.shard_size, fingerprint, progress=progress
+    )
+    for structure_id, reason in zip(structure_store["material_id"].values, reasons, strict=True):
+        if reason:
+            log.warning("excluded %s from %s: %s", structure_id, model, reason)
+    ds = embedding_dataset(structure_store, features, valid, reasons, model, provenance)
+    ds.attrs.update(batch_size=settings.batch_size, shard_size=settings.shard_size)
+    write_store(ds, target)
+    shutil.rmtree(shards, ignore_errors=True)
+    log.info("%s: %d atoms x %d features -> %s", model, *features.shape, target)
+
+
+def prefetch(output: str, model: str, spec: ModelSpec, settings: EmbedSettings) -> None:
+    """Load ``model`` once (downloading its weights into ``settings.cache_dir``) and record file and sha256."""
+    import json
+
+    model_adapter = adapter(model, spec, settings, device="cpu", batch_size=1, dtype="float32")
+    info = model_adapter.provenance()
+    Path(output).parent.mkdir(parents=True, exist_ok=True)
+    Path(output).write_text(json.dumps({"model": model, **info}, indent=2))
+    log.info("%s: %s (sha256 %s)", model, model_adapter.checkpoint_path, info["checkpoint_sha256"][:12])

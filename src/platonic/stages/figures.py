@@ -1,0 +1,117 @@
+"""Stages of the report's figures: the per-metric heatmaps, the multi-model overview figures, the provenance page."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from platonic.settings import FigureSettings, SimilaritySettings
+from platonic.stages.common import model_stores, same_models
+
+log = logging.getLogger("platonic")
+
+OVERVIEW_FIGURES = ("agreement", "shared_space", "periodic_trends", "model_statistics", "model_tree")
+
+
+def heatmaps(
+    similarity: str,
+    out_dir: str | None = None,
+    output: str | None = None,
+    metric: str | None = None,
+    also: tuple[str, ...] = (),
+) -> None:
+    """One model x model heatmap per metric (``out_dir/<metric>.png``), or only ``metric``'s, to ``output``."""
+    from platonic.figures import save_figure, similarity_heatmaps
+    from platonic.store import open_store
+
+    ds = open_store(similarity).load()
+    metrics = [str(m) for m in ds.metric.values]
+    if metric is not None and metric not in metrics:
+        raise ValueError(f"metric {metric!r} is not in {similarity} (it has {metrics})")
+    if output is not None and metric is None:
+        raise ValueError("a single output file needs its metric")
+    for name in [metric] if metric else metrics:
+        target = output or Path(out_dir) / f"{name}.png"
+        log.info("wrote %s", save_figure(similarity_heatmaps(ds, name), target, also=tuple(f".{s}" for s in also)))
+
+
+def overview(
+    figure: str,
+    similarity: str,
+    output: str,
+    settings: FigureSettings,
+    also: tuple[str, ...] = (),
+    embeddings: list[str] = (),
+    projections: list[str] = (),
+    anchors: str | None = None,
+) -> None:
+    """One of ``OVERVIEW_FIGURES``; ``embeddings``/``projections`` where the figure draws atoms, on the anchor
+    store's ``common_valid`` atoms."""
+    from platonic import elements, figures
+    from platonic.compare import model_space
+    from platonic.store import open_store
+
+    ds = open_store(similarity).load()
+    models = [str(m) for m in ds.model_a.values]
+    valid = open_store(anchors)["common_valid"].values if anchors else None
+
+    def by_model(paths, what: str) -> dict:
+        if not paths:
+            raise ValueError(f"the {figure} figure needs the {what} stores")
+        return same_models(model_stores(paths), models, what)
+
+    if figure == "agreement":
+        fig = figures.agreement_scatter(ds)
+    elif figure == "model_tree":
+        metrics = [str(m) for m in ds.metric.values]
+        if settings.tree_metric not in metrics:
+            raise ValueError(f"metric {settings.tree_metric!r} is not in {similarity} (it has {metrics})")
+        fig = figures.model_tree(ds, settings.tree_metric)
+    elif figure == "shared_space":
+        stores = by_model(projections, "projection")
+        first = next(iter(stores.values()))
+        keep = first["valid"].values if valid is None else valid
+        # null: the similarity stage's seed (validate_config writes that in; by hand, its schema default)
+        seed = settings.seed if settings.seed is not None else SimilaritySettings().seed
+        rows = model_space.shared_sample(keep, settings.map_sample, seed)
+        coordinates = {m: s["coordinate"].values[rows] for m, s in stores.items()}
+        fig = figures.shared_space_maps(coordinates, first["Z"].values[rows], figures.available_maps(), seed)
+    elif figure == "periodic_trends":
+        stores = by_model(embeddings, "embedding")
+        keep = np.logical_and.reduce([s["valid"].values for s in stores.values()]) if valid is None else valid
+        means = {}
+        for model, store in stores.items():
+            z, means[model], counts = elements.element_means(store["embedding"].data, store["Z"].values, keep)
+        common = counts >= settings.trend_min_atoms
+        fig = figures.periodic_trends(z[common], {m: v[common] for m, v in means.items()}, counts[common])
+    elif figure == "model_statistics":
+        stores = by_model(embeddings, "embedding")
+        keep = np.logical_and.reduce([s["valid"].values for s in stores.values()]) if valid is None else valid
+        norms = {m: model_space.embedding_norms(s["embedding"].data, keep) for m, s in stores.items()}
+        fig = figures.model_statistics(ds["intrinsic_dimension"], norms)
+    else:
+        raise ValueError(f"unknown overview figure {figure!r}; choose one of {', '.join(OVERVIEW_FIGURES)}")
+    log.info("wrote %s", figures.save_figure(fig, output, also=tuple(f".{s}" for s in also)))
+
+
+def provenance(
+    output: str, embeddings: list[str], structures: str, anchors: str, similarity: str, parameters: str | None = None
+) -> None:
+    """The report's provenance page (HTML); ``parameters``: a JSON file of the run's configuration."""
+    import json
+
+    from platonic.report import provenance_html
+    from platonic.store import open_store
+
+    page = provenance_html(
+        list(model_stores(embeddings).values()),
+        open_store(structures),
+        open_store(anchors),
+        open_store(similarity),
+        json.loads(Path(parameters).read_text()) if parameters else {},
+    )
+    Path(output).parent.mkdir(parents=True, exist_ok=True)
+    Path(output).write_text(page)
+    log.info("wrote %s", output)

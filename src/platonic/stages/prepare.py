@@ -1,0 +1,48 @@
+"""Stage ``prepare``: read and validate a structure file into the structure store (and fetch it first)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from platonic.settings import DatasetSettings
+
+log = logging.getLogger("platonic")
+
+
+def run(input: str, output: str, settings: DatasetSettings) -> None:
+    """Structures of ``input`` (MP-20 CSV, extxyz, CIF or a folder of CIFs) -> structure store ``output``."""
+    from platonic.store import structures_to_dataset, write_store
+    from platonic.structures import read_structures
+
+    structures = read_structures(input, limit=settings.limit, max_volume_per_atom=settings.max_volume_per_atom)
+    for structure_id, reason in structures.rejected:
+        log.warning("rejected structure %s: %s", structure_id, reason)
+    write_store(structures_to_dataset(structures, source=input), output)
+    log.info(
+        "%d structures, %d atoms -> %s (%d rejected; the store's rejected_ids/rejected_reasons list them)",
+        len(structures),
+        structures.n_atoms,
+        output,
+        len(structures.rejected),
+    )
+
+
+def download(url: str, output: str) -> None:
+    """Fetch ``url`` to ``output`` (written under a temporary name, renamed when complete)."""
+    import shutil
+    import urllib.request
+
+    target = Path(output)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".part")
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response, open(partial, "wb") as handle:
+            shutil.copyfileobj(response, handle)
+    except OSError as err:
+        partial.unlink(missing_ok=True)
+        raise RuntimeError(
+            f"cannot download {url} ({err}); download it on a machine with network access and place it at {target}"
+        ) from err
+    partial.rename(target)
+    log.info("downloaded %s -> %s", url, target)

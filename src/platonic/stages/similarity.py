@@ -1,0 +1,65 @@
+"""Stage ``similarity``: every metric for every model pair, raw and anchor space -> similarity store + CSV."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from platonic.settings import DaskSettings, SimilaritySettings
+from platonic.stages.common import model_stores, write_rows
+
+log = logging.getLogger("platonic")
+
+
+def run(
+    embeddings: list[str],
+    projections: list[str],
+    anchors: str,
+    output: str,
+    table: str,
+    settings: SimilaritySettings,
+    dask: DaskSettings,
+    scheduler: str | None = None,
+) -> None:
+    """Compare the models of ``embeddings``/``projections`` on the anchor store's ``common_valid`` atoms; the tasks
+    run where ``dask`` says (or on the running dask scheduler at address ``scheduler``)."""
+    from platonic.compare.dask_cluster import make_cluster
+    from platonic.compare.similarity import pairwise_similarity, similarity_table
+    from platonic.store import open_store, write_store
+
+    anchor_store = open_store(anchors)
+    valid = anchor_store["common_valid"].values
+    stores = model_stores(embeddings)
+    raw = {m: s["embedding"].values[valid] for m, s in stores.items()}
+    projected = {m: s["coordinate"].values[valid] for m, s in model_stores(projections).items()}
+    if list(raw) != list(projected):
+        raise ValueError(f"embeddings {list(raw)} and projections {list(projected)} name different models")
+    first = next(iter(stores.values()))
+    structure_ids = [str(i) for i in first["structure_id"].values[valid]]
+    structure_index = np.unique(np.array(structure_ids, dtype=object), return_inverse=True)[1]
+    cluster = make_cluster(dask, threads=settings.threads)
+    client = None
+    if scheduler or cluster is not None:
+        from distributed import Client
+
+        client = Client(scheduler or cluster)
+        log.info("dask dashboard/scheduler: %s", client.scheduler.address if client.scheduler else scheduler)
+    try:
+        ds = pairwise_similarity(
+            {"raw": raw, "anchor": projected}, structure_index=structure_index, settings=settings, client=client
+        )
+    finally:
+        if client is not None:
+            client.close()
+        if cluster is not None:
+            cluster.close()
+    ds.attrs.update(
+        anchor_set_hash=anchor_store.attrs["anchor_set_hash"],
+        structure_set_hash=anchor_store.attrs["structure_set_hash"],
+        n_anchors=int(anchor_store.sizes["anchor"]),
+        n_excluded_atoms=int((~valid).sum()),
+    )
+    write_store(ds, output)
+    write_rows(table, similarity_table(ds))
+    log.info("%d models, %d atoms -> %s", len(raw), int(valid.sum()), output)
