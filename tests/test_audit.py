@@ -7,9 +7,9 @@ from analysis_stores import element_clusters, rotation, write_study
 from scipy.stats import spearmanr
 
 from platonic.analysis import arithmetic, audit
-from platonic.settings import AuditSettings
 from platonic.cli import main
 from platonic.projection import anchor_projection
+from platonic.settings import AuditSettings
 from platonic.store import open_store
 
 FE = 26
@@ -167,7 +167,11 @@ def test_audit_and_analogies_cli_on_synthetic_stores(tmp_path, scrambled_study, 
     assert "analysis.audit.training_element_counts" in capsys.readouterr().err
 
     table = tmp_path / "analogies.csv"
-    analogies = ["--analogies", '{"a": "Na", "b": "Li", "c": "K", "expected": "Rb"}', '{"a": "O", "b": "Li", "c": "Na"}']
+    analogies = [
+        "--analogies",
+        '{"a": "Na", "b": "Li", "c": "K", "expected": "Rb"}',
+        '{"a": "O", "b": "Li", "c": "Na"}',
+    ]
     common = ["--projections", *map(str, paths["projections"]), "--anchors", str(paths["anchors"])]
     assert main(["analogies", str(table), *common, *analogies, "--top", "2"]) == 0
     rows = list(csv.DictReader(open(table)))

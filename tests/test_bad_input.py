@@ -243,4 +243,4 @@ def test_the_workflow_validates_through_the_library_and_passes_the_cell_limit(tm
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     planned = snakemake("--configfile", str(path), "-n", "-p", "--forceall").stdout
-    assert "\"max_volume_per_atom\": 40000" in planned
+    assert '"max_volume_per_atom": 40000' in planned

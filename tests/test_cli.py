@@ -1,9 +1,9 @@
 import numpy as np
 
 from platonic.cli import main
-from platonic.models import PRESETS
 from platonic.compare.registry import NAMES as METRICS
 from platonic.compare.registry import SIMILARITIES
+from platonic.models import PRESETS
 from platonic.store import open_store
 
 

@@ -2,9 +2,8 @@ import numpy as np
 import pytest
 
 from platonic.compare.dask_cluster import make_cluster, slurm_cluster
-from platonic.settings import DaskSettings
 from platonic.compare.similarity import pairwise_similarity
-from platonic.settings import SimilaritySettings
+from platonic.settings import DaskSettings, SimilaritySettings
 
 
 def _spaces():

@@ -3,6 +3,8 @@ import numpy as np
 import pytest
 import xarray as xr
 
+from platonic.compare.model_space import classical_mds, model_distances
+from platonic.elements import periodic_group
 from platonic.figures import (
     agreement_scatter,
     model_colours,
@@ -13,8 +15,6 @@ from platonic.figures import (
     shared_space_maps,
     similarity_heatmaps,
 )
-from platonic.compare.model_space import classical_mds, model_distances
-from platonic.elements import periodic_group
 
 
 def _similarity(models):

@@ -25,7 +25,9 @@ def spaces():
 @pytest.fixture(scope="module")
 def result(spaces):
     groups = np.repeat(np.arange(100), 4)
-    settings = SimilaritySettings(k=5, lfre_k=12, subsample=150, queries=120, seed=3, neighbour_search="exact", threads=2)
+    settings = SimilaritySettings(
+        k=5, lfre_k=12, subsample=150, queries=120, seed=3, neighbour_search="exact", threads=2
+    )
     return pairwise_similarity(spaces, structure_index=groups, settings=settings), groups, settings
 
 

@@ -7,11 +7,11 @@ from sklearn.linear_model import Ridge
 from sklearn.metrics import mean_absolute_error, r2_score
 
 from platonic.analysis import transfer
-from platonic.settings import TransferSettings
 from platonic.cli import main
-from platonic.projection import anchor_projection
-from platonic.store import open_store
 from platonic.elements import periodic_group
+from platonic.projection import anchor_projection
+from platonic.settings import TransferSettings
+from platonic.store import open_store
 
 
 def test_the_group_target_puts_the_f_block_in_group_3():

@@ -66,7 +66,7 @@ def test_paper_config_dry_run_replaces_the_default_models():
     counts = job_counts(out)
     assert counts["embed"] == 7 and counts["project"] == 7 and counts["similarity"] == 1
     assert counts.get("download_dataset", 0) == (0 if (ROOT / "data/mp_20/train.csv").exists() else 1)
-    assert "--model mace-mp-0-medium --family mace" in out
+    assert '--model mace-mp-0-medium --spec \'{"checkpoint": "medium", "family": "mace"' in out
     assert "chgnet-0.3.0" not in out  # the default's models are not merged in
 
 
@@ -89,7 +89,8 @@ def test_a_model_added_in_config_only_appears_in_the_dag(tmp_path):
     path.write_text(yaml.safe_dump(config))
     out = snakemake("--configfile", str(path), "-n", "--forceall", "-p").stdout
     assert job_counts(out)["embed"] == 8
-    assert "--model chgnet-0.3.0-layer1 --family chgnet --checkpoint '0.3.0' --layer 1" in out
+    spec = '{"checkpoint": "0.3.0", "family": "chgnet", "layer": 1, "options": {}}'
+    assert f"--model chgnet-0.3.0-layer1 --spec '{spec}'" in out
 
 
 @pytest.mark.parametrize(
@@ -197,6 +198,13 @@ CAPTIONS = {
 }
 
 
+def config_of(tiny_run) -> dict:
+    """The tiny run's configuration as the workflow saw it (defaults filled, derived values resolved)."""
+    from platonic.config import validate_config
+
+    return validate_config(yaml.safe_load((tiny_run[0] / "config.yaml").read_text()))
+
+
 def test_report_has_every_figure_and_caption(tiny_run):
     html = (tiny_run[0] / "report.html").read_text(errors="replace")
     for name in [f"{m}.png" for m in METRICS] + list(CAPTIONS):
@@ -204,9 +212,16 @@ def test_report_has_every_figure_and_caption(tiny_run):
     assert html.count("Model x model") == len(METRICS)
     for caption in CAPTIONS.values():
         assert caption in html, caption
-    # captions name the models and the anchors, and point to the provenance table for versions and hashes
-    assert "sevennet-0" in html and "10 anchor atoms chosen by" in html
-    assert html.count("(sevenn, checkpoint 7net-0_11Jul2024)") >= len(METRICS) + 8
+    # the workflow description names the models once; the captions point to it and to the provenance table
+    assert html.count("(sevenn, checkpoint 7net-0_11Jul2024)") == 1
+    assert html.count("Models, their order and colours: the workflow description") >= len(METRICS) + 8
+    # each heatmap caption describes its metric from the registry, with the run's sample sizes
+    from platonic.compare.registry import caption
+    from platonic.settings import SimilaritySettings
+
+    settings = SimilaritySettings.from_mapping(config_of(tiny_run)["similarity"])
+    for name in METRICS:
+        assert caption(name, settings).split(" (")[0] in html, name
 
 
 # Visits every result's caption page, then shows the agreement figure; one headless run dumps the text seen
@@ -272,10 +287,8 @@ def test_dask_cluster_config_reaches_the_similarity_job(tmp_path):
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     out = snakemake("--configfile", str(path), "-n", "--forceall", "-p").stdout
-    assert (
-        "--cluster slurm --cluster-jobs 3 --cluster-cores 16 --cluster-memory 64GB --cluster-walltime 02:00:00"
-        " --cluster-account proj" in out
-    )
+    dask = '{"account": "proj", "cluster": "slurm", "cores": 16, "jobs": 3, "memory": "64GB", "queue": null,'
+    assert f'--dask \'{dask} "walltime": "02:00:00"}}\'' in out
 
 
 def test_prefetch_target_loads_every_configured_model_on_the_submit_host():
@@ -342,4 +355,6 @@ def test_figure_settings_reach_the_overview_rules(tmp_path):
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     out = snakemake("--configfile", str(path), "-n", "--forceall", "-p").stdout
-    assert "--sample 123" in out and "--min-atoms 7" in out and "--metric mutual_knn" in out
+    # the section whole, with the seed resolved from similarity.seed
+    settings = '{"map_sample": 123, "seed": 0, "tree_metric": "mutual_knn", "trend_min_atoms": 7}'
+    assert out.count(f"--settings '{settings}'") == 3  # shared_space, periodic_trends, model_tree

@@ -54,7 +54,8 @@ def similarity_heatmaps(ds: xr.Dataset, metric: str) -> plt.Figure:
     n_atoms = ds.attrs.get("n_atoms", "?")
     used = int(ds["n_samples"].sel(metric=metric)) if "n_samples" in ds else n_atoms
     atoms = f"{n_atoms} atoms" if used == n_atoms else f"{used} of {n_atoms} atoms"
-    fig.suptitle(f"{metric_label(metric)} ({atoms}{suffix})", fontsize=11)
+    anchors = f"; {ds.attrs['n_anchors']} anchors" if "n_anchors" in ds.attrs else ""
+    fig.suptitle(f"{metric_label(metric)} ({atoms}{suffix}{anchors})", fontsize=11)
     return fig
 
 
@@ -380,7 +381,8 @@ def model_tree(ds: xr.Dataset, metric: str) -> plt.Figure:
         map_ax.set_ylabel("MDS 2", fontsize=8)
         map_ax.tick_params(labelsize=7)
         map_ax.legend(fontsize=6.5, frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5))
-    fig.suptitle(f"Which models think alike: {metric_label(metric)} ({kind})", fontsize=10)
+    anchors = f", {ds.attrs['n_anchors']} anchors" if "n_anchors" in ds.attrs else ""
+    fig.suptitle(f"Which models think alike: {metric_label(metric)} ({kind}{anchors})", fontsize=10)
     return fig
 
 

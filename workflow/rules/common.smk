@@ -3,7 +3,8 @@ import os
 import re
 from pathlib import Path
 
-from platonic.settings import RESOURCE_KEYS
+from platonic.compare import registry
+from platonic.settings import RESOURCE_KEYS, SimilaritySettings
 
 # (validate_config in the Snakefile resolved every derived value: anchors.reference_model,
 # figures.tree_metric, figures.seed, analysis.audit.neighbour_search)
@@ -35,7 +36,8 @@ wildcard_constraints:
 
 def section(*path):
     """A config section, whole, as the JSON a stage's `--settings` takes; the keys that only
-    size the job (threads, mem_mb, runtime) are left out, so changing them re-runs nothing."""
+    size the job (threads, mem_mb, runtime) are left out, so changing them re-runs nothing.
+    """
     node = config
     for key in path:
         node = node[key]
@@ -69,3 +71,9 @@ def projection_stores(wildcards):
         dataset=wildcards.dataset,
         model=MODELS,
     )
+
+
+def metric_caption(wildcards):
+    """The heatmap caption's sentence on one metric, from the metric registry."""
+    settings = SimilaritySettings.from_mapping(config["similarity"])
+    return registry.caption(wildcards.metric, settings)

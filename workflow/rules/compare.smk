@@ -44,6 +44,8 @@ rule figures:
         "results/logs/figures/{dataset}/{metric}.log",
     conda:
         "../../envs/analysis.yaml"
+    params:
+        about=metric_caption,
     shell:
         "python -m platonic figures {input:q} --metric {wildcards.metric} --output {output.png:q}"
         " --also svg > {log} 2>&1"

@@ -121,6 +121,22 @@ def label(name: str) -> str:
     return METRICS[name].label if name in METRICS else name
 
 
+def caption(name: str, settings) -> str:
+    """One sentence for a report caption: what ``name`` measures, its reference, and on which atoms with the
+    numbers of ``settings`` (a ``SimilaritySettings``)."""
+    m = metric(name)
+    atoms = {
+        "all": "every compared atom",
+        "queries": f"{settings.queries} seeded query atoms (at most all atoms), neighbourhoods and ranks over all",
+        "subsample": f"a seeded subsample of {settings.subsample} atoms (at most all atoms)",
+        "test": f"the test structures of a seeded split keeping {settings.train_fraction:g} of the structures for"
+        " the ridge fit",
+    }[m.atoms]
+    direction = "1 = identical" if m.similarity else "0 = identical"
+    directed = "; row model -> column model" if m.directed else ""
+    return f"{m.description} ({m.reference}; {direction}{directed}); computed on {atoms}"
+
+
 def markdown_table() -> str:
     """The README's metric table, one row per metric in registry order."""
     rows = [
