@@ -13,7 +13,7 @@ MACE_STAMP := $(MACE_VENV)/.installed
 ORB_VENV ?= .venv-orb
 ORB_STAMP := $(ORB_VENV)/.installed
 # packages the platonic library itself needs inside a model's own venv (it is installed there with --no-deps)
-LIBRARY_DEPS := pytest scipy scikit-learn xarray "zarr>=3" "dask[array]" tqdm pyyaml matplotlib ase
+LIBRARY_DEPS := pytest scipy scikit-learn xarray "zarr>=3" "dask[array]" tqdm pyyaml jsonschema matplotlib ase
 
 .PHONY: setup run report test test-mace test-orb browser clean
 
