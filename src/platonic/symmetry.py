@@ -4,12 +4,13 @@ Atoms of one orbit are images of each other under a symmetry operation of their 
 invariant model gives them the same embedding, so they are one environment, not independent evidence.
 
 ``symprec`` is spglib's Cartesian distance tolerance in Angstrom. The default, 1e-3 A, was chosen on
-the bundled MP-20 sample (847 structures, 9,047 atoms), where the number of orbits is 4,501 at
-spglib's own default 1e-5 A, 4,355 at 1e-4, 4,242 at 1e-3, 4,151 at 3e-3, 4,102 at 1e-2
-(pymatgen's default) and 4,044 at 0.1. Embeddings of the same atoms that agree to ~1e-6 in every
-model give ~4,251 distinct environments, closest to 1e-3: tighter values split atoms that the
-models cannot tell apart (coordinates rounded in the CIFs), looser ones merge atoms displaced by
-up to 0.01-0.1 A, which the models do see as different.
+the bundled MP-20 sample (847 structures, 9,047 atoms): 4,501 orbits at spglib's own default 1e-5 A,
+4,355 at 1e-4, 4,242 at 1e-3, 4,151 at 3e-3, 4,102 at 1e-2 (pymatgen's default), 4,044 at 0.1.
+Embeddings that agree to ~1e-6 in every model give ~4,251 distinct environments, closest to 1e-3.
+With CHGNet 0.3.0 on the same atoms, ``symmetry_breaking`` (default threshold) flags no orbit at
+1e-3 A or tighter (largest relative spread 0.0025), but 7 orbits at 1e-2 and 40 at 0.1: tighter
+values split atoms that sit less than 1e-3 A off their symmetric sites, which the models cannot
+tell apart; looser ones merge atoms the models see as different environments.
 """
 
 from __future__ import annotations
