@@ -188,10 +188,10 @@ def symmetry_breaking(
         )
     if not np.isfinite(X).all():
         raise ValueError("X holds non-finite embeddings; exclude those atoms first")
-    labels, inverse, multiplicity = np.unique(orbit, return_inverse=True, return_counts=True)
+    labels, first, inverse, multiplicity = np.unique(
+        orbit, return_index=True, return_inverse=True, return_counts=True
+    )  # first: each orbit's first atom
     n_orbits = labels.size
-    first = np.zeros(n_orbits, dtype=np.int64)
-    first[inverse[::-1]] = np.arange(X.shape[0])[::-1]  # first atom of each orbit
     for name, values in (("structure", structure), ("Z", Z)):
         if (values != values[first][inverse]).any():
             raise ValueError(f"an orbit spans more than one {name}: orbits are within one crystal and one element")
