@@ -17,6 +17,7 @@ import xarray as xr
 
 from platonic import __version__
 from platonic.structures import StructureSet, structure_set_hash
+from platonic.symmetry import DEFAULT_SYMPREC, structure_set_orbits
 
 # Rows per Zarr chunk along `atom`: 16k float32 x 128 features is 8 MiB, a comfortable dask task.
 ATOM_CHUNK = 16384
@@ -68,8 +69,13 @@ def open_store(path: str | Path) -> xr.Dataset:
     return ds
 
 
-def structures_to_dataset(structures: StructureSet, source: str = "") -> xr.Dataset:
-    """Pack a structure set into the structure store layout (dims ``atom``, ``structure``)."""
+def structures_to_dataset(structures: StructureSet, source: str = "", symprec: float = DEFAULT_SYMPREC) -> xr.Dataset:
+    """Pack a structure set into the structure store layout (dims ``atom``, ``structure``).
+
+    Symmetry is derived at ``symprec`` (Angstrom, see ``platonic.symmetry``): per atom ``orbit`` (global
+    index of the orbit's lowest-index atom) and ``multiplicity``, per structure ``symmetry_spacegroup``
+    (0 when not analysed) and ``symmetry_reason`` ("" when fine). The structure-set hash ignores it.
+    """
     counts = np.array([len(a) for a in structures.atoms], dtype=np.int64)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
     structure_index = np.repeat(np.arange(len(counts)), counts)
@@ -86,12 +92,20 @@ def structures_to_dataset(structures: StructureSet, source: str = "") -> xr.Data
     ds = xr.Dataset(data, coords=atom_coords(structures.atoms, structures.ids))
     ds = ds.assign_coords(structure=np.arange(len(counts)), material_id=("structure", ids))
     ds["structure_index"] = ("atom", structure_index)
+    orbits = structure_set_orbits(structures.atoms, symprec)
+    ds["orbit"] = ("atom", orbits.orbit)
+    ds["multiplicity"] = ("atom", orbits.multiplicity)
+    ds["symmetry_spacegroup"] = ("structure", orbits.spacegroup)
+    ds["symmetry_reason"] = ("structure", np.array(orbits.reasons, dtype=object))
     ds.attrs.update(
         kind="structures",
         source=str(source),
         structure_set_hash=structure_set_hash(structures.atoms, structures.ids),
         n_structures=len(structures),
         n_atoms=int(counts.sum()),
+        n_orbits=orbits.n_orbits,
+        symprec=float(symprec),
+        n_symmetry_unanalysed=sum(1 for reason in orbits.reasons if reason),
         n_rejected=len(structures.rejected),
         rejected_ids=[i for i, _ in structures.rejected],
         rejected_reasons=[r for _, r in structures.rejected],
