@@ -57,5 +57,8 @@ rule all:
                 "element_bias.csv",
                 "element_departure.png",
                 "analogies.csv",
+                "symmetry_breaking.csv",
+                "symmetry_flagged.csv",
+                "symmetry_breaking.png",
             ),
         ),

@@ -83,7 +83,8 @@ def test_prepare_counts_the_rejections_in_its_log_and_the_store(tmp_path, caplog
     assert store.attrs["n_structures"] == 1 and store.attrs["n_rejected"] == len(REJECTIONS)
     reasons = dict(zip(store.attrs["rejected_ids"], store.attrs["rejected_reasons"], strict=True))
     assert reasons == dict(read_structures(CIFS).rejected)
-    assert f"1 structures, 8 atoms -> {tmp_path / 's.zarr'} ({len(REJECTIONS)} rejected" in caplog.text
+    assert f"1 structures, 8 atoms in 2 symmetry orbits (symprec 0.001 A) -> {tmp_path / 's.zarr'}" in caplog.text
+    assert f"({len(REJECTIONS)} rejected" in caplog.text
     for case in REJECTIONS:
         assert f"rejected structure {case}: " in caplog.text
 
@@ -150,8 +151,9 @@ def test_model_exclusions_give_nan_rows_and_drop_the_same_atoms_from_every_model
                  "--no-progress"]) == 0  # fmt: skip
     assert main(["embed", str(s), str(stores["inf-lithium"]), "--model", "inf-lithium", "--family", "inf-lithium",
                  "--checkpoint", "none", "--no-progress"]) == 0  # fmt: skip
-    assert main(["anchors", str(a), "--embeddings", *map(str, stores.values()), "--reference", "chgnet-0.3.0",
-                 "--n", "4", "--method", "random"]) == 0  # fmt: skip
+    assert main(["anchors", str(a), "--structures", str(s), "--embeddings", *map(str, stores.values()),
+                 "--reference-model", "chgnet-0.3.0", "--n", "4", "--method", "random",
+                 "--atoms", "all"]) == 0  # fmt: skip
 
     structure_ids = np.repeat(["nacl", "amo2", "lif"], [8, 12, 8])
     excluded = {"chgnet-0.3.0": "amo2", "inf-lithium": "lif"}

@@ -43,10 +43,12 @@ def test_stage_chain_on_two_real_models(tmp_path, sample_csv):
             [
                 "anchors",
                 str(anchors),
+                "--structures",
+                str(s),
                 "--embeddings",
                 str(e1),
                 str(e2),
-                "--reference",
+                "--reference-model",
                 "chgnet-0.3.0",
                 "--n",
                 "12",

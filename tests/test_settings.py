@@ -70,8 +70,14 @@ def test_a_rule_section_and_the_generated_flags_build_the_same_object(tmp_path):
 def test_every_cli_stage_setting_is_a_flag_and_nothing_else_has_a_default():
     """No argparse default shadows the schema: every generated flag is absent unless given."""
     parser = cli._parser()
-    args = vars(parser.parse_args(["anchors", "out", "--embeddings", "a", "b"]))
-    assert args == {"command": "anchors", "output": "out", "embeddings": ["a", "b"], "settings": None}
+    args = vars(parser.parse_args(["anchors", "out", "--structures", "s", "--embeddings", "a", "b"]))
+    assert args == {
+        "command": "anchors",
+        "output": "out",
+        "structures": "s",
+        "embeddings": ["a", "b"],
+        "settings": None,
+    }
     assert S.AnchorSettings.from_mapping({}).method == "direct"  # the schema's default, nowhere else
 
 
@@ -87,6 +93,13 @@ def test_derived_values_are_resolved_once_and_written_back():
     config["figures"] = {"tree_metric": "svcca", "seed": 11}
     validate_config(config)
     assert config["figures"]["tree_metric"] == "svcca" and config["figures"]["seed"] == 11
+
+
+def test_library_defaults_that_mirror_the_schema_agree_with_it():
+    from platonic import symmetry
+
+    assert symmetry.DEFAULT_SYMPREC == S.DatasetSettings().symprec
+    assert symmetry.DEFAULT_BREAKING_THRESHOLD == S.SymmetrySettings().threshold
 
 
 def test_the_schema_enum_and_default_list_every_registered_metric_in_order():

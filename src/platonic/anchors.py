@@ -97,13 +97,37 @@ def farthest_point_sampling(features: np.ndarray, n: int, rng: np.random.Generat
     return np.asarray(chosen)
 
 
+def compared_atoms(valid: np.ndarray, orbit: np.ndarray, atoms: str) -> np.ndarray:
+    """The atoms every stage compares: ``valid (N,)`` ones, and with ``atoms == "unique"`` only the
+    representative of each crystallographic orbit (``orbit (N,)``: global index of each atom's representative)."""
+    if atoms == "all":
+        return np.asarray(valid, bool)
+    if atoms != "unique":
+        raise ValueError(f"atoms must be 'unique' or 'all', got {atoms!r}")
+    return np.asarray(valid, bool) & (np.asarray(orbit) == np.arange(len(orbit)))
+
+
 def anchor_dataset(
-    anchor_atoms: np.ndarray, valid: np.ndarray, atom_z: np.ndarray, structure_ids: np.ndarray, **attrs
+    anchor_atoms: np.ndarray,
+    valid: np.ndarray,
+    atom_z: np.ndarray,
+    structure_ids: np.ndarray,
+    compared: np.ndarray | None = None,
+    multiplicity: np.ndarray | None = None,
+    **attrs,
 ) -> xr.Dataset:
-    """The anchor store: global atom indices of the anchors plus the atoms valid in every model."""
+    """The anchor store: global atom indices of the anchors, the atoms valid in every model, the atoms compared
+    (``compared``, default the valid ones) and each atom's orbit multiplicity (default 1)."""
     anchor_atoms = np.asarray(anchor_atoms, dtype=np.int64)
+    compared = np.asarray(valid, bool) if compared is None else np.asarray(compared, bool)
+    multiplicity = np.ones(len(valid), np.int64) if multiplicity is None else np.asarray(multiplicity, np.int64)
     ds = xr.Dataset(
-        {"anchor_atom": (("anchor",), anchor_atoms), "common_valid": (("atom",), valid)},
+        {
+            "anchor_atom": (("anchor",), anchor_atoms),
+            "common_valid": (("atom",), valid),
+            "compared": (("atom",), compared),
+            "multiplicity": (("atom",), multiplicity),
+        },
         coords={
             "anchor": np.arange(len(anchor_atoms)),
             "atom": np.arange(len(valid)),
@@ -115,6 +139,7 @@ def anchor_dataset(
         kind="anchors",
         anchor_set_hash=hashlib.sha256(anchor_atoms.tobytes()).hexdigest(),
         n_common_valid=int(np.count_nonzero(valid)),
+        n_compared=int(np.count_nonzero(compared)),
         **attrs,
     )
     return ds

@@ -56,7 +56,8 @@ def resolve_derived(config: dict) -> dict:
     - ``anchors.reference_model``: null -> the first model;
     - ``figures.tree_metric``: null -> ``linear_cka`` when computed, else the first of ``similarity.metrics``;
     - ``figures.seed``: null -> ``similarity.seed`` (the shared-space sample);
-    - ``analysis.audit.neighbour_search``: null -> ``similarity.neighbour_search``.
+    - ``analysis.audit.neighbour_search``: null -> ``similarity.neighbour_search``;
+    - ``anchors.atoms``: null -> ``similarity.atoms`` (what counts as an atom, for every stage after anchors).
     """
     metrics = config["similarity"]["metrics"]
     if config["anchors"]["reference_model"] is None:
@@ -66,6 +67,8 @@ def resolve_derived(config: dict) -> dict:
         figures["tree_metric"] = "linear_cka" if "linear_cka" in metrics else metrics[0]
     if figures["seed"] is None:
         figures["seed"] = config["similarity"]["seed"]
+    if config["anchors"]["atoms"] is None:
+        config["anchors"]["atoms"] = config["similarity"]["atoms"]
     audit = config["analysis"]["audit"]
     if audit["neighbour_search"] is None:
         audit["neighbour_search"] = config["similarity"]["neighbour_search"]

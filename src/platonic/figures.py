@@ -447,3 +447,25 @@ def departure_heatmap(ds: xr.Dataset) -> plt.Figure:
     fig.colorbar(image, ax=ax, shrink=0.8)
     fig.tight_layout()
     return fig
+
+
+def symmetry_breaking_figure(relative: dict[str, np.ndarray], threshold: float) -> plt.Figure:
+    """Per model, the relative spread of its embeddings over the copies of each orbit (``{model: (n_orbits,)}``,
+    orbits with more than one copy), log scale, with the flagging ``threshold``."""
+    models = list(relative)
+    colours = model_colours(models)
+    fig, ax = plt.subplots(figsize=(max(4.5, 0.6 * len(models) + 2), 3.6), constrained_layout=True)
+    floor = 1e-9  # exactly equal copies (spread 0) are drawn at the floor
+    for i, model in enumerate(models):
+        values = np.maximum(np.asarray(relative[model], dtype=np.float64), floor)
+        jitter = np.random.default_rng(i).uniform(-0.25, 0.25, size=values.size)
+        ax.scatter(i + jitter, values, s=4, alpha=0.4, color=colours[model], linewidths=0)
+        if values.size:
+            ax.plot([i - 0.3, i + 0.3], [np.median(values)] * 2, color="black", linewidth=1.2)
+    ax.axhline(threshold, color="firebrick", linestyle="--", linewidth=1, label=f"flagged above {threshold:g}")
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(models)), [_short(m) for m in models], rotation=45, ha="right", fontsize=7)
+    ax.set_ylabel("spread of an orbit's copies /\ntypical distance between environments", fontsize=8)
+    ax.legend(fontsize=7, frameon=False, loc="upper left")
+    ax.set_title(f"Symmetry breaking: one point per orbit with copies (floor {floor:g} = identical copies)", fontsize=9)
+    return fig

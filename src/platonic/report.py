@@ -75,8 +75,24 @@ def data_rows(structures: xr.Dataset, anchors: xr.Dataset, similarity: xr.Datase
         ("anchor method, n, seed", anchor_choice),
         ("anchor reference model", anchors.attrs.get("reference_model", "")),
         ("anchor_set_hash", anchors.attrs.get("anchor_set_hash", "")),
-        ("atoms every model embedded (compared)", similarity.attrs.get("n_atoms", "")),
-        ("atoms left out of every comparison", similarity.attrs.get("n_excluded_atoms", "")),
+        (
+            "symmetry orbits (spglib, symprec in A)",
+            f"{structures.attrs.get('n_orbits', '?')} distinct environments"
+            f" of {structures.attrs.get('n_atoms', '?')} atoms (symprec {structures.attrs.get('symprec', '?')})",
+        ),
+        ("structures without symmetry analysis", structures.attrs.get("n_symmetry_unanalysed", "")),
+        (
+            "what counts as an atom (similarity.atoms, weights, neighbours)",
+            f"{similarity.attrs.get('atoms', '')}, {similarity.attrs.get('weights', '')},"
+            f" {similarity.attrs.get('neighbours', '')}",
+        ),
+        ("atoms every model embedded", similarity.attrs.get("n_valid_atoms", "")),
+        ("atoms compared (after dropping symmetry copies)", similarity.attrs.get("n_atoms", "")),
+        ("symmetry copies left out", similarity.attrs.get("n_symmetry_copies_left_out", "")),
+        (
+            "atoms left out of every comparison (a model could not embed them)",
+            similarity.attrs.get("n_excluded_atoms", ""),
+        ),
         ("atoms behind each metric", ", ".join(f"{m}: {int(n)}" for m, n in _n_samples(similarity))),
         ("platonic version", similarity.attrs.get("platonic_version", "")),
     ]

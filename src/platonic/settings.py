@@ -118,6 +118,7 @@ class DatasetSettings(Settings):
     url: str | None
     limit: int | None
     max_volume_per_atom: float | None
+    symprec: float
 
 
 @config_section("models", "*")
@@ -151,6 +152,7 @@ class AnchorSettings(Settings):
     n: int
     method: str
     seed: int
+    atoms: str | None
 
 
 @config_section("similarity")
@@ -158,6 +160,9 @@ class SimilaritySettings(Settings):
     """The fan-in: which metrics, on how many neighbours, subsamples and queries (``similarity``)."""
 
     metrics: tuple[str, ...]
+    atoms: str
+    weights: str
+    neighbours: str
     k: int
     lfre_k: int
     subsample: int
@@ -223,6 +228,14 @@ class AuditSettings(Settings):
     seed: int
 
 
+@config_section("analysis", "symmetry")
+class SymmetrySettings(Settings):
+    """The symmetry-breaking audit."""
+
+    threshold: float
+    seed: int
+
+
 @config_section("analysis", "arithmetic")
 class ArithmeticSettings(Settings):
     """Embedding arithmetic a - b + c on mean element vectors."""
@@ -241,6 +254,7 @@ STAGE_SETTINGS: tuple[type[Settings], ...] = (
     FigureSettings,
     TransferSettings,
     AuditSettings,
+    SymmetrySettings,
     ArithmeticSettings,
 )
 

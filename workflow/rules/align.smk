@@ -1,6 +1,7 @@
 rule anchors:
     input:
-        embedding_stores,
+        structures="results/structures/{dataset}.zarr",
+        embeddings=embedding_stores,
     output:
         directory("results/anchors/{dataset}.zarr"),
     log:
@@ -10,7 +11,8 @@ rule anchors:
     params:
         settings=section("anchors"),
     shell:
-        "python -m platonic anchors {output:q} --embeddings {input:q}"
+        "python -m platonic anchors {output:q} --structures {input.structures:q}"
+        " --embeddings {input.embeddings:q}"
         " --settings {params.settings:q} > {log} 2>&1"
 
 

@@ -106,3 +106,37 @@ rule analogies:
     shell:
         "python -m platonic analogies {output:q} --projections {input.projections:q}"
         " --anchors {input.anchors:q} --settings {params.settings:q} > {log} 2>&1"
+
+
+rule symmetry_audit:
+    input:
+        structures="results/structures/{dataset}.zarr",
+        embeddings=embedding_stores,
+        anchors="results/anchors/{dataset}.zarr",
+    output:
+        table=report(
+            "results/analysis/{dataset}/symmetry_breaking.csv",
+            caption="../report/symmetry_breaking_table.rst",
+            category="Shared-space analyses",
+        ),
+        flagged=report(
+            "results/analysis/{dataset}/symmetry_flagged.csv",
+            caption="../report/symmetry_flagged.rst",
+            category="Shared-space analyses",
+        ),
+        figure=report(
+            "results/analysis/{dataset}/symmetry_breaking.png",
+            caption="../report/symmetry_breaking.rst",
+            category="Shared-space analyses",
+        ),
+    log:
+        "results/logs/symmetry_audit/{dataset}.log",
+    conda:
+        "../../envs/analysis.yaml"
+    params:
+        settings=section("analysis", "symmetry"),
+    shell:
+        "python -m platonic symmetry {output.table:q} --flagged-table {output.flagged:q}"
+        " --structures {input.structures:q} --embeddings {input.embeddings:q}"
+        " --anchors {input.anchors:q} --figure {output.figure:q}"
+        " --settings {params.settings:q} > {log} 2>&1"

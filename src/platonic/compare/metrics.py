@@ -31,13 +31,21 @@ RANK_TOLERANCE = 1e-6  # squared distance between unit vectors (0..4); float32 c
 @dataclass
 class Moments:
     """Streamed statistics of one space: ``n`` rows, column ``total (d,)``, raw Gram ``gram = X^T X
-    (d, d)``, squared row norms ``row_sq (N,)`` and ``row_dot_total = X @ total (N,)``."""
+    (d, d)``, squared row norms ``row_sq (N,)`` and ``row_dot_total = X @ total (N,)``.
 
-    n: int
+    With row ``weights (N,)`` (e.g. each unique environment's number of symmetry copies) every sum over rows
+    is weighted, ``n = sum(weights)``: the moments of the rows repeated ``weights`` times."""
+
+    n: float
     total: np.ndarray
     gram: np.ndarray
     row_sq: np.ndarray
     row_dot_total: np.ndarray
+    weights: np.ndarray | None = None
+
+    def weighted(self, per_row: np.ndarray) -> np.ndarray:
+        """``per_row (N,)`` times the row weights (unchanged without weights)."""
+        return per_row if self.weights is None else per_row * self.weights
 
     @property
     def mean(self) -> np.ndarray:
@@ -49,32 +57,41 @@ class Moments:
         return self.gram - np.outer(self.total, self.total) / self.n
 
 
-def moments(x: np.ndarray, chunk: int = ROW_CHUNK) -> Moments:
-    """One pass (two for the row dot products) over ``x (N, d)`` in float64."""
+def moments(x: np.ndarray, chunk: int = ROW_CHUNK, weights: np.ndarray | None = None) -> Moments:
+    """One pass (two for the row dot products) over ``x (N, d)`` in float64; optional row ``weights (N,)``."""
     n, d = x.shape
     total = np.zeros(d)
     gram = np.zeros((d, d))
     row_sq = np.empty(n)
     for start in range(0, n, chunk):
         block = np.asarray(x[start : start + chunk], dtype=np.float64)
-        total += block.sum(axis=0)
-        gram += block.T @ block
+        if weights is None:
+            total += block.sum(axis=0)
+            gram += block.T @ block
+        else:
+            w = np.asarray(weights[start : start + chunk], dtype=np.float64)
+            total += w @ block
+            gram += block.T @ (block * w[:, None])
         row_sq[start : start + chunk] = np.einsum("ij,ij->i", block, block)
     row_dot_total = np.empty(n)
     for start in range(0, n, chunk):
         row_dot_total[start : start + chunk] = np.asarray(x[start : start + chunk], dtype=np.float64) @ total
-    return Moments(n, total, gram, row_sq, row_dot_total)
+    if weights is None:
+        return Moments(n, total, gram, row_sq, row_dot_total)
+    weights = np.asarray(weights, dtype=np.float64)
+    return Moments(float(weights.sum()), total, gram, row_sq, row_dot_total, weights)
 
 
-def cross_gram(x: np.ndarray, y: np.ndarray, chunk: int = ROW_CHUNK) -> np.ndarray:
-    """Raw ``X^T Y``, shape ``(d_x, d_y)``, accumulated in float64 over row chunks."""
+def cross_gram(x: np.ndarray, y: np.ndarray, chunk: int = ROW_CHUNK, weights: np.ndarray | None = None) -> np.ndarray:
+    """Raw ``X^T Y`` (``X^T W Y`` with row ``weights``), shape ``(d_x, d_y)``, in float64 over row chunks."""
     if len(x) != len(y):
         raise ValueError(f"spaces have different numbers of atoms: {len(x)} vs {len(y)}")
     cross = np.zeros((x.shape[1], y.shape[1]))
     for start in range(0, len(x), chunk):
-        cross += np.asarray(x[start : start + chunk], dtype=np.float64).T @ np.asarray(
-            y[start : start + chunk], dtype=np.float64
-        )
+        block_y = np.asarray(y[start : start + chunk], dtype=np.float64)
+        if weights is not None:
+            block_y = block_y * np.asarray(weights[start : start + chunk], dtype=np.float64)[:, None]
+        cross += np.asarray(x[start : start + chunk], dtype=np.float64).T @ block_y
     return cross
 
 
@@ -119,19 +136,25 @@ def _unbiased_hsic(cross_sq: float, mx: Moments, my: Moments, row_sq_dot: float,
     |x_i|^2 |y_i|^2`` and ``u_dot_v = sum_i (x_i . s_x - |x_i|^2)(y_i . s_y - |y_i|^2)``."""
     m = mx.n
     trace_term = cross_sq - row_sq_dot  # tr(K~ L~), K~ = K with zero diagonal
-    sum_k = mx.total @ mx.total - mx.row_sq.sum()
-    sum_l = my.total @ my.total - my.row_sq.sum()
+    sum_k = mx.total @ mx.total - mx.weighted(mx.row_sq).sum()
+    sum_l = my.total @ my.total - my.weighted(my.row_sq).sum()
     return (trace_term + sum_k * sum_l / ((m - 1) * (m - 2)) - 2 * u_dot_v / (m - 2)) / (m * (m - 3))
 
 
 def debiased_cka_from_moments(cross: np.ndarray, mx: Moments, my: Moments) -> float:
     """Debiased linear CKA: unbiased HSIC estimators (as in Nguyen et al. 2021 and Huh et al. 2024)
-    in place of the biased ones; ``cross`` is the raw ``X^T Y``."""
+    in place of the biased ones; ``cross`` is the raw ``X^T Y`` (``X^T W Y`` for weighted moments: then it is
+    the estimator on the rows repeated by their weights, whose copies are not each other's diagonal)."""
     u = mx.row_dot_total - mx.row_sq
     v = my.row_dot_total - my.row_sq
-    hsic_xy = _unbiased_hsic(float(np.sum(cross**2)), mx, my, float(mx.row_sq @ my.row_sq), float(u @ v))
-    hsic_xx = _unbiased_hsic(float(np.sum(mx.gram**2)), mx, mx, float(mx.row_sq @ mx.row_sq), float(u @ u))
-    hsic_yy = _unbiased_hsic(float(np.sum(my.gram**2)), my, my, float(my.row_sq @ my.row_sq), float(v @ v))
+    wu, wv = mx.weighted(u), my.weighted(v)
+    hsic_xy = _unbiased_hsic(float(np.sum(cross**2)), mx, my, float(mx.row_sq @ my.weighted(my.row_sq)), float(u @ wv))
+    hsic_xx = _unbiased_hsic(
+        float(np.sum(mx.gram**2)), mx, mx, float(mx.row_sq @ mx.weighted(mx.row_sq)), float(u @ wu)
+    )
+    hsic_yy = _unbiased_hsic(
+        float(np.sum(my.gram**2)), my, my, float(my.row_sq @ my.weighted(my.row_sq)), float(v @ wv)
+    )
     if hsic_xx <= 0 or hsic_yy <= 0:
         return float("nan")
     return float(hsic_xy / np.sqrt(hsic_xx * hsic_yy))
@@ -182,8 +205,10 @@ class SplitMoments:
     test: Moments
 
 
-def split_moments(x: np.ndarray, train: np.ndarray) -> SplitMoments:
-    return SplitMoments(moments(x[train]), moments(x[~train]))
+def split_moments(x: np.ndarray, train: np.ndarray, weights: np.ndarray | None = None) -> SplitMoments:
+    if weights is None:
+        return SplitMoments(moments(x[train]), moments(x[~train]))
+    return SplitMoments(moments(x[train], weights=weights[train]), moments(x[~train], weights=weights[~train]))
 
 
 def gfre_from_moments(
@@ -417,13 +442,19 @@ def optimal_transport_distance(x: np.ndarray, y: np.ndarray) -> float:
 
 
 def information_imbalance(
-    x: np.ndarray, y: np.ndarray, neighbours_x: np.ndarray, queries: np.ndarray, chunk: int | None = None
+    x: np.ndarray,
+    y: np.ndarray,
+    neighbours_x: np.ndarray,
+    queries: np.ndarray,
+    chunk: int | None = None,
+    groups: np.ndarray | None = None,
 ) -> float:
     """Information imbalance Delta(X -> Y) (Glielmo et al., PNAS Nexus 1, pgac039 (2022)):
     ``2/N`` times the mean rank, in Y, of each query's nearest neighbour in X. ~0: X's
     neighbourhoods predict Y's; ~1: no information. Like the neighbour lists, distances are between
     unit-normalised rows (cosine order). Ranks are exact over all N rows; queries are a (seeded)
-    subsample."""
+    subsample. With ``groups (N,)`` (structure of each row), rows of a query's own group are not ranked (as
+    for neighbour lists searched with ``groups``)."""
     y = unit_rows(np.asarray(y, dtype=np.float64))
     n = len(y)
     chunk = chunk or max(1, 2**24 // n)  # a (chunk, N) float64 block of at most 128 MiB
@@ -433,6 +464,8 @@ def information_imbalance(
         batch = queries[start : start + chunk]
         distance = square[batch, None] + square[None, :] - 2 * y[batch] @ y.T
         distance[np.arange(len(batch)), batch] = np.inf  # a point is not its own neighbour
+        if groups is not None:
+            distance[groups[batch][:, None] == groups[None, :]] = np.inf
         target = distance[np.arange(len(batch)), neighbours_x[batch, 0]]
         # neighbours come from a float32 search: closer by less than its round-off counts as a tie
         ranks[start : start + chunk] = (distance < target[:, None] - RANK_TOLERANCE).sum(axis=1) + 1

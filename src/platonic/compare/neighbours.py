@@ -28,10 +28,12 @@ def nearest_neighbours(
     n_probe: int = 32,
     seed: int = 0,
     threads: int | None = None,
+    groups: np.ndarray | None = None,
 ) -> np.ndarray:
     """The ``k`` nearest neighbours of every row of ``x (N, d)`` by cosine similarity, excluding the
     row itself; ``(N, k)`` int64, nearest first. ``method``: ``exact``, ``ivf`` or ``auto`` (exact
-    up to ``exact_limit`` rows)."""
+    up to ``exact_limit`` rows). With ``groups (N,)`` (e.g. each row's structure), rows of the same group
+    are never neighbours."""
     import faiss
 
     n = len(x)
@@ -59,14 +61,18 @@ def nearest_neighbours(
     index.add(unit)
     # float32 inner products cannot order neighbours closer than ~3e-4 on the unit sphere (cosine
     # near 1 loses its digits), so fetch extra candidates and re-rank them in float64
-    candidates = min(n, 2 * k + 1)
+    # (with groups, enough more that k candidates outside the row's own group always remain)
+    largest = 0 if groups is None else int(np.unique(groups, return_counts=True)[1].max())
+    if groups is not None and n - largest < k:
+        raise ValueError(f"k = {k} neighbours from other groups need more than {n} rows (largest group {largest})")
+    candidates = min(n, 2 * k + 1 + largest)
     _, found = index.search(unit, candidates)
     if (found < 0).any():
         raise RuntimeError("the neighbour index returned too few neighbours; raise n_probe")
-    return _rerank(np.asarray(x), found, k)
+    return _rerank(np.asarray(x), found, k, groups)
 
 
-def _rerank(x: np.ndarray, found: np.ndarray, k: int) -> np.ndarray:
+def _rerank(x: np.ndarray, found: np.ndarray, k: int, groups: np.ndarray | None = None) -> np.ndarray:
     """Exact float64 cosine order of each row's candidates (self removed, ties by lower index);
     the first ``k``. Works block by block, so memory stays bounded whatever N."""
     chunk = max(64, 2**24 // (found.shape[1] * x.shape[1]))  # gathered candidates: <= 128 MiB per block
@@ -82,6 +88,8 @@ def _rerank(x: np.ndarray, found: np.ndarray, k: int) -> np.ndarray:
         similarity = np.einsum("id,icd->ic", np.asarray(x[rows], dtype=np.float64), gathered)
         similarity /= norms[rows, None] * norms[candidates]
         similarity[candidates == rows[:, None]] = -np.inf  # never a row's own neighbour
+        if groups is not None:
+            similarity[groups[candidates] == groups[rows][:, None]] = -np.inf
         order = np.lexsort((candidates, -similarity), axis=1)[:, :k]
         out[rows] = np.take_along_axis(candidates, order, axis=1)
     return out

@@ -27,6 +27,7 @@ def pairwise_similarity(
     structure_index: np.ndarray | None = None,
     settings: SimilaritySettings | None = None,
     client=None,
+    weights: np.ndarray | None = None,
 ) -> xr.Dataset:
     """Compare all model pairs in every space.
 
@@ -34,7 +35,10 @@ def pairwise_similarity(
     hold the same N atoms in the same order. ``structure_index (N,)`` groups atoms by structure
     so that GFRE's train/test split never separates atoms of one structure (default: each atom
     its own group). ``settings.metrics`` are computed (registry names), on ``settings.threads`` threads or
-    on a dask ``client``. Returns ``similarity (metric, space, model_a, model_b)``,
+    on a dask ``client``. ``weights (N,)`` weight the rows of the moment-based metrics (CKA, debiased CKA,
+    SVCCA, Procrustes, GFRE), e.g. by the number of symmetry copies of each unique environment; with
+    ``settings.neighbours == "other-structures"`` no atom's neighbours come from its own structure.
+    Returns ``similarity (metric, space, model_a, model_b)``,
     ``n_samples (metric)`` and ``intrinsic_dimension (space, model)``.
     """
     settings = settings or SimilaritySettings()
@@ -53,7 +57,9 @@ def pairwise_similarity(
     rng = np.random.default_rng(settings.seed)
     subsample = np.sort(rng.choice(n, size=min(settings.subsample, n), replace=False))
     queries = np.sort(rng.choice(n, size=min(settings.queries, n), replace=False))
-    train = _structure_split(structure_index if structure_index is not None else np.arange(n), settings)
+    groups = structure_index if structure_index is not None else np.arange(n)
+    train = _structure_split(groups, settings)
+    excluded = groups if settings.neighbours == "other-structures" else None
     atoms_used = {"all": n, "subsample": len(subsample), "queries": len(queries), "test": int(np.count_nonzero(~train))}
     wanted = set(settings.metrics)
     needs_neighbours = any(METRICS[m].neighbours for m in wanted)
@@ -65,12 +71,13 @@ def pairwise_similarity(
         # MB again for every task that takes it
         data = {m: delayed(x, name=f"features-{space}-{m}") for m, x in spaces[space].items()}
         train_rows = delayed(train, name=f"train-{space}")
-        full = {m: delayed(metrics.moments)(x) for m, x in data.items()}
-        split = {m: delayed(metrics.split_moments)(x, train_rows) for m, x in data.items()}
+        w = None if weights is None else delayed(np.asarray(weights, np.float64), name=f"weights-{space}")
+        full = {m: delayed(metrics.moments)(x, weights=w) for m, x in data.items()}
+        split = {m: delayed(metrics.split_moments)(x, train_rows, w) for m, x in data.items()}
         k_max = max(k, lfre_k, 2)
         neighbours = {
             m: delayed(nearest_neighbours)(
-                x, k_max, settings.neighbour_search, n_probe=settings.n_probe, seed=settings.seed
+                x, k_max, settings.neighbour_search, n_probe=settings.n_probe, seed=settings.seed, groups=excluded
             )
             for m, x in data.items()
         }
@@ -78,8 +85,8 @@ def pairwise_similarity(
             dimension_tasks[space, m] = delayed(_twonn)(x, neighbours[m])
         for a, b in itertools.combinations_with_replacement(models, 2):
             x, y = data[a], data[b]
-            cross = delayed(metrics.cross_gram)(x, y)
-            cross_split = delayed(_split_cross)(x, y, train_rows) if "gfre" in wanted else None
+            cross = delayed(metrics.cross_gram)(x, y, weights=w)
+            cross_split = delayed(_split_cross)(x, y, train_rows, w) if "gfre" in wanted else None
             if wanted & {"linear_cka", "svcca", "procrustes"}:
                 covariances = delayed(_centred_covariances)(cross, full[a], full[b])
             if "linear_cka" in wanted:
@@ -112,7 +119,7 @@ def pairwise_similarity(
                     tasks["lfre", space, source, target] = delayed(_lfre)(xs, xt, neighbours[source], lfre_k, queries)
                 if "information_imbalance" in wanted:
                     tasks["information_imbalance", space, source, target] = delayed(metrics.information_imbalance)(
-                        xs, xt, neighbours[source], queries
+                        xs, xt, neighbours[source], queries, groups=excluded
                     )
     if not needs_neighbours:
         dimension_tasks = {}
@@ -145,6 +152,8 @@ def pairwise_similarity(
         "source that predicts model_b"
     )
     recorded = {k: v for k, v in asdict(settings).items() if k not in ("metrics", "threads")}
+    if weights is not None:
+        recorded["n_weighted_atoms"] = float(np.sum(weights))
     ds.attrs.update(kind="similarity", n_atoms=n, directed_metrics=sorted(DIRECTED & wanted), **recorded)
     return ds
 
@@ -187,9 +196,14 @@ def _on_rows(metric, x, y, rows) -> float:
     return metric(x[rows], y[rows])
 
 
-def _split_cross(x, y, train) -> tuple[np.ndarray, np.ndarray]:
+def _split_cross(x, y, train, weights=None) -> tuple[np.ndarray, np.ndarray]:
     """Raw ``X^T Y`` on the train and on the test rows (computed once per pair, used both ways)."""
-    return metrics.cross_gram(x[train], y[train]), metrics.cross_gram(x[~train], y[~train])
+    if weights is None:
+        return metrics.cross_gram(x[train], y[train]), metrics.cross_gram(x[~train], y[~train])
+    return (
+        metrics.cross_gram(x[train], y[train], weights=weights[train]),
+        metrics.cross_gram(x[~train], y[~train], weights=weights[~train]),
+    )
 
 
 def _gfre(cross_split, forward: bool, split_source, split_target) -> float:

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import logging
 
-from platonic.settings import AnchorSettings
+from platonic.settings import AnchorSettings, SimilaritySettings
 from platonic.stages.common import check_same_structures, model_stores
 
 log = logging.getLogger("platonic")
 
 
-def anchors(embeddings: list[str], output: str, settings: AnchorSettings) -> None:
-    """Anchor store ``output``: ``settings.n`` atoms chosen on the reference model among atoms every model embedded."""
-    from platonic.anchors import anchor_dataset, common_valid, select_anchors
-    from platonic.store import write_store
+def anchors(structures: str, embeddings: list[str], output: str, settings: AnchorSettings) -> None:
+    """Anchor store ``output``: ``settings.n`` atoms chosen on the reference model among the compared atoms
+    (every model embedded them; with ``settings.atoms == "unique"``, one per crystallographic orbit of the
+    structure store ``structures``), which it records for every later stage."""
+    from platonic.anchors import anchor_dataset, common_valid, compared_atoms, select_anchors
+    from platonic.store import open_store, write_store
 
     stores = model_stores(embeddings)
     reference_model = settings.reference_model or next(iter(stores))
@@ -21,10 +23,16 @@ def anchors(embeddings: list[str], output: str, settings: AnchorSettings) -> Non
         raise ValueError(f"reference model {reference_model!r} is not among the embedded models {list(stores)}")
     check_same_structures(stores)
     valid = common_valid([s["valid"].values for s in stores.values()])
+    structure_store = open_store(structures)
+    if structure_store.attrs["structure_set_hash"] != next(iter(stores.values())).attrs["structure_set_hash"]:
+        raise ValueError(f"{structures} is not the structure set the embeddings were computed on")
+    # null: the similarity stage's setting (validate_config writes it in; by hand, its schema default)
+    atoms = settings.atoms or SimilaritySettings().atoms
+    compared = compared_atoms(valid, structure_store["orbit"].values, atoms)
     reference = stores[reference_model]
     try:
         chosen = select_anchors(
-            reference["embedding"].values, settings.n, settings.method, settings.seed, candidates=valid
+            reference["embedding"].values, settings.n, settings.method, settings.seed, candidates=compared
         )
     except ValueError as err:
         raise ValueError(f"{err} (anchors.n, anchors.method)") from err
@@ -33,6 +41,10 @@ def anchors(embeddings: list[str], output: str, settings: AnchorSettings) -> Non
         valid,
         reference["Z"].values,
         reference["structure_id"].values,
+        compared=compared,
+        multiplicity=structure_store["multiplicity"].values,
+        atoms=atoms,
+        symprec=structure_store.attrs["symprec"],
         reference_model=reference_model,
         method=settings.method,
         seed=settings.seed,
@@ -40,12 +52,14 @@ def anchors(embeddings: list[str], output: str, settings: AnchorSettings) -> Non
     )
     write_store(ds, output)
     log.info(
-        "%d anchors on %s (%s, seed %d); %d atoms valid in all models",
+        "%d anchors on %s (%s, seed %d); %d atoms valid in all models, %d compared (atoms: %s)",
         settings.n,
         reference_model,
         settings.method,
         settings.seed,
         int(valid.sum()),
+        int(compared.sum()),
+        atoms,
     )
 
 

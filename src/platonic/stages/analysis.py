@@ -6,7 +6,7 @@ import logging
 
 import numpy as np
 
-from platonic.settings import ArithmeticSettings, AuditSettings, TransferSettings
+from platonic.settings import ArithmeticSettings, AuditSettings, SymmetrySettings, TransferSettings
 from platonic.stages.common import check_structure_store, model_stores, shared_space, write_rows
 
 log = logging.getLogger("platonic")
@@ -166,3 +166,58 @@ def analogies(projections: list[str], anchors: str, table: str, settings: Arithm
         if row["rank"] == 1:
             log.info("%s: %s = %s (expected %s at rank %s)", row["model"], row["analogy"], row["element"],
                      row["expected"] or "-", row["expected_rank"])  # fmt: skip
+
+
+SYMMETRY_COLUMNS = ["model", "orbits_with_copies", "scale", "median_relative_spread", "max_relative_spread",
+                    "flagged_orbits", "flagged_structures", "threshold"]  # fmt: skip
+FLAGGED_COLUMNS = ["model", "material_id", "atom", "element", "multiplicity", "relative_spread"]
+
+
+def symmetry(structures: str, embeddings: list[str], anchors: str, table: str, flagged_table: str,
+             settings: SymmetrySettings, figure: str | None = None) -> None:  # fmt: skip
+    """Symmetry-breaking audit: per model the spread of its embeddings over the copies of each orbit relative to
+    its typical distance between distinct environments (``platonic.symmetry.symmetry_breaking``), on the atoms
+    every model embedded -> a per-model CSV ``table``, the flagged orbits ``flagged_table`` and ``figure``."""
+    from ase.data import chemical_symbols
+
+    from platonic.figures import save_figure, symmetry_breaking_figure
+    from platonic.store import open_store
+    from platonic.symmetry import symmetry_breaking
+
+    structure_store = open_store(structures)
+    valid = open_store(anchors)["common_valid"].values
+    stores = model_stores(embeddings)
+    check_structure_store(structure_store, structures, next(iter(stores.values())))
+    orbit = structure_store["orbit"].values[valid]
+    structure = structure_store["structure_index"].values[valid]
+    z = structure_store["Z"].values[valid]
+    ids = structure_store["material_id"].values
+    results, rows, flagged = {}, [], []
+    for model, store in stores.items():
+        result = symmetry_breaking(
+            store["embedding"].values[valid], orbit, structure, z, settings.threshold, random_state=settings.seed
+        )
+        results[model] = result
+        copied = result.multiplicity > 1
+        rows.append({
+            "model": model, "orbits_with_copies": int(copied.sum()), "scale": result.scale,
+            "median_relative_spread": float(np.median(result.relative[copied])) if copied.any() else float("nan"),
+            "max_relative_spread": float(result.relative.max()) if result.relative.size else float("nan"),
+            "flagged_orbits": int(result.flagged.sum()),
+            "flagged_structures": int((result.structure_flagged > 0).sum()), "threshold": settings.threshold,
+        })  # fmt: skip
+        for i in np.flatnonzero(result.flagged):
+            flagged.append({
+                "model": model, "material_id": str(ids[result.structure[i]]), "atom": int(result.orbit[i]),
+                "element": chemical_symbols[int(result.Z[i])], "multiplicity": int(result.multiplicity[i]),
+                "relative_spread": float(result.relative[i]),
+            })  # fmt: skip
+        row = rows[-1]
+        log.info("%s: %d of %d orbits with copies flagged (median relative spread %.2e)", model,
+                 row["flagged_orbits"], row["orbits_with_copies"], row["median_relative_spread"])  # fmt: skip
+    write_rows(table, rows, SYMMETRY_COLUMNS)
+    flagged.sort(key=lambda r: -r["relative_spread"])
+    write_rows(flagged_table, flagged, FLAGGED_COLUMNS)
+    if figure:
+        save_figure(symmetry_breaking_figure({m: r.relative[r.multiplicity > 1] for m, r in results.items()},
+                                             settings.threshold), figure)  # fmt: skip

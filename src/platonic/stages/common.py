@@ -34,10 +34,10 @@ def check_same_structures(stores: dict[str, xr.Dataset]) -> None:
 
 
 def shared_space(anchors_path: str, projection_paths: list[str]) -> tuple[np.ndarray, dict, xr.Dataset]:
-    """The anchor store's ``common_valid`` mask, ``{model: coordinates (n_valid, K)}`` and the first projection
-    store (for its per-atom coordinates), checked to share one anchor set."""
+    """The anchor store's ``compared`` mask (the atoms every stage compares), ``{model: coordinates (n, K)}`` and
+    the first projection store (for its per-atom coordinates), checked to share one anchor set."""
     anchors = open_store(anchors_path)
-    valid = anchors["common_valid"].values
+    valid = anchors["compared"].values
     stores = model_stores(projection_paths)
     for model, store in stores.items():
         if store.attrs.get("anchor_set_hash") != anchors.attrs["anchor_set_hash"]:

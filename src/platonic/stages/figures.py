@@ -48,14 +48,14 @@ def overview(
     anchors: str | None = None,
 ) -> None:
     """One of ``OVERVIEW_FIGURES``; ``embeddings``/``projections`` where the figure draws atoms, on the anchor
-    store's ``common_valid`` atoms."""
+    store's ``compared`` atoms."""
     from platonic import elements, figures
     from platonic.compare import model_space
     from platonic.store import open_store
 
     ds = open_store(similarity).load()
     models = [str(m) for m in ds.model_a.values]
-    valid = open_store(anchors)["common_valid"].values if anchors else None
+    valid = open_store(anchors)["compared"].values if anchors else None
 
     def by_model(paths, what: str) -> dict:
         if not paths:

@@ -18,11 +18,18 @@ def run(input: str, output: str, settings: DatasetSettings) -> None:
     structures = read_structures(input, limit=settings.limit, max_volume_per_atom=settings.max_volume_per_atom)
     for structure_id, reason in structures.rejected:
         log.warning("rejected structure %s: %s", structure_id, reason)
-    write_store(structures_to_dataset(structures, source=input), output)
+    ds = structures_to_dataset(structures, source=input, symprec=settings.symprec)
+    for structure_id, reason in zip(ds["material_id"].values, ds["symmetry_reason"].values, strict=True):
+        if reason:
+            log.warning("no symmetry analysis of %s (one orbit per atom): %s", structure_id, reason)
+    write_store(ds, output)
     log.info(
-        "%d structures, %d atoms -> %s (%d rejected; the store's rejected_ids/rejected_reasons list them)",
+        "%d structures, %d atoms in %d symmetry orbits (symprec %g A) -> %s (%d rejected; the store's"
+        " rejected_ids/rejected_reasons list them)",
         len(structures),
         structures.n_atoms,
+        ds.attrs["n_orbits"],
+        settings.symprec,
         output,
         len(structures.rejected),
     )

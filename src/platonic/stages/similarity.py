@@ -22,14 +22,22 @@ def run(
     dask: DaskSettings,
     scheduler: str | None = None,
 ) -> None:
-    """Compare the models of ``embeddings``/``projections`` on the anchor store's ``common_valid`` atoms; the tasks
-    run where ``dask`` says (or on the running dask scheduler at address ``scheduler``)."""
+    """Compare the models of ``embeddings``/``projections`` on the anchor store's ``compared`` atoms (every model
+    embedded them; one per symmetry orbit with ``settings.atoms == "unique"``); the tasks run where ``dask``
+    says (or on the running dask scheduler at address ``scheduler``)."""
     from platonic.compare.dask_cluster import make_cluster
     from platonic.compare.similarity import pairwise_similarity, similarity_table
     from platonic.store import open_store, write_store
 
     anchor_store = open_store(anchors)
-    valid = anchor_store["common_valid"].values
+    if anchor_store.attrs.get("atoms") != settings.atoms:
+        raise ValueError(
+            f"{anchors} compares {anchor_store.attrs.get('atoms')!r} atoms, similarity.atoms is {settings.atoms!r};"
+            " re-run anchors with anchors.atoms = similarity.atoms"
+        )
+    valid = anchor_store["compared"].values
+    multiplicity = anchor_store["multiplicity"].values[valid]
+    use_weights = settings.atoms == "unique" and settings.weights == "multiplicity"
     stores = model_stores(embeddings)
     raw = {m: s["embedding"].values[valid] for m, s in stores.items()}
     projected = {m: s["coordinate"].values[valid] for m, s in model_stores(projections).items()}
@@ -47,7 +55,11 @@ def run(
         log.info("dask dashboard/scheduler: %s", client.scheduler.address if client.scheduler else scheduler)
     try:
         ds = pairwise_similarity(
-            {"raw": raw, "anchor": projected}, structure_index=structure_index, settings=settings, client=client
+            {"raw": raw, "anchor": projected},
+            structure_index=structure_index,
+            settings=settings,
+            client=client,
+            weights=multiplicity if use_weights else None,
         )
     finally:
         if client is not None:
@@ -58,7 +70,12 @@ def run(
         anchor_set_hash=anchor_store.attrs["anchor_set_hash"],
         structure_set_hash=anchor_store.attrs["structure_set_hash"],
         n_anchors=int(anchor_store.sizes["anchor"]),
-        n_excluded_atoms=int((~valid).sum()),
+        n_excluded_atoms=int((~anchor_store["common_valid"].values).sum()),
+        n_valid_atoms=int(anchor_store["common_valid"].values.sum()),
+        n_symmetry_copies_left_out=int((anchor_store["common_valid"].values & ~valid).sum()),
+        atoms=settings.atoms,
+        weights=settings.weights if settings.atoms == "unique" else "uniform",
+        neighbours=settings.neighbours,
     )
     write_store(ds, output)
     write_rows(table, similarity_table(ds))
