@@ -54,8 +54,10 @@ def test_default_config_dry_run_fans_out_one_embed_per_model():
         "transfer": 1,
         "audit": 1,
         "analogies": 1,
+        "symmetry_audit": 1,
+        "atom_modes": 1,
         "all": 1,
-        "total": 18 + len(METRICS) + len(OVERVIEW) + 2 + 3,
+        "total": 18 + len(METRICS) + len(OVERVIEW) + 2 + 5,
     }
 
 
@@ -169,8 +171,14 @@ def test_tiny_end_to_end_run_with_two_real_models(tiny_run):
     sim = similarity_store["similarity"]
     raw = {m: open_store(results / f"embeddings/tiny/{m}.zarr") for m in config["models"]}
     a, b = (raw[m]["embedding"].values for m in config["models"])
-    assert a.shape[0] == b.shape[0] == similarity_store.attrs["n_atoms"] + similarity_store.attrs["n_excluded_atoms"]
-    expected = linear_cka(a.astype(np.float64), b.astype(np.float64))
+    # unique environments by default: one atom per symmetry orbit of the structure store, every model alike
+    orbit = open_store(results / "structures/tiny.zarr")["orbit"].values
+    compared = open_store(results / "anchors/tiny.zarr")["compared"].values
+    np.testing.assert_array_equal(compared, orbit == np.arange(len(orbit)))  # nothing excluded here
+    assert similarity_store.attrs["n_atoms"] == compared.sum() < len(a)
+    assert similarity_store.attrs["n_symmetry_copies_left_out"] == len(a) - compared.sum()
+    assert similarity_store.attrs["atoms"] == "unique" and similarity_store.attrs["weights"] == "uniform"
+    expected = linear_cka(a[compared].astype(np.float64), b[compared].astype(np.float64))
     got = float(sim.sel(metric="linear_cka", space="raw", model_a="chgnet-0.3.0", model_b="sevennet-0"))
     assert got == pytest.approx(expected, abs=1e-10)
     np.testing.assert_array_equal(raw["chgnet-0.3.0"]["atom"].values, raw["sevennet-0"]["atom"].values)
@@ -321,8 +329,15 @@ def test_tiny_run_writes_the_shared_space_analyses(tiny_run):
     assert np.isfinite(float(score.sel(space="anchor", source_model="chgnet-0.3.0", target_model="sevennet-0")))
     audit = open_store(analysis / "audit.zarr")
     assert sorted(audit["model"].values) == sorted(config["models"])
-    for name in ("contested_elements", "contested_structures", "element_bias", "analogies"):
+    for name in ("contested_elements", "contested_structures", "element_bias", "analogies", "symmetry_breaking"):
         assert (analysis / f"{name}.csv").read_text().count("\n") >= 1
+    # CHGNet and SevenNet are invariant by construction: their copies of one environment agree to round-off
+    import csv
+
+    rows = {r["model"]: r for r in csv.DictReader(open(analysis / "symmetry_breaking.csv"))}
+    assert sorted(rows) == sorted(config["models"])
+    for row in rows.values():
+        assert int(row["flagged_orbits"]) == 0 and float(row["max_relative_spread"]) < 1e-3, row
     html = (tmp_path / "report.html").read_text(errors="replace")
     assert "Zero-shot stitching" in html and "Most contested elements" in html
 

@@ -29,6 +29,31 @@ rule similarity:
         " --threads {threads} > {log} 2>&1"
 
 
+rule atom_modes:
+    input:
+        structures="results/structures/{dataset}.zarr",
+        embeddings=embedding_stores,
+        projections=projection_stores,
+        anchors="results/anchors/{dataset}.zarr",
+    output:
+        report(
+            "results/similarity/{dataset}_atoms.csv",
+            caption="../report/atom_modes.rst",
+            category="Similarity",
+        ),
+    log:
+        "results/logs/similarity/{dataset}_atoms.log",
+    conda:
+        "../../envs/analysis.yaml"
+    threads: config["similarity"]["threads"]
+    params:
+        settings=section("similarity"),
+    shell:
+        "python -m platonic atom-modes {output:q} --structures {input.structures:q}"
+        " --embeddings {input.embeddings:q} --projections {input.projections:q}"
+        " --anchors {input.anchors:q} --settings {params.settings:q} --threads {threads} > {log} 2>&1"
+
+
 rule figures:
     input:
         "results/similarity/{dataset}.zarr",

@@ -80,3 +80,53 @@ def run(
     write_store(ds, output)
     write_rows(table, similarity_table(ds))
     log.info("%d models, %d atoms -> %s", len(raw), int(valid.sum()), output)
+
+
+ATOM_MODES = {  # name -> (atoms, neighbours)
+    "all atoms": ("all", "all"),
+    "unique environments": ("unique", "all"),
+    "unique, other-structure neighbours": ("unique", "other-structures"),
+}
+MODE_METRICS = ("linear_cka", "mutual_knn")
+MODE_COLUMNS = ["metric", "space", "atoms", "n_atoms", "mean", "min", "max", "pairs"]
+
+
+def atom_modes(structures: str, embeddings: list[str], projections: list[str], anchors: str, table: str,
+               settings: SimilaritySettings) -> None:  # fmt: skip
+    """What counts as an atom, in numbers: linear CKA and mutual k-NN over every model pair (mean, min, max of the
+    off-diagonal values) with all atoms, unique environments, and unique environments with other-structure
+    neighbours; the rest of ``settings`` as configured (uniform weights) -> CSV ``table``."""
+    import dataclasses
+
+    from platonic.anchors import compared_atoms
+    from platonic.compare.similarity import pairwise_similarity
+    from platonic.store import open_store
+
+    anchor_store = open_store(anchors)
+    valid = anchor_store["common_valid"].values
+    orbit = open_store(structures)["orbit"].values
+    raw_stores, projection_stores = model_stores(embeddings), model_stores(projections)
+    first = next(iter(raw_stores.values()))
+    rows = []
+    for label, (atoms, neighbours) in ATOM_MODES.items():
+        keep = compared_atoms(valid, orbit, atoms)
+        spaces = {
+            "raw": {m: s["embedding"].values[keep] for m, s in raw_stores.items()},
+            "anchor": {m: s["coordinate"].values[keep] for m, s in projection_stores.items()},
+        }
+        ids = np.array([str(i) for i in first["structure_id"].values[keep]], dtype=object)
+        mode = dataclasses.replace(
+            settings, metrics=MODE_METRICS, atoms=atoms, weights="uniform", neighbours=neighbours
+        )
+        ds = pairwise_similarity(spaces, structure_index=np.unique(ids, return_inverse=True)[1], settings=mode)
+        off_diagonal = ~np.eye(ds.sizes["model_a"], dtype=bool)
+        for metric in MODE_METRICS:
+            for space in ds.space.values:
+                values = ds["similarity"].sel(metric=metric, space=space).values[off_diagonal]
+                rows.append({"metric": metric, "space": str(space), "atoms": label, "n_atoms": int(keep.sum()),
+                             "mean": float(values.mean()), "min": float(values.min()), "max": float(values.max()),
+                             "pairs": int(values.size // 2)})  # fmt: skip
+                log.info(
+                    "%s, %s, %s: mean %.3f over %d pairs", metric, space, label, rows[-1]["mean"], rows[-1]["pairs"]
+                )
+    write_rows(table, rows, MODE_COLUMNS)
