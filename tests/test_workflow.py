@@ -122,7 +122,7 @@ def test_schema_fills_defaults():
         "models": {"a": {"family": "chgnet", "checkpoint": "0.3.0"}, "b": {"family": "sevenn", "checkpoint": "7net-0"}},
     }
     validate(config, str(ROOT / "workflow/schemas/config.schema.yaml"))
-    assert config["anchors"] == {"reference_model": None, "n": 100, "method": "direct", "seed": 0}
+    assert config["anchors"] == {"reference_model": None, "n": 100, "method": "direct", "seed": 0, "atoms": None}
     assert config["similarity"]["k"] == 10 and config["embed"]["device"] == "auto"
     assert config["embed"]["dtype"] == "float32" and config["embed"]["cache_dir"] is None
     assert config["models"]["a"]["options"] == {}
