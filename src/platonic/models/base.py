@@ -32,7 +32,8 @@ class Adapter(ABC):
 
     Families with ``supports_random_weights`` also take ``options.weights: random`` (default
     ``pretrained``) and ``options.seed`` (default 0): the checkpoint's architecture, built by the
-    package's own constructors with torch seeded, so every parameter has its initial random value.
+    package's own constructors with torch seeded, so every learned parameter has its initial random
+    value (constants the checkpoint does not learn are kept, see ``random_weights``).
     Such a family keeps its ``torch.nn.Module`` in ``self.model``; provenance then adds ``weights``,
     ``weights_seed`` and ``weights_sha256`` (of the random state dict actually used), while
     ``checkpoint_sha256`` stays that of the file the architecture was read from.
@@ -243,23 +244,28 @@ def state_dict_sha256(module) -> str:
     return digest.hexdigest()
 
 
-def build_seeded(build, seed: int):
-    """``build()`` with torch's CPU generator seeded by ``seed`` (the architecture's own initialisation);
-    the global random state is left as it was. Build on the CPU and move the module afterwards."""
+def random_weights(build, trained, seed: int, name: str):
+    """The architecture of ``trained`` with seeded random weights: ``build()`` (the package's own
+    constructors, hence its own initialisation) with torch's CPU generator seeded by ``seed``, the global
+    random state left as it was. Parameters the checkpoint does not learn (``requires_grad`` false:
+    constants from the training data, e.g. SevenNet's average neighbour count) are copied from ``trained``.
+    Built on the CPU; move it afterwards."""
     import torch
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return build()
-
-
-def check_same_architecture(random, trained, name: str) -> None:
-    """The randomly built module has exactly the trained one's entries and shapes."""
-    shapes = {key: tuple(value.shape) for key, value in random.state_dict().items()}
+        model = build()
+    shapes = {key: tuple(value.shape) for key, value in model.state_dict().items()}
     expected = {key: tuple(value.shape) for key, value in trained.state_dict().items()}
     if shapes != expected:
         differing = sorted(set(shapes.items()) ^ set(expected.items()))[:5]
         raise ModelError(f"rebuilding {name} from its hyperparameters gives another architecture: {differing}")
+    parameters = dict(model.named_parameters())
+    with torch.no_grad():
+        for key, value in trained.named_parameters():
+            if not value.requires_grad:
+                parameters[key].copy_(value.detach().cpu())
+    return model
 
 
 def option_list(value) -> list:

@@ -8,7 +8,7 @@ import ase
 import numpy as np
 import torch
 
-from platonic.models.base import Adapter, ModelError, build_seeded, check_same_architecture
+from platonic.models.base import Adapter, ModelError, random_weights
 
 PACKAGED = {"0.3.0", "0.2.0", "r2scan"}
 
@@ -16,7 +16,8 @@ PACKAGED = {"0.3.0", "0.2.0", "r2scan"}
 class CHGNetAdapter(Adapter):
     """``layer`` indexes ``atom_conv_layers``; the default (-2) is the atom features CHGNet itself
     returns as ``atom_fea``: after the last message-passing block that feeds the readout.
-    ``options.weights: random`` builds ``CHGNet(**model_args)`` of the checkpoint under ``options.seed``."""
+    ``options.weights: random`` builds ``CHGNet(**model_args)`` of the checkpoint under ``options.seed``;
+    the fixed (not learned) AtomRef composition weights stay the checkpoint's."""
 
     family = "chgnet"
     package = "chgnet"
@@ -39,9 +40,8 @@ class CHGNetAdapter(Adapter):
                 )
             self.model = CHGNet.from_file(str(path)).to(self.device)
         if self.random_seed is not None:
-            trained = self.model
-            self.model = build_seeded(lambda: CHGNet(**trained.model_args), self.random_seed)
-            check_same_architecture(self.model, trained, f"CHGNet {self.checkpoint}")
+            trained, name = self.model, f"CHGNet {self.checkpoint}"
+            self.model = random_weights(lambda: CHGNet(**trained.model_args), trained, self.random_seed, name)
             self.model.to(self.device)
         self.model.eval()
         n_layers = len(self.model.atom_conv_layers)

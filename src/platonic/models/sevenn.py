@@ -8,7 +8,7 @@ import ase
 import numpy as np
 import torch
 
-from platonic.models.base import Adapter, ModelError, build_seeded, check_same_architecture
+from platonic.models.base import Adapter, ModelError, random_weights
 
 READOUT = "reduce_input_to_hidden"
 
@@ -25,7 +25,8 @@ class SevenNetAdapter(Adapter):
     scalar output of the last interaction block). Multi-fidelity checkpoints need ``modal``
     (e.g. ``PBE``); their modality one-hot is kept apart from the node features by SevenNet itself.
     ``options.weights: random`` builds the checkpoint's config with sevenn's own model builder under
-    ``options.seed``; the energy shift and scale (read from the config, after the features) stay the checkpoint's."""
+    ``options.seed``; the parameters it does not learn (the convolutions' denominator, the average
+    neighbour count of the training data, and the energy shift and scale) stay the checkpoint's."""
 
     family = "sevenn"
     package = "sevenn"
@@ -46,9 +47,10 @@ class SevenNetAdapter(Adapter):
         if self.random_seed is not None:
             from sevenn.model_build import build_E3_equivariant_model
 
-            trained = self.model
-            self.model = build_seeded(lambda: build_E3_equivariant_model(checkpoint.config), self.random_seed)
-            check_same_architecture(self.model, trained, f"SevenNet {self.checkpoint}")
+            def build():
+                return build_E3_equivariant_model(checkpoint.config)
+
+            self.model = random_weights(build, self.model, self.random_seed, f"SevenNet {self.checkpoint}")
         self.model.set_is_batch_data(True)
         self.model.to(self.device).eval()
         self.cutoff = float(checkpoint.config[KEY.CUTOFF])
