@@ -23,7 +23,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e ".[chgnet,sevenn,matgl,diep,umap,workflow,dev]"
+	$(BIN)/pip install --quiet -e ".[chgnet,sevenn,matgl,diep,soap,element,umap,workflow,dev]"
 	# MatterSim declares torchvision/torchaudio, which cannot load beside the CPU torch wheel, and its
 	# model code needs neither: install it without them (envs/mattersim.yaml has the full set)
 	$(BIN)/pip install --quiet --no-deps mattersim==1.2.3

@@ -18,6 +18,9 @@ FAMILIES: dict[str, str] = {
     "mattersim": "platonic.models.mattersim:MatterSimAdapter",
     "mace": "platonic.models.mace:MACEAdapter",
     "orb": "platonic.models.orb:OrbAdapter",
+    # control representations (no weights)
+    "element": "platonic.models.element:ElementAdapter",
+    "soap": "platonic.models.soap:SOAPAdapter",
 }
 
 # Named models. Weights of the first group ship inside their PyPI wheels (usable offline); the
@@ -31,6 +34,15 @@ PRESETS: dict[str, dict] = {
     "sevennet-l3i5": {"family": "sevenn", "checkpoint": "7net-l3i5"},
     "sevennet-mf-0": {"family": "sevenn", "checkpoint": "7net-mf-0", "options": {"modal": "PBE"}},
     "diep": {"family": "diep", "checkpoint": "diep_fold1"},
+    # controls: element identity, a classical descriptor, untrained networks of the same architecture
+    "element": {"family": "element", "checkpoint": "none"},
+    "soap": {"family": "soap", "checkpoint": "none"},
+    "chgnet-0.3.0-untrained": {"family": "chgnet", "checkpoint": "0.3.0", "options": {"weights": "random", "seed": 0}},
+    "sevennet-0-11jul2024-untrained": {
+        "family": "sevenn",
+        "checkpoint": "7net-0_11Jul2024",
+        "options": {"weights": "random", "seed": 0},
+    },
     # downloaded
     "sevennet-omat": {"family": "sevenn", "checkpoint": "7net-omat", "download": True},
     # matgl's MatPES potentials on the Hugging Face Hub (names as in matgl 4.1.2's documentation)

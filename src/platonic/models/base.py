@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
 from importlib import metadata
@@ -10,6 +11,9 @@ from pathlib import Path
 
 import ase
 import numpy as np
+import yaml
+
+WEIGHTS = ("pretrained", "random")
 
 
 class ModelError(RuntimeError):
@@ -25,12 +29,21 @@ class Adapter(ABC):
     the forward pass (``float32`` or ``float64``, where the family supports it), ``cache_dir``
     (where downloaded weights are kept; ``None`` is the package's own default) and
     family-specific ``options``.
+
+    Families with ``supports_random_weights`` also take ``options.weights: random`` (default
+    ``pretrained``) and ``options.seed`` (default 0): the checkpoint's architecture, built by the
+    package's own constructors with torch seeded, so every learned parameter has its initial random
+    value (constants the checkpoint does not learn are kept, see ``random_weights``).
+    Such a family keeps its ``torch.nn.Module`` in ``self.model``; provenance then adds ``weights``,
+    ``weights_seed`` and ``weights_sha256`` (of the random state dict actually used), while
+    ``checkpoint_sha256`` stays that of the file the architecture was read from.
     """
 
     family: str = ""
     package: str = ""
     default_checkpoint: str = ""
     dtypes: tuple[str, ...] = ("float32",)  # forward-pass precisions the family supports
+    supports_random_weights: bool = False  # can build its architecture with seeded random weights
 
     def __init__(
         self,
@@ -53,7 +66,21 @@ class Adapter(ABC):
         self.dtype = dtype
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else None
         self.options = options
+        self.random_seed = self._random_seed(options)
         self._loaded = False
+
+    def _random_seed(self, options: dict) -> int | None:
+        """The seed of ``options.weights: random``; ``None`` for the pretrained weights."""
+        weights = str(options.get("weights", "pretrained"))
+        if weights not in WEIGHTS:
+            raise ModelError(f"options.weights is one of {', '.join(WEIGHTS)}, not {weights!r}")
+        if weights == "pretrained":
+            if "seed" in options:
+                raise ModelError("options.seed applies only with options.weights: random")
+            return None
+        if not self.supports_random_weights:
+            raise ModelError(f"{self.family} models cannot be built with random weights (options.weights: random)")
+        return int(options.get("seed", 0))
 
     @property
     def torch_dtype(self):
@@ -71,9 +98,9 @@ class Adapter(ABC):
             self._loaded = True
 
     @abstractmethod
-    def _load(self) -> tuple[Path, frozenset[int], str]:
-        """Load the weights; return the checkpoint file, the atomic numbers the model knows and a
-        human-readable name of the features taken (e.g. ``atom_conv_layers[2]``)."""
+    def _load(self) -> tuple[Path | None, frozenset[int], str]:
+        """Load the weights; return the checkpoint file (``None`` for a weight-free family), the atomic
+        numbers the model knows and a human-readable name of the features taken (e.g. ``atom_conv_layers[2]``)."""
 
     @property
     def supported_numbers(self) -> frozenset[int]:
@@ -82,8 +109,8 @@ class Adapter(ABC):
         return self._supported
 
     @property
-    def checkpoint_path(self) -> Path:
-        """The weights file actually loaded."""
+    def checkpoint_path(self) -> Path | None:
+        """The weights file actually loaded (``None`` for a weight-free family)."""
         self.load()
         return self._checkpoint_path
 
@@ -112,18 +139,64 @@ class Adapter(ABC):
     def provenance(self) -> dict:
         """What a store needs to record to make its numbers reproducible."""
         self.load()
-        path = self.checkpoint_path
         return {
             "family": self.family,
             "package": self.package,
             "package_version": package_version(self.package),
             "checkpoint": str(self.checkpoint),
-            "checkpoint_file": path.name,
-            "checkpoint_sha256": file_sha256(path),
+            **self._weights_record(),
             "layer": self.layer_name,
             "device": self.device,
             "forward_dtype": self.dtype,
             "options": {k: str(v) for k, v in self.options.items()},
+        }
+
+    def _weights_record(self) -> dict:
+        """Where the weights come from: the checkpoint file and its sha256, and the seed and state-dict
+        sha256 of random weights."""
+        path = self.checkpoint_path
+        record = {"checkpoint_file": path.name, "checkpoint_sha256": file_sha256(path)}
+        if self.random_seed is not None:
+            record.update(weights="random", weights_seed=self.random_seed, weights_sha256=state_dict_sha256(self.model))
+        return record
+
+
+class WeightFreeAdapter(Adapter):
+    """A control representation computed by a fixed recipe, with no weights (element one-hot, SOAP).
+
+    ``checkpoint`` is ``"none"``; ``checkpoint_path`` is ``None``. Its provenance records
+    ``weights: none``, the recipe as canonical JSON (``settings``) and, in ``checkpoint_sha256``,
+    the sha256 of that JSON: a changed recipe changes the hash exactly as a changed checkpoint does.
+    Features are computed in float64 and returned in ``dtype``.
+    """
+
+    default_checkpoint = "none"
+    dtypes = ("float32", "float64")
+
+    def __init__(self, checkpoint: str | None = None, **kwargs):
+        super().__init__(checkpoint=checkpoint, **kwargs)
+        if self.checkpoint != "none":
+            raise ModelError(f"{self.family} has no weights: its checkpoint is 'none', not {self.checkpoint!r}")
+
+    def _load(self) -> tuple[None, frozenset[int], str]:
+        supported, layer_name = self._prepare()
+        return None, supported, layer_name
+
+    @abstractmethod
+    def _prepare(self) -> tuple[frozenset[int], str]:
+        """Set up the recipe; return the atomic numbers it covers and a name of the features."""
+
+    @abstractmethod
+    def settings(self) -> dict:
+        """Everything the features depend on, JSON-serialisable (library and version included)."""
+
+    def _weights_record(self) -> dict:
+        text = settings_json(self.settings())
+        return {
+            "checkpoint_file": "",
+            "checkpoint_sha256": hashlib.sha256(text.encode()).hexdigest(),
+            "weights": "none",
+            "settings": text,
         }
 
 
@@ -154,6 +227,55 @@ def package_version(package: str) -> str:
         return metadata.version(package)
     except metadata.PackageNotFoundError:
         return "not installed"
+
+
+def settings_json(settings: dict) -> str:
+    """Canonical JSON of a weight-free family's settings (sorted keys, no spaces): the text that is hashed."""
+    return json.dumps(settings, sort_keys=True, separators=(",", ":"))
+
+
+def state_dict_sha256(module) -> str:
+    """sha256 over a torch module's state dict: each entry's name, dtype, shape and bytes, in name order."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        array = tensor.detach().cpu().contiguous().numpy()
+        digest.update(f"{name}|{array.dtype}|{array.shape}|".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def random_weights(build, trained, seed: int, name: str):
+    """The architecture of ``trained`` with seeded random weights: ``build()`` (the package's own
+    constructors, hence its own initialisation) with torch's CPU generator seeded by ``seed``, the global
+    random state left as it was. Parameters the checkpoint does not learn (``requires_grad`` false:
+    constants from the training data, e.g. SevenNet's average neighbour count) are copied from ``trained``.
+    Built on the CPU; move it afterwards."""
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = build()
+    shapes = {key: tuple(value.shape) for key, value in model.state_dict().items()}
+    expected = {key: tuple(value.shape) for key, value in trained.state_dict().items()}
+    if shapes != expected:
+        differing = sorted(set(shapes.items()) ^ set(expected.items()))[:5]
+        raise ModelError(f"rebuilding {name} from its hyperparameters gives another architecture: {differing}")
+    parameters = dict(model.named_parameters())
+    with torch.no_grad():
+        for key, value in trained.named_parameters():
+            if not value.requires_grad:
+                parameters[key].copy_(value.detach().cpu())
+    return model
+
+
+def option_list(value) -> list:
+    """A list option, given as a list or as command-line text (``a,b`` or ``[a, b]``)."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            return list(yaml.safe_load(text))
+        return [item.strip() for item in text.split(",") if item.strip()]
+    return list(value)
 
 
 def file_sha256(path: Path) -> str:

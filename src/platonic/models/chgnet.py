@@ -8,18 +8,21 @@ import ase
 import numpy as np
 import torch
 
-from platonic.models.base import Adapter, ModelError
+from platonic.models.base import Adapter, ModelError, random_weights
 
 PACKAGED = {"0.3.0", "0.2.0", "r2scan"}
 
 
 class CHGNetAdapter(Adapter):
     """``layer`` indexes ``atom_conv_layers``; the default (-2) is the atom features CHGNet itself
-    returns as ``atom_fea``: after the last message-passing block that feeds the readout."""
+    returns as ``atom_fea``: after the last message-passing block that feeds the readout.
+    ``options.weights: random`` builds ``CHGNet(**model_args)`` of the checkpoint under ``options.seed``;
+    the fixed (not learned) AtomRef composition weights stay the checkpoint's."""
 
     family = "chgnet"
     package = "chgnet"
     default_checkpoint = "0.3.0"
+    supports_random_weights = True
 
     def _load(self) -> tuple[Path, frozenset[int], str]:
         from chgnet.model import CHGNet
@@ -36,6 +39,10 @@ class CHGNetAdapter(Adapter):
                     f"({', '.join(sorted(PACKAGED))}) nor an existing file"
                 )
             self.model = CHGNet.from_file(str(path)).to(self.device)
+        if self.random_seed is not None:
+            trained, name = self.model, f"CHGNet {self.checkpoint}"
+            self.model = random_weights(lambda: CHGNet(**trained.model_args), trained, self.random_seed, name)
+            self.model.to(self.device)
         self.model.eval()
         n_layers = len(self.model.atom_conv_layers)
         index = -2 if self.layer is None else int(self.layer)

@@ -8,7 +8,7 @@ import ase
 import numpy as np
 import torch
 
-from platonic.models.base import Adapter, ModelError
+from platonic.models.base import Adapter, ModelError, random_weights
 
 READOUT = "reduce_input_to_hidden"
 
@@ -23,11 +23,15 @@ DOWNLOADED = {
 class SevenNetAdapter(Adapter):
     """The default ``layer`` is the node features just before ``reduce_input_to_hidden`` (the
     scalar output of the last interaction block). Multi-fidelity checkpoints need ``modal``
-    (e.g. ``PBE``); their modality one-hot is kept apart from the node features by SevenNet itself."""
+    (e.g. ``PBE``); their modality one-hot is kept apart from the node features by SevenNet itself.
+    ``options.weights: random`` builds the checkpoint's config with sevenn's own model builder under
+    ``options.seed``; the parameters it does not learn (the convolutions' denominator, the average
+    neighbour count of the training data, and the energy shift and scale) stay the checkpoint's."""
 
     family = "sevenn"
     package = "sevenn"
     default_checkpoint = "7net-0_11Jul2024"
+    supports_random_weights = True
 
     def _load(self) -> tuple[Path, frozenset[int], str]:
         import sevenn._keys as KEY
@@ -40,6 +44,13 @@ class SevenNetAdapter(Adapter):
             raise ModelError(f"SevenNet checkpoint {self.checkpoint!r} cannot be loaded: {err}") from err
         # float32 only: e3nn compiles its linear layers for the dtype in effect when the model is built
         self.model = checkpoint.build_model()
+        if self.random_seed is not None:
+            from sevenn.model_build import build_E3_equivariant_model
+
+            def build():
+                return build_E3_equivariant_model(checkpoint.config)
+
+            self.model = random_weights(build, self.model, self.random_seed, f"SevenNet {self.checkpoint}")
         self.model.set_is_batch_data(True)
         self.model.to(self.device).eval()
         self.cutoff = float(checkpoint.config[KEY.CUTOFF])
