@@ -70,7 +70,8 @@ def transfer(
     ds.attrs.update(
         structure_set_hash=first.attrs["structure_set_hash"],
         anchor_set_hash=first.attrs["anchor_set_hash"],
-        n_excluded_atoms=int((~valid).sum()),
+        n_excluded_atoms=int((~open_store(anchors)["common_valid"].values).sum()),
+        n_compared_atoms=int(valid.sum()),
     )
     write_store(ds, output)
     write_rows(table, stitching.transfer_table(ds))
@@ -131,7 +132,8 @@ def audit(
     ds.attrs.update(
         structure_set_hash=first.attrs["structure_set_hash"],
         anchor_set_hash=first.attrs["anchor_set_hash"],
-        n_excluded_atoms=int((~valid).sum()),
+        n_excluded_atoms=int((~open_store(anchors)["common_valid"].values).sum()),
+        n_compared_atoms=int(valid.sum()),
         training_element_counts=sorted(training),
     )
     write_store(ds, output)
