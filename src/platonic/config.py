@@ -10,8 +10,19 @@ from __future__ import annotations
 
 import copy
 import difflib
+import functools
 from collections.abc import Iterable
 from pathlib import Path
+
+SCHEMA_PATH = Path(__file__).with_name("config.schema.yaml")
+
+
+@functools.cache
+def schema() -> dict:
+    """The workflow's configuration schema (parsed once)."""
+    import yaml
+
+    return yaml.safe_load(SCHEMA_PATH.read_text())
 
 
 class ConfigError(ValueError):
@@ -28,8 +39,6 @@ def validate_config(config: dict, schema_path: str | Path | None = None, familie
     """
     import yaml
     from jsonschema import Draft202012Validator
-
-    from platonic.settings import SCHEMA_PATH
 
     schema_path = Path(schema_path or SCHEMA_PATH)
     schema = yaml.safe_load(schema_path.read_text())

@@ -13,18 +13,11 @@ import copy
 import dataclasses
 import functools
 import typing
-from pathlib import Path
 from typing import Any, ClassVar
 
-SCHEMA_PATH = Path(__file__).with_name("config.schema.yaml")
+from platonic.config import SCHEMA_PATH, schema, validate_section
 
-
-@functools.cache
-def schema() -> dict:
-    """The workflow's configuration schema (parsed once)."""
-    import yaml
-
-    return yaml.safe_load(SCHEMA_PATH.read_text())
+__all__ = ["SCHEMA_PATH", "STAGE_SETTINGS", "Settings", "config_section", "schema", "section_schema"]
 
 
 def section_schema(path: tuple[str, ...]) -> dict:
@@ -63,8 +56,6 @@ class Settings:
 
         Raises ``ConfigError`` naming the offending key (``similarity.k: -3 is less than the minimum of 1``).
         """
-        from platonic.config import validate_section
-
         values = {**copy.deepcopy(mapping or {}), **overrides}
         values = validate_section(_thawed(values), cls.section, section_schema(cls.section))
         return cls(**{f.name: _frozen(values[f.name]) for f in dataclasses.fields(cls) if f.name in values})
