@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from platonic.settings import AnchorSettings, SimilaritySettings
-from platonic.stages.common import check_same_structures, model_stores
+from platonic.stages.common import check_same_structures, model_stores, open_structures
 
 log = logging.getLogger("platonic")
 
@@ -15,7 +15,7 @@ def anchors(structures: str, embeddings: list[str], output: str, settings: Ancho
     (every model embedded them; with ``settings.atoms == "unique"``, one per crystallographic orbit of the
     structure store ``structures``), which it records for every later stage."""
     from platonic.anchors import anchor_dataset, common_valid, compared_atoms, select_anchors
-    from platonic.store import open_store, write_store
+    from platonic.store import write_store
 
     stores = model_stores(embeddings)
     reference_model = settings.reference_model or next(iter(stores))
@@ -23,9 +23,7 @@ def anchors(structures: str, embeddings: list[str], output: str, settings: Ancho
         raise ValueError(f"reference model {reference_model!r} is not among the embedded models {list(stores)}")
     check_same_structures(stores)
     valid = common_valid([s["valid"].values for s in stores.values()])
-    structure_store = open_store(structures)
-    if structure_store.attrs["structure_set_hash"] != next(iter(stores.values())).attrs["structure_set_hash"]:
-        raise ValueError(f"{structures} is not the structure set the embeddings were computed on")
+    structure_store = open_structures(structures, next(iter(stores.values())))
     # null: the similarity stage's setting (validate_config writes it in; by hand, its schema default)
     atoms = settings.atoms or SimilaritySettings().atoms
     compared = compared_atoms(valid, structure_store["orbit"].values, atoms)

@@ -7,7 +7,7 @@ import logging
 import numpy as np
 
 from platonic.settings import ArithmeticSettings, AuditSettings, SymmetrySettings, TransferSettings
-from platonic.stages.common import check_structure_store, model_stores, shared_space, write_rows
+from platonic.stages.common import atom_counts, model_stores, open_structures, shared_space, write_rows
 
 log = logging.getLogger("platonic")
 
@@ -36,11 +36,10 @@ def transfer(
     from platonic import elements
     from platonic.analysis import transfer as stitching
     from platonic.figures import save_figure, transfer_heatmaps
-    from platonic.store import open_store, write_store
+    from platonic.store import write_store
 
-    valid, projected, first = shared_space(anchors, projections)
-    structure_store = open_store(structures)
-    check_structure_store(structure_store, structures, first)
+    valid, projected, first, anchor_store = shared_space(anchors, projections)
+    structure_store = open_structures(structures, first)
     raw = {m: s["embedding"].values[valid] for m, s in model_stores(embeddings).items()}
     if list(raw) != list(projected):
         raise ValueError(f"embeddings {list(raw)} and projections {list(projected)} name different models")
@@ -70,8 +69,7 @@ def transfer(
     ds.attrs.update(
         structure_set_hash=first.attrs["structure_set_hash"],
         anchor_set_hash=first.attrs["anchor_set_hash"],
-        n_excluded_atoms=int((~open_store(anchors)["common_valid"].values).sum()),
-        n_compared_atoms=int(valid.sum()),
+        **atom_counts(anchor_store),
     )
     write_store(ds, output)
     write_rows(table, stitching.transfer_table(ds))
@@ -106,11 +104,10 @@ def audit(
     """Where the models disagree (audit store ``output`` and three CSV tables) and which model departs where."""
     from platonic.analysis import audit as consistency
     from platonic.figures import departure_heatmap, save_figure
-    from platonic.store import open_store, write_store
+    from platonic.store import write_store
 
-    valid, projected, first = shared_space(anchors, projections)
-    structure_store = open_store(structures)
-    check_structure_store(structure_store, structures, first)
+    valid, projected, first, anchor_store = shared_space(anchors, projections)
+    structure_store = open_structures(structures, first)
     training = {}
     for model, path in settings.training_element_counts.items():
         if model not in projected:
@@ -132,8 +129,7 @@ def audit(
     ds.attrs.update(
         structure_set_hash=first.attrs["structure_set_hash"],
         anchor_set_hash=first.attrs["anchor_set_hash"],
-        n_excluded_atoms=int((~open_store(anchors)["common_valid"].values).sum()),
-        n_compared_atoms=int(valid.sum()),
+        **atom_counts(anchor_store),
         training_element_counts=sorted(training),
     )
     write_store(ds, output)
@@ -161,7 +157,7 @@ def analogies(projections: list[str], anchors: str, table: str, settings: Arithm
     """Embedding arithmetic ``a - b + c`` per model and analogy of ``settings.analogies`` -> CSV ``table``."""
     from platonic.analysis.arithmetic import analogy_table
 
-    valid, projected, first = shared_space(anchors, projections)
+    valid, projected, first, _ = shared_space(anchors, projections)
     rows = analogy_table(projected, first["Z"].values[valid], list(settings.analogies), top=settings.top)
     write_rows(table, rows)
     for row in rows:
@@ -186,10 +182,9 @@ def symmetry(structures: str, embeddings: list[str], anchors: str, table: str, f
     from platonic.store import open_store
     from platonic.symmetry import symmetry_breaking
 
-    structure_store = open_store(structures)
     valid = open_store(anchors)["common_valid"].values
     stores = model_stores(embeddings)
-    check_structure_store(structure_store, structures, next(iter(stores.values())))
+    structure_store = open_structures(structures, next(iter(stores.values())))
     orbit = structure_store["orbit"].values[valid]
     structure = structure_store["structure_index"].values[valid]
     z = structure_store["Z"].values[valid]

@@ -33,9 +33,9 @@ def check_same_structures(stores: dict[str, xr.Dataset]) -> None:
         raise ValueError(f"embedding stores come from different structure sets: {hashes}; re-run embed")
 
 
-def shared_space(anchors_path: str, projection_paths: list[str]) -> tuple[np.ndarray, dict, xr.Dataset]:
-    """The anchor store's ``compared`` mask (the atoms every stage compares), ``{model: coordinates (n, K)}`` and
-    the first projection store (for its per-atom coordinates), checked to share one anchor set."""
+def shared_space(anchors_path: str, projection_paths: list[str]) -> tuple[np.ndarray, dict, xr.Dataset, xr.Dataset]:
+    """The anchor store's ``compared`` mask (the atoms every stage compares), ``{model: coordinates (n, K)}``, the
+    first projection store (for its per-atom coordinates) and the anchor store, checked to share one anchor set."""
     anchors = open_store(anchors_path)
     valid = anchors["compared"].values
     stores = model_stores(projection_paths)
@@ -45,12 +45,28 @@ def shared_space(anchors_path: str, projection_paths: list[str]) -> tuple[np.nda
                 f"the projection of {model} was made with other anchors than {anchors_path}; re-run project"
             )
     coordinates = {m: s["coordinate"].values[valid] for m, s in stores.items()}
-    return valid, coordinates, next(iter(stores.values()))
+    return valid, coordinates, next(iter(stores.values())), anchors
 
 
-def check_structure_store(structures: xr.Dataset, path: str, store: xr.Dataset) -> None:
+def open_structures(path: str, store: xr.Dataset) -> xr.Dataset:
+    """The structure store at ``path``, checked to be the structure set ``store`` (a model's store) was made from."""
+    structures = open_store(path)
     if structures.attrs["structure_set_hash"] != store.attrs["structure_set_hash"]:
-        raise ValueError(f"{path} is not the structure set the projections were computed on")
+        raise ValueError(
+            f"{path} is not the structure set the {store.attrs.get('kind', 'model')} stores were computed on"
+        )
+    return structures
+
+
+def atom_counts(anchors: xr.Dataset) -> dict[str, int]:
+    """How many atoms the anchor store's masks keep and leave out, for the attrs of every store compared on them."""
+    valid, compared = anchors["common_valid"].values, anchors["compared"].values
+    return {
+        "n_excluded_atoms": int((~valid).sum()),  # a model could not embed them
+        "n_valid_atoms": int(valid.sum()),
+        "n_compared_atoms": int(compared.sum()),
+        "n_symmetry_copies_left_out": int((valid & ~compared).sum()),
+    }
 
 
 def write_rows(path: str | Path, rows: list[dict], columns: list[str] | None = None) -> None:

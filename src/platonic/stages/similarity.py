@@ -7,7 +7,7 @@ import logging
 import numpy as np
 
 from platonic.settings import DaskSettings, SimilaritySettings
-from platonic.stages.common import model_stores, write_rows
+from platonic.stages.common import atom_counts, model_stores, write_rows
 
 log = logging.getLogger("platonic")
 
@@ -70,9 +70,7 @@ def run(
         anchor_set_hash=anchor_store.attrs["anchor_set_hash"],
         structure_set_hash=anchor_store.attrs["structure_set_hash"],
         n_anchors=int(anchor_store.sizes["anchor"]),
-        n_excluded_atoms=int((~anchor_store["common_valid"].values).sum()),
-        n_valid_atoms=int(anchor_store["common_valid"].values.sum()),
-        n_symmetry_copies_left_out=int((anchor_store["common_valid"].values & ~valid).sum()),
+        **atom_counts(anchor_store),
         atoms=settings.atoms,
         weights=settings.weights if settings.atoms == "unique" else "uniform",
         neighbours=settings.neighbours,
