@@ -20,6 +20,7 @@ from platonic.stages import align, analysis, embed, figures, prepare, similarity
 log = logging.getLogger("platonic")
 
 STORES = {"nargs": "+", "required": True}
+CONTROLS = {"nargs": "*", "default": (), "help": "the models that are control representations (config: control)"}
 # subcommand -> (help, stage function, {settings argument: class}, path and run-time arguments (flags, argparse kwargs))
 COMMANDS: dict[str, tuple] = {
     "prepare": ("parse and validate structures into a structure store", prepare.run, {"settings": S.DatasetSettings},
@@ -37,7 +38,8 @@ COMMANDS: dict[str, tuple] = {
     "similarity": ("all metrics for all model pairs, raw and anchor space", similarity.run,
                    {"settings": S.SimilaritySettings, "dask": S.DaskSettings},
                    [("output", {}), ("table", {}), ("--embeddings", STORES), ("--projections", STORES),
-                    ("--anchors", {"required": True}), ("--scheduler", {"help": "dask scheduler address"})]),
+                    ("--anchors", {"required": True}), ("--scheduler", {"help": "dask scheduler address"}),
+                    ("--controls", CONTROLS)]),
     "atom-modes": ("linear CKA and mutual k-NN with all atoms, unique ones, unique + other-structure neighbours",
                    similarity.atom_modes, {"settings": S.SimilaritySettings},
                    [("table", {}), ("--structures", {"required": True}), ("--embeddings", STORES),
@@ -58,7 +60,8 @@ COMMANDS: dict[str, tuple] = {
     "transfer": ("zero-shot stitching: heads fitted on one model, scored on every other", analysis.transfer,
                  {"settings": S.TransferSettings},
                  [("output", {}), ("table", {}), ("--structures", {"required": True}), ("--embeddings", STORES),
-                  ("--projections", STORES), ("--anchors", {"required": True}), ("--figure", {})]),
+                  ("--projections", STORES), ("--anchors", {"required": True}), ("--figure", {}),
+                  ("--controls", CONTROLS)]),
     "audit": ("where the models disagree in the shared space, and per-element bias", analysis.audit,
               {"settings": S.AuditSettings},
               [("output", {}), ("--projections", STORES), ("--anchors", {"required": True}),

@@ -66,7 +66,8 @@ def resolve_derived(config: dict) -> dict:
     - ``figures.tree_metric``: null -> ``linear_cka`` when computed, else the first of ``similarity.metrics``;
     - ``figures.seed``: null -> ``similarity.seed`` (the shared-space sample);
     - ``analysis.audit.neighbour_search``: null -> ``similarity.neighbour_search``;
-    - ``anchors.atoms``: null -> ``similarity.atoms`` (what counts as an atom, for every stage after anchors).
+    - ``anchors.atoms``: null -> ``similarity.atoms`` (what counts as an atom, for every stage after anchors);
+    - ``figures.bootstrap`` and ``analysis.transfer.bootstrap``: null -> ``similarity.bootstrap``.
     """
     metrics = config["similarity"]["metrics"]
     if config["anchors"]["reference_model"] is None:
@@ -81,6 +82,9 @@ def resolve_derived(config: dict) -> dict:
     audit = config["analysis"]["audit"]
     if audit["neighbour_search"] is None:
         audit["neighbour_search"] = config["similarity"]["neighbour_search"]
+    for section in (figures, config["analysis"]["transfer"]):
+        if section["bootstrap"] is None:
+            section["bootstrap"] = config["similarity"]["bootstrap"]
     return config
 
 

@@ -121,6 +121,7 @@ class ModelSpec(Settings):
     layer: int | str | None
     options: dict
     env: str | None
+    control: bool
 
 
 @config_section("embed")
@@ -161,6 +162,8 @@ class SimilaritySettings(Settings):
     train_fraction: float
     neighbour_search: str
     n_probe: int
+    bootstrap: int
+    permutations: int
     seed: int
     threads: int
 
@@ -186,6 +189,7 @@ class FigureSettings(Settings):
     trend_min_atoms: int
     tree_metric: str | None
     seed: int | None
+    bootstrap: int | None
 
 
 @config_section("analysis", "transfer")
@@ -202,6 +206,7 @@ class TransferSettings(Settings):
     mlp_max_iter: int
     mlp_max_samples: int
     seed: int
+    bootstrap: int | None
     threads: int
 
 

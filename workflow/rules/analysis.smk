@@ -31,12 +31,13 @@ rule transfer:
     resources:
         mem_mb=lambda wildcards, attempt: 4000 * attempt,
     params:
+        controls=CONTROLS,
         settings=section("analysis", "transfer"),
     shell:
         "python -m platonic transfer {output.store:q} {output.table:q} --figure {output.figure:q}"
         " --structures {input.structures:q} --embeddings {input.embeddings:q}"
         " --projections {input.projections:q} --anchors {input.anchors:q}"
-        " --settings {params.settings:q} --threads {threads} > {log} 2>&1"
+        " --settings {params.settings:q} --controls {params.controls:q} --threads {threads} > {log} 2>&1"
 
 
 rule audit:

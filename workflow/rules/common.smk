@@ -10,6 +10,8 @@ from platonic.settings import RESOURCE_KEYS, SimilaritySettings
 # figures.tree_metric, figures.seed, analysis.audit.neighbour_search)
 DATASET = config["dataset"]["name"]
 MODELS = list(config["models"])
+# control representations (element one-hot, SOAP, untrained networks): compared like models, marked as controls
+CONTROLS = [m for m, spec in config["models"].items() if spec["control"]]
 METRICS = config["similarity"]["metrics"]
 OVERVIEW_FIGURES = [
     "agreement",

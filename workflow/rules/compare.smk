@@ -22,11 +22,12 @@ rule similarity:
     params:
         settings=section("similarity"),
         dask=section("dask"),
+        controls=CONTROLS,
     shell:
         "python -m platonic similarity {output.store:q} {output.table:q}"
         " --embeddings {input.embeddings:q} --projections {input.projections:q}"
         " --anchors {input.anchors:q} --settings {params.settings:q} --dask {params.dask:q}"
-        " --threads {threads} > {log} 2>&1"
+        " --controls {params.controls:q} --threads {threads} > {log} 2>&1"
 
 
 rule atom_modes:

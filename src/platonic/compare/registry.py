@@ -24,7 +24,8 @@ class Metric:
     sentence for captions), ``reference``, ``similarity`` (True: larger = more alike, 1 = identical; False: a
     distance or error, 0 = identical), ``directed`` (metric(a -> b) != metric(b -> a): stored as model_a =
     source, model_b = target), ``atoms`` (a key of ``ATOMS``), ``neighbours`` (uses the k-NN lists),
-    ``computation`` (how the number is obtained)."""
+    ``computation`` (how the number is obtained), ``scale_free`` (False: the value carries the units of the space, so
+    raw and anchor values are not comparable numbers)."""
 
     name: str
     label: str
@@ -35,6 +36,7 @@ class Metric:
     atoms: str
     neighbours: bool
     computation: str
+    scale_free: bool = True
 
 
 METRICS: dict[str, Metric] = {
@@ -81,7 +83,7 @@ METRICS: dict[str, Metric] = {
             "2-Wasserstein distance between the point clouds; defined where the spaces have equal width (the"
             " anchor space)",
             "exact EMD with POT (Flamary et al., JMLR 2021)", False, False, "subsample", False,
-            "exact earth mover's distance",
+            "exact earth mover's distance", scale_free=False,
         ),
         Metric(
             "information_imbalance", "information imbalance (row -> column)",
@@ -107,6 +109,7 @@ METRICS: dict[str, Metric] = {
 NAMES: tuple[str, ...] = tuple(METRICS)
 DIRECTED: frozenset[str] = frozenset(m.name for m in METRICS.values() if m.directed)
 SIMILARITIES: frozenset[str] = frozenset(m.name for m in METRICS.values() if m.similarity)
+SCALE_FREE: frozenset[str] = frozenset(m.name for m in METRICS.values() if m.scale_free)
 
 
 def metric(name: str) -> Metric:

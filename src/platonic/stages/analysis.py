@@ -31,8 +31,10 @@ def transfer(
     table: str,
     settings: TransferSettings,
     figure: str | None = None,
+    controls: tuple[str, ...] = (),
 ) -> None:
-    """Heads fitted on each model, scored on every model: transfer store ``output``, CSV ``table``, ``figure``."""
+    """Heads fitted on each model, scored on every model: transfer store ``output``, CSV ``table``, ``figure``;
+    ``controls`` name the control representations (marked in the store, the table and the figure)."""
     from platonic import elements
     from platonic.analysis import transfer as stitching
     from platonic.figures import save_figure, transfer_heatmaps

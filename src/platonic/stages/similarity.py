@@ -21,10 +21,12 @@ def run(
     settings: SimilaritySettings,
     dask: DaskSettings,
     scheduler: str | None = None,
+    controls: tuple[str, ...] = (),
 ) -> None:
     """Compare the models of ``embeddings``/``projections`` on the anchor store's ``compared`` atoms (every model
     embedded them; one per symmetry orbit with ``settings.atoms == "unique"``); the tasks run where ``dask``
-    says (or on the running dask scheduler at address ``scheduler``)."""
+    says (or on the running dask scheduler at address ``scheduler``); ``controls`` name the control representations
+    (stored as ``control (model)``)."""
     from platonic.compare.dask_cluster import make_cluster
     from platonic.compare.similarity import pairwise_similarity, similarity_table
     from platonic.store import open_store, write_store
@@ -39,6 +41,9 @@ def run(
     multiplicity = anchor_store["multiplicity"].values[valid]
     use_weights = settings.atoms == "unique" and settings.weights == "multiplicity"
     stores = model_stores(embeddings)
+    unknown = sorted(set(controls) - set(stores))
+    if unknown:
+        raise ValueError(f"controls {unknown} are not among the compared models {list(stores)}")
     raw = {m: s["embedding"].values[valid] for m, s in stores.items()}
     projected = {m: s["coordinate"].values[valid] for m, s in model_stores(projections).items()}
     if list(raw) != list(projected):
@@ -66,6 +71,8 @@ def run(
             client.close()
         if cluster is not None:
             cluster.close()
+    ds["control"] = ("model", np.array([m in controls for m in raw], dtype=bool))
+    ds["control"].attrs["description"] = "True for a control representation (config: models.<name>.control)"
     ds.attrs.update(
         anchor_set_hash=anchor_store.attrs["anchor_set_hash"],
         structure_set_hash=anchor_store.attrs["structure_set_hash"],
