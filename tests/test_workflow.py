@@ -40,12 +40,13 @@ def job_counts(output: str) -> dict[str, int]:
 def test_default_config_dry_run_fans_out_one_embed_per_model():
     counts = job_counts(snakemake("--profile", "profiles/default", "-n", "--forceall").stdout)
     models = yaml.safe_load((ROOT / "config/config.yaml").read_text())["models"]
-    assert len(models) == 7
+    assert len(models) == 10  # seven MLIPs and three controls
+    assert sum(spec.get("control", False) for spec in models.values()) == 3
     assert counts == {
         "prepare": 1,
-        "embed": 7,
+        "embed": 10,
         "anchors": 1,
-        "project": 7,
+        "project": 10,
         "similarity": 1,
         "figures": len(METRICS),  # one heatmap per metric
         **{f"{name}_figure": 1 for name in OVERVIEW},
