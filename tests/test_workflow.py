@@ -58,7 +58,7 @@ def test_default_config_dry_run_fans_out_one_embed_per_model():
         "symmetry_audit": 1,
         "atom_modes": 1,
         "all": 1,
-        "total": 18 + len(METRICS) + len(OVERVIEW) + 2 + 5,
+        "total": 24 + len(METRICS) + len(OVERVIEW) + 2 + 5,
     }
 
 
