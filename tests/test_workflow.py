@@ -69,7 +69,7 @@ def test_paper_config_dry_run_replaces_the_default_models():
     counts = job_counts(out)
     assert counts["embed"] == 7 and counts["project"] == 7 and counts["similarity"] == 1
     assert counts.get("download_dataset", 0) == (0 if (ROOT / "data/mp_20/train.csv").exists() else 1)
-    assert '--model mace-mp-0-medium --spec \'{"checkpoint": "medium", "family": "mace"' in out
+    assert "--model mace-mp-0-medium --spec '{\"checkpoint\": \"medium\", \"control\": false, \"family\": \"mace\"" in out
     assert "chgnet-0.3.0" not in out  # the default's models are not merged in
 
 
@@ -80,7 +80,7 @@ def test_slurm_profile_asks_one_gpu_per_embed_job_with_its_family_env():
     embed_jobs = [
         block for block in out.split("\n\n") if block.strip().startswith(("rule embed", "[")) and "rule embed:" in block
     ]
-    assert len(embed_jobs) == 7
+    assert len(embed_jobs) == 10
     for block in embed_jobs:
         assert re.search(r"\bgpu=1\b", block), block
 
@@ -91,8 +91,8 @@ def test_a_model_added_in_config_only_appears_in_the_dag(tmp_path):
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     out = snakemake("--configfile", str(path), "-n", "--forceall", "-p").stdout
-    assert job_counts(out)["embed"] == 8
-    spec = '{"checkpoint": "0.3.0", "family": "chgnet", "layer": 1, "options": {}}'
+    assert job_counts(out)["embed"] == 11
+    spec = '{"checkpoint": "0.3.0", "control": false, "family": "chgnet", "layer": 1, "options": {}}'
     assert f"--model chgnet-0.3.0-layer1 --spec '{spec}'" in out
 
 
@@ -302,7 +302,7 @@ def test_dask_cluster_config_reaches_the_similarity_job(tmp_path):
 
 def test_prefetch_target_loads_every_configured_model_on_the_submit_host():
     out = snakemake("prefetch", "-n", "--forceall").stdout
-    assert job_counts(out) == {"prefetch_model": 7, "prefetch": 1, "total": 8}
+    assert job_counts(out) == {"prefetch_model": 10, "prefetch": 1, "total": 11}
 
 
 def test_slurm_profile_never_double_requests_gpus():
