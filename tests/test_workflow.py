@@ -379,5 +379,5 @@ def test_figure_settings_reach_the_overview_rules(tmp_path):
     path.write_text(yaml.safe_dump(config))
     out = snakemake("--configfile", str(path), "-n", "--forceall", "-p").stdout
     # the section whole, with the seed resolved from similarity.seed
-    settings = '{"map_sample": 123, "seed": 0, "tree_metric": "mutual_knn", "trend_min_atoms": 7}'
+    settings = '{"bootstrap": 100, "map_sample": 123, "seed": 0, "tree_metric": "mutual_knn", "trend_min_atoms": 7}'
     assert out.count(f"--settings '{settings}'") == 3  # shared_space, periodic_trends, model_tree
