@@ -69,7 +69,8 @@ def test_paper_config_dry_run_replaces_the_default_models():
     counts = job_counts(out)
     assert counts["embed"] == 7 and counts["project"] == 7 and counts["similarity"] == 1
     assert counts.get("download_dataset", 0) == (0 if (ROOT / "data/mp_20/train.csv").exists() else 1)
-    assert "--model mace-mp-0-medium --spec '{\"checkpoint\": \"medium\", \"control\": false, \"family\": \"mace\"" in out
+    spec = '{"checkpoint": "medium", "control": false, "family": "mace"'
+    assert f"--model mace-mp-0-medium --spec '{spec}" in out
     assert "chgnet-0.3.0" not in out  # the default's models are not merged in
 
 

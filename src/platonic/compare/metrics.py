@@ -278,15 +278,21 @@ def knn_indices(x: np.ndarray, k: int, chunk: int = CHUNK) -> np.ndarray:
 
 def mutual_knn_alignment(neighbours_a: np.ndarray, neighbours_b: np.ndarray) -> float:
     """Mean fraction of shared k-nearest neighbours (Huh et al. 2024), from ``(N, k)`` index arrays."""
+    shared = shared_neighbours(neighbours_a, neighbours_b)
+    return int(shared.sum()) / (len(neighbours_a) * neighbours_a.shape[1])
+
+
+def shared_neighbours(neighbours_a: np.ndarray, neighbours_b: np.ndarray) -> np.ndarray:
+    """Per row, how many of its k nearest neighbours the two ``(N, k)`` lists share, ``(N,)`` int64 (mutual k-NN
+    alignment is their mean over k)."""
     if neighbours_a.shape != neighbours_b.shape:
         raise ValueError(f"neighbour lists differ in shape: {neighbours_a.shape} vs {neighbours_b.shape}")
-    k = neighbours_a.shape[1]
-    shared = 0
+    shared = np.empty(len(neighbours_a), dtype=np.int64)
     for start in range(0, len(neighbours_a), CHUNK):
         a = neighbours_a[start : start + CHUNK]
         b = neighbours_b[start : start + CHUNK]
-        shared += int((a[:, :, None] == b[:, None, :]).sum())
-    return shared / (len(neighbours_a) * k)
+        shared[start : start + CHUNK] = (a[:, :, None] == b[:, None, :]).sum(axis=(1, 2))
+    return shared
 
 
 def _masked_kernel(unit: np.ndarray, rows: np.ndarray, cols: np.ndarray, n: int):
@@ -317,6 +323,12 @@ def cknna(x: np.ndarray, y: np.ndarray, neighbours_x: np.ndarray, neighbours_y: 
     """Centred kernel nearest-neighbour alignment (Huh et al. 2024): unbiased HSIC of the cosine
     kernels restricted to pairs that are k-nearest neighbours in both spaces, normalised by each
     space's own restricted HSIC. Sparse, so it runs on all N."""
+    return cknna_from_kernels(cknna_kernels(x, y, neighbours_x, neighbours_y))
+
+
+def cknna_kernels(x: np.ndarray, y: np.ndarray, neighbours_x: np.ndarray, neighbours_y: np.ndarray) -> tuple:
+    """The four sparse masked kernels of CKNNA: both spaces' cosine kernels on the mutual k-NN pairs, and each on
+    its own k-NN pairs."""
     n, k = neighbours_x.shape
     rows = np.repeat(np.arange(n), k)
     unit_x, unit_y = unit_rows(np.asarray(x, dtype=np.float64)), unit_rows(np.asarray(y, dtype=np.float64))
@@ -328,14 +340,46 @@ def cknna(x: np.ndarray, y: np.ndarray, neighbours_x: np.ndarray, neighbours_y: 
         in_y[start * k : (start + len(a)) * k] = (a[:, :, None] == b[:, None, :]).any(axis=2).ravel()
     cols_x = neighbours_x.ravel()
     shared_rows, shared_cols = rows[in_y], cols_x[in_y]
-    kx_shared = _masked_kernel(unit_x, shared_rows, shared_cols, n)
-    ky_shared = _masked_kernel(unit_y, shared_rows, shared_cols, n)
-    kx_own = _masked_kernel(unit_x, rows, cols_x, n)
-    ky_own = _masked_kernel(unit_y, rows, neighbours_y.ravel(), n)
+    return (
+        _masked_kernel(unit_x, shared_rows, shared_cols, n),
+        _masked_kernel(unit_y, shared_rows, shared_cols, n),
+        _masked_kernel(unit_x, rows, cols_x, n),
+        _masked_kernel(unit_y, rows, neighbours_y.ravel(), n),
+    )
+
+
+def cknna_from_kernels(kernels: tuple) -> float:
+    """CKNNA from ``cknna_kernels``."""
+    kx_shared, ky_shared, kx_own, ky_own = kernels
     denominator = np.sqrt(_sparse_unbiased_hsic(kx_own, kx_own) * _sparse_unbiased_hsic(ky_own, ky_own))
     if not denominator > 0:
         return float("nan")
     return float(_sparse_unbiased_hsic(kx_shared, ky_shared) / denominator)
+
+
+def weighted_sparse_hsic(a, b, weights: np.ndarray) -> np.ndarray:
+    """``_sparse_unbiased_hsic(a, b)`` on the rows repeated by their weights, for every column of ``weights (N, B)``
+    (bootstrap counts) at once, ``(B,)``: kernel ``A`` becomes ``W A W``, a row's copies are not each other's
+    neighbours, and ``1^T A' B' 1 = sum_j w_j (A^T w)_j (B w)_j``. Unit weights give ``_sparse_unbiased_hsic``."""
+    w = np.asarray(weights, dtype=np.float64)
+    m = w.sum(axis=0)
+    product = a.multiply(b.T).tocoo()  # A_ij B_ji on the pairs both kernels hold
+    trace_term = np.einsum("vb,vb,v->b", w[product.row], w[product.col], product.data)
+    a_w, a_t_w, b_w, b_t_w = a @ w, a.T @ w, b @ w, b.T @ w  # (N, B) each
+    total_a, total_b = np.einsum("ib,ib->b", w, a_w), np.einsum("ib,ib->b", w, b_w)
+    ab = np.einsum("ib,ib,ib->b", w, a_t_w, b_w)  # 1^T A' B' 1 of the repeated rows
+    ba = np.einsum("ib,ib,ib->b", w, b_t_w, a_w)
+    return (trace_term + total_a * total_b / ((m - 1) * (m - 2)) - (ab + ba) / (m - 2)) / (m * (m - 3))
+
+
+def weighted_cknna(kernels: tuple, weights: np.ndarray) -> np.ndarray:
+    """CKNNA from ``cknna_kernels`` under each column of row ``weights (N, B)``, ``(B,)``."""
+    kx_shared, ky_shared, kx_own, ky_own = kernels
+    with np.errstate(invalid="ignore"):
+        own = weighted_sparse_hsic(kx_own, kx_own, weights) * weighted_sparse_hsic(ky_own, ky_own, weights)
+        denominator = np.sqrt(own)
+        out = weighted_sparse_hsic(kx_shared, ky_shared, weights) / denominator
+    return np.where(denominator > 0, out, np.nan)
 
 
 def neighbour_distances(x: np.ndarray, neighbours: np.ndarray) -> np.ndarray:
@@ -389,6 +433,13 @@ def lfre(x: np.ndarray, y: np.ndarray, neighbours_x: np.ndarray, queries: np.nda
     a ridge map fitted on its k neighbours in X (centred on the neighbourhood) reconstructs the
     query's Y features; root-mean-square error over the queries. Spaces are first scaled to unit
     mean squared norm (after centring), like GFRE."""
+    return float(np.sqrt(lfre_errors(x, y, neighbours_x, queries, regularisation).mean()))
+
+
+def lfre_errors(
+    x: np.ndarray, y: np.ndarray, neighbours_x: np.ndarray, queries: np.ndarray, regularisation=1e-8
+) -> np.ndarray:
+    """Per query, the squared LFRE reconstruction error, ``(len(queries),)``: LFRE is the root of their mean."""
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
     x = (x - x.mean(axis=0)) / np.sqrt(np.mean(np.sum((x - x.mean(axis=0)) ** 2, axis=1)))
@@ -405,7 +456,7 @@ def lfre(x: np.ndarray, y: np.ndarray, neighbours_x: np.ndarray, queries: np.nda
         alpha = np.linalg.solve(gram + ridge * np.eye(len(local)), yc)
         prediction = my + (x[i] - mx) @ xc.T @ alpha
         errors[position] = np.sum((y[i] - prediction) ** 2)
-    return float(np.sqrt(errors.mean()))
+    return errors
 
 
 # ----------------------------------------------------------------------------------------------
@@ -426,6 +477,31 @@ def distance_correlation(x: np.ndarray, y: np.ndarray) -> float:
     if dcov_xx <= 0 or dcov_yy <= 0:
         return float("nan")
     return float(np.sqrt(max(dcov_xy, 0.0) / np.sqrt(dcov_xx * dcov_yy)))
+
+
+def distance_matrix(x: np.ndarray) -> np.ndarray:
+    """Euclidean distances between the rows of ``x (m, d)``, ``(m, m)`` float64."""
+    from scipy.spatial.distance import pdist, squareform
+
+    return squareform(pdist(np.asarray(x, dtype=np.float64)))
+
+
+def weighted_distance_correlations(a: np.ndarray, b: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """Distance correlation of two ``(m, m)`` distance matrices under each row of ``p (B, m)``, a probability
+    vector over the rows (a bootstrap replicate's counts, normalised): the V-statistic of the rows repeated by
+    their weights, ``dCov^2 = p^T (a o b) p - 2 sum_i p_i alpha_i beta_i + alpha beta`` with ``alpha_i = (a p)_i``
+    and ``alpha = p^T a p``. Uniform ``p`` gives ``distance_correlation``'s value."""
+    p = np.atleast_2d(np.asarray(p, dtype=np.float64))
+
+    def dcov(u, v):
+        mean_u, mean_v = p @ u, p @ v  # (B, m): alpha_i per replicate
+        grand_u, grand_v = np.einsum("bi,bi->b", mean_u, p), np.einsum("bi,bi->b", mean_v, p)
+        cross = np.einsum("bi,bi->b", p @ (u * v), p)
+        return cross - 2 * np.einsum("bi,bi,bi->b", p, mean_u, mean_v) + grand_u * grand_v
+
+    xy, xx, yy = dcov(a, b), dcov(a, a), dcov(b, b)
+    out = np.sqrt(np.clip(xy, 0.0, None) / np.sqrt(np.clip(xx * yy, 1e-300, None)))
+    return np.where((xx > 0) & (yy > 0), out, np.nan)
 
 
 def optimal_transport_distance(x: np.ndarray, y: np.ndarray) -> float:
@@ -455,6 +531,19 @@ def information_imbalance(
     unit-normalised rows (cosine order). Ranks are exact over all N rows; queries are a (seeded)
     subsample. With ``groups (N,)`` (structure of each row), rows of a query's own group are not ranked (as
     for neighbour lists searched with ``groups``)."""
+    ranks = neighbour_ranks(y, neighbours_x, queries, chunk, groups)
+    return float(2.0 / len(y) * ranks.mean())
+
+
+def neighbour_ranks(
+    y: np.ndarray,
+    neighbours_x: np.ndarray,
+    queries: np.ndarray,
+    chunk: int | None = None,
+    groups: np.ndarray | None = None,
+) -> np.ndarray:
+    """Per query, the rank in Y (1 = nearest) of its nearest neighbour in X, ``(len(queries),)`` float64: the
+    terms whose mean ``information_imbalance`` scales by ``2/N``."""
     y = unit_rows(np.asarray(y, dtype=np.float64))
     n = len(y)
     chunk = chunk or max(1, 2**24 // n)  # a (chunk, N) float64 block of at most 128 MiB
@@ -469,4 +558,4 @@ def information_imbalance(
         target = distance[np.arange(len(batch)), neighbours_x[batch, 0]]
         # neighbours come from a float32 search: closer by less than its round-off counts as a tie
         ranks[start : start + chunk] = (distance < target[:, None] - RANK_TOLERANCE).sum(axis=1) + 1
-    return float(2.0 / n * ranks.mean())
+    return ranks

@@ -14,7 +14,7 @@ import dask
 import numpy as np
 import xarray as xr
 
-from platonic.compare import metrics, registry
+from platonic.compare import bootstrap, metrics, registry
 from platonic.compare.neighbours import nearest_neighbours
 from platonic.compare.registry import DIRECTED, METRICS, NAMES
 from platonic.settings import SimilaritySettings
@@ -63,6 +63,8 @@ def pairwise_similarity(
     atoms_used = {"all": n, "subsample": len(subsample), "queries": len(queries), "test": int(np.count_nonzero(~train))}
     wanted = set(settings.metrics)
     needs_neighbours = any(METRICS[m].neighbours for m in wanted)
+    resampling = _resampling(groups, train, weights, settings)
+    uncertainty: dict[tuple, object] = {}
     delayed = dask.delayed
     tasks: dict[tuple, object] = {}
     dimension_tasks: dict[tuple, object] = {}
@@ -98,7 +100,7 @@ def pairwise_similarity(
             if "procrustes" in wanted:
                 tasks["procrustes", space, a, b] = delayed(_procrustes)(covariances)
             if "mutual_knn" in wanted:
-                tasks["mutual_knn", space, a, b] = delayed(_mutual_knn)(neighbours[a], neighbours[b], k)
+                tasks["mutual_knn", space, a, b] = delayed(_shared)(neighbours[a], neighbours[b], k)
             if "cknna" in wanted:
                 tasks["cknna", space, a, b] = delayed(_cknna)(x, y, neighbours[a], neighbours[b], k)
             if "distance_correlation" in wanted:
@@ -116,32 +118,43 @@ def pairwise_similarity(
                         cross_split, source == a, split[source], split[target]
                     )
                 if "lfre" in wanted:
-                    tasks["lfre", space, source, target] = delayed(_lfre)(xs, xt, neighbours[source], lfre_k, queries)
-                if "information_imbalance" in wanted:
-                    tasks["information_imbalance", space, source, target] = delayed(metrics.information_imbalance)(
-                        xs, xt, neighbours[source], queries, groups=excluded
+                    tasks["lfre", space, source, target] = delayed(_lfre_errors)(
+                        xs, xt, neighbours[source], lfre_k, queries
                     )
+                if "information_imbalance" in wanted:
+                    tasks["information_imbalance", space, source, target] = delayed(metrics.neighbour_ranks)(
+                        xt, neighbours[source], queries, groups=excluded
+                    )
+        if resampling is not None:
+            _uncertainty_tasks(
+                uncertainty, space, data, full, neighbours if needs_neighbours else None, tasks, resampling, wanted,
+                train, k, lfre_k, queries, subsample, excluded, models,
+            )  # fmt: skip
     if not needs_neighbours:
         dimension_tasks = {}
     if client is not None:
-        values, dimensions = client.gather(client.compute([tasks, dimension_tasks]))
+        values, dimensions, spread = client.gather(client.compute([tasks, dimension_tasks, uncertainty]))
     else:
-        values, dimensions = dask.compute(
-            tasks, dimension_tasks, scheduler="threads", num_workers=max(1, settings.threads)
+        values, dimensions, spread = dask.compute(
+            tasks, dimension_tasks, uncertainty, scheduler="threads", num_workers=max(1, settings.threads)
         )
     names = [m for m in NAMES if m in wanted]
     table = np.full((len(names), len(space_names), len(models), len(models)), np.nan)
     for (metric, space, a, b), value in values.items():
         i, j, ia, ib = names.index(metric), space_names.index(space), models.index(a), models.index(b)
+        value = _from_terms(metric, value, n, k)
         table[i, j, ia, ib] = value
         if metric not in DIRECTED:
             table[i, j, ib, ia] = value
     dimension = np.full((len(space_names), len(models)), np.nan)
     for (space, model), value in dimensions.items():
         dimension[space_names.index(space), models.index(model)] = value
+    dims = ("metric", "space", "model_a", "model_b")
+    intervals = _intervals(spread, table, names, space_names, models, settings)
     ds = xr.Dataset(
         {
-            "similarity": (("metric", "space", "model_a", "model_b"), table),
+            "similarity": (dims, table),
+            **{name: (dims, values) for name, values in intervals.items()},
             "n_samples": (("metric",), np.array([atoms_used[METRICS[m].atoms] for m in names], dtype=np.int64)),
             "intrinsic_dimension": (("space", "model"), dimension),
         },
@@ -151,11 +164,101 @@ def pairwise_similarity(
         "metric(model_a, model_b); for directed metrics (information_imbalance, gfre, lfre) model_a is the "
         "source that predicts model_b"
     )
+    for name, description in INTERVAL_DESCRIPTIONS.items():
+        ds[name].attrs["description"] = description
     recorded = {k: v for k, v in asdict(settings).items() if k not in ("metrics", "threads")}
     if weights is not None:
         recorded["n_weighted_atoms"] = float(np.sum(weights))
     ds.attrs.update(kind="similarity", n_atoms=n, directed_metrics=sorted(DIRECTED & wanted), **recorded)
     return ds
+
+
+BOOTSTRAP_VARIABLES = ("standard_error", "ci_low", "ci_high", "bootstrap_bias")
+INTERVAL_DESCRIPTIONS = {
+    "standard_error": "standard deviation of the metric over the structure-bootstrap replicates (attrs bootstrap)",
+    "ci_low": "2.5 % percentile of the structure bootstrap minus its bias (the lower end of a 95 % interval)",
+    "ci_high": "97.5 % percentile of the structure bootstrap minus its bias (the upper end of a 95 % interval)",
+    "bootstrap_bias": "mean of the bootstrap replicates minus the value; the interval is shifted back by it",
+    "chance": "mean of the metric when model_b's rows are permuted by whole structures (attrs permutations)",
+    "chance_sd": "standard deviation of the metric over those permutations",
+}
+
+
+def _resampling(groups, train, weights, settings: SimilaritySettings):
+    """The bootstrap draws and permutations of this comparison (seeded by ``settings.seed``), or None when
+    neither is asked for."""
+    if settings.bootstrap == 0 and settings.permutations == 0:
+        return None
+    structures, dense = np.unique(groups, return_inverse=True)
+    counts = bootstrap.structure_counts(len(structures), settings.bootstrap, settings.seed + 2)
+    rng = np.random.default_rng(settings.seed + 3)
+    permutations = [bootstrap.block_permutation(dense, rng) for _ in range(settings.permutations)]
+    train_structures = np.zeros(len(structures), dtype=bool)
+    train_structures[dense[train]] = True
+    return bootstrap.Resampling(dense, counts, train_structures, weights, permutations)
+
+
+def _uncertainty_tasks(out, space, data, full, neighbours, tasks, resampling, wanted, train, k, lfre_k, queries,
+                       subsample, excluded, models) -> None:  # fmt: skip
+    """Dask tasks of the bootstrap replicates (off-diagonal pairs) and the chance levels (every pair) of one
+    space, into ``out[("bootstrap" | "chance", space, a, b)]``."""
+    delayed = dask.delayed
+    moment_metrics = bool(wanted & bootstrap.MOMENT_METRICS)
+    lists = neighbours or {m: None for m in models}
+    if resampling.n_replicates:
+        replicate_moments = {
+            m: delayed(bootstrap.ReplicateMoments)(x, resampling) if moment_metrics else None for m, x in data.items()
+        }
+        for a, b in itertools.combinations(models, 2):
+            terms = {
+                (metric, forward): tasks[(metric, space, a, b) if forward else (metric, space, b, a)]
+                for metric in wanted & bootstrap.TERMS
+                for forward in ((True, False) if metric in DIRECTED else (True,))
+            }
+            out["bootstrap", space, a, b] = delayed(bootstrap.pair_replicates)(
+                data[a], data[b], replicate_moments[a], replicate_moments[b], lists[a], lists[b], terms, resampling,
+                wanted=wanted, k=k, queries=queries, subsample=subsample,
+            )  # fmt: skip
+    if resampling.permutations:
+        permuted = {
+            m: delayed(bootstrap.chance_moments)(x, resampling, train, "gfre" in wanted) if moment_metrics else None
+            for m, x in data.items()
+        }
+        for a, b in itertools.combinations_with_replacement(models, 2):
+            out["chance", space, a, b] = delayed(bootstrap.pair_chance)(
+                data[a], data[b], full[a] if moment_metrics else None, permuted[b], lists[a], lists[b], resampling,
+                wanted=wanted, train=train, k=k, lfre_k=lfre_k, queries=queries, subsample=subsample,
+                excluded=excluded,
+            )  # fmt: skip
+
+
+def _intervals(spread: dict, table: np.ndarray, names, space_names, models, settings) -> dict[str, np.ndarray]:
+    """``standard_error``, ``ci_low``, ``ci_high``, ``chance``, ``chance_sd`` arrays shaped like ``table`` from
+    the bootstrap and chance task results (NaN where not computed; a model with itself: the value, error 0)."""
+    out = {name: np.full(table.shape, np.nan) for name in INTERVAL_DESCRIPTIONS}
+    if settings.bootstrap:
+        diagonal = np.arange(len(models))
+        out["standard_error"][:, :, diagonal, diagonal] = 0.0
+        out["bootstrap_bias"][:, :, diagonal, diagonal] = 0.0
+        out["ci_low"][:, :, diagonal, diagonal] = table[:, :, diagonal, diagonal]
+        out["ci_high"][:, :, diagonal, diagonal] = table[:, :, diagonal, diagonal]
+    for (kind, space, a, b), results in spread.items():
+        j, ia, ib = space_names.index(space), models.index(a), models.index(b)
+        for (metric, forward), values in results.items():
+            i = names.index(metric)
+            cells = [(ia, ib)] if forward else [(ib, ia)]
+            if metric not in DIRECTED:
+                cells = [(ia, ib), (ib, ia)]
+            for row, column in cells:
+                if kind == "bootstrap":
+                    summary = bootstrap.summarise(values, table[i, j, row, column])
+                    for name, value in zip(BOOTSTRAP_VARIABLES, summary, strict=True):
+                        out[name][i, j, row, column] = value
+                else:
+                    finite = values[np.isfinite(values)]
+                    out["chance"][i, j, row, column] = finite.mean() if finite.size else np.nan
+                    out["chance_sd"][i, j, row, column] = finite.std(ddof=1) if finite.size > 1 else np.nan
+    return out
 
 
 def _structure_split(groups: np.ndarray, settings: SimilaritySettings) -> np.ndarray:
@@ -184,8 +287,19 @@ def _procrustes(covariances) -> float:
     return metrics.procrustes_from_covariances(*covariances)
 
 
-def _mutual_knn(neighbours_a, neighbours_b, k) -> float:
-    return metrics.mutual_knn_alignment(neighbours_a[:, :k], neighbours_b[:, :k])
+def _shared(neighbours_a, neighbours_b, k) -> np.ndarray:
+    return metrics.shared_neighbours(neighbours_a[:, :k], neighbours_b[:, :k])
+
+
+def _from_terms(metric: str, value, n: int, k: int) -> float:
+    """A metric's value from its task's result: the mean of the per-atom terms for ``bootstrap.TERMS``."""
+    if metric == "mutual_knn":
+        return int(value.sum()) / (len(value) * k)
+    if metric == "information_imbalance":
+        return float(2.0 / n * value.mean())
+    if metric == "lfre":
+        return float(np.sqrt(value.mean()))
+    return value
 
 
 def _cknna(x, y, neighbours_a, neighbours_b, k) -> float:
@@ -211,8 +325,8 @@ def _gfre(cross_split, forward: bool, split_source, split_target) -> float:
     return metrics.gfre_from_moments(cross_train, cross_test, split_source, split_target)
 
 
-def _lfre(x, y, neighbours, k, queries) -> float:
-    return metrics.lfre(x, y, neighbours[:, :k], queries)
+def _lfre_errors(x, y, neighbours, k, queries) -> np.ndarray:
+    return metrics.lfre_errors(x, y, neighbours[:, :k], queries)
 
 
 def _twonn(x, neighbours) -> float:
@@ -223,6 +337,7 @@ def similarity_table(ds: xr.Dataset) -> list[dict]:
     """Tidy rows (one per metric, space and ordered pair) for the CSV next to the store."""
     rows = []
     values = ds["similarity"].values
+    extra = [name for name in INTERVAL_DESCRIPTIONS if name in ds]
     for i, metric in enumerate(ds.metric.values):
         for j, space in enumerate(ds.space.values):
             for ia, a in enumerate(ds.model_a.values):
@@ -234,6 +349,7 @@ def similarity_table(ds: xr.Dataset) -> list[dict]:
                             "model_a": str(a),
                             "model_b": str(b),
                             "value": float(values[i, j, ia, ib]),
+                            **{name: float(ds[name].values[i, j, ia, ib]) for name in extra},
                             "n_samples": int(ds["n_samples"].values[i]),
                         }
                     )

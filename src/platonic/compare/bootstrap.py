@@ -1,0 +1,298 @@
+"""How much a metric moves and what it is by chance: a structure bootstrap and structure-block permutations.
+
+**Bootstrap.** A replicate draws the structures with replacement (``structure_counts``); its value is the metric on
+the drawn structures, a structure drawn c times counting c times (its rows repeated c times). No replicate
+searches neighbours again or rereads atoms:
+
+- moment metrics (linear CKA, debiased CKA, SVCCA, Procrustes, GFRE) are exact: every replicate's Grams, cross
+  Grams and totals are the counts times per-structure sums (``replicate_sums``), then the same formulas as the
+  value (``platonic.compare.metrics``);
+- neighbour metrics keep each atom's neighbour list fixed (an approximation: in a resample, neighbours from
+  structures not drawn would be replaced by others): mutual k-NN is the count-weighted mean of each atom's shared
+  neighbours, CKNNA the unbiased HSIC of the masked kernels with rows repeated by their counts, information
+  imbalance the count-weighted mean rank of the queries, LFRE the root of the count-weighted mean squared error;
+- distance correlation is the V-statistic on its subsample with rows weighted by their counts (exact);
+- optimal transport gets no interval: one exact earth mover's distance per replicate costs as much as the value.
+
+The diagonal (a model with itself) does not move with the draw: its interval is the value.
+
+**Chance level.** Model B's rows are permuted by whole structures (``block_permutation``: B's structures in a
+random order, each structure's rows kept together), so that every atom of A meets an atom of an unrelated
+structure of B while B's own geometry is untouched; every metric is computed again on (A, permuted B) with
+B's neighbour lists permuted along (no new search). Optimal transport compares unpaired point clouds and does
+not change under a permutation, so it has no chance level; information imbalance and LFRE use at most
+``CHANCE_QUERIES`` of the queries.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from platonic.compare import metrics
+from platonic.compare.metrics import Moments, SplitMoments
+
+CHANCE_QUERIES = 500
+INTERVAL = (2.5, 97.5)  # percentiles of the bootstrap distribution: a 95 % interval
+
+
+def structure_counts(n_structures: int, n_replicates: int, seed: int) -> np.ndarray:
+    """How often each structure is drawn in each bootstrap replicate, ``(n_replicates, n_structures)`` int64: a
+    multinomial draw of ``n_structures`` structures with equal probabilities (``numpy.random.default_rng(seed)``),
+    i.e. sampling the structures with replacement."""
+    if n_replicates == 0 or n_structures == 0:
+        return np.zeros((n_replicates, n_structures), dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    return rng.multinomial(n_structures, np.full(n_structures, 1.0 / n_structures), size=n_replicates).astype(np.int64)
+
+
+def block_permutation(groups: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A permutation ``perm (N,)`` of the rows that moves whole structures: the structures of ``groups (N,)`` in a
+    random order, each one's rows together and in their order; row i of model A is paired with row ``perm[i]`` of
+    model B."""
+    unique, first = np.unique(groups, return_index=True)
+    rank = np.empty(len(unique), dtype=np.int64)
+    rank[rng.permutation(len(unique))] = np.arange(len(unique))
+    position = np.searchsorted(unique, groups)
+    return np.lexsort((np.arange(len(groups)), rank[position]))
+
+
+def summarise(replicates: np.ndarray, value: float) -> tuple[float, float, float, float]:
+    """Standard error (sample standard deviation of the replicates), the 95 % interval and the bootstrap's bias
+    (mean of the replicates minus ``value``), ignoring replicates where the metric is undefined; NaN where fewer
+    than two are finite.
+
+    The interval is the 2.5 / 97.5 % percentiles of the replicates minus that bias: a structure drawn twice pairs
+    each of its atoms with an identical copy, which raises dependence measures (CKA, distance correlation) by an
+    amount that matters only near their chance level; the shift keeps the interval about the estimate."""
+    finite = np.asarray(replicates, dtype=np.float64)
+    finite = finite[np.isfinite(finite)]
+    if finite.size < 2 or not np.isfinite(value):
+        return float("nan"), float("nan"), float("nan"), float("nan")
+    bias = float(finite.mean() - value)
+    low, high = np.percentile(finite, INTERVAL) - bias
+    return float(finite.std(ddof=1)), float(low), float(high), bias
+
+
+class Resampling:
+    """What every replicate and permutation of one comparison shares: each row's structure ``groups (N,)``
+    (0..S-1), the bootstrap ``counts (B, S)``, which structures are GFRE's training ones ``train_structures
+    (S,)``, the row ``weights (N,)`` of the moment metrics (None: uniform), and the permutations ``(P, N)``."""
+
+    def __init__(self, groups, counts, train_structures, weights=None, permutations=()):
+        self.groups = np.asarray(groups, dtype=np.int64)
+        self.counts = np.asarray(counts, dtype=np.float64)
+        self.train_structures = np.asarray(train_structures, dtype=bool)
+        self.weights = None if weights is None else np.asarray(weights, dtype=np.float64)
+        self.permutations = [np.asarray(p, dtype=np.int64) for p in permutations]
+        self.n_structures = self.counts.shape[1]
+        self.atoms_per_structure = np.bincount(self.groups, minlength=self.n_structures).astype(np.float64)
+
+    @property
+    def n_replicates(self) -> int:
+        return self.counts.shape[0]
+
+    def row_counts(self, b: int) -> np.ndarray:
+        """How often each row is drawn in replicate ``b``."""
+        return self.counts[b, self.groups]
+
+    def row_weights(self, b: int) -> np.ndarray:
+        """The moment metrics' row weights in replicate ``b``: its counts times the rows' own weights."""
+        counts = self.row_counts(b)
+        return counts if self.weights is None else counts * self.weights
+
+    def per_structure(self, values: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+        """``values`` summed per structure, ``(S,)``; with ``rows``, ``values[j]`` belongs to row ``rows[j]``."""
+        groups = self.groups if rows is None else self.groups[rows]
+        return np.bincount(groups, weights=values, minlength=self.n_structures)
+
+    def mean(self, values: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+        """Per replicate, the count-weighted mean of per-row ``values`` (of ``rows``, default every row), ``(B,)``."""
+        ones = np.ones(len(values))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return (self.counts @ self.per_structure(values, rows)) / (self.counts @ self.per_structure(ones, rows))
+
+
+def replicate_sums(x: np.ndarray, y: np.ndarray, resampling: Resampling) -> tuple[np.ndarray, np.ndarray]:
+    """Every replicate's ``sum_i c_b(i) w_i x_i y_i^T`` over the training and over the test structures,
+    two ``(B, d_x, d_y)`` arrays: per-structure sums (rows in structure order) contracted with the counts."""
+    groups, counts = resampling.groups, resampling.counts
+    order = np.argsort(groups, kind="stable")
+    bounds = np.searchsorted(groups[order], np.arange(resampling.n_structures + 1))
+    train_counts = counts * resampling.train_structures
+    test_counts = counts * ~resampling.train_structures
+    width = x.shape[1] * y.shape[1]
+    train = np.zeros((len(counts), width))
+    test = np.zeros((len(counts), width))
+    chunk = max(1, 2**24 // width)  # per-structure sums of at most 128 MiB at a time
+    for start in range(0, resampling.n_structures, chunk):
+        stop = min(start + chunk, resampling.n_structures)
+        block = np.empty((stop - start, width))
+        for s in range(start, stop):
+            rows = order[bounds[s] : bounds[s + 1]]
+            ys = np.asarray(y[rows], dtype=np.float64)
+            if resampling.weights is not None:
+                ys = ys * resampling.weights[rows, None]
+            block[s - start] = (np.asarray(x[rows], dtype=np.float64).T @ ys).ravel()
+        train += train_counts[:, start:stop] @ block
+        test += test_counts[:, start:stop] @ block
+    shape = (len(counts), x.shape[1], y.shape[1])
+    return train.reshape(shape), test.reshape(shape)
+
+
+class ReplicateMoments:
+    """One space's moments in every bootstrap replicate, on the training and the test structures (GFRE) and on
+    all of them (the other moment metrics)."""
+
+    def __init__(self, x: np.ndarray, resampling: Resampling):
+        self.resampling = resampling
+        self.gram_train, self.gram_test = replicate_sums(x, x, resampling)
+        ones = np.ones((len(x), 1))
+        total_train, total_test = replicate_sums(x, ones, resampling)
+        self.total_train, self.total_test = total_train[:, :, 0], total_test[:, :, 0]
+        weights = np.ones(len(x)) if resampling.weights is None else resampling.weights
+        per_structure = resampling.per_structure(weights)
+        self.n_train = (resampling.counts * resampling.train_structures) @ per_structure
+        self.n_test = (resampling.counts * ~resampling.train_structures) @ per_structure
+        self.row_sq = np.einsum("ij,ij->i", np.asarray(x, np.float64), np.asarray(x, np.float64))
+        self.row_dot_total = np.asarray(x, np.float64) @ (self.total_train + self.total_test).T  # (N, B)
+
+    def full(self, b: int) -> Moments:
+        return Moments(
+            self.n_train[b] + self.n_test[b],
+            self.total_train[b] + self.total_test[b],
+            self.gram_train[b] + self.gram_test[b],
+            self.row_sq,
+            self.row_dot_total[:, b],
+            self.resampling.row_weights(b),
+        )
+
+    def split(self, b: int) -> SplitMoments:
+        empty = np.zeros(0)
+        return SplitMoments(
+            Moments(self.n_train[b], self.total_train[b], self.gram_train[b], empty, empty),
+            Moments(self.n_test[b], self.total_test[b], self.gram_test[b], empty, empty),
+        )
+
+
+def moment_values(wanted, cross, mx: Moments, my: Moments, split=None) -> dict[tuple[str, bool], float]:
+    """The moment metrics of one pair from its raw cross Gram ``cross`` and moments; ``split`` = (train cross,
+    test cross, split moments of x, of y) for GFRE. Keys: (metric, forward); directed GFRE has both directions."""
+    out = {}
+    if wanted & {"linear_cka", "svcca", "procrustes"}:
+        covariances = metrics.centred_cross(cross, mx, my), mx.centred_gram, my.centred_gram
+        if "linear_cka" in wanted:
+            out["linear_cka", True] = metrics.cka_from_covariances(*covariances)
+        if "svcca" in wanted:
+            out["svcca", True] = metrics.svcca_from_covariances(*covariances)
+        if "procrustes" in wanted:
+            out["procrustes", True] = metrics.procrustes_from_covariances(*covariances)
+    if "debiased_cka" in wanted:
+        out["debiased_cka", True] = metrics.debiased_cka_from_moments(cross, mx, my)
+    if "gfre" in wanted and split is not None:
+        cross_train, cross_test, sx, sy = split
+        out["gfre", True] = metrics.gfre_from_moments(cross_train, cross_test, sx, sy)
+        out["gfre", False] = metrics.gfre_from_moments(cross_train.T, cross_test.T, sy, sx)
+    return out
+
+
+MOMENT_METRICS = frozenset({"linear_cka", "debiased_cka", "svcca", "procrustes", "gfre"})
+TERMS = frozenset({"mutual_knn", "information_imbalance", "lfre"})  # a value that is a mean of per-atom terms
+
+
+def pair_replicates(x, y, mx: ReplicateMoments | None, my: ReplicateMoments | None, nx, ny, terms, resampling,
+                    wanted, k, queries, subsample) -> dict[tuple[str, bool], np.ndarray]:  # fmt: skip
+    """Every bootstrap replicate of every ``wanted`` metric of one pair (x, y): ``{(metric, forward): (B,)}``;
+    ``forward`` False is the directed metric from y to x. ``nx``/``ny`` are the pair's neighbour lists (None where
+    no neighbour metric is wanted); ``terms[(metric, forward)]`` the per-atom terms the value was the mean of
+    (``TERMS``: shared neighbours, query ranks, squared LFRE errors)."""
+    n_rep = resampling.n_replicates
+    out: dict[tuple[str, bool], np.ndarray] = {}
+    if wanted & MOMENT_METRICS:
+        cross_train, cross_test = replicate_sums(x, y, resampling)
+        for b in range(n_rep):
+            values = moment_values(
+                wanted,
+                cross_train[b] + cross_test[b],
+                mx.full(b),
+                my.full(b),
+                (cross_train[b], cross_test[b], mx.split(b), my.split(b)),
+            )
+            for key, value in values.items():
+                out.setdefault(key, np.full(n_rep, np.nan))[b] = value
+    if "mutual_knn" in wanted:
+        out["mutual_knn", True] = resampling.mean(terms["mutual_knn", True] / k)
+    if "cknna" in wanted:
+        kernels = metrics.cknna_kernels(x, y, nx[:, :k], ny[:, :k])
+        out["cknna", True] = metrics.weighted_cknna(kernels, resampling.counts[:, resampling.groups].T)
+    for forward in (True, False):
+        if "information_imbalance" in wanted:
+            ranks = terms["information_imbalance", forward]
+            out["information_imbalance", forward] = 2.0 / len(x) * resampling.mean(ranks, queries)
+        if "lfre" in wanted:
+            out["lfre", forward] = np.sqrt(resampling.mean(terms["lfre", forward], queries))
+    if "distance_correlation" in wanted:
+        p = resampling.counts[:, resampling.groups[subsample]]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            p = p / p.sum(axis=1, keepdims=True)
+        out["distance_correlation", True] = metrics.weighted_distance_correlations(
+            metrics.distance_matrix(x[subsample]), metrics.distance_matrix(y[subsample]), p
+        )
+    if "optimal_transport" in wanted:
+        out["optimal_transport", True] = np.full(n_rep, np.nan)
+    return out
+
+
+def chance_moments(y: np.ndarray, resampling: Resampling, train: np.ndarray, gfre: bool) -> list:
+    """Per permutation, the moments of the permuted space (and its train/test split moments for GFRE), with the
+    row weights staying with the rows of model A."""
+    out = []
+    for perm in resampling.permutations:
+        permuted = y[perm]
+        split = metrics.split_moments(permuted, train, resampling.weights) if gfre else None
+        out.append((metrics.moments(permuted, weights=resampling.weights), split))
+    return out
+
+
+def pair_chance(x, y, mx: Moments | None, my_permuted: list, nx, ny, resampling, wanted, train, k, lfre_k,
+                queries, subsample, excluded=None) -> dict[tuple[str, bool], np.ndarray]:  # fmt: skip
+    """Every ``wanted`` metric of (x, y permuted by whole structures) for each of ``resampling.permutations``:
+    ``{(metric, forward): (P,)}``. ``mx``: x's moments; ``my_permuted``: ``chance_moments`` of y."""
+    n_perm = len(resampling.permutations)
+    w = resampling.weights
+    few = queries[np.unique(np.linspace(0, len(queries) - 1, min(len(queries), CHANCE_QUERIES)).astype(np.int64))]
+    out: dict[tuple[str, bool], np.ndarray] = {}
+    split_x = metrics.split_moments(x, train, w) if "gfre" in wanted else None
+
+    def put(key, p, value):
+        out.setdefault(key, np.full(n_perm, np.nan))[p] = value
+
+    for p, perm in enumerate(resampling.permutations):
+        yp = y[perm]
+        inverse = np.empty_like(perm)
+        inverse[perm] = np.arange(len(perm))
+        nyp = None if ny is None else inverse[ny[perm]]
+        if wanted & MOMENT_METRICS:
+            myp, split_yp = my_permuted[p]
+            split = None
+            if "gfre" in wanted:
+                w_train, w_test = (None, None) if w is None else (w[train], w[~train])
+                cross_train = metrics.cross_gram(x[train], yp[train], weights=w_train)
+                cross_test = metrics.cross_gram(x[~train], yp[~train], weights=w_test)
+                split = (cross_train, cross_test, split_x, split_yp)
+            for key, value in moment_values(wanted, metrics.cross_gram(x, yp, weights=w), mx, myp, split).items():
+                put(key, p, value)
+        if "mutual_knn" in wanted:
+            put(("mutual_knn", True), p, metrics.mutual_knn_alignment(nx[:, :k], nyp[:, :k]))
+        if "cknna" in wanted:
+            put(("cknna", True), p, metrics.cknna(x, yp, nx[:, :k], nyp[:, :k]))
+        if "distance_correlation" in wanted:
+            put(("distance_correlation", True), p, metrics.distance_correlation(x[subsample], yp[subsample]))
+        for forward, (source, target, neighbours) in ((True, (x, yp, nx)), (False, (yp, x, nyp))):
+            if "information_imbalance" in wanted:
+                value = metrics.information_imbalance(source, target, neighbours, few, groups=excluded)
+                put(("information_imbalance", forward), p, value)
+            if "lfre" in wanted:
+                put(("lfre", forward), p, metrics.lfre(source, target, neighbours[:, :lfre_k], few))
+    if "optimal_transport" in wanted:
+        out["optimal_transport", True] = np.full(n_perm, np.nan)
+    return out
