@@ -40,6 +40,8 @@ COMMANDS: dict[str, tuple] = {
                    [("output", {}), ("table", {}), ("--embeddings", STORES), ("--projections", STORES),
                     ("--anchors", {"required": True}), ("--scheduler", {"help": "dask scheduler address"}),
                     ("--controls", CONTROLS)]),
+    "summary": ("the run's headline: agreement within and across families and against the controls",
+                similarity.summary, {}, [("similarity", {}), ("table", {}), ("text", {})]),
     "atom-modes": ("linear CKA and mutual k-NN with all atoms, unique ones, unique + other-structure neighbours",
                    similarity.atom_modes, {"settings": S.SimilaritySettings},
                    [("table", {}), ("--structures", {"required": True}), ("--embeddings", STORES),

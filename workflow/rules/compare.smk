@@ -30,6 +30,24 @@ rule similarity:
         " --controls {params.controls:q} --threads {threads} > {log} 2>&1"
 
 
+rule summary:
+    input:
+        f"results/similarity/{DATASET}.zarr",
+    output:
+        table=report(
+            "results/summary.csv",
+            caption="../report/summary.rst",
+            category="Similarity",
+        ),
+        text="results/summary.rst",
+    log:
+        "results/logs/summary.log",
+    conda:
+        "../../envs/analysis.yaml"
+    shell:
+        "python -m platonic summary {input:q} {output.table:q} {output.text:q} > {log} 2>&1"
+
+
 rule atom_modes:
     input:
         structures="results/structures/{dataset}.zarr",

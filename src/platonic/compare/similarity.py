@@ -150,11 +150,12 @@ def pairwise_similarity(
     for (space, model), value in dimensions.items():
         dimension[space_names.index(space), models.index(model)] = value
     dims = ("metric", "space", "model_a", "model_b")
-    intervals = _intervals(spread, table, names, space_names, models, settings)
+    intervals, replicates = _intervals(spread, table, names, space_names, models, settings)
     ds = xr.Dataset(
         {
             "similarity": (dims, table),
             **{name: (dims, values) for name, values in intervals.items()},
+            "bootstrap_replicates": ((*dims, "replicate"), replicates),
             "n_samples": (("metric",), np.array([atoms_used[METRICS[m].atoms] for m in names], dtype=np.int64)),
             "intrinsic_dimension": (("space", "model"), dimension),
         },
@@ -166,6 +167,10 @@ def pairwise_similarity(
     )
     for name, description in INTERVAL_DESCRIPTIONS.items():
         ds[name].attrs["description"] = description
+    ds["bootstrap_replicates"].attrs["description"] = (
+        "the metric in each structure-bootstrap replicate (the same draws for every pair and space, so means and"
+        " differences over pairs get intervals too)"
+    )
     recorded = {k: v for k, v in asdict(settings).items() if k not in ("metrics", "threads")}
     if weights is not None:
         recorded["n_weighted_atoms"] = float(np.sum(weights))
@@ -233,11 +238,13 @@ def _uncertainty_tasks(out, space, data, full, neighbours, tasks, resampling, wa
 
 
 def _intervals(spread: dict, table: np.ndarray, names, space_names, models, settings) -> dict[str, np.ndarray]:
-    """``standard_error``, ``ci_low``, ``ci_high``, ``chance``, ``chance_sd`` arrays shaped like ``table`` from
-    the bootstrap and chance task results (NaN where not computed; a model with itself: the value, error 0)."""
+    """``INTERVAL_DESCRIPTIONS``' arrays shaped like ``table`` from the bootstrap and chance task results (NaN where
+    not computed; a model with itself: the value, error 0), and every replicate, ``table.shape + (B,)``."""
     out = {name: np.full(table.shape, np.nan) for name in INTERVAL_DESCRIPTIONS}
+    replicates = np.full((*table.shape, settings.bootstrap), np.nan)
     if settings.bootstrap:
         diagonal = np.arange(len(models))
+        replicates[:, :, diagonal, diagonal] = table[:, :, diagonal, diagonal, None]
         out["standard_error"][:, :, diagonal, diagonal] = 0.0
         out["bootstrap_bias"][:, :, diagonal, diagonal] = 0.0
         out["ci_low"][:, :, diagonal, diagonal] = table[:, :, diagonal, diagonal]
@@ -251,6 +258,7 @@ def _intervals(spread: dict, table: np.ndarray, names, space_names, models, sett
                 cells = [(ia, ib), (ib, ia)]
             for row, column in cells:
                 if kind == "bootstrap":
+                    replicates[i, j, row, column] = values
                     summary = bootstrap.summarise(values, table[i, j, row, column])
                     for name, value in zip(BOOTSTRAP_VARIABLES, summary, strict=True):
                         out[name][i, j, row, column] = value
@@ -258,7 +266,7 @@ def _intervals(spread: dict, table: np.ndarray, names, space_names, models, sett
                     finite = values[np.isfinite(values)]
                     out["chance"][i, j, row, column] = finite.mean() if finite.size else np.nan
                     out["chance_sd"][i, j, row, column] = finite.std(ddof=1) if finite.size > 1 else np.nan
-    return out
+    return out, replicates
 
 
 def _structure_split(groups: np.ndarray, settings: SimilaritySettings) -> np.ndarray:

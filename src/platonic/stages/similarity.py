@@ -73,6 +73,8 @@ def run(
             cluster.close()
     ds["control"] = ("model", np.array([m in controls for m in raw], dtype=bool))
     ds["control"].attrs["description"] = "True for a control representation (config: models.<name>.control)"
+    ds["family"] = ("model", np.array([str(s.attrs.get("model_family", "")) for s in stores.values()]))
+    ds["family"].attrs["description"] = "the model's adapter family (architecture)"
     ds.attrs.update(
         anchor_set_hash=anchor_store.attrs["anchor_set_hash"],
         structure_set_hash=anchor_store.attrs["structure_set_hash"],
@@ -85,6 +87,23 @@ def run(
     write_store(ds, output)
     write_rows(table, similarity_table(ds))
     log.info("%d models, %d atoms -> %s", len(raw), int(valid.sum()), output)
+
+
+def summary(similarity: str, table: str, text: str) -> None:
+    """The run's headline from the similarity store: the CSV ``table`` (``platonic.compare.headline``) and the
+    reStructuredText ``text`` the report's first page includes."""
+    from pathlib import Path
+
+    from platonic.compare.headline import COLUMNS, headline_rows, headline_text
+    from platonic.store import open_store
+
+    ds = open_store(similarity).load()
+    rows = headline_rows(ds)
+    write_rows(table, rows, COLUMNS)
+    Path(text).write_text(headline_text(rows, ds))
+    for row in rows:
+        log.info("%s %s %s: %.3f [%.3f, %.3f]", row["metric"], row["space"], row["group"], row["mean"],
+                 row["ci_low"], row["ci_high"])  # fmt: skip
 
 
 ATOM_MODES = {  # name -> (atoms, neighbours)
