@@ -24,7 +24,8 @@ class Metric:
     sentence for captions), ``reference``, ``similarity`` (True: larger = more alike, 1 = identical; False: a
     distance or error, 0 = identical), ``directed`` (metric(a -> b) != metric(b -> a): stored as model_a =
     source, model_b = target), ``atoms`` (a key of ``ATOMS``), ``neighbours`` (uses the k-NN lists),
-    ``computation`` (how the number is obtained), ``scale_free`` (False: the value carries the units of the space, so
+    ``computation`` (how the number is obtained), ``interval`` (how a bootstrap replicate is obtained,
+    ``platonic.compare.bootstrap``), ``scale_free`` (False: the value carries the units of the space, so
     raw and anchor values are not comparable numbers)."""
 
     name: str
@@ -36,6 +37,7 @@ class Metric:
     atoms: str
     neighbours: bool
     computation: str
+    interval: str
     scale_free: bool = True
 
 
@@ -46,62 +48,72 @@ METRICS: dict[str, Metric] = {
             "linear_cka", "linear CKA",
             "linear centred kernel alignment; 1 = identical up to rotation and isotropic scale",
             "Kornblith et al., ICML 2019", True, False, "all", False, "from streamed d x d covariances",
+            "exact, from per-structure sums",
         ),
         Metric(
             "debiased_cka", "debiased linear CKA",
             "linear CKA with unbiased HSIC estimators; about 0 for unrelated spaces",
             "Song et al., JMLR 2012", True, False, "all", False, "from streamed moments",
+            "exact, from per-structure sums",
         ),
         Metric(
             "mutual_knn", "mutual k-NN alignment",
             "shared fraction of the k nearest cosine neighbours (similarity.k)",
             "Huh et al., ICML 2024", True, False, "all", True, "from each model's k-NN lists",
+            "neighbour lists kept fixed",
         ),
         Metric(
             "cknna", "CKNNA",
             "CKA restricted to mutual k-NN pairs, symmetrised over the two kernels",
             "Huh et al., ICML 2024", True, False, "all", True, "sparse masked kernels on the k-NN lists",
+            "neighbour lists kept fixed",
         ),
         Metric(
             "svcca", "SVCCA",
             "mean canonical correlation after keeping 99 % of each space's variance",
             "Raghu et al., NeurIPS 2017", True, False, "all", False, "from streamed covariances",
+            "exact, from per-structure sums",
         ),
         Metric(
             "procrustes", "Procrustes angular distance (rad)",
             "angular orthogonal-Procrustes distance after centring and unit norm, in radians; 0 = identical up to"
             " rotation",
             "Williams et al., NeurIPS 2021", False, False, "all", False, "nuclear norm of the centred cross-covariance",
+            "exact, from per-structure sums",
         ),
         Metric(
             "distance_correlation", "distance correlation",
             "distance correlation of the two point clouds",
             "Szekely et al., Ann. Stat. 2007", True, False, "subsample", False, "dense distance matrices",
+            "exact, the subsample's rows weighted by their draws",
         ),
         Metric(
             "optimal_transport", "2-Wasserstein distance",
             "2-Wasserstein distance between the point clouds; defined where the spaces have equal width (the"
             " anchor space)",
             "exact EMD with POT (Flamary et al., JMLR 2021)", False, False, "subsample", False,
-            "exact earth mover's distance", scale_free=False,
+            "exact earth mover's distance", "none: one exact earth mover's distance per replicate", scale_free=False,
         ),
         Metric(
             "information_imbalance", "information imbalance (row -> column)",
             "information imbalance from the row model to the column model; 0 = the row model's neighbourhoods"
             " predict the column model's",
             "Glielmo et al., PNAS Nexus 2022", False, True, "queries", True, "exact ranks over every atom",
+            "each query's rank kept fixed",
         ),
         Metric(
             "gfre", "GFRE (row predicts column)",
             "global feature reconstruction error of the column model from the row model (ridge)",
             "Goscinski et al., MLST 2021", False, True, "test", False,
             "ridge from train/test moment matrices, atoms of a structure on one side of the split",
+            "exact, from per-structure sums (fixed split)",
         ),
         Metric(
             "lfre", "LFRE (row predicts column)",
             "local feature reconstruction error of the column model from the row model (similarity.lfre_k"
             " neighbours)",
             "Goscinski et al., MLST 2021", False, True, "queries", True, "local ridge on each query's neighbourhood",
+            "each query's error kept fixed",
         ),
     )
 }  # fmt: skip
@@ -143,13 +155,14 @@ def caption(name: str, settings) -> str:
 def markdown_table() -> str:
     """The README's metric table, one row per metric in registry order."""
     rows = [
-        "| metric | what it measures | reference | larger means | atoms used | computed |",
-        "|---|---|---|---|---|---|",
+        "| metric | what it measures | reference | larger means | atoms used | computed | bootstrap replicate |",
+        "|---|---|---|---|---|---|---|",
     ]
     for m in METRICS.values():
         direction = "more alike" if m.similarity else "further apart"
         direction += " (directed: row -> column)" if m.directed else ""
         rows.append(
             f"| `{m.name}` | {m.description} | {m.reference} | {direction} | {ATOMS[m.atoms]} | {m.computation} |"
+            f" {m.interval} |"
         )
     return "\n".join(rows)
