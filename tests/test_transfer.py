@@ -96,19 +96,6 @@ def test_scores_match_sklearn():
     assert transfer.scores(np.array([1, 2, 3, 3]), np.array([1, 2, 2, 3]), classify=True)["accuracy"] == 0.75
 
 
-def test_structure_counts_draw_every_structure_set_with_replacement():
-    draws = structure_counts(7, 500, seed=3)
-    assert draws.shape == (500, 7) and draws.dtype == np.int64
-    assert (draws.sum(axis=1) == 7).all() and (draws >= 0).all()
-    assert (draws > 1).any() and (draws == 0).any()  # some structures twice, some not at all
-    np.testing.assert_array_equal(draws, structure_counts(7, 500, seed=3))
-    assert not np.array_equal(draws, structure_counts(7, 500, seed=4))
-    # each structure is drawn Binomial(7, 1/7) times: mean 1, variance 6/7
-    assert draws.mean() == pytest.approx(1.0)
-    assert draws.var() == pytest.approx(6 / 7, rel=0.1)
-    assert structure_counts(7, 0, seed=3).shape == (0, 7)
-
-
 def _rows_of_structures(n_structures, seed):
     """A small test set: 1-4 rows per structure, regression truth and predictions, class labels and predictions."""
     rng = np.random.default_rng(seed)

@@ -147,7 +147,7 @@ def periodic_trend_bootstrap(
     Returns (elements (n,), ``{model: means (n, n_features)}``, counts (n,), ``{model after the first: (low,
     high)}``).
     """
-    from platonic.compare.bootstrap import structure_counts
+    from platonic.compare.bootstrap import INTERVAL, structure_counts
 
     z = np.asarray(atomic_numbers, dtype=np.int64)
     keep = np.ones(z.shape, bool) if valid is None else np.asarray(valid, bool)
@@ -171,7 +171,7 @@ def periodic_trend_bootstrap(
             continue
         r = trend_correlation(reference, matrices, drawn_present)
         r = r[np.isfinite(r)]
-        intervals[model] = tuple(float(v) for v in np.percentile(r, [2.5, 97.5])) if r.size > 1 else (np.nan, np.nan)
+        intervals[model] = tuple(float(v) for v in np.percentile(r, INTERVAL)) if r.size > 1 else (np.nan, np.nan)
     return elements, means, point_counts[0].astype(np.int64), intervals
 
 

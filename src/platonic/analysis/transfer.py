@@ -27,7 +27,7 @@ import dask
 import numpy as np
 import xarray as xr
 
-from platonic.compare.bootstrap import structure_counts
+from platonic.compare.bootstrap import INTERVAL, structure_counts
 from platonic.settings import SimilaritySettings, TransferSettings
 
 CHUNK = 16384
@@ -290,7 +290,7 @@ def bootstrap_intervals(sums: np.ndarray, draws: np.ndarray, classify: bool) -> 
         if finite.size < 2:
             intervals[metric] = (np.nan, np.nan, np.nan)
             continue
-        low, high = np.percentile(finite, [2.5, 97.5])
+        low, high = np.percentile(finite, INTERVAL)
         intervals[metric] = (float(np.std(finite, ddof=1)), float(low), float(high))
     return intervals
 
