@@ -179,3 +179,135 @@ def test_model_tree_uses_the_metric_distances(tmp_path, n_models):
     # a metric not defined in the raw spaces: that row says so instead of failing
     fig = model_tree(ds, "optimal_transport")
     assert any("not defined in the raw latent spaces" in t.get_text() for ax in fig.axes for t in ax.texts)
+
+
+def _periodic_study(seed):
+    """Atoms of 30 structures (2-6 atoms each) with a rare element (Au, in three structures), some atoms not
+    valid, and three models whose features share each element's direction plus noise."""
+    rng = np.random.default_rng(seed)
+    counts = rng.integers(2, 7, 30)
+    structure = np.repeat(np.arange(30), counts)
+    z = rng.choice([1, 8, 26, 57, 3], size=len(structure))
+    z[np.isin(structure, [4, 17, 25]) & (np.arange(len(z)) % 2 == 0)] = 79
+    valid = rng.random(len(z)) > 0.1
+    directions = {e: rng.normal(size=6) for e in np.unique(z)}
+    base = np.stack([directions[e] for e in z])
+    features = {m: base @ rng.normal(size=(6, 5)) + 0.8 * rng.normal(size=(len(z), 5)) for m in ("m1", "m2", "m3")}
+    ids = np.array([f"syn-{i:02d}" for i in structure], dtype=object)
+    return features, z, ids, structure, valid
+
+
+def test_periodic_trend_bootstrap_equals_resampling_the_atoms():
+    from platonic.compare.bootstrap import structure_counts
+    from platonic.elements import (
+        cosine_matrix,
+        drawn_element_means,
+        element_pairs,
+        pair_sums,
+        periodic_trend_bootstrap,
+        trend_correlation,
+    )
+
+    features, z, ids, structure, valid = _periodic_study(seed=7)
+    replicates, seed, min_atoms = 60, 5, 3
+    elements, means, counts, intervals = periodic_trend_bootstrap(
+        features, z, ids, valid, min_atoms=min_atoms, n_replicates=replicates, seed=seed
+    )
+    # the point estimates: the mean over the valid atoms of each element with at least min_atoms of them
+    present, atoms = np.unique(z[valid], return_counts=True)
+    np.testing.assert_array_equal(elements, present[atoms >= min_atoms])
+    np.testing.assert_array_equal(counts, atoms[atoms >= min_atoms])
+    for model, x in features.items():
+        direct = [x[valid & (z == e)].mean(axis=0) for e in elements]
+        np.testing.assert_allclose(means[model], direct, rtol=1e-12)
+    # the fast path's pieces on the bootstrap's draws: per-(element, structure) sums weighted by the counts
+    shown = valid & np.isin(z, elements)
+    drawable = np.unique(structure[valid])  # every structure with a valid atom, in the order of its id
+    draws = structure_counts(len(drawable), replicates, seed)
+    _, pair_element, pair_structure, atom_pair = element_pairs(z, np.searchsorted(drawable, structure), shown)
+    fast = {}
+    for model, x in features.items():
+        sums, pair_counts = pair_sums(x, atom_pair, len(pair_element), chunk=17)
+        fast[model], drawn_counts = drawn_element_means(
+            pair_element, pair_structure, sums, pair_counts, draws, len(elements)
+        )
+    fast_r = {
+        m: trend_correlation(cosine_matrix(fast["m1"]), cosine_matrix(fast[m]), drawn_counts > 0) for m in ("m2", "m3")
+    }
+    # naive: every replicate's atoms built explicitly (a structure drawn twice: its atoms twice) and read again
+    atoms_of = [np.flatnonzero(shown & (structure == s)) for s in drawable]
+    naive = {m: [] for m in ("m2", "m3")}
+    vanished = 0
+    for b, drawn in enumerate(draws):
+        atoms = np.concatenate([atoms_of[s] for s in range(len(drawable)) for _ in range(drawn[s])])
+        kept = drawn_counts[b] > 0
+        present, n = np.unique(z[atoms], return_counts=True)
+        np.testing.assert_array_equal(elements[kept], present)
+        np.testing.assert_array_equal(drawn_counts[b][kept], n)
+        matrices = {}
+        for model, x in features.items():
+            resampled = np.stack([x[atoms][z[atoms] == e].mean(axis=0) for e in present])
+            assert np.isnan(fast[model][b][~kept]).all()
+            np.testing.assert_allclose(fast[model][b][kept], resampled, rtol=1e-10)
+            unit = resampled / np.linalg.norm(resampled, axis=1, keepdims=True)
+            matrices[model] = unit @ unit.T
+        vanished += not kept.all()
+        off = ~np.eye(kept.sum(), dtype=bool)
+        for model in naive:
+            naive[model].append(np.corrcoef(matrices["m1"][off], matrices[model][off])[0, 1])
+            assert fast_r[model][b] == pytest.approx(naive[model][-1], rel=1e-10)
+    assert 0 < vanished < replicates  # the rare element is missing from some replicates, not from all
+    for model, r in naive.items():
+        np.testing.assert_allclose(intervals[model], np.percentile(r, [2.5, 97.5]), rtol=1e-10)
+    # the same seed draws the same replicates, another seed others; no replicates: no interval
+    again = periodic_trend_bootstrap(features, z, ids, valid, min_atoms=min_atoms, n_replicates=replicates, seed=seed)
+    assert again[3] == intervals
+    assert periodic_trend_bootstrap(features, z, ids, valid, min_atoms, replicates, seed + 1)[3] != intervals
+    without = periodic_trend_bootstrap(features, z, ids, valid, min_atoms=min_atoms, n_replicates=0, seed=seed)
+    assert all(np.isnan(v).all() for v in without[3].values()) and list(without[3]) == ["m2", "m3"]
+    np.testing.assert_array_equal(without[1]["m2"], means["m2"])  # the means do not depend on the bootstrap
+
+
+def test_periodic_trends_titles_give_the_bootstrap_interval():
+    rng = np.random.default_rng(4)
+    elements = np.array([26, 1, 8, 11])
+    means = {"m1": rng.normal(size=(4, 6)), "m2": rng.normal(size=(4, 6)), "m3": rng.normal(size=(4, 6))}
+    fig = periodic_trends(elements, means, intervals={"m2": (0.1234, 0.5678), "m3": (np.nan, np.nan)})
+    panels = [ax for ax in fig.axes if ax.get_title()]
+    off = ~np.eye(4, dtype=bool)
+    r = np.corrcoef(panels[0].images[0].get_array()[off], panels[1].images[0].get_array()[off])[0, 1]
+    assert f"r = {r:.2f} [0.12, 0.57] vs m1" in panels[1].get_title()
+    assert "[" not in panels[2].get_title() and "r = " in panels[2].get_title()  # no interval: r alone
+    assert "95 % interval" in fig._suptitle.get_text()
+    assert "interval" not in periodic_trends(elements, means)._suptitle.get_text()
+
+
+def test_periodic_trends_stage_draws_the_structure_bootstrap(tmp_path, monkeypatch):
+    from analysis_stores import write_study
+
+    from platonic import figures
+    from platonic.cli import main
+    from platonic.elements import periodic_trend_bootstrap
+    from platonic.store import open_store, write_store
+
+    features, z, _, structure, _ = _periodic_study(seed=3)
+    paths = write_study(tmp_path, features, z, structure, {}, np.arange(5))
+    similarity = write_store(xr.Dataset(coords={"model_a": list(features)}), tmp_path / "similarity.zarr")
+    drawn = []
+    save = figures.save_figure
+    monkeypatch.setattr(
+        figures, "save_figure", lambda fig, *args, **kwargs: drawn.append(fig) or save(fig, *args, **kwargs)
+    )
+    settings = '{"bootstrap": 30, "seed": 4, "trend_min_atoms": 3}'
+    args = ["overview-figure", "periodic_trends", str(similarity), "--output", str(tmp_path / "trends.png")]
+    args += ["--embeddings", *map(str, paths["embeddings"]), "--anchors", str(paths["anchors"]), "--settings", settings]
+    assert main(args) == 0
+    stores = [open_store(p) for p in paths["embeddings"]]
+    expected = periodic_trend_bootstrap(
+        {s.attrs["model"]: s["embedding"].values for s in stores}, z, stores[0]["structure_id"].values,
+        min_atoms=3, n_replicates=30, seed=4,
+    )[3]  # fmt: skip
+    titles = [ax.get_title() for ax in drawn[0].axes if ax.get_title()]
+    for title, model in zip(titles[1:], ["m2", "m3"], strict=True):
+        assert "[{:.2f}, {:.2f}] vs m1".format(*expected[model]) in title
+    assert _non_blank(tmp_path / "trends.png")

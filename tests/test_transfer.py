@@ -1,4 +1,5 @@
 import csv
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -8,6 +9,7 @@ from sklearn.metrics import mean_absolute_error, r2_score
 
 from platonic.analysis import transfer
 from platonic.cli import main
+from platonic.compare.bootstrap import structure_counts
 from platonic.elements import periodic_group
 from platonic.projection import anchor_projection
 from platonic.settings import TransferSettings
@@ -94,6 +96,55 @@ def test_scores_match_sklearn():
     assert transfer.scores(np.array([1, 2, 3, 3]), np.array([1, 2, 2, 3]), classify=True)["accuracy"] == 0.75
 
 
+def _rows_of_structures(n_structures, seed):
+    """A small test set: 1-4 rows per structure, regression truth and predictions, class labels and predictions."""
+    rng = np.random.default_rng(seed)
+    structure = np.repeat(np.arange(n_structures), rng.integers(1, 5, n_structures))
+    truth, prediction = rng.normal(size=len(structure)), rng.normal(size=len(structure))
+    labels, guesses = rng.integers(0, 3, len(structure)), rng.integers(0, 3, len(structure))
+    return structure, truth, prediction, labels, guesses
+
+
+def test_bootstrap_from_structure_sums_equals_resampling_the_rows():
+    structure, truth, prediction, labels, guesses = _rows_of_structures(15, seed=6)
+    draws = structure_counts(15, 40, seed=2)
+    rows_of = [np.flatnonzero(structure == s) for s in range(15)]
+    for classify, p, t in ((False, prediction, truth), (True, guesses, labels)):
+        sums = transfer.structure_sums(p, t, structure, 15, classify)
+        fast = transfer.scores_of_sums(draws @ sums, classify)
+        intervals = transfer.bootstrap_intervals(sums, draws, classify)
+        for metric in ("accuracy",) if classify else ("mae", "r2"):
+            naive = []
+            for counts in draws:  # the drawn structures' rows, a structure drawn twice twice
+                rows = np.concatenate([rows_of[s] for s in range(15) for _ in range(counts[s])])
+                naive.append(transfer.scores(p[rows], t[rows], classify)[metric])
+            np.testing.assert_allclose(fast[metric], naive, rtol=1e-12, atol=1e-14)
+            se, low, high = intervals[metric]
+            assert se == pytest.approx(np.std(naive, ddof=1), rel=1e-10)
+            np.testing.assert_allclose([low, high], np.percentile(naive, [2.5, 97.5]), rtol=1e-10)
+        # the metrics that do not apply to the target's kind have no interval
+        other = ("mae", "r2") if classify else ("accuracy",)
+        assert all(np.isnan(intervals[m]).all() for m in other)
+    # no replicates: no interval
+    assert np.isnan(transfer.bootstrap_intervals(sums, structure_counts(15, 0, seed=2), True)["accuracy"]).all()
+
+
+def test_bootstrap_standard_error_of_a_mean_score_is_sd_over_root_n():
+    rng = np.random.default_rng(8)
+    n, replicates = 200, 4000
+    truth, prediction = rng.normal(size=n), rng.normal(size=n) * 2.0  # one row per structure
+    sums = transfer.structure_sums(prediction, truth, np.arange(n), n, classify=False)
+    se = transfer.bootstrap_intervals(sums, structure_counts(n, replicates, seed=0), classify=False)["mae"][0]
+    # the ideal bootstrap's standard error of a mean is the plug-in sd / sqrt(n); estimated from B replicates it
+    # scatters by a relative 1 / sqrt(2 (B - 1)) ~ 1.1 %, so 5 % is more than four of those
+    assert se == pytest.approx(np.std(np.abs(prediction - truth)) / np.sqrt(n), rel=0.05)
+    correct = rng.random(n) < 0.7
+    sums = transfer.structure_sums(correct.astype(int), np.ones(n, dtype=int), np.arange(n), n, classify=True)
+    se = transfer.bootstrap_intervals(sums, structure_counts(n, replicates, seed=1), classify=True)["accuracy"][0]
+    share = correct.mean()
+    assert se == pytest.approx(np.sqrt(share * (1 - share) / n), rel=0.05)
+
+
 @pytest.fixture(scope="module")
 def rotated_study():
     """Model b is model a rotated; model c is a wider random linear map of a (a different width)."""
@@ -133,6 +184,36 @@ def test_a_rotated_copy_stitches_perfectly_in_the_anchor_space_only(rotated_stud
     assert int(ds["n_test"].sel(target="energy")) == 72  # 30 % of 240 structures
 
 
+def test_every_transfer_score_carries_its_structure_bootstrap(rotated_study):
+    structure_index, z, raw, anchor, _, labels = rotated_study
+    spaces = {"raw": raw, "anchor": anchor}
+    settings = TransferSettings(heads=("ridge",), bootstrap=60, seed=2)
+    ds = transfer.transfer_scores(spaces, structure_index, labels, {"element": z}, settings, controls=("c",))
+    assert ds.attrs["bootstrap"] == 60
+    np.testing.assert_array_equal(ds["control"].sel(model=["a", "b", "c"]).values, [False, False, True])
+    score = ds["score"].values
+    for name in ("standard_error", "ci_low", "ci_high"):
+        assert ds[name].dims == ds["score"].dims
+        np.testing.assert_array_equal(np.isfinite(ds[name].values), np.isfinite(score))  # wherever there is a score
+    finite = np.isfinite(score)
+    low, high, se = (ds[name].values[finite] for name in ("ci_low", "ci_high", "standard_error"))
+    assert (se >= 0).all() and (low <= score[finite]).all() and (score[finite] <= high).all()
+    # b is a rotated a: a's head predicts the same on both, and every model pair of a target sees the same draws
+    anchor_space = ds.sel(space="anchor", head="ridge")
+    for name in transfer.ESTIMATES:
+        a_to_a = anchor_space[name].sel(source_model="a", target_model="a").values
+        a_to_b = anchor_space[name].sel(source_model="a", target_model="b").values
+        np.testing.assert_allclose(a_to_b, a_to_a, rtol=1e-4, atol=1e-6)
+    # the same seed draws the same replicates; no replicates: the same scores without intervals
+    again = transfer.transfer_scores(spaces, structure_index, labels, {"element": z}, settings, controls=("c",))
+    for name in transfer.ESTIMATES:
+        np.testing.assert_array_equal(again[name].values, ds[name].values)
+    off = transfer.transfer_scores(spaces, structure_index, labels, {"element": z}, replace(settings, bootstrap=0))
+    np.testing.assert_array_equal(off["score"].values, score)
+    assert all(np.isnan(off[name].values).all() for name in ("standard_error", "ci_low", "ci_high"))
+    assert off.attrs["bootstrap"] == 0 and not off["control"].values.any()
+
+
 def test_transfer_and_analogies_cli_on_synthetic_stores(tmp_path, rotated_study, capsys):
     structure_index, z, raw, _, anchors, labels = rotated_study
     paths = write_study(tmp_path, raw, z, structure_index, labels, anchors)
@@ -140,17 +221,19 @@ def test_transfer_and_analogies_cli_on_synthetic_stores(tmp_path, rotated_study,
     common += ["--anchors", str(paths["anchors"]), "--structures", str(paths["structures"])]
     out = tmp_path / "transfer.zarr"
     table = tmp_path / "transfer.csv"
-    code = main(["transfer", str(out), str(table), *common, "--figure", str(tmp_path / "t.png"), "--seed", "1"])
-    assert code == 0
+    figure = ["--figure", str(tmp_path / "t.png")]
+    assert main(["transfer", str(out), str(table), *common, *figure, "--seed", "1", "--controls", "c"]) == 0
     ds = open_store(out)
     assert list(ds["target"].values) == ["energy", "element", "group"]
+    assert ds.attrs["bootstrap"] == 100  # null: similarity.bootstrap's default
     rows = list(csv.DictReader(open(table)))
-    key = ("anchor", "energy", "r2", "a", "b")
+    key = ("anchor", "energy", "r2", "c", "b")
     row = next(r for r in rows if (r["space"], r["target"], r["metric"], r["source_model"], r["target_model"]) == key)
-    expected = ds["score"].sel(
-        head="ridge", space="anchor", target="energy", metric="r2", source_model="a", target_model="b"
-    )
-    assert float(row["value"]) == pytest.approx(float(expected))
+    cell = dict(head="ridge", space="anchor", target="energy", metric="r2", source_model="c", target_model="b")
+    assert float(row["value"]) == pytest.approx(float(ds["score"].sel(cell)))
+    for name in ("standard_error", "ci_low", "ci_high"):
+        assert float(row[name]) == pytest.approx(float(ds[name].sel(cell)))
+    assert (row["source_control"], row["target_control"]) == ("True", "False")
     assert (tmp_path / "t.png").stat().st_size > 10_000
     # a target the structure store does not carry is named, with the config key
     assert main(["transfer", str(tmp_path / "x.zarr"), str(tmp_path / "x.csv"), *common, "--targets", "band_gap"]) == 1

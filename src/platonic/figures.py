@@ -238,15 +238,22 @@ def shared_space_maps(
     return fig
 
 
-def periodic_trends(elements: np.ndarray, means: dict[str, np.ndarray], counts: np.ndarray | None = None) -> plt.Figure:
+def periodic_trends(
+    elements: np.ndarray,
+    means: dict[str, np.ndarray],
+    counts: np.ndarray | None = None,
+    intervals: dict[str, tuple[float, float]] | None = None,
+) -> plt.Figure:
     """Element x element cosine similarity of each model's per-element mean embedding, ordered by group then Z.
 
     ``elements`` (n_elements,) atomic numbers shared by all models; ``means[model]`` (n_elements, n_features).
-    Each panel after the first gives the Pearson r of its off-diagonal values with the first model's.
+    Each panel after the first gives the Pearson r of its off-diagonal values with the first model's, and
+    ``intervals[model]`` (low, high) beside it where given and finite (the structure bootstrap's 95 % interval,
+    ``platonic.elements.periodic_trend_bootstrap``).
     """
     from ase.data import chemical_symbols
 
-    from platonic.elements import GROUP_LABELS, cosine_matrix, periodic_group, periodic_order
+    from platonic.elements import GROUP_LABELS, cosine_matrix, periodic_group, periodic_order, trend_correlation
 
     models = list(means)
     order = periodic_order(elements)
@@ -266,7 +273,7 @@ def periodic_trends(elements: np.ndarray, means: dict[str, np.ndarray], counts: 
         ticks = list((starts + ends - 1) / 2)
         labels, font = [GROUP_LABELS[g] for g in groups[starts]], 6.0
     boundaries = np.flatnonzero(np.diff(groups)) + 0.5
-    reference = matrices[models[0]][off_diagonal]
+    intervals = {m: (low, high) for m, (low, high) in (intervals or {}).items() if np.isfinite([low, high]).all()}
     image = None
     for ax, model in zip(axes, models, strict=True):
         image = ax.imshow(matrices[model], cmap="cividis", vmin=min(vmin, 0.0), vmax=1.0, interpolation="nearest")
@@ -278,14 +285,16 @@ def periodic_trends(elements: np.ndarray, means: dict[str, np.ndarray], counts: 
         ax.tick_params(length=0 if n > 40 else 2)
         title = _short(model, 30)
         if model != models[0] and n > 2:
-            r = float(np.corrcoef(reference, matrices[model][off_diagonal])[0, 1])
-            title += f"\nr = {r:.2f} vs {_short(models[0], 30)}"
+            r = float(trend_correlation(matrices[models[0]], matrices[model]))
+            interval = " [{:.2f}, {:.2f}]".format(*intervals[model]) if model in intervals else ""
+            title += f"\nr = {r:.2f}{interval} vs {_short(models[0], 30)}"
         ax.set_title(title, fontsize=8)
     fig.colorbar(image, ax=list(axes), shrink=0.5, aspect=30, label="cosine similarity of element means")
     atoms = f", {int(np.sum(counts))} atoms" if counts is not None else ""
+    bracket = "; r [95 % interval over resampled structures]" if intervals else ""
     fig.suptitle(
         f"Periodic trends: cosine similarity of per-element mean embeddings ({n} elements{atoms});"
-        f" ordered by periodic-table group{' (axis labels; f = La-Lu, Ac-Lr)' if n > 40 else ''}, then Z",
+        f" ordered by periodic-table group{' (axis labels; f = La-Lu, Ac-Lr)' if n > 40 else ''}, then Z{bracket}",
         fontsize=10,
     )
     return fig

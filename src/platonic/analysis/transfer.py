@@ -11,6 +11,11 @@ gap, ...) or per atom (classification: element, periodic-table group). The train
 structure, seeded, so atoms of one structure never sit on both sides. Ridge is solved from streamed
 float64 moments (``X^T X``, ``X^T Y``), so memory grows with the width, not with the atom count;
 its regularisation is chosen by grouped cross-validation on the training structures.
+
+Every score comes with a structure bootstrap over the test structures: the fitted head and its
+predictions stay fixed, the test structures are drawn with replacement (the rows of a structure
+together), and the score is recomputed from per-structure sums of the errors, the truth and the
+correct predictions, so a replicate costs one weighted sum, not a prediction.
 """
 
 from __future__ import annotations
@@ -22,12 +27,14 @@ import dask
 import numpy as np
 import xarray as xr
 
-from platonic.settings import TransferSettings
+from platonic.compare.bootstrap import INTERVAL, structure_counts
+from platonic.settings import SimilaritySettings, TransferSettings
 
 CHUNK = 16384
 HEADS = ("ridge", "mlp")
 ATOM_TARGETS = ("element", "group")
 METRICS = ("mae", "r2", "accuracy")
+ESTIMATES = ("score", "standard_error", "ci_low", "ci_high")  # the score and its structure-bootstrap interval
 SPACES = ("raw", "anchor")
 KINDS = {False: "structure regression", True: "atom classification"}
 
@@ -235,19 +242,66 @@ def _fit_head(head, x, y, rows, groups, classify, settings):
     raise ValueError(f"unknown head {head!r}; use one of {', '.join(HEADS)}")
 
 
+def structure_sums(
+    prediction: np.ndarray, truth: np.ndarray, structure: np.ndarray, n_structures: int, classify: bool
+) -> np.ndarray:
+    """Per-structure sufficient statistics of the scores, summed over the rows of each structure
+    (``structure (n_rows,)``, 0..n_structures-1): ``(n_structures, 2)`` row count and correct predictions
+    (classification) or ``(n_structures, 5)`` row count, |e|, e^2, t and t^2 with ``e = prediction - truth``
+    and ``t`` the truth less its mean over all rows (regression; the shift keeps R^2's total sum of squares
+    from cancelling). Any weighting of structures (a bootstrap replicate's counts) is a weighted sum of rows."""
+    if classify:
+        columns = [np.ones(len(truth)), (prediction == truth).astype(np.float64)]
+    else:
+        error, centred = prediction - truth, truth - truth.mean()
+        columns = [np.ones(len(truth)), np.abs(error), error**2, centred, centred**2]
+    return np.stack([np.bincount(structure, weights=c, minlength=n_structures) for c in columns], axis=1)
+
+
+def scores_of_sums(sums: np.ndarray, classify: bool) -> dict[str, np.ndarray]:
+    """MAE and R^2 (regression) or accuracy (classification) from ``sums (..., k)``, weighted sums over
+    structures of ``structure_sums``; NaN where a metric does not apply, and R^2 NaN where the truth is constant."""
+    n = sums[..., 0]
+    missing = np.full(n.shape, np.nan)
+    if classify:
+        return {"mae": missing, "r2": missing, "accuracy": sums[..., 1] / n}
+    total = sums[..., 4] - sums[..., 3] ** 2 / n
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r2 = np.where(total > 0, 1.0 - sums[..., 2] / total, np.nan)
+    return {"mae": sums[..., 1] / n, "r2": r2, "accuracy": missing}
+
+
 def scores(prediction: np.ndarray, truth: np.ndarray, classify: bool) -> dict[str, float]:
     """MAE and R^2 (regression) or accuracy (classification) of ``prediction`` against ``truth``."""
-    if classify:
-        return {"mae": np.nan, "r2": np.nan, "accuracy": float(np.mean(prediction == truth))}
-    residual = prediction - truth
-    total = float(np.sum((truth - truth.mean()) ** 2))
-    r2 = 1.0 - float(np.sum(residual**2)) / total if total > 0 else np.nan
-    return {"mae": float(np.mean(np.abs(residual))), "r2": r2, "accuracy": np.nan}
+    sums = structure_sums(prediction, truth, np.zeros(len(truth), dtype=np.int64), 1, classify)[0]
+    return {metric: float(value) for metric, value in scores_of_sums(sums, classify).items()}
 
 
-def _evaluate(predict, x: np.ndarray, rows: np.ndarray, truth: np.ndarray, classify: bool) -> dict[str, float]:
+def bootstrap_intervals(sums: np.ndarray, draws: np.ndarray, classify: bool) -> dict[str, tuple[float, float, float]]:
+    """Structure-bootstrap standard error and 95 % percentile interval of every score: ``sums (S, k)`` of
+    ``structure_sums`` over the S test structures, ``draws (B, S)`` how often each replicate draws each
+    (``platonic.compare.bootstrap.structure_counts``). Each replicate's score is ``scores_of_sums(draws @ sums)``;
+    over the replicates where it is defined, the standard error is their standard deviation (ddof 1) and the
+    interval their 2.5 and 97.5 percentiles (``np.percentile``, linear interpolation). NaN with fewer than two
+    defined replicates (no bootstrap, or a metric that does not apply)."""
+    intervals = {}
+    for metric, replicates in scores_of_sums(draws @ sums, classify).items():
+        finite = replicates[np.isfinite(replicates)]
+        if finite.size < 2:
+            intervals[metric] = (np.nan, np.nan, np.nan)
+            continue
+        low, high = np.percentile(finite, INTERVAL)
+        intervals[metric] = (float(np.std(finite, ddof=1)), float(low), float(high))
+    return intervals
+
+
+def _evaluate(predict, x, rows, truth, classify, structure, draws) -> dict[str, tuple[float, float, float, float]]:
+    """``ESTIMATES`` of every metric of ``predict`` on ``rows``: the score and its structure bootstrap, with
+    ``structure (len(rows),)`` each row's test structure (0..S-1) and ``draws (B, S)``."""
     predictions = np.concatenate([predict(x[rows[s : s + CHUNK]]) for s in range(0, len(rows), CHUNK)])
-    return scores(predictions, truth[rows], classify)
+    point = scores(predictions, truth[rows], classify)
+    sums = structure_sums(predictions, truth[rows], structure, draws.shape[1], classify)
+    return {m: (point[m], *interval) for m, interval in bootstrap_intervals(sums, draws, classify).items()}
 
 
 def transfer_scores(
@@ -257,6 +311,7 @@ def transfer_scores(
     atom_targets: dict[str, np.ndarray] | None = None,
     settings: TransferSettings | None = None,
     threads: int = 1,
+    controls: tuple[str, ...] = (),
 ) -> xr.Dataset:
     """Fit every head on every source model and score it on every target model, in every space.
 
@@ -267,6 +322,10 @@ def transfer_scores(
     ``score (head, space, target, metric, source_model, target_model)``: the head fitted on
     ``source_model``'s training structures, scored on ``target_model``'s test structures; the
     diagonal is the ordinary A->A score. A pair whose widths differ is NaN and ``note`` says why.
+    Beside it, with the same dims, ``standard_error``, ``ci_low`` and ``ci_high``: the structure bootstrap
+    of ``bootstrap_intervals`` over each target's test structures, ``settings.bootstrap`` replicates (None:
+    ``similarity.bootstrap``'s default) seeded by ``settings.seed``, the same draws for every head, space and
+    model pair of a target (NaN with no replicates). ``control (model)`` marks the models named in ``controls``.
     """
     settings = settings or TransferSettings()
     structure_targets = structure_targets or {}
@@ -281,6 +340,10 @@ def transfer_scores(
     for name, features in spaces.items():
         if list(features) != models:
             raise ValueError(f"space {name!r} has models {list(features)}, expected {models}")
+    unknown = sorted(set(controls) - set(models))
+    if unknown:
+        raise ValueError(f"controls {unknown} are not among the models {models}")
+    n_replicates = settings.bootstrap if settings.bootstrap is not None else SimilaritySettings().bootstrap
     structure_index = np.asarray(structure_index, dtype=np.int64)
     n_structures = int(structure_index.max()) + 1
     n_atoms = len(structure_index)
@@ -309,6 +372,14 @@ def transfer_scores(
             )
 
     delayed = dask.delayed
+    # each test row's structure (0..S-1 over the target's test structures) and the bootstrap's draws of them
+    bootstrap_of = {}
+    for name, (_, test) in rows_of.items():
+        tested, position = np.unique(structure_index[test] if name in atom_targets else test, return_inverse=True)
+        bootstrap_of[name] = (
+            delayed(position, name=f"transfer-position-{name}"),
+            delayed(structure_counts(len(tested), n_replicates, settings.seed), name=f"transfer-draws-{name}"),
+        )
     tasks, alpha_tasks = {}, {}
     for space in space_names:
         data = {
@@ -325,6 +396,7 @@ def transfer_scores(
             truth = delayed(values, name=f"transfer-truth-{name}")
             groups = structure_index if classify else structures
             train, test = rows_of[name]
+            position, draws = bootstrap_of[name]
             features = data if classify else pooled
             for head, source in itertools.product(settings.heads, models):
                 fitted = delayed(_fit_head, nout=2)(head, features[source], truth, train, groups, classify, settings)
@@ -332,16 +404,19 @@ def transfer_scores(
                 for target in models:
                     if widths[target] == widths[source]:
                         tasks[head, space, name, source, target] = delayed(_evaluate)(
-                            fitted[0], features[target], test, truth, classify
+                            fitted[0], features[target], test, truth, classify, position, draws
                         )
     values, alphas = dask.compute(tasks, alpha_tasks, scheduler="threads", num_workers=max(1, threads))
 
     heads = list(settings.heads)
-    table = np.full((len(heads), len(space_names), len(target_names), len(METRICS), len(models), len(models)), np.nan)
+    table = np.full(
+        (len(ESTIMATES), len(heads), len(space_names), len(target_names), len(METRICS), len(models), len(models)),
+        np.nan,
+    )
     for (head, space, name, source, target), result in values.items():
         cell = (heads.index(head), space_names.index(space), target_names.index(name))
         for k, metric in enumerate(METRICS):
-            table[(*cell, k, models.index(source), models.index(target))] = result[metric]
+            table[(slice(None), *cell, k, models.index(source), models.index(target))] = result[metric]
     alpha = np.full((len(heads), len(space_names), len(target_names), len(models)), np.nan)
     for (head, space, name, source), value in alphas.items():
         alpha[heads.index(head), space_names.index(space), target_names.index(name), models.index(source)] = value
@@ -351,9 +426,11 @@ def transfer_scores(
             wa, wb = np.shape(spaces[space][a])[1], np.shape(spaces[space][b])[1]
             if wa != wb:
                 note[j, ia, ib] = f"widths differ ({wa} vs {wb}): a head fitted on {a} cannot read {b}'s features"
+    score_dims = ("head", "space", "target", "metric", "source_model", "target_model")
     ds = xr.Dataset(
         {
-            "score": (("head", "space", "target", "metric", "source_model", "target_model"), table),
+            **{name: (score_dims, estimate) for name, estimate in zip(ESTIMATES, table, strict=True)},
+            "control": (("model",), np.array([m in controls for m in models], dtype=bool)),
             "ridge_relative_alpha": (("head", "space", "target", "source_model"), alpha),
             "note": (("space", "source_model", "target_model"), note),
             "n_train": (("target",), np.array([len(rows_of[t][0]) for t in target_names], dtype=np.int64)),
@@ -367,22 +444,31 @@ def transfer_scores(
             "metric": list(METRICS),
             "source_model": models,
             "target_model": models,
+            "model": models,
         },
     )  # fmt: skip
     ds["score"].attrs["description"] = (
         "head fitted on source_model's training structures, scored on target_model's test structures; "
         "mae and r2 for structure regression, accuracy for atom classification, NaN where not applicable"
     )
+    bootstrap = f"over {n_replicates} structure-bootstrap replicates of the test structures (seed {settings.seed})"
+    ds["standard_error"].attrs["description"] = f"standard deviation of the score {bootstrap}"
+    ds["ci_low"].attrs["description"] = f"2.5 percentile of the score {bootstrap}"
+    ds["ci_high"].attrs["description"] = f"97.5 percentile of the score {bootstrap}"
+    ds["control"].attrs["description"] = "True for a control representation (config: models.<name>.control)"
     settings_attrs = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(settings).items()}
+    settings_attrs["bootstrap"] = n_replicates
     ds.attrs.update(kind="transfer", n_atoms=n_atoms, n_structures=int(present.sum()), **settings_attrs)
     return ds
 
 
 def transfer_table(ds: xr.Dataset) -> list[dict]:
-    """Tidy rows (head, space, target, metric, source, target model, value, n_test, note) for the CSV;
-    metrics that do not apply to a target's kind are left out."""
+    """Tidy rows (head, space, target, metric, source and target model, whether each is a control, value,
+    standard error, 95 % interval, n_test, note) for the CSV; metrics that do not apply to a target's kind
+    are left out."""
     rows = []
-    score = ds["score"].values
+    estimates = {name: ds[name].values for name in ESTIMATES}
+    control = dict(zip(ds["model"].values, ds["control"].values, strict=True))
     for (h, head), (j, space), (t, target), (k, metric) in itertools.product(
         enumerate(ds["head"].values),
         enumerate(ds["space"].values),
@@ -401,7 +487,10 @@ def transfer_table(ds: xr.Dataset) -> list[dict]:
                     "metric": str(metric),
                     "source_model": str(a),
                     "target_model": str(b),
-                    "value": float(score[h, j, t, k, ia, ib]),
+                    "source_control": bool(control[a]),
+                    "target_control": bool(control[b]),
+                    "value": float(estimates["score"][h, j, t, k, ia, ib]),
+                    **{name: float(estimates[name][h, j, t, k, ia, ib]) for name in ESTIMATES[1:]},
                     "n_test": int(ds["n_test"].values[t]),
                     "note": str(ds["note"].values[j, ia, ib]),
                 }

@@ -33,8 +33,9 @@ def transfer(
     figure: str | None = None,
     controls: tuple[str, ...] = (),
 ) -> None:
-    """Heads fitted on each model, scored on every model: transfer store ``output``, CSV ``table``, ``figure``;
-    ``controls`` name the control representations (marked in the store, the table and the figure)."""
+    """Heads fitted on each model, scored on every model, each score with its structure-bootstrap interval
+    (``settings.bootstrap`` replicates, seeded by ``settings.seed``): transfer store ``output``, CSV ``table``,
+    ``figure``; ``controls`` name the control representations (marked in the store and the table)."""
     from platonic import elements
     from platonic.analysis import transfer as stitching
     from platonic.figures import save_figure, transfer_heatmaps
@@ -67,6 +68,7 @@ def transfer(
         atom_targets,
         settings,
         threads=settings.threads,
+        controls=controls,
     )
     ds.attrs.update(
         structure_set_hash=first.attrs["structure_set_hash"],
@@ -89,7 +91,10 @@ def transfer(
             float(np.mean(np.diag(values))),
             float(np.mean(off_diagonal)) if off_diagonal.size else float("nan"),
         )
-    log.info("%d models, %d atoms, targets %s -> %s", len(raw), int(valid.sum()), list(ds["target"].values), output)
+    log.info(
+        "%d models (%d controls), %d atoms, targets %s, %d bootstrap replicates -> %s", len(raw), len(controls),
+        int(valid.sum()), list(ds["target"].values), ds.attrs["bootstrap"], output,
+    )  # fmt: skip
 
 
 def audit(

@@ -80,12 +80,16 @@ def overview(
         fig = figures.shared_space_maps(coordinates, first["Z"].values[rows], figures.available_maps(), seed)
     elif figure == "periodic_trends":
         stores = by_model(embeddings, "embedding")
+        first = next(iter(stores.values()))
         keep = np.logical_and.reduce([s["valid"].values for s in stores.values()]) if valid is None else valid
-        means = {}
-        for model, store in stores.items():
-            z, means[model], counts = elements.element_means(store["embedding"].data, store["Z"].values, keep)
-        common = counts >= settings.trend_min_atoms
-        fig = figures.periodic_trends(z[common], {m: v[common] for m, v in means.items()}, counts[common])
+        # null: the similarity stage's bootstrap and seed (validate_config writes them in; by hand, their defaults)
+        n_replicates = settings.bootstrap if settings.bootstrap is not None else SimilaritySettings().bootstrap
+        seed = settings.seed if settings.seed is not None else SimilaritySettings().seed
+        z, means, counts, intervals = elements.periodic_trend_bootstrap(
+            {m: s["embedding"].data for m, s in stores.items()}, first["Z"].values, first["structure_id"].values,
+            keep, settings.trend_min_atoms, n_replicates, seed,
+        )  # fmt: skip
+        fig = figures.periodic_trends(z, means, counts, intervals)
     elif figure == "model_statistics":
         stores = by_model(embeddings, "embedding")
         keep = np.logical_and.reduce([s["valid"].values for s in stores.values()]) if valid is None else valid
