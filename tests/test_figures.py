@@ -40,15 +40,78 @@ def test_heatmap_has_one_annotated_panel_per_space(tmp_path):
     assert [ax.get_title() for ax in panels] == ["raw latent spaces", "shared anchor space"]
     texts = [t.get_text() for t in panels[0].texts]
     assert texts.count("1.00") == 3 and texts.count("0.50") == 6
+    assert len(texts) == 9  # a store without intervals: one number per cell
     assert "123 atoms" in fig._suptitle.get_text() and "k = 10" in fig._suptitle.get_text()
+    assert "\n" not in fig._suptitle.get_text()  # nothing to note: no intervals, no controls
+    assert not panels[0].patches and not panels[0].lines  # no control hatching or separator
     path = save_figure(fig, tmp_path / "fig.png")
     image = matplotlib.image.imread(path)
     assert image.shape[0] > 300 and image.std() > 0.05  # a real picture, not a blank canvas
 
 
-def test_many_long_model_names_still_draw(tmp_path):
+def _uncertain(ds, control, seed=0):
+    """``ds`` with what the similarity stage stores beside each value: bootstrap standard error and 95 % interval,
+    chance level (mean and sd over permutations), and which models are controls."""
+    rng = np.random.default_rng(seed)
+    dims = ds["similarity"].dims
+    value = ds["similarity"].values
+    half = rng.uniform(0.01, 0.05, size=value.shape)
+    models = ds["model_a"].values
+    return (
+        ds.assign_coords(model=models)
+        .assign(
+            standard_error=(dims, half / 2),
+            ci_low=(dims, value - half),
+            ci_high=(dims, value + half / 2),  # percentile intervals need not be symmetric
+            chance=(dims, rng.uniform(0.0, 0.1, size=value.shape)),
+            chance_sd=(dims, rng.uniform(0.0, 0.02, size=value.shape)),
+            control=("model", np.asarray(control, dtype=bool)),
+        )
+        .assign_attrs(bootstrap=50, permutations=3)
+    )
+
+
+def test_heatmap_sets_controls_apart_and_annotates_intervals():
+    models = ["a", "element", "b", "c"]
+    ds = _uncertain(_similarity(models), [False, True, False, False])
+    ds["ci_low"].loc[{"metric": "linear_cka", "space": "raw", "model_a": "a", "model_b": "b"}] = 0.123
+    ds["ci_high"].loc[{"metric": "linear_cka", "space": "raw", "model_a": "a", "model_b": "b"}] = 0.789
+    fig = similarity_heatmaps(ds, "linear_cka")
+    raw, anchor = [ax for ax in fig.axes if ax.get_title()]
+    order = [0, 2, 3, 1]  # the MLIPs in the order given, then the control
+    for ax, space in [(raw, "raw"), (anchor, "anchor")]:
+        np.testing.assert_array_equal(
+            ax.images[0].get_array(), ds.similarity.sel(metric="linear_cka", space=space).values[np.ix_(order, order)]
+        )
+        for ticks in (ax.get_xticklabels(), ax.get_yticklabels()):
+            assert [t.get_text() for t in ticks] == ["a", "b", "c", "element (control)"]
+            assert [t.get_fontstyle() for t in ticks] == ["normal"] * 3 + ["italic"]
+        # every cell in the control's row or column is hatched, no other
+        hatched = {(round(p.get_y() + 0.5), round(p.get_x() + 0.5)) for p in ax.patches if p.get_hatch()}
+        assert hatched == {(i, j) for i in range(4) for j in range(4) if 3 in (i, j)}
+        # one separator per axis between the last MLIP (position 2) and the control (3)
+        lines = sorted((tuple(line.get_xdata()), tuple(line.get_ydata())) for line in ax.lines)
+        assert lines == [((0, 1), (2.5, 2.5)), ((2.5, 2.5), (0, 1))]  # horizontal, vertical
+    texts = {(t.get_position()[0], round(t.get_position()[1])): t.get_text() for t in raw.texts if "[" in t.get_text()}
+    assert len(texts) == 12  # every off-diagonal cell, none on the diagonal
+    assert texts[(1, 0)] == "[0.12, 0.79]"  # cell a (row) x b (column)
+    cell = {"metric": "linear_cka", "space": "raw", "model_a": "c", "model_b": "element"}
+    assert texts[(3, 2)] == f"[{ds.ci_low.sel(cell).item():.2f}, {ds.ci_high.sel(cell).item():.2f}]"
+    note = fig._suptitle.get_text()
+    assert "95 % interval, 50 structure-bootstrap resamples" in note and "control" in note
+
+
+@pytest.mark.parametrize("uncertain", [False, True])
+def test_many_long_model_names_still_draw(tmp_path, uncertain):
     models = [f"a-rather-long-model-name-{i:02d}" for i in range(14)]
-    path = save_figure(similarity_heatmaps(_similarity(models), "linear_cka"), tmp_path / "big.png")
+    ds = _similarity(models)
+    if uncertain:
+        ds = _uncertain(ds, [i % 5 == 0 for i in range(14)])
+    fig = similarity_heatmaps(ds, "linear_cka")
+    assert not any(ax.texts for ax in fig.axes)  # too many models to annotate, intervals included
+    assert "interval" not in fig._suptitle.get_text()
+    assert len([p for p in fig.axes[0].patches if p.get_hatch()]) == (14 * 14 - 11 * 11 if uncertain else 0)
+    path = save_figure(fig, tmp_path / "big.png")
     assert path.stat().st_size > 10_000
 
 

@@ -23,9 +23,22 @@ SPACE_LABELS = {"raw": "raw latent spaces", "anchor": "shared anchor space"}
 
 
 def similarity_heatmaps(ds: xr.Dataset, metric: str) -> plt.Figure:
-    """One panel per space of ``ds.similarity.sel(metric=metric)`` (model x model), values annotated."""
+    """One panel per space of ``ds.similarity.sel(metric=metric)`` (model x model), values annotated.
+
+    Models in the order given, control representations (``ds.control``) moved after the MLIPs behind a separator
+    line on both axes, their tick labels grey italic with "(control)" and every cell involving one hatched. Where
+    the store has bootstrap intervals (``ci_low``, ``ci_high``) each off-diagonal cell gives its 95 % interval on a
+    second, smaller line. Cells are annotated up to 12 models.
+    """
     data = ds["similarity"].sel(metric=metric)
-    models = [str(m) for m in data.model_a.values]
+    control = _controls(ds, data.model_a.values)
+    order = np.argsort(control, kind="stable")  # MLIPs, then controls, each in the order given
+    control = control[order]
+    models = _model_labels(data.model_a.values[order], control)
+    data = data.isel(model_a=order, model_b=order)
+    interval = _interval(ds, metric)
+    if interval is not None:
+        interval = [bound.isel(model_a=order, model_b=order) for bound in interval]
     spaces = [str(s) for s in data.space.values]
     size = max(3.2, 0.55 * len(models) + 1.6)
     fig, axes = plt.subplots(1, len(spaces), figsize=(size * len(spaces) + 0.8, size), constrained_layout=True)
@@ -36,27 +49,48 @@ def similarity_heatmaps(ds: xr.Dataset, metric: str) -> plt.Figure:
     finite = data.values[np.isfinite(data.values)]
     vmax = 1.0 if similar or finite.size == 0 else max(float(finite.max()), 1e-12)
     cmap = "cividis" if similar else "cividis_r"
+    annotate = len(models) <= 12
     for ax, space in zip(axes, spaces, strict=True):
         values = data.sel(space=space).values
         image = ax.imshow(values, vmin=0.0, vmax=vmax, cmap=cmap)
         ax.set_xticks(range(len(models)), models, rotation=45, ha="right", fontsize=8)
         ax.set_yticks(range(len(models)), models, fontsize=8)
+        _mark_control_ticks([*ax.get_xticklabels(), *ax.get_yticklabels()], CONTROL_COLOUR)
         ax.set_title(SPACE_LABELS.get(space, space), fontsize=10)
-        if len(models) <= 12:
-            for i in range(len(models)):
-                for j in range(len(models)):
-                    if np.isfinite(values[i, j]):
-                        light = values[i, j] / vmax > 0.6 if similar else values[i, j] / vmax < 0.4
-                        colour = "black" if light else "white"
-                        ax.text(j, i, f"{values[i, j]:.2f}", ha="center", va="center", fontsize=7, color=colour)
+        # black ink on light cells, white on dark ones
+        ink = np.where(values / vmax > 0.6 if similar else values / vmax < 0.4, "black", "white")
+        _set_apart_controls(ax, control, ink)
+        if not annotate:
+            continue
+        low, high = (None, None) if interval is None else (bound.sel(space=space).values for bound in interval)
+        for i, j in np.ndindex(values.shape):
+            if np.isfinite(values[i, j]):
+                cell = None if low is None or i == j else (low[i, j], high[i, j])
+                _annotate_cell(ax, i, j, values[i, j], cell, ink[i, j])
     fig.colorbar(image, ax=list(axes), shrink=0.8, label=metric_label(metric))
     suffix = f", k = {ds.attrs['k']}" if metric in ("mutual_knn", "cknna") and "k" in ds.attrs else ""
     n_atoms = ds.attrs.get("n_atoms", "?")
     used = int(ds["n_samples"].sel(metric=metric)) if "n_samples" in ds else n_atoms
     atoms = f"{n_atoms} atoms" if used == n_atoms else f"{used} of {n_atoms} atoms"
     anchors = f"; {ds.attrs['n_anchors']} anchors" if "n_anchors" in ds.attrs else ""
-    fig.suptitle(f"{metric_label(metric)} ({atoms}{suffix}{anchors})", fontsize=11)
+    notes = []
+    if annotate and interval is not None:
+        notes.append(f"second line: 95 % interval, {ds.attrs.get('bootstrap', '?')} structure-bootstrap resamples")
+    if control.any():
+        notes.append("after the line, hatched: control representations")
+    note = "\n" + "; ".join(notes) if notes else ""
+    fig.suptitle(f"{metric_label(metric)} ({atoms}{suffix}{anchors}){note}", fontsize=11)
     return fig
+
+
+def _annotate_cell(ax, i: int, j: int, value: float, interval: tuple[float, float] | None, colour: str) -> None:
+    """Heatmap cell (i, j): its value, and below it in smaller type its interval [low, high] where that is finite."""
+    if interval is None or not np.isfinite(interval).all():
+        ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7, color=colour)
+        return
+    ax.text(j, i - 0.13, f"{value:.2f}", ha="center", va="center", fontsize=7, color=colour)
+    low, high = interval
+    ax.text(j, i + 0.22, f"[{low:.2f}, {high:.2f}]", ha="center", va="center", fontsize=4.5, color=colour)
 
 
 def save_figure(fig: plt.Figure, path: str | Path, also: tuple[str, ...] = ()) -> Path:
@@ -82,6 +116,58 @@ SPACE_HATCH = {"raw": "", "anchor": "//"}
 def model_colours(models) -> dict[str, str]:
     """One fixed colour per model, by position in ``models`` (the configured order); cycles past 17 models."""
     return {str(m): MODEL_PALETTE[i % len(MODEL_PALETTE)] for i, m in enumerate(models)}
+
+
+# control representations (``ds.control``): "(control)" labels, grey italic in heatmaps; hatched the other way
+# from SPACE_HATCH's anchor space
+CONTROL_SUFFIX = " (control)"
+CONTROL_COLOUR = "0.45"
+CONTROL_HATCH = "\\"
+
+
+def _controls(ds: xr.Dataset, models) -> np.ndarray:
+    """``ds.control`` of each of ``models`` (True: a control representation); all False in a store without it."""
+    if "control" not in ds:
+        return np.zeros(len(models), dtype=bool)
+    return ds["control"].sel(model=[str(m) for m in models]).values.astype(bool)
+
+
+def _model_labels(models, control: np.ndarray) -> list[str]:
+    """Each model's name, with ``CONTROL_SUFFIX`` on the controls."""
+    return [f"{m}{CONTROL_SUFFIX}" if c else str(m) for m, c in zip(models, control, strict=True)]
+
+
+def _mark_control_ticks(ticks, colour: str | None = None) -> None:
+    """Italic, and in ``colour`` if given, the tick labels that name a control (end in ``CONTROL_SUFFIX``)."""
+    for tick in ticks:
+        if tick.get_text().endswith(CONTROL_SUFFIX):
+            tick.set_fontstyle("italic")
+            if colour is not None:
+                tick.set_color(colour)
+
+
+def _set_apart_controls(ax, control: np.ndarray, ink: np.ndarray) -> None:
+    """On a model x model image whose controls come last: every cell involving a control hatched in its faded
+    ``ink`` colour (n, n), and a separator line between the last MLIP and the first control on both axes."""
+    n = len(control)
+    for i, j in np.ndindex(n, n):
+        if control[i] or control[j]:
+            # the hatch takes the edge colour (matplotlib < 3.10 has no hatchcolor); the edge itself is not drawn
+            ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, hatch=CONTROL_HATCH,
+                                       edgecolor=matplotlib.colors.to_rgba(ink[i, j], 0.35), linewidth=0,
+                                       gid="control"))  # fmt: skip
+    n_mlips = int(np.sum(~control))
+    if 0 < n_mlips < n:
+        ax.axhline(n_mlips - 0.5, color="black", linewidth=1.5, gid="control separator")
+        ax.axvline(n_mlips - 0.5, color="black", linewidth=1.5, gid="control separator")
+
+
+def _interval(ds: xr.Dataset, metric: str) -> tuple[xr.DataArray, xr.DataArray] | None:
+    """``ci_low`` and ``ci_high`` of ``metric`` (space, model_a, model_b); None where the store has no finite one."""
+    if "ci_low" not in ds or "ci_high" not in ds:
+        return None
+    low, high = ds["ci_low"].sel(metric=metric), ds["ci_high"].sel(metric=metric)
+    return (low, high) if (np.isfinite(low.values) & np.isfinite(high.values)).any() else None
 
 
 def _short(name: str, width: int = 24) -> str:
