@@ -149,21 +149,96 @@ def test_model_colours_are_fixed_by_order_and_colour_blind_safe_first():
 
 
 def test_agreement_scatter_plots_every_pair_and_handles_missing_raw_values(tmp_path):
-    ds = _full_similarity(["a", "b", "c"])
+    ds = _full_similarity(["a", "b", "c"], metrics=("linear_cka", "gfre", "svcca", "optimal_transport"))
+    ds["similarity"].loc[{"metric": "svcca", "space": "raw"}] = np.nan
     fig = agreement_scatter(ds)
     panels = [ax for ax in fig.axes if ax.get_visible()]
-    assert len(panels) == 3
-    cka, gfre, ot = panels
+    assert len(panels) == 3  # the 2-Wasserstein distance is left out: not scale-free
+    cka, gfre, svcca = panels
     # symmetric metric: 3 unordered pairs; directed: 6 ordered pairs
     np.testing.assert_allclose(
         cka.collections[0].get_offsets(),
         [[ds.similarity.values[0, 0, i, j], ds.similarity.values[0, 1, i, j]] for i, j in [(0, 1), (0, 2), (1, 2)]],
     )
     assert len(gfre.collections[0].get_offsets()) == 6
-    assert "not defined" in ot.texts[0].get_text()
-    assert "321 atoms" in fig._suptitle.get_text()
+    assert "not defined" in svcca.texts[0].get_text()
+    # a store without intervals, chance levels or controls: points only, mean shift over every pair
+    assert [len(ax.collections) for ax in (cka, gfre)] == [1, 1] and not cka.patches and not fig.legends
+    shift = np.mean(
+        [ds.similarity.values[0, 1, i, j] - ds.similarity.values[0, 0, i, j] for i, j in [(0, 1), (0, 2), (1, 2)]]
+    )
+    assert cka.get_title().endswith(f"mean shift anchor - raw: {shift:+.3g}")
+    title = fig._suptitle.get_text()
+    assert "321 atoms" in title and "3 models," in title
+    assert "left out: 2-Wasserstein distance (not scale-free" in title and "interval" not in title
     assert _non_blank(save_figure(fig, tmp_path / "agreement.png", also=(".svg",)))
     assert (tmp_path / "agreement.svg").stat().st_size > 5_000
+
+
+def _band(ax, gid):
+    """The data-coordinate extent of the span patch ``gid`` along its spanning axis."""
+    (patch,) = [p for p in ax.patches if p.get_gid() == gid]
+    corners = patch.get_patch_transform().transform(patch.get_path().vertices)
+    column = 0 if gid.startswith("raw") else 1
+    return corners[:, column].min(), corners[:, column].max()
+
+
+def test_agreement_scatter_intervals_chance_bands_and_pair_kinds(tmp_path):
+    models = ["a", "b", "c", "element", "soap"]
+    ds = _uncertain(_full_similarity(models), [False, False, False, True, True])
+    fig = agreement_scatter(ds)
+    panels = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title().split("\n")[0] for ax in panels] == ["linear CKA", "GFRE (row predicts column)"]
+    assert "2-Wasserstein distance" in fig._suptitle.get_text()
+    kinds = {"MLIP - MLIP": [(0, 1), (0, 2), (1, 2)], "MLIP - control": [(i, j) for i in range(3) for j in (3, 4)],
+             "control - control": [(3, 4)]}  # fmt: skip
+    for ax, metric in zip(panels, ["linear_cka", "gfre"], strict=True):
+        value = ds.sel(metric=metric)
+
+        def drawn(members, directed=metric == "gfre"):  # directed metrics: both directions of each pair
+            return sorted(members + [(j, i) for i, j in members]) if directed else sorted(members)
+
+        pairs = drawn([p for members in kinds.values() for p in members])
+        scatters = {c.get_label(): c for c in ax.collections if c.get_label() in kinds}
+        assert set(scatters) == set(kinds)
+        for kind, members in kinds.items():
+            expected = [[value.similarity.values[s, i, j] for s in (0, 1)] for i, j in drawn(members)]
+            np.testing.assert_allclose(scatters[kind].get_offsets(), expected)
+        assert scatters["control - control"].get_facecolor().size == 0  # hollow
+        # interval bars: raw interval horizontal at the anchor value, anchor interval vertical at the raw value
+        (raw_bars,) = [c for c in ax.collections if c.get_gid() == "raw interval"]
+        (anchor_bars,) = [c for c in ax.collections if c.get_gid() == "anchor interval"]
+        assert len(raw_bars.get_segments()) == len(anchor_bars.get_segments()) == len(pairs)
+        for segment, (i, j) in zip(raw_bars.get_segments(), pairs, strict=True):
+            lo, hi = value.ci_low.values[0, i, j], value.ci_high.values[0, i, j]
+            np.testing.assert_allclose(
+                segment, [[lo, value.similarity.values[1, i, j]], [hi, value.similarity.values[1, i, j]]]
+            )
+        for segment, (i, j) in zip(anchor_bars.get_segments(), pairs, strict=True):
+            lo, hi = value.ci_low.values[1, i, j], value.ci_high.values[1, i, j]
+            np.testing.assert_allclose(
+                segment, [[value.similarity.values[0, i, j], lo], [value.similarity.values[0, i, j], hi]]
+            )
+        # chance bands: lowest mean - 2 sd to highest mean + 2 sd over the plotted pairs, per space
+        for s, space in enumerate(("raw", "anchor")):
+            mean = np.array([value.chance.values[s, i, j] for i, j in pairs])
+            sd = np.array([value.chance_sd.values[s, i, j] for i, j in pairs])
+            np.testing.assert_allclose(_band(ax, f"{space} chance"), [(mean - 2 * sd).min(), (mean + 2 * sd).max()])
+        mlips = drawn(kinds["MLIP - MLIP"])
+        shift = np.mean([value.similarity.values[1, i, j] - value.similarity.values[0, i, j] for i, j in mlips])
+        assert ax.get_title().endswith(f"mean shift anchor - raw, MLIP pairs: {shift:+.3g}")
+    (legend,) = fig.legends
+    assert [t.get_text() for t in legend.get_texts()][:3] == list(kinds)
+    title = fig._suptitle.get_text()
+    assert "3 models and 2 controls" in title
+    assert "50 structure-bootstrap resamples" in title and "3 structure permutations" in title
+    assert _non_blank(save_figure(fig, tmp_path / "agreement.png"))
+
+
+def test_agreement_scatter_with_only_unscaled_metrics_says_so():
+    fig = agreement_scatter(_full_similarity(["a", "b"], metrics=("optimal_transport",)))
+    assert [t.get_text() for ax in fig.axes for t in ax.texts] == ["no scale-free metric"]
+    assert "left out: 2-Wasserstein distance" in fig._suptitle.get_text()
 
 
 def test_shared_space_maps_same_atoms_in_every_panel(tmp_path):

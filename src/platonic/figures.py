@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import xarray as xr  # noqa: E402
 
-from platonic.compare.registry import SIMILARITIES  # noqa: E402
+from platonic.compare.registry import METRICS, SCALE_FREE, SIMILARITIES  # noqa: E402
 from platonic.compare.registry import label as metric_label  # noqa: E402
 
 SPACE_LABELS = {"raw": "raw latent spaces", "anchor": "shared anchor space"}
@@ -199,50 +199,134 @@ def _pairs(ds: xr.Dataset, metric: str) -> list[tuple[int, int]]:
 
 
 def agreement_scatter(ds: xr.Dataset) -> plt.Figure:
-    """Anchor-space vs raw-space value of every model pair, one panel per metric in ``ds.similarity``.
+    """Anchor-space vs raw-space value of every model pair, one panel per scale-free metric in ``ds.similarity``.
 
-    Directed metrics (``ds.attrs['directed_metrics']``) show both directions of each pair.
+    Metrics whose values carry the units of their space (not in ``registry.SCALE_FREE``) are left out, and the title
+    says so. Directed metrics (``ds.attrs['directed_metrics']``) show both directions of each pair. Pairs of two MLIPs,
+    of an MLIP and a control, and of two controls (``ds.control``) differ in marker and colour; the mean shift in a
+    panel's title is over the pairs of two MLIPs. Where the store has them: 95 % bootstrap intervals
+    (``ci_low``, ``ci_high``) as bars on both axes, and the chance level as grey bands (vertical: raw, horizontal:
+    anchor space), each from the lowest ``chance - 2 chance_sd`` to the highest ``chance + 2 chance_sd`` of the
+    plotted pairs in that space.
     """
     metrics = [str(m) for m in ds.metric.values]
-    fig, axes = _grid(len(metrics), 4, 3.0)
-    for ax, metric in zip(axes, metrics, strict=True):
-        data = ds["similarity"].sel(metric=metric)
-        pairs = _pairs(ds, metric)
-        raw = np.array([float(data.sel(space="raw").values[i, j]) for i, j in pairs]) if pairs else np.zeros(0)
-        anchor = np.array([float(data.sel(space="anchor").values[i, j]) for i, j in pairs]) if pairs else np.zeros(0)
-        ok = np.isfinite(raw) & np.isfinite(anchor)
-        ax.set_title(metric_label(metric), fontsize=8)
-        ax.set_xlabel("raw latent spaces", fontsize=8)
-        ax.set_ylabel("shared anchor space", fontsize=8)
-        ax.tick_params(labelsize=7)
-        if not ok.any():
-            missing = "raw space" if np.isfinite(anchor).any() else "either space"
-            ax.text(0.5, 0.5, f"not defined in\n{missing}", ha="center", va="center", transform=ax.transAxes)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            continue
-        values = np.concatenate([raw[ok], anchor[ok]])
-        low, high = float(values.min()), float(values.max())
-        pad = 0.08 * max(high - low, 1e-3)
-        limits = (low - pad, high + pad)
-        ax.plot(limits, limits, color="0.6", lw=0.8, zorder=0)
-        ax.scatter(raw[ok], anchor[ok], s=18, color=MODEL_PALETTE[0], edgecolor="white", linewidth=0.4)
-        ax.set_xlim(limits)
-        ax.set_ylim(limits)
-        ax.set_aspect("equal")
-        better = "above" if metric in SIMILARITIES else "below"
-        shift = float(np.mean(anchor[ok] - raw[ok]))
-        ax.set_title(
-            f"{metric_label(metric)}\n{better} the line: closer in anchor space\nmean shift anchor - raw: {shift:+.3g}",
-            fontsize=7.5,
-        )
-    n_models = ds.sizes["model_a"]
+    left_out = [m for m in metrics if m in METRICS and m not in SCALE_FREE]
+    shown = [m for m in metrics if m not in left_out]
+    control = _controls(ds, ds.model_a.values)
+    fig, axes = _grid(max(len(shown), 1), 4, 3.0)
+    entries = {}
+    for ax, metric in zip(axes, shown, strict=False):
+        entries.update(_agreement_panel(ax, ds, metric, control))
+    if not shown:
+        axes[0].text(0.5, 0.5, "no scale-free metric", ha="center", va="center", transform=axes[0].transAxes)
+        axes[0].set_axis_off()
+    if len(entries) > 1:
+        labels = [name for name in (*PAIR_KINDS, INTERVAL_LABEL, CHANCE_LABEL) if name in entries]
+        fig.legend([entries[name] for name in labels], labels, loc="outside lower center", ncols=len(labels),
+                   fontsize=7, frameon=False)  # fmt: skip
+    n_controls = int(control.sum())
+    models = f"{len(control) - n_controls} models" + (f" and {n_controls} controls" if n_controls else "")
+    uncertainty = []
+    if INTERVAL_LABEL in entries:
+        uncertainty.append(f"bars: 95 % intervals, {ds.attrs.get('bootstrap', '?')} structure-bootstrap resamples")
+    if CHANCE_LABEL in entries:
+        uncertainty.append(f"grey bands: chance level, {ds.attrs.get('permutations', '?')} structure permutations")
+    notes = ["; ".join(uncertainty)] if uncertainty else []
+    if left_out:
+        names = ", ".join(metric_label(m) for m in left_out)
+        notes.append(f"left out: {names} (not scale-free: raw and anchor values are in different units)")
     fig.suptitle(
-        f"Agreement of every model pair, anchor vs raw space ({n_models} models, {ds.attrs.get('n_atoms', '?')} atoms,"
-        f" {ds.attrs.get('n_anchors', '?')} anchors)",
+        f"Agreement of every model pair, anchor vs raw space ({models}, {ds.attrs.get('n_atoms', '?')} atoms,"
+        f" {ds.attrs.get('n_anchors', '?')} anchors)" + "".join(f"\n{note}" for note in notes),
         fontsize=10,
     )
     return fig
+
+
+# pairs of two MLIPs, of an MLIP and a control, of two controls: marker and colour in the agreement figure
+PAIR_KINDS = ("MLIP - MLIP", "MLIP - control", "control - control")
+PAIR_COLOURS = (MODEL_PALETTE[0], MODEL_PALETTE[1], CONTROL_COLOUR)
+PAIR_STYLES = (
+    {"marker": "o", "facecolor": PAIR_COLOURS[0], "edgecolor": "white", "linewidth": 0.4},
+    {"marker": "^", "facecolor": PAIR_COLOURS[1], "edgecolor": "white", "linewidth": 0.4},
+    {"marker": "s", "facecolor": "none", "edgecolor": PAIR_COLOURS[2], "linewidth": 0.9},
+)
+INTERVAL_LABEL = "95 % bootstrap interval"
+CHANCE_LABEL = "chance (structures permuted), mean ± 2 sd"
+
+
+def _agreement_panel(ax, ds: xr.Dataset, metric: str, control: np.ndarray) -> dict:
+    """One panel of ``agreement_scatter``; returns its legend entries, {label: artist}."""
+    pairs = np.array(_pairs(ds, metric), dtype=int).reshape(-1, 2)
+    rows, columns = pairs[:, 0], pairs[:, 1]
+
+    def at(name: str, space: str) -> np.ndarray | None:  # the value of every pair; None if the store lacks it
+        return ds[name].sel(metric=metric, space=space).values[rows, columns].astype(float) if name in ds else None
+
+    raw, anchor = at("similarity", "raw"), at("similarity", "anchor")
+    ok = np.isfinite(raw) & np.isfinite(anchor)
+    ax.set_title(metric_label(metric), fontsize=8)
+    ax.set_xlabel("raw latent spaces", fontsize=8)
+    ax.set_ylabel("shared anchor space", fontsize=8)
+    ax.tick_params(labelsize=7)
+    if not ok.any():
+        missing = "raw space" if np.isfinite(anchor).any() else "either space"
+        ax.text(0.5, 0.5, f"not defined in\n{missing}", ha="center", va="center", transform=ax.transAxes)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        return {}
+    kind = control[rows].astype(int) + control[columns]
+    colours = np.array(PAIR_COLOURS)[kind]
+    entries, drawn = {}, [raw[ok], anchor[ok]]
+    for space, span in (("raw", ax.axvspan), ("anchor", ax.axhspan)):
+        band = _chance_band(at("chance", space), at("chance_sd", space), ok)
+        if band is not None:
+            entries[CHANCE_LABEL] = span(*band, color="0.5", alpha=0.2, linewidth=0, zorder=0, gid=f"{space} chance")
+            drawn.append(np.array(band))
+    # drawn as segments, not ax.errorbar: a percentile interval need not contain the value itself
+    for space, segments, position in (("raw", ax.hlines, anchor), ("anchor", ax.vlines, raw)):
+        low, high = at("ci_low", space), at("ci_high", space)
+        if low is None or high is None:
+            continue
+        keep = ok & np.isfinite(low) & np.isfinite(high)
+        if keep.any():
+            segments(position[keep], low[keep], high[keep], colors=colours[keep], linewidth=0.7, alpha=0.7, zorder=1,
+                     gid=f"{space} interval")  # fmt: skip
+            entries[INTERVAL_LABEL] = matplotlib.lines.Line2D([], [], color="0.3", linewidth=0.7)
+            drawn += [low[keep], high[keep]]
+    for k, name in enumerate(PAIR_KINDS):
+        keep = ok & (kind == k)
+        if keep.any():
+            entries[name] = ax.scatter(raw[keep], anchor[keep], s=18, zorder=2, label=name, **PAIR_STYLES[k])
+    values = np.concatenate(drawn)
+    low, high = float(values.min()), float(values.max())
+    pad = 0.08 * max(high - low, 1e-3)
+    limits = (low - pad, high + pad)
+    ax.plot(limits, limits, color="0.6", lw=0.8, zorder=0)
+    ax.set_xlim(limits)
+    ax.set_ylim(limits)
+    ax.set_aspect("equal")
+    better = "above" if metric in SIMILARITIES else "below"
+    mlips = ok & (kind == 0)
+    over = ", MLIP pairs" if control.any() else ""
+    shift = f"{np.mean(anchor[mlips] - raw[mlips]):+.3g}" if mlips.any() else "no MLIP pair"
+    ax.set_title(
+        f"{metric_label(metric)}\n{better} the line: closer in anchor space\nmean shift anchor - raw{over}: {shift}",
+        fontsize=7.5,
+    )
+    return entries
+
+
+def _chance_band(chance: np.ndarray | None, sd: np.ndarray | None, keep: np.ndarray) -> tuple[float, float] | None:
+    """(lowest chance - 2 sd, highest chance + 2 sd) over the pairs ``keep`` with a finite chance level (a missing
+    sd counts as 0); None where there is none."""
+    if chance is None:
+        return None
+    finite = keep & np.isfinite(chance)
+    if not finite.any():
+        return None
+    spread = 2 * np.nan_to_num(sd[finite]) if sd is not None else 0.0
+    return float(np.min(chance[finite] - spread)), float(np.max(chance[finite] + spread))
 
 
 def _embed_2d(points: np.ndarray, method: str, seed: int) -> np.ndarray:
