@@ -313,7 +313,40 @@ def test_model_tree_uses_the_metric_distances(tmp_path, n_models):
         xy = np.array([c.get_offsets()[0] for c in ax.collections])
         expected = classical_mds(model_distances(ds, "linear_cka", space))
         np.testing.assert_allclose(xy, expected, atol=1e-12)
+    assert not any("control" in t.get_text() for ax in fig.axes for t in ax.get_yticklabels())
     assert _non_blank(save_figure(fig, tmp_path / "tree.png"))
     # a metric not defined in the raw spaces: that row says so instead of failing
     fig = model_tree(ds, "optimal_transport")
     assert any("not defined in the raw latent spaces" in t.get_text() for ax in fig.axes for t in ax.texts)
+
+
+def test_model_tree_marks_the_controls(tmp_path):
+    models = ["a", "b", "element", "c", "soap"]
+    control = [False, False, True, False, True]
+    ds = _uncertain(_full_similarity(models), control)
+    fig = model_tree(ds, "linear_cka")
+    colours = model_colours(models)
+    trees = [ax for ax in fig.axes if "dendrogram" in ax.get_title()]
+    maps = [ax for ax in fig.axes if "MDS" in ax.get_title()]
+    assert len(trees) == len(maps) == 2
+    labelled = {m + (" (control)" if c else ""): (m, c) for m, c in zip(models, control, strict=True)}
+    for tree in trees:
+        ticks = tree.get_yticklabels()
+        assert {t.get_text() for t in ticks} == set(labelled)
+        for tick in ticks:
+            model, is_control = labelled[tick.get_text()]
+            assert tick.get_color() == colours[model]  # the model's colour, as in every figure
+            assert tick.get_fontstyle() == ("italic" if is_control else "normal")
+    for ax, space in zip(maps, ["raw", "anchor"], strict=True):
+        np.testing.assert_allclose(
+            [c.get_offsets()[0] for c in ax.collections], classical_mds(model_distances(ds, "linear_cka", space))
+        )
+        hollow = [c.get_facecolor().size == 0 for c in ax.collections]
+        assert hollow == control
+        assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+            "a", "b", "element (control)", "c", "soap (control)"
+        ]  # fmt: skip
+    assert "controls" in fig._suptitle.get_text()
+    assert _non_blank(save_figure(fig, tmp_path / "tree.png"))
+
+

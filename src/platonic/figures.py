@@ -2,7 +2,9 @@
 and the shared-space analyses (transfer matrices, per-element departures).
 
 Plotting functions take xarray Datasets or numpy arrays and return matplotlib Figures; ``save_figure`` writes them.
-Every figure draws models in the order given and in the colour ``model_colours`` assigns to that order.
+Every figure draws models in the order given and in the colour ``model_colours`` assigns to that order; the
+heatmaps, the agreement figure and the model tree set control representations (``ds.control``) apart (the
+heatmaps move them after the MLIPs).
 """
 
 from __future__ import annotations
@@ -507,7 +509,8 @@ def model_statistics(intrinsic_dimension: xr.DataArray, norms: dict[str, np.ndar
 def model_tree(ds: xr.Dataset, metric: str) -> plt.Figure:
     """Which models think alike: average-linkage dendrogram and classical MDS of model distances from ``metric``.
 
-    One row per space; distances as in ``platonic.compare.model_space.model_distances``.
+    One row per space; distances as in ``platonic.compare.model_space.model_distances``. Control representations
+    (``ds.control``) carry "(control)" in italic labels and are hollow squares in the MDS map.
     """
     from scipy.cluster.hierarchy import dendrogram, linkage
     from scipy.spatial.distance import squareform
@@ -516,6 +519,9 @@ def model_tree(ds: xr.Dataset, metric: str) -> plt.Figure:
 
     models = [str(m) for m in ds.model_a.values]
     colours = model_colours(models)
+    control = _controls(ds, models)
+    labels = _model_labels(models, control)
+    colour_of = {name: colours[m] for name, m in zip(labels, models, strict=True)}
     spaces = [str(s) for s in ds.space.values]
     height = max(3.2, 0.32 * len(models) + 1.5)
     fig, axes = plt.subplots(
@@ -532,18 +538,24 @@ def model_tree(ds: xr.Dataset, metric: str) -> plt.Figure:
                 ax.set_axis_off()
             continue
         dendrogram(
-            linkage(squareform(distances, checks=False), method="average"), labels=models, orientation="right",
+            linkage(squareform(distances, checks=False), method="average"), labels=labels, orientation="right",
             ax=tree_ax, color_threshold=0, above_threshold_color="0.3",
         )  # fmt: skip
         for tick in tree_ax.get_yticklabels():
-            tick.set_color(colours[tick.get_text()])
+            tick.set_color(colour_of[tick.get_text()])
             tick.set_fontsize(8)
+        _mark_control_ticks(tree_ax.get_yticklabels())
         tree_ax.set_xlabel(f"average-linkage distance ({kind})", fontsize=8)
         tree_ax.set_title(f"{space_label}: dendrogram", fontsize=9)
         tree_ax.tick_params(axis="x", labelsize=7)
         xy = classical_mds(distances)
-        for (x, y), model in zip(xy, models, strict=True):
-            map_ax.scatter(x, y, s=45, color=colours[model], edgecolor="black", linewidth=0.5, label=_short(model))
+        for (x, y), model, name, hollow in zip(xy, models, labels, control, strict=True):
+            style = (
+                {"marker": "s", "facecolor": "none", "edgecolor": colours[model], "linewidth": 1.4}
+                if hollow
+                else {"marker": "o", "facecolor": colours[model], "edgecolor": "black", "linewidth": 0.5}
+            )
+            map_ax.scatter(x, y, s=45, label=_short(name), **style)
         map_ax.margins(0.15)
         map_ax.set_aspect("equal", adjustable="datalim")
         map_ax.set_title(f"{space_label}: classical MDS", fontsize=9)
@@ -552,7 +564,8 @@ def model_tree(ds: xr.Dataset, metric: str) -> plt.Figure:
         map_ax.tick_params(labelsize=7)
         map_ax.legend(fontsize=6.5, frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5))
     anchors = f", {ds.attrs['n_anchors']} anchors" if "n_anchors" in ds.attrs else ""
-    fig.suptitle(f"Which models think alike: {metric_label(metric)} ({kind}{anchors})", fontsize=10)
+    note = "; controls: italic labels, hollow squares" if control.any() else ""
+    fig.suptitle(f"Which models think alike: {metric_label(metric)} ({kind}{anchors}){note}", fontsize=10)
     return fig
 
 
