@@ -350,3 +350,19 @@ def test_model_tree_marks_the_controls(tmp_path):
     assert _non_blank(save_figure(fig, tmp_path / "tree.png"))
 
 
+def test_a_store_with_bootstrap_and_permutations_off_draws_as_without_them():
+    """bootstrap 0, permutations 0: the variables exist but are NaN; every figure draws as for an older store."""
+    models = ["a", "b", "c"]
+    old = _full_similarity(models)
+    new = _uncertain(old, [False, False, False])
+    for name in ("standard_error", "ci_low", "ci_high", "chance", "chance_sd"):
+        new[name][:] = np.nan
+    new.attrs.update(bootstrap=0, permutations=0)
+    for figure in (lambda ds: similarity_heatmaps(ds, "gfre"), agreement_scatter, lambda ds: model_tree(ds, "gfre")):
+        drawn = [figure(ds) for ds in (old, new)]
+        assert drawn[0]._suptitle.get_text() == drawn[1]._suptitle.get_text()
+        for before, after in zip(drawn[0].axes, drawn[1].axes, strict=True):
+            assert [t.get_text() for t in before.texts] == [t.get_text() for t in after.texts]
+            assert [t.get_text() for t in before.get_yticklabels()] == [t.get_text() for t in after.get_yticklabels()]
+            assert len(before.collections) == len(after.collections) and len(before.patches) == len(after.patches)
+            assert before.get_title() == after.get_title()
