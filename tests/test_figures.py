@@ -40,15 +40,78 @@ def test_heatmap_has_one_annotated_panel_per_space(tmp_path):
     assert [ax.get_title() for ax in panels] == ["raw latent spaces", "shared anchor space"]
     texts = [t.get_text() for t in panels[0].texts]
     assert texts.count("1.00") == 3 and texts.count("0.50") == 6
+    assert len(texts) == 9  # a store without intervals: one number per cell
     assert "123 atoms" in fig._suptitle.get_text() and "k = 10" in fig._suptitle.get_text()
+    assert "\n" not in fig._suptitle.get_text()  # nothing to note: no intervals, no controls
+    assert not panels[0].patches and not panels[0].lines  # no control hatching or separator
     path = save_figure(fig, tmp_path / "fig.png")
     image = matplotlib.image.imread(path)
     assert image.shape[0] > 300 and image.std() > 0.05  # a real picture, not a blank canvas
 
 
-def test_many_long_model_names_still_draw(tmp_path):
+def _uncertain(ds, control, seed=0):
+    """``ds`` with what the similarity stage stores beside each value: bootstrap standard error and 95 % interval,
+    chance level (mean and sd over permutations), and which models are controls."""
+    rng = np.random.default_rng(seed)
+    dims = ds["similarity"].dims
+    value = ds["similarity"].values
+    half = rng.uniform(0.01, 0.05, size=value.shape)
+    models = ds["model_a"].values
+    return (
+        ds.assign_coords(model=models)
+        .assign(
+            standard_error=(dims, half / 2),
+            ci_low=(dims, value - half),
+            ci_high=(dims, value + half / 2),  # percentile intervals need not be symmetric
+            chance=(dims, rng.uniform(0.0, 0.1, size=value.shape)),
+            chance_sd=(dims, rng.uniform(0.0, 0.02, size=value.shape)),
+            control=("model", np.asarray(control, dtype=bool)),
+        )
+        .assign_attrs(bootstrap=50, permutations=3)
+    )
+
+
+def test_heatmap_sets_controls_apart_and_annotates_intervals():
+    models = ["a", "element", "b", "c"]
+    ds = _uncertain(_similarity(models), [False, True, False, False])
+    ds["ci_low"].loc[{"metric": "linear_cka", "space": "raw", "model_a": "a", "model_b": "b"}] = 0.123
+    ds["ci_high"].loc[{"metric": "linear_cka", "space": "raw", "model_a": "a", "model_b": "b"}] = 0.789
+    fig = similarity_heatmaps(ds, "linear_cka")
+    raw, anchor = [ax for ax in fig.axes if ax.get_title()]
+    order = [0, 2, 3, 1]  # the MLIPs in the order given, then the control
+    for ax, space in [(raw, "raw"), (anchor, "anchor")]:
+        np.testing.assert_array_equal(
+            ax.images[0].get_array(), ds.similarity.sel(metric="linear_cka", space=space).values[np.ix_(order, order)]
+        )
+        for ticks in (ax.get_xticklabels(), ax.get_yticklabels()):
+            assert [t.get_text() for t in ticks] == ["a", "b", "c", "element (control)"]
+            assert [t.get_fontstyle() for t in ticks] == ["normal"] * 3 + ["italic"]
+        # every cell in the control's row or column is hatched, no other
+        hatched = {(round(p.get_y() + 0.5), round(p.get_x() + 0.5)) for p in ax.patches if p.get_hatch()}
+        assert hatched == {(i, j) for i in range(4) for j in range(4) if 3 in (i, j)}
+        # one separator per axis between the last MLIP (position 2) and the control (3)
+        lines = sorted((tuple(line.get_xdata()), tuple(line.get_ydata())) for line in ax.lines)
+        assert lines == [((0, 1), (2.5, 2.5)), ((2.5, 2.5), (0, 1))]  # horizontal, vertical
+    texts = {(t.get_position()[0], round(t.get_position()[1])): t.get_text() for t in raw.texts if "[" in t.get_text()}
+    assert len(texts) == 12  # every off-diagonal cell, none on the diagonal
+    assert texts[(1, 0)] == "[0.12, 0.79]"  # cell a (row) x b (column)
+    cell = {"metric": "linear_cka", "space": "raw", "model_a": "c", "model_b": "element"}
+    assert texts[(3, 2)] == f"[{ds.ci_low.sel(cell).item():.2f}, {ds.ci_high.sel(cell).item():.2f}]"
+    note = fig._suptitle.get_text()
+    assert "95 % interval, 50 structure-bootstrap resamples" in note and "control" in note
+
+
+@pytest.mark.parametrize("uncertain", [False, True])
+def test_many_long_model_names_still_draw(tmp_path, uncertain):
     models = [f"a-rather-long-model-name-{i:02d}" for i in range(14)]
-    path = save_figure(similarity_heatmaps(_similarity(models), "linear_cka"), tmp_path / "big.png")
+    ds = _similarity(models)
+    if uncertain:
+        ds = _uncertain(ds, [i % 5 == 0 for i in range(14)])
+    fig = similarity_heatmaps(ds, "linear_cka")
+    assert not any(ax.texts for ax in fig.axes)  # too many models to annotate, intervals included
+    assert "interval" not in fig._suptitle.get_text()
+    assert len([p for p in fig.axes[0].patches if p.get_hatch()]) == (14 * 14 - 11 * 11 if uncertain else 0)
+    path = save_figure(fig, tmp_path / "big.png")
     assert path.stat().st_size > 10_000
 
 
@@ -86,21 +149,96 @@ def test_model_colours_are_fixed_by_order_and_colour_blind_safe_first():
 
 
 def test_agreement_scatter_plots_every_pair_and_handles_missing_raw_values(tmp_path):
-    ds = _full_similarity(["a", "b", "c"])
+    ds = _full_similarity(["a", "b", "c"], metrics=("linear_cka", "gfre", "svcca", "optimal_transport"))
+    ds["similarity"].loc[{"metric": "svcca", "space": "raw"}] = np.nan
     fig = agreement_scatter(ds)
     panels = [ax for ax in fig.axes if ax.get_visible()]
-    assert len(panels) == 3
-    cka, gfre, ot = panels
+    assert len(panels) == 3  # the 2-Wasserstein distance is left out: not scale-free
+    cka, gfre, svcca = panels
     # symmetric metric: 3 unordered pairs; directed: 6 ordered pairs
     np.testing.assert_allclose(
         cka.collections[0].get_offsets(),
         [[ds.similarity.values[0, 0, i, j], ds.similarity.values[0, 1, i, j]] for i, j in [(0, 1), (0, 2), (1, 2)]],
     )
     assert len(gfre.collections[0].get_offsets()) == 6
-    assert "not defined" in ot.texts[0].get_text()
-    assert "321 atoms" in fig._suptitle.get_text()
+    assert "not defined" in svcca.texts[0].get_text()
+    # a store without intervals, chance levels or controls: points only, mean shift over every pair
+    assert [len(ax.collections) for ax in (cka, gfre)] == [1, 1] and not cka.patches and not fig.legends
+    shift = np.mean(
+        [ds.similarity.values[0, 1, i, j] - ds.similarity.values[0, 0, i, j] for i, j in [(0, 1), (0, 2), (1, 2)]]
+    )
+    assert cka.get_title().endswith(f"mean shift anchor - raw: {shift:+.3g}")
+    title = fig._suptitle.get_text()
+    assert "321 atoms" in title and "3 models," in title
+    assert "left out: 2-Wasserstein distance (not scale-free" in title and "interval" not in title
     assert _non_blank(save_figure(fig, tmp_path / "agreement.png", also=(".svg",)))
     assert (tmp_path / "agreement.svg").stat().st_size > 5_000
+
+
+def _band(ax, gid):
+    """The data-coordinate extent of the span patch ``gid`` along its spanning axis."""
+    (patch,) = [p for p in ax.patches if p.get_gid() == gid]
+    corners = patch.get_patch_transform().transform(patch.get_path().vertices)
+    column = 0 if gid.startswith("raw") else 1
+    return corners[:, column].min(), corners[:, column].max()
+
+
+def test_agreement_scatter_intervals_chance_bands_and_pair_kinds(tmp_path):
+    models = ["a", "b", "c", "element", "soap"]
+    ds = _uncertain(_full_similarity(models), [False, False, False, True, True])
+    fig = agreement_scatter(ds)
+    panels = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title().split("\n")[0] for ax in panels] == ["linear CKA", "GFRE (row predicts column)"]
+    assert "2-Wasserstein distance" in fig._suptitle.get_text()
+    kinds = {"MLIP - MLIP": [(0, 1), (0, 2), (1, 2)], "MLIP - control": [(i, j) for i in range(3) for j in (3, 4)],
+             "control - control": [(3, 4)]}  # fmt: skip
+    for ax, metric in zip(panels, ["linear_cka", "gfre"], strict=True):
+        value = ds.sel(metric=metric)
+
+        def drawn(members, directed=metric == "gfre"):  # directed metrics: both directions of each pair
+            return sorted(members + [(j, i) for i, j in members]) if directed else sorted(members)
+
+        pairs = drawn([p for members in kinds.values() for p in members])
+        scatters = {c.get_label(): c for c in ax.collections if c.get_label() in kinds}
+        assert set(scatters) == set(kinds)
+        for kind, members in kinds.items():
+            expected = [[value.similarity.values[s, i, j] for s in (0, 1)] for i, j in drawn(members)]
+            np.testing.assert_allclose(scatters[kind].get_offsets(), expected)
+        assert scatters["control - control"].get_facecolor().size == 0  # hollow
+        # interval bars: raw interval horizontal at the anchor value, anchor interval vertical at the raw value
+        (raw_bars,) = [c for c in ax.collections if c.get_gid() == "raw interval"]
+        (anchor_bars,) = [c for c in ax.collections if c.get_gid() == "anchor interval"]
+        assert len(raw_bars.get_segments()) == len(anchor_bars.get_segments()) == len(pairs)
+        for segment, (i, j) in zip(raw_bars.get_segments(), pairs, strict=True):
+            lo, hi = value.ci_low.values[0, i, j], value.ci_high.values[0, i, j]
+            np.testing.assert_allclose(
+                segment, [[lo, value.similarity.values[1, i, j]], [hi, value.similarity.values[1, i, j]]]
+            )
+        for segment, (i, j) in zip(anchor_bars.get_segments(), pairs, strict=True):
+            lo, hi = value.ci_low.values[1, i, j], value.ci_high.values[1, i, j]
+            np.testing.assert_allclose(
+                segment, [[value.similarity.values[0, i, j], lo], [value.similarity.values[0, i, j], hi]]
+            )
+        # chance bands: lowest mean - 2 sd to highest mean + 2 sd over the plotted pairs, per space
+        for s, space in enumerate(("raw", "anchor")):
+            mean = np.array([value.chance.values[s, i, j] for i, j in pairs])
+            sd = np.array([value.chance_sd.values[s, i, j] for i, j in pairs])
+            np.testing.assert_allclose(_band(ax, f"{space} chance"), [(mean - 2 * sd).min(), (mean + 2 * sd).max()])
+        mlips = drawn(kinds["MLIP - MLIP"])
+        shift = np.mean([value.similarity.values[1, i, j] - value.similarity.values[0, i, j] for i, j in mlips])
+        assert ax.get_title().endswith(f"mean shift anchor - raw, MLIP pairs: {shift:+.3g}")
+    (legend,) = fig.legends
+    assert [t.get_text() for t in legend.get_texts()][:3] == list(kinds)
+    title = fig._suptitle.get_text()
+    assert "3 models and 2 controls" in title
+    assert "50 structure-bootstrap resamples" in title and "3 structure permutations" in title
+    assert _non_blank(save_figure(fig, tmp_path / "agreement.png"))
+
+
+def test_agreement_scatter_with_only_unscaled_metrics_says_so():
+    fig = agreement_scatter(_full_similarity(["a", "b"], metrics=("optimal_transport",)))
+    assert [t.get_text() for ax in fig.axes for t in ax.texts] == ["no scale-free metric"]
+    assert "left out: 2-Wasserstein distance" in fig._suptitle.get_text()
 
 
 def test_shared_space_maps_same_atoms_in_every_panel(tmp_path):
@@ -175,6 +313,7 @@ def test_model_tree_uses_the_metric_distances(tmp_path, n_models):
         xy = np.array([c.get_offsets()[0] for c in ax.collections])
         expected = classical_mds(model_distances(ds, "linear_cka", space))
         np.testing.assert_allclose(xy, expected, atol=1e-12)
+    assert not any("control" in t.get_text() for ax in fig.axes for t in ax.get_yticklabels())
     assert _non_blank(save_figure(fig, tmp_path / "tree.png"))
     # a metric not defined in the raw spaces: that row says so instead of failing
     fig = model_tree(ds, "optimal_transport")
@@ -311,3 +450,51 @@ def test_periodic_trends_stage_draws_the_structure_bootstrap(tmp_path, monkeypat
     for title, model in zip(titles[1:], ["m2", "m3"], strict=True):
         assert "[{:.2f}, {:.2f}] vs m1".format(*expected[model]) in title
     assert _non_blank(tmp_path / "trends.png")
+
+
+def test_model_tree_marks_the_controls(tmp_path):
+    models = ["a", "b", "element", "c", "soap"]
+    control = [False, False, True, False, True]
+    ds = _uncertain(_full_similarity(models), control)
+    fig = model_tree(ds, "linear_cka")
+    colours = model_colours(models)
+    trees = [ax for ax in fig.axes if "dendrogram" in ax.get_title()]
+    maps = [ax for ax in fig.axes if "MDS" in ax.get_title()]
+    assert len(trees) == len(maps) == 2
+    labelled = {m + (" (control)" if c else ""): (m, c) for m, c in zip(models, control, strict=True)}
+    for tree in trees:
+        ticks = tree.get_yticklabels()
+        assert {t.get_text() for t in ticks} == set(labelled)
+        for tick in ticks:
+            model, is_control = labelled[tick.get_text()]
+            assert tick.get_color() == colours[model]  # the model's colour, as in every figure
+            assert tick.get_fontstyle() == ("italic" if is_control else "normal")
+    for ax, space in zip(maps, ["raw", "anchor"], strict=True):
+        np.testing.assert_allclose(
+            [c.get_offsets()[0] for c in ax.collections], classical_mds(model_distances(ds, "linear_cka", space))
+        )
+        hollow = [c.get_facecolor().size == 0 for c in ax.collections]
+        assert hollow == control
+        assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+            "a", "b", "element (control)", "c", "soap (control)"
+        ]  # fmt: skip
+    assert "controls" in fig._suptitle.get_text()
+    assert _non_blank(save_figure(fig, tmp_path / "tree.png"))
+
+
+def test_a_store_with_bootstrap_and_permutations_off_draws_as_without_them():
+    """bootstrap 0, permutations 0: the variables exist but are NaN; every figure draws as for an older store."""
+    models = ["a", "b", "c"]
+    old = _full_similarity(models)
+    new = _uncertain(old, [False, False, False])
+    for name in ("standard_error", "ci_low", "ci_high", "chance", "chance_sd"):
+        new[name][:] = np.nan
+    new.attrs.update(bootstrap=0, permutations=0)
+    for figure in (lambda ds: similarity_heatmaps(ds, "gfre"), agreement_scatter, lambda ds: model_tree(ds, "gfre")):
+        drawn = [figure(ds) for ds in (old, new)]
+        assert drawn[0]._suptitle.get_text() == drawn[1]._suptitle.get_text()
+        for before, after in zip(drawn[0].axes, drawn[1].axes, strict=True):
+            assert [t.get_text() for t in before.texts] == [t.get_text() for t in after.texts]
+            assert [t.get_text() for t in before.get_yticklabels()] == [t.get_text() for t in after.get_yticklabels()]
+            assert len(before.collections) == len(after.collections) and len(before.patches) == len(after.patches)
+            assert before.get_title() == after.get_title()

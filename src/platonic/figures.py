@@ -2,7 +2,9 @@
 and the shared-space analyses (transfer matrices, per-element departures).
 
 Plotting functions take xarray Datasets or numpy arrays and return matplotlib Figures; ``save_figure`` writes them.
-Every figure draws models in the order given and in the colour ``model_colours`` assigns to that order.
+Every figure draws models in the order given and in the colour ``model_colours`` assigns to that order; the
+heatmaps, the agreement figure and the model tree set control representations (``ds.control``) apart (the
+heatmaps move them after the MLIPs).
 """
 
 from __future__ import annotations
@@ -16,16 +18,29 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import xarray as xr  # noqa: E402
 
-from platonic.compare.registry import SIMILARITIES  # noqa: E402
+from platonic.compare.registry import METRICS, SCALE_FREE, SIMILARITIES  # noqa: E402
 from platonic.compare.registry import label as metric_label  # noqa: E402
 
 SPACE_LABELS = {"raw": "raw latent spaces", "anchor": "shared anchor space"}
 
 
 def similarity_heatmaps(ds: xr.Dataset, metric: str) -> plt.Figure:
-    """One panel per space of ``ds.similarity.sel(metric=metric)`` (model x model), values annotated."""
+    """One panel per space of ``ds.similarity.sel(metric=metric)`` (model x model), values annotated.
+
+    Models in the order given, control representations (``ds.control``) moved after the MLIPs behind a separator
+    line on both axes, their tick labels grey italic with "(control)" and every cell involving one hatched. Where
+    the store has bootstrap intervals (``ci_low``, ``ci_high``) each off-diagonal cell gives its 95 % interval on a
+    second, smaller line. Cells are annotated up to 12 models.
+    """
     data = ds["similarity"].sel(metric=metric)
-    models = [str(m) for m in data.model_a.values]
+    control = _controls(ds, data.model_a.values)
+    order = np.argsort(control, kind="stable")  # MLIPs, then controls, each in the order given
+    control = control[order]
+    models = _model_labels(data.model_a.values[order], control)
+    data = data.isel(model_a=order, model_b=order)
+    interval = _interval(ds, metric)
+    if interval is not None:
+        interval = [bound.isel(model_a=order, model_b=order) for bound in interval]
     spaces = [str(s) for s in data.space.values]
     size = max(3.2, 0.55 * len(models) + 1.6)
     fig, axes = plt.subplots(1, len(spaces), figsize=(size * len(spaces) + 0.8, size), constrained_layout=True)
@@ -36,27 +51,48 @@ def similarity_heatmaps(ds: xr.Dataset, metric: str) -> plt.Figure:
     finite = data.values[np.isfinite(data.values)]
     vmax = 1.0 if similar or finite.size == 0 else max(float(finite.max()), 1e-12)
     cmap = "cividis" if similar else "cividis_r"
+    annotate = len(models) <= 12
     for ax, space in zip(axes, spaces, strict=True):
         values = data.sel(space=space).values
         image = ax.imshow(values, vmin=0.0, vmax=vmax, cmap=cmap)
         ax.set_xticks(range(len(models)), models, rotation=45, ha="right", fontsize=8)
         ax.set_yticks(range(len(models)), models, fontsize=8)
+        _mark_control_ticks([*ax.get_xticklabels(), *ax.get_yticklabels()], CONTROL_COLOUR)
         ax.set_title(SPACE_LABELS.get(space, space), fontsize=10)
-        if len(models) <= 12:
-            for i in range(len(models)):
-                for j in range(len(models)):
-                    if np.isfinite(values[i, j]):
-                        light = values[i, j] / vmax > 0.6 if similar else values[i, j] / vmax < 0.4
-                        colour = "black" if light else "white"
-                        ax.text(j, i, f"{values[i, j]:.2f}", ha="center", va="center", fontsize=7, color=colour)
+        # black ink on light cells, white on dark ones
+        ink = np.where(values / vmax > 0.6 if similar else values / vmax < 0.4, "black", "white")
+        _set_apart_controls(ax, control, ink)
+        if not annotate:
+            continue
+        low, high = (None, None) if interval is None else (bound.sel(space=space).values for bound in interval)
+        for i, j in np.ndindex(values.shape):
+            if np.isfinite(values[i, j]):
+                cell = None if low is None or i == j else (low[i, j], high[i, j])
+                _annotate_cell(ax, i, j, values[i, j], cell, ink[i, j])
     fig.colorbar(image, ax=list(axes), shrink=0.8, label=metric_label(metric))
     suffix = f", k = {ds.attrs['k']}" if metric in ("mutual_knn", "cknna") and "k" in ds.attrs else ""
     n_atoms = ds.attrs.get("n_atoms", "?")
     used = int(ds["n_samples"].sel(metric=metric)) if "n_samples" in ds else n_atoms
     atoms = f"{n_atoms} atoms" if used == n_atoms else f"{used} of {n_atoms} atoms"
     anchors = f"; {ds.attrs['n_anchors']} anchors" if "n_anchors" in ds.attrs else ""
-    fig.suptitle(f"{metric_label(metric)} ({atoms}{suffix}{anchors})", fontsize=11)
+    notes = []
+    if annotate and interval is not None:
+        notes.append(f"second line: 95 % interval, {ds.attrs.get('bootstrap', '?')} structure-bootstrap resamples")
+    if control.any():
+        notes.append("after the line, hatched: control representations")
+    note = "\n" + "; ".join(notes) if notes else ""
+    fig.suptitle(f"{metric_label(metric)} ({atoms}{suffix}{anchors}){note}", fontsize=11)
     return fig
+
+
+def _annotate_cell(ax, i: int, j: int, value: float, interval: tuple[float, float] | None, colour: str) -> None:
+    """Heatmap cell (i, j): its value, and below it in smaller type its interval [low, high] where that is finite."""
+    if interval is None or not np.isfinite(interval).all():
+        ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7, color=colour)
+        return
+    ax.text(j, i - 0.13, f"{value:.2f}", ha="center", va="center", fontsize=7, color=colour)
+    low, high = interval
+    ax.text(j, i + 0.22, f"[{low:.2f}, {high:.2f}]", ha="center", va="center", fontsize=4.5, color=colour)
 
 
 def save_figure(fig: plt.Figure, path: str | Path, also: tuple[str, ...] = ()) -> Path:
@@ -82,6 +118,58 @@ SPACE_HATCH = {"raw": "", "anchor": "//"}
 def model_colours(models) -> dict[str, str]:
     """One fixed colour per model, by position in ``models`` (the configured order); cycles past 17 models."""
     return {str(m): MODEL_PALETTE[i % len(MODEL_PALETTE)] for i, m in enumerate(models)}
+
+
+# control representations (``ds.control``): "(control)" labels, grey italic in heatmaps; hatched the other way
+# from SPACE_HATCH's anchor space
+CONTROL_SUFFIX = " (control)"
+CONTROL_COLOUR = "0.45"
+CONTROL_HATCH = "\\"
+
+
+def _controls(ds: xr.Dataset, models) -> np.ndarray:
+    """``ds.control`` of each of ``models`` (True: a control representation); all False in a store without it."""
+    if "control" not in ds:
+        return np.zeros(len(models), dtype=bool)
+    return ds["control"].sel(model=[str(m) for m in models]).values.astype(bool)
+
+
+def _model_labels(models, control: np.ndarray) -> list[str]:
+    """Each model's name, with ``CONTROL_SUFFIX`` on the controls."""
+    return [f"{m}{CONTROL_SUFFIX}" if c else str(m) for m, c in zip(models, control, strict=True)]
+
+
+def _mark_control_ticks(ticks, colour: str | None = None) -> None:
+    """Italic, and in ``colour`` if given, the tick labels that name a control (end in ``CONTROL_SUFFIX``)."""
+    for tick in ticks:
+        if tick.get_text().endswith(CONTROL_SUFFIX):
+            tick.set_fontstyle("italic")
+            if colour is not None:
+                tick.set_color(colour)
+
+
+def _set_apart_controls(ax, control: np.ndarray, ink: np.ndarray) -> None:
+    """On a model x model image whose controls come last: every cell involving a control hatched in its faded
+    ``ink`` colour (n, n), and a separator line between the last MLIP and the first control on both axes."""
+    n = len(control)
+    for i, j in np.ndindex(n, n):
+        if control[i] or control[j]:
+            # the hatch takes the edge colour (matplotlib < 3.10 has no hatchcolor); the edge itself is not drawn
+            ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, hatch=CONTROL_HATCH,
+                                       edgecolor=matplotlib.colors.to_rgba(ink[i, j], 0.35), linewidth=0,
+                                       gid="control"))  # fmt: skip
+    n_mlips = int(np.sum(~control))
+    if 0 < n_mlips < n:
+        ax.axhline(n_mlips - 0.5, color="black", linewidth=1.5, gid="control separator")
+        ax.axvline(n_mlips - 0.5, color="black", linewidth=1.5, gid="control separator")
+
+
+def _interval(ds: xr.Dataset, metric: str) -> tuple[xr.DataArray, xr.DataArray] | None:
+    """``ci_low`` and ``ci_high`` of ``metric`` (space, model_a, model_b); None where the store has no finite one."""
+    if "ci_low" not in ds or "ci_high" not in ds:
+        return None
+    low, high = ds["ci_low"].sel(metric=metric), ds["ci_high"].sel(metric=metric)
+    return (low, high) if (np.isfinite(low.values) & np.isfinite(high.values)).any() else None
 
 
 def _short(name: str, width: int = 24) -> str:
@@ -113,50 +201,134 @@ def _pairs(ds: xr.Dataset, metric: str) -> list[tuple[int, int]]:
 
 
 def agreement_scatter(ds: xr.Dataset) -> plt.Figure:
-    """Anchor-space vs raw-space value of every model pair, one panel per metric in ``ds.similarity``.
+    """Anchor-space vs raw-space value of every model pair, one panel per scale-free metric in ``ds.similarity``.
 
-    Directed metrics (``ds.attrs['directed_metrics']``) show both directions of each pair.
+    Metrics whose values carry the units of their space (not in ``registry.SCALE_FREE``) are left out, and the title
+    says so. Directed metrics (``ds.attrs['directed_metrics']``) show both directions of each pair. Pairs of two MLIPs,
+    of an MLIP and a control, and of two controls (``ds.control``) differ in marker and colour; the mean shift in a
+    panel's title is over the pairs of two MLIPs. Where the store has them: 95 % bootstrap intervals
+    (``ci_low``, ``ci_high``) as bars on both axes, and the chance level as grey bands (vertical: raw, horizontal:
+    anchor space), each from the lowest ``chance - 2 chance_sd`` to the highest ``chance + 2 chance_sd`` of the
+    plotted pairs in that space.
     """
     metrics = [str(m) for m in ds.metric.values]
-    fig, axes = _grid(len(metrics), 4, 3.0)
-    for ax, metric in zip(axes, metrics, strict=True):
-        data = ds["similarity"].sel(metric=metric)
-        pairs = _pairs(ds, metric)
-        raw = np.array([float(data.sel(space="raw").values[i, j]) for i, j in pairs]) if pairs else np.zeros(0)
-        anchor = np.array([float(data.sel(space="anchor").values[i, j]) for i, j in pairs]) if pairs else np.zeros(0)
-        ok = np.isfinite(raw) & np.isfinite(anchor)
-        ax.set_title(metric_label(metric), fontsize=8)
-        ax.set_xlabel("raw latent spaces", fontsize=8)
-        ax.set_ylabel("shared anchor space", fontsize=8)
-        ax.tick_params(labelsize=7)
-        if not ok.any():
-            missing = "raw space" if np.isfinite(anchor).any() else "either space"
-            ax.text(0.5, 0.5, f"not defined in\n{missing}", ha="center", va="center", transform=ax.transAxes)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            continue
-        values = np.concatenate([raw[ok], anchor[ok]])
-        low, high = float(values.min()), float(values.max())
-        pad = 0.08 * max(high - low, 1e-3)
-        limits = (low - pad, high + pad)
-        ax.plot(limits, limits, color="0.6", lw=0.8, zorder=0)
-        ax.scatter(raw[ok], anchor[ok], s=18, color=MODEL_PALETTE[0], edgecolor="white", linewidth=0.4)
-        ax.set_xlim(limits)
-        ax.set_ylim(limits)
-        ax.set_aspect("equal")
-        better = "above" if metric in SIMILARITIES else "below"
-        shift = float(np.mean(anchor[ok] - raw[ok]))
-        ax.set_title(
-            f"{metric_label(metric)}\n{better} the line: closer in anchor space\nmean shift anchor - raw: {shift:+.3g}",
-            fontsize=7.5,
-        )
-    n_models = ds.sizes["model_a"]
+    left_out = [m for m in metrics if m in METRICS and m not in SCALE_FREE]
+    shown = [m for m in metrics if m not in left_out]
+    control = _controls(ds, ds.model_a.values)
+    fig, axes = _grid(max(len(shown), 1), 4, 3.0)
+    entries = {}
+    for ax, metric in zip(axes, shown, strict=False):
+        entries.update(_agreement_panel(ax, ds, metric, control))
+    if not shown:
+        axes[0].text(0.5, 0.5, "no scale-free metric", ha="center", va="center", transform=axes[0].transAxes)
+        axes[0].set_axis_off()
+    if len(entries) > 1:
+        labels = [name for name in (*PAIR_KINDS, INTERVAL_LABEL, CHANCE_LABEL) if name in entries]
+        fig.legend([entries[name] for name in labels], labels, loc="outside lower center", ncols=len(labels),
+                   fontsize=7, frameon=False)  # fmt: skip
+    n_controls = int(control.sum())
+    models = f"{len(control) - n_controls} models" + (f" and {n_controls} controls" if n_controls else "")
+    uncertainty = []
+    if INTERVAL_LABEL in entries:
+        uncertainty.append(f"bars: 95 % intervals, {ds.attrs.get('bootstrap', '?')} structure-bootstrap resamples")
+    if CHANCE_LABEL in entries:
+        uncertainty.append(f"grey bands: chance level, {ds.attrs.get('permutations', '?')} structure permutations")
+    notes = ["; ".join(uncertainty)] if uncertainty else []
+    if left_out:
+        names = ", ".join(metric_label(m) for m in left_out)
+        notes.append(f"left out: {names} (not scale-free: raw and anchor values are in different units)")
     fig.suptitle(
-        f"Agreement of every model pair, anchor vs raw space ({n_models} models, {ds.attrs.get('n_atoms', '?')} atoms,"
-        f" {ds.attrs.get('n_anchors', '?')} anchors)",
+        f"Agreement of every model pair, anchor vs raw space ({models}, {ds.attrs.get('n_atoms', '?')} atoms,"
+        f" {ds.attrs.get('n_anchors', '?')} anchors)" + "".join(f"\n{note}" for note in notes),
         fontsize=10,
     )
     return fig
+
+
+# pairs of two MLIPs, of an MLIP and a control, of two controls: marker and colour in the agreement figure
+PAIR_KINDS = ("MLIP - MLIP", "MLIP - control", "control - control")
+PAIR_COLOURS = (MODEL_PALETTE[0], MODEL_PALETTE[1], CONTROL_COLOUR)
+PAIR_STYLES = (
+    {"marker": "o", "facecolor": PAIR_COLOURS[0], "edgecolor": "white", "linewidth": 0.4},
+    {"marker": "^", "facecolor": PAIR_COLOURS[1], "edgecolor": "white", "linewidth": 0.4},
+    {"marker": "s", "facecolor": "none", "edgecolor": PAIR_COLOURS[2], "linewidth": 0.9},
+)
+INTERVAL_LABEL = "95 % bootstrap interval"
+CHANCE_LABEL = "chance (structures permuted), mean ± 2 sd"
+
+
+def _agreement_panel(ax, ds: xr.Dataset, metric: str, control: np.ndarray) -> dict:
+    """One panel of ``agreement_scatter``; returns its legend entries, {label: artist}."""
+    pairs = np.array(_pairs(ds, metric), dtype=int).reshape(-1, 2)
+    rows, columns = pairs[:, 0], pairs[:, 1]
+
+    def at(name: str, space: str) -> np.ndarray | None:  # the value of every pair; None if the store lacks it
+        return ds[name].sel(metric=metric, space=space).values[rows, columns].astype(float) if name in ds else None
+
+    raw, anchor = at("similarity", "raw"), at("similarity", "anchor")
+    ok = np.isfinite(raw) & np.isfinite(anchor)
+    ax.set_title(metric_label(metric), fontsize=8)
+    ax.set_xlabel("raw latent spaces", fontsize=8)
+    ax.set_ylabel("shared anchor space", fontsize=8)
+    ax.tick_params(labelsize=7)
+    if not ok.any():
+        missing = "raw space" if np.isfinite(anchor).any() else "either space"
+        ax.text(0.5, 0.5, f"not defined in\n{missing}", ha="center", va="center", transform=ax.transAxes)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        return {}
+    kind = control[rows].astype(int) + control[columns]
+    colours = np.array(PAIR_COLOURS)[kind]
+    entries, drawn = {}, [raw[ok], anchor[ok]]
+    for space, span in (("raw", ax.axvspan), ("anchor", ax.axhspan)):
+        band = _chance_band(at("chance", space), at("chance_sd", space), ok)
+        if band is not None:
+            entries[CHANCE_LABEL] = span(*band, color="0.5", alpha=0.2, linewidth=0, zorder=0, gid=f"{space} chance")
+            drawn.append(np.array(band))
+    # drawn as segments, not ax.errorbar: a percentile interval need not contain the value itself
+    for space, segments, position in (("raw", ax.hlines, anchor), ("anchor", ax.vlines, raw)):
+        low, high = at("ci_low", space), at("ci_high", space)
+        if low is None or high is None:
+            continue
+        keep = ok & np.isfinite(low) & np.isfinite(high)
+        if keep.any():
+            segments(position[keep], low[keep], high[keep], colors=colours[keep], linewidth=0.7, alpha=0.7, zorder=1,
+                     gid=f"{space} interval")  # fmt: skip
+            entries[INTERVAL_LABEL] = matplotlib.lines.Line2D([], [], color="0.3", linewidth=0.7)
+            drawn += [low[keep], high[keep]]
+    for k, name in enumerate(PAIR_KINDS):
+        keep = ok & (kind == k)
+        if keep.any():
+            entries[name] = ax.scatter(raw[keep], anchor[keep], s=18, zorder=2, label=name, **PAIR_STYLES[k])
+    values = np.concatenate(drawn)
+    low, high = float(values.min()), float(values.max())
+    pad = 0.08 * max(high - low, 1e-3)
+    limits = (low - pad, high + pad)
+    ax.plot(limits, limits, color="0.6", lw=0.8, zorder=0)
+    ax.set_xlim(limits)
+    ax.set_ylim(limits)
+    ax.set_aspect("equal")
+    better = "above" if metric in SIMILARITIES else "below"
+    mlips = ok & (kind == 0)
+    over = ", MLIP pairs" if control.any() else ""
+    shift = f"{np.mean(anchor[mlips] - raw[mlips]):+.3g}" if mlips.any() else "no MLIP pair"
+    ax.set_title(
+        f"{metric_label(metric)}\n{better} the line: closer in anchor space\nmean shift anchor - raw{over}: {shift}",
+        fontsize=7.5,
+    )
+    return entries
+
+
+def _chance_band(chance: np.ndarray | None, sd: np.ndarray | None, keep: np.ndarray) -> tuple[float, float] | None:
+    """(lowest chance - 2 sd, highest chance + 2 sd) over the pairs ``keep`` with a finite chance level (a missing
+    sd counts as 0); None where there is none."""
+    if chance is None:
+        return None
+    finite = keep & np.isfinite(chance)
+    if not finite.any():
+        return None
+    spread = 2 * np.nan_to_num(sd[finite]) if sd is not None else 0.0
+    return float(np.min(chance[finite] - spread)), float(np.max(chance[finite] + spread))
 
 
 def _embed_2d(points: np.ndarray, method: str, seed: int) -> np.ndarray:
@@ -346,7 +518,8 @@ def model_statistics(intrinsic_dimension: xr.DataArray, norms: dict[str, np.ndar
 def model_tree(ds: xr.Dataset, metric: str) -> plt.Figure:
     """Which models think alike: average-linkage dendrogram and classical MDS of model distances from ``metric``.
 
-    One row per space; distances as in ``platonic.compare.model_space.model_distances``.
+    One row per space; distances as in ``platonic.compare.model_space.model_distances``. Control representations
+    (``ds.control``) carry "(control)" in italic labels and are hollow squares in the MDS map.
     """
     from scipy.cluster.hierarchy import dendrogram, linkage
     from scipy.spatial.distance import squareform
@@ -355,6 +528,9 @@ def model_tree(ds: xr.Dataset, metric: str) -> plt.Figure:
 
     models = [str(m) for m in ds.model_a.values]
     colours = model_colours(models)
+    control = _controls(ds, models)
+    labels = _model_labels(models, control)
+    colour_of = {name: colours[m] for name, m in zip(labels, models, strict=True)}
     spaces = [str(s) for s in ds.space.values]
     height = max(3.2, 0.32 * len(models) + 1.5)
     fig, axes = plt.subplots(
@@ -371,18 +547,24 @@ def model_tree(ds: xr.Dataset, metric: str) -> plt.Figure:
                 ax.set_axis_off()
             continue
         dendrogram(
-            linkage(squareform(distances, checks=False), method="average"), labels=models, orientation="right",
+            linkage(squareform(distances, checks=False), method="average"), labels=labels, orientation="right",
             ax=tree_ax, color_threshold=0, above_threshold_color="0.3",
         )  # fmt: skip
         for tick in tree_ax.get_yticklabels():
-            tick.set_color(colours[tick.get_text()])
+            tick.set_color(colour_of[tick.get_text()])
             tick.set_fontsize(8)
+        _mark_control_ticks(tree_ax.get_yticklabels())
         tree_ax.set_xlabel(f"average-linkage distance ({kind})", fontsize=8)
         tree_ax.set_title(f"{space_label}: dendrogram", fontsize=9)
         tree_ax.tick_params(axis="x", labelsize=7)
         xy = classical_mds(distances)
-        for (x, y), model in zip(xy, models, strict=True):
-            map_ax.scatter(x, y, s=45, color=colours[model], edgecolor="black", linewidth=0.5, label=_short(model))
+        for (x, y), model, name, hollow in zip(xy, models, labels, control, strict=True):
+            style = (
+                {"marker": "s", "facecolor": "none", "edgecolor": colours[model], "linewidth": 1.4}
+                if hollow
+                else {"marker": "o", "facecolor": colours[model], "edgecolor": "black", "linewidth": 0.5}
+            )
+            map_ax.scatter(x, y, s=45, label=_short(name), **style)
         map_ax.margins(0.15)
         map_ax.set_aspect("equal", adjustable="datalim")
         map_ax.set_title(f"{space_label}: classical MDS", fontsize=9)
@@ -391,7 +573,8 @@ def model_tree(ds: xr.Dataset, metric: str) -> plt.Figure:
         map_ax.tick_params(labelsize=7)
         map_ax.legend(fontsize=6.5, frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5))
     anchors = f", {ds.attrs['n_anchors']} anchors" if "n_anchors" in ds.attrs else ""
-    fig.suptitle(f"Which models think alike: {metric_label(metric)} ({kind}{anchors})", fontsize=10)
+    note = "; controls: italic labels, hollow squares" if control.any() else ""
+    fig.suptitle(f"Which models think alike: {metric_label(metric)} ({kind}{anchors}){note}", fontsize=10)
     return fig
 
 
