@@ -239,3 +239,25 @@ def test_transfer_and_analogies_cli_on_synthetic_stores(tmp_path, rotated_study,
     assert main(["transfer", str(tmp_path / "x.zarr"), str(tmp_path / "x.csv"), *common, "--targets", "band_gap"]) == 1
     err = capsys.readouterr().err
     assert "'band_gap'" in err and "analysis.transfer.targets" in err and "energy" in err
+
+
+def test_the_transfer_figure_sets_controls_apart(rotated_study):
+    from platonic.figures import transfer_heatmaps
+
+    structure_index, z, raw, anchor, _, labels = rotated_study
+    settings = TransferSettings(heads=("ridge",), bootstrap=0)
+    ds = transfer.transfer_scores(
+        {"raw": raw, "anchor": anchor}, structure_index, labels, {}, settings, threads=1, controls=("a",)
+    )
+    fig = transfer_heatmaps(ds)
+    first = fig.axes[0]
+    assert [t.get_text() for t in first.get_yticklabels()] == ["b", "c", "a (control)"]
+    # the cell (b -> a) is now at row 0, column 2: its number is a's column of b's head
+    value = float(ds["score"].sel(head="ridge", space="raw", target="energy", metric="r2", source_model="b",
+                                  target_model="a"))  # fmt: skip
+    texts = {(round(t.get_position()[1]), round(t.get_position()[0])): t.get_text() for t in first.texts}
+    assert texts[0, 2] == f"{value:.2f}"
+    panels = [ax for ax in fig.axes if ax.get_images()]
+    for ax in panels:  # every cell in a's row or column: 2 * 3 - 1 of them
+        assert sum(p.get_gid() == "control" for p in ax.patches) == 5
+        assert sum(line.get_gid() == "control separator" for line in ax.lines) == 2

@@ -584,10 +584,15 @@ def model_tree(ds: xr.Dataset, metric: str) -> plt.Figure:
 
 def transfer_heatmaps(ds: xr.Dataset, head: str = "ridge") -> plt.Figure:
     """One row per target, one column per space: the head fitted on the row model, scored (R^2 or
-    accuracy) on the column model's test structures. Grey cells: the head cannot read that model."""
+    accuracy) on the column model's test structures. Grey cells: the head cannot read that model. Controls
+    (``ds.control``) come after the models behind a separator, hatched, as in the similarity heatmaps."""
     targets = [str(t) for t in ds["target"].values]
     spaces = [str(s) for s in ds["space"].values]
-    models = [str(m) for m in ds["source_model"].values]
+    control = _controls(ds, ds["source_model"].values)
+    order = np.argsort(control, kind="stable")
+    control = control[order]
+    ds = ds.isel(source_model=order, target_model=order)
+    models = _model_labels(ds["source_model"].values, control)
     size = 0.42 * len(models) + 2.2
     fig, axes = plt.subplots(
         len(targets), len(spaces), figsize=(size * len(spaces), size * len(targets)), squeeze=False
@@ -601,12 +606,15 @@ def transfer_heatmaps(ds: xr.Dataset, head: str = "ridge") -> plt.Figure:
             values = ds["score"].sel(head=head, space=space, target=target, metric=metric).values
             shown = np.clip(values, 0.0, 1.0)  # R^2 far below 0 (a head reading foreign columns) saturates
             image = ax.imshow(np.ma.masked_invalid(shown), cmap=cmap, vmin=0.0, vmax=1.0)
+            ink = np.where(np.nan_to_num(shown, nan=1.0) < 0.6, "w", "k")
             for (a, b), value in np.ndenumerate(values):
                 if np.isfinite(value):
                     text = f"{value:.2f}" if value > -10 else "<-10"
-                    ax.text(b, a, text, ha="center", va="center", fontsize=6, color="w" if shown[a, b] < 0.6 else "k")
+                    ax.text(b, a, text, ha="center", va="center", fontsize=6, color=ink[a, b])
+            _set_apart_controls(ax, control, ink)
             ax.set_xticks(range(len(models)), models if i == len(targets) - 1 else [], rotation=90, fontsize=7)
             ax.set_yticks(range(len(models)), models if j == 0 else [], fontsize=7)
+            _mark_control_ticks([*ax.get_xticklabels(), *ax.get_yticklabels()], CONTROL_COLOUR)
             ax.set_title(f"{target} ({'accuracy' if classify else 'R²'}), {SPACE_LABELS.get(space, space)}", fontsize=8)
             if j == 0:
                 ax.set_ylabel("head fitted on", fontsize=8)
