@@ -79,6 +79,7 @@ def test_a_replicate_drawing_every_structure_once_reproduces_the_value(weighted)
     replicates = bootstrap.pair_replicates(
         x, y, bootstrap.ReplicateMoments(x, resampling), bootstrap.ReplicateMoments(y, resampling), nx, ny, terms,
         resampling, wanted=set(ALL_BUT_OT), k=5, queries=queries, subsample=subsample,
+        distances=(metrics.distance_matrix(x[subsample]), metrics.distance_matrix(y[subsample])),
     )  # fmt: skip
     for (metric, forward), values in replicates.items():
         expected = ds["similarity"].sel(metric=metric, space="raw").values[(0, 1) if forward else (1, 0)]
@@ -102,6 +103,7 @@ def test_replicates_equal_the_metrics_on_explicitly_repeated_structures():
     replicates = bootstrap.pair_replicates(
         x, y, bootstrap.ReplicateMoments(x, resampling), bootstrap.ReplicateMoments(y, resampling), nx, ny, {},
         resampling, wanted=wanted, k=4, queries=np.arange(10), subsample=subsample,
+        distances=(metrics.distance_matrix(x[subsample]), metrics.distance_matrix(y[subsample])),
     )  # fmt: skip
     rows_of = [np.flatnonzero(groups == s) for s in range(n_structures)]
     for b in range(3):

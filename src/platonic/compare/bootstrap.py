@@ -143,7 +143,7 @@ class ReplicateMoments:
     """One space's moments in every bootstrap replicate, on the training and the test structures (GFRE) and on
     all of them (the other moment metrics)."""
 
-    def __init__(self, x: np.ndarray, resampling: Resampling):
+    def __init__(self, x: np.ndarray, resampling: Resampling, svcca: bool = False, gfre: bool = False):
         self.resampling = resampling
         self.gram_train, self.gram_test = replicate_sums(x, x, resampling)
         ones = np.ones((len(x), 1))
@@ -155,6 +155,11 @@ class ReplicateMoments:
         self.n_test = (resampling.counts * ~resampling.train_structures) @ per_structure
         self.row_sq = np.einsum("ij,ij->i", np.asarray(x, np.float64), np.asarray(x, np.float64))
         self.row_dot_total = np.asarray(x, np.float64) @ (self.total_train + self.total_test).T  # (N, B)
+        # SVCCA's per-space eigendecomposition, once per replicate rather than once per pair and replicate
+        self.solvers = [metrics.ridge_solver(self.split(b)) for b in range(len(self.n_train))] if gfre else None
+        self.whitening = (
+            [metrics.svcca_whitening(self.full(b).centred_gram) for b in range(len(self.n_train))] if svcca else None
+        )
 
     def full(self, b: int) -> Moments:
         return Moments(
@@ -174,24 +179,30 @@ class ReplicateMoments:
         )
 
 
-def moment_values(wanted, cross, mx: Moments, my: Moments, split=None) -> dict[tuple[str, bool], float]:
+def moment_values(wanted, cross, mx: Moments, my: Moments, split=None, whitening=None, solvers=(None, None)):
     """The moment metrics of one pair from its raw cross Gram ``cross`` and moments; ``split`` = (train cross,
-    test cross, split moments of x, of y) for GFRE. Keys: (metric, forward); directed GFRE has both directions."""
+    test cross, split moments of x, of y) for GFRE; ``whitening`` = both spaces' ``svcca_whitening`` and
+    ``solvers`` their GFRE ``ridge_solver`` where known. Returns ``{(metric, forward): value}``; directed GFRE has
+    both directions."""
     out = {}
     if wanted & {"linear_cka", "svcca", "procrustes"}:
         covariances = metrics.centred_cross(cross, mx, my), mx.centred_gram, my.centred_gram
         if "linear_cka" in wanted:
             out["linear_cka", True] = metrics.cka_from_covariances(*covariances)
         if "svcca" in wanted:
-            out["svcca", True] = metrics.svcca_from_covariances(*covariances)
+            out["svcca", True] = (
+                metrics.svcca_from_covariances(*covariances)
+                if whitening is None
+                else metrics.svcca_from_whitening(covariances[0], *whitening)
+            )
         if "procrustes" in wanted:
             out["procrustes", True] = metrics.procrustes_from_covariances(*covariances)
     if "debiased_cka" in wanted:
         out["debiased_cka", True] = metrics.debiased_cka_from_moments(cross, mx, my)
     if "gfre" in wanted and split is not None:
         cross_train, cross_test, sx, sy = split
-        out["gfre", True] = metrics.gfre_from_moments(cross_train, cross_test, sx, sy)
-        out["gfre", False] = metrics.gfre_from_moments(cross_train.T, cross_test.T, sy, sx)
+        out["gfre", True] = metrics.gfre_from_moments(cross_train, cross_test, sx, sy, solver=solvers[0])
+        out["gfre", False] = metrics.gfre_from_moments(cross_train.T, cross_test.T, sy, sx, solver=solvers[1])
     return out
 
 
@@ -200,11 +211,12 @@ TERMS = frozenset({"mutual_knn", "information_imbalance", "lfre"})  # a value th
 
 
 def pair_replicates(x, y, mx: ReplicateMoments | None, my: ReplicateMoments | None, nx, ny, terms, resampling,
-                    wanted, k, queries, subsample) -> dict[tuple[str, bool], np.ndarray]:  # fmt: skip
+                    wanted, k, queries, subsample, distances=(None, None)) -> dict:  # fmt: skip
     """Every bootstrap replicate of every ``wanted`` metric of one pair (x, y): ``{(metric, forward): (B,)}``;
     ``forward`` False is the directed metric from y to x. ``nx``/``ny`` are the pair's neighbour lists (None where
     no neighbour metric is wanted); ``terms[(metric, forward)]`` the per-atom terms the value was the mean of
-    (``TERMS``: shared neighbours, query ranks, squared LFRE errors)."""
+    (``TERMS``: shared neighbours, query ranks, squared LFRE errors); ``distances`` the two subsample distance
+    matrices (distance correlation)."""
     n_rep = resampling.n_replicates
     out: dict[tuple[str, bool], np.ndarray] = {}
     if wanted & MOMENT_METRICS:
@@ -216,6 +228,8 @@ def pair_replicates(x, y, mx: ReplicateMoments | None, my: ReplicateMoments | No
                 mx.full(b),
                 my.full(b),
                 (cross_train[b], cross_test[b], mx.split(b), my.split(b)),
+                None if mx.whitening is None else (mx.whitening[b], my.whitening[b]),
+                (None, None) if mx.solvers is None else (mx.solvers[b], my.solvers[b]),
             )
             for key, value in values.items():
                 out.setdefault(key, np.full(n_rep, np.nan))[b] = value
@@ -234,29 +248,31 @@ def pair_replicates(x, y, mx: ReplicateMoments | None, my: ReplicateMoments | No
         p = resampling.counts[:, resampling.groups[subsample]]
         with np.errstate(invalid="ignore", divide="ignore"):
             p = p / p.sum(axis=1, keepdims=True)
-        out["distance_correlation", True] = metrics.weighted_distance_correlations(
-            metrics.distance_matrix(x[subsample]), metrics.distance_matrix(y[subsample]), p
-        )
+        out["distance_correlation", True] = metrics.weighted_distance_correlations(*distances, p)
     if "optimal_transport" in wanted:
         out["optimal_transport", True] = np.full(n_rep, np.nan)
     return out
 
 
-def chance_moments(y: np.ndarray, resampling: Resampling, train: np.ndarray, gfre: bool) -> list:
-    """Per permutation, the moments of the permuted space (and its train/test split moments for GFRE), with the
-    row weights staying with the rows of model A."""
+def chance_moments(y: np.ndarray, resampling: Resampling, train: np.ndarray, wanted, subsample) -> list:
+    """Per permutation, what the chance level needs of the permuted space, computed once per model: its moments
+    and train/test split moments (row weights staying with the rows of model A), and its subsample's distance
+    matrix; None where no wanted metric needs it."""
     out = []
     for perm in resampling.permutations:
         permuted = y[perm]
-        split = metrics.split_moments(permuted, train, resampling.weights) if gfre else None
-        out.append((metrics.moments(permuted, weights=resampling.weights), split))
+        moments = metrics.moments(permuted, weights=resampling.weights) if wanted & MOMENT_METRICS else None
+        split = metrics.split_moments(permuted, train, resampling.weights) if "gfre" in wanted else None
+        distances = metrics.distance_matrix(permuted[subsample]) if "distance_correlation" in wanted else None
+        out.append((moments, split, distances))
     return out
 
 
 def pair_chance(x, y, mx: Moments | None, my_permuted: list, nx, ny, resampling, wanted, train, k, lfre_k,
-                queries, subsample, excluded=None) -> dict[tuple[str, bool], np.ndarray]:  # fmt: skip
+                queries, distances=None, excluded=None) -> dict[tuple[str, bool], np.ndarray]:  # fmt: skip
     """Every ``wanted`` metric of (x, y permuted by whole structures) for each of ``resampling.permutations``:
-    ``{(metric, forward): (P,)}``. ``mx``: x's moments; ``my_permuted``: ``chance_moments`` of y."""
+    ``{(metric, forward): (P,)}``. ``mx``: x's moments; ``my_permuted``: ``chance_moments`` of y; ``distances``:
+    x's subsample distance matrix."""
     n_perm = len(resampling.permutations)
     w = resampling.weights
     few = queries[np.unique(np.linspace(0, len(queries) - 1, min(len(queries), CHANCE_QUERIES)).astype(np.int64))]
@@ -272,7 +288,7 @@ def pair_chance(x, y, mx: Moments | None, my_permuted: list, nx, ny, resampling,
         inverse[perm] = np.arange(len(perm))
         nyp = None if ny is None else inverse[ny[perm]]
         if wanted & MOMENT_METRICS:
-            myp, split_yp = my_permuted[p]
+            myp, split_yp, _ = my_permuted[p]
             split = None
             if "gfre" in wanted:
                 w_train, w_test = (None, None) if w is None else (w[train], w[~train])
@@ -286,7 +302,8 @@ def pair_chance(x, y, mx: Moments | None, my_permuted: list, nx, ny, resampling,
         if "cknna" in wanted:
             put(("cknna", True), p, metrics.cknna(x, yp, nx[:, :k], nyp[:, :k]))
         if "distance_correlation" in wanted:
-            put(("distance_correlation", True), p, metrics.distance_correlation(x[subsample], yp[subsample]))
+            value = metrics.distance_correlation_from_distances(distances, my_permuted[p][2])
+            put(("distance_correlation", True), p, value)
         for forward, (source, target, neighbours) in ((True, (x, yp, nx)), (False, (yp, x, nyp))):
             if "information_imbalance" in wanted:
                 value = metrics.information_imbalance(source, target, neighbours, few, groups=excluded)

@@ -181,10 +181,19 @@ def svcca_from_covariances(cross_c: np.ndarray, cxx: np.ndarray, cyy: np.ndarray
     """SVCCA (Raghu et al. 2017): keep the principal directions explaining ``variance_kept`` of each
     space's variance, then the mean canonical correlation between the reduced spaces. Inputs are
     centred ``Xc^T Yc``, ``Xc^T Xc``, ``Yc^T Yc``."""
-    vx, lx = _principal_directions(cxx, variance_kept)
-    vy, ly = _principal_directions(cyy, variance_kept)
-    whitened = (vx / np.sqrt(lx)).T @ cross_c @ (vy / np.sqrt(ly))
-    correlations = np.linalg.svd(whitened, compute_uv=False)
+    return svcca_from_whitening(cross_c, svcca_whitening(cxx, variance_kept), svcca_whitening(cyy, variance_kept))
+
+
+def svcca_whitening(centred_gram: np.ndarray, variance_kept: float = 0.99) -> np.ndarray:
+    """One space's half of SVCCA: its principal directions covering ``variance_kept``, scaled to unit variance,
+    ``(d, r)``."""
+    vectors, values = _principal_directions(centred_gram, variance_kept)
+    return vectors / np.sqrt(values)
+
+
+def svcca_from_whitening(cross_c: np.ndarray, whitening_x: np.ndarray, whitening_y: np.ndarray) -> float:
+    """SVCCA from the centred ``Xc^T Yc`` and both spaces' ``svcca_whitening``."""
+    correlations = np.linalg.svd(whitening_x.T @ cross_c @ whitening_y, compute_uv=False)
     return float(np.mean(np.clip(correlations, 0.0, 1.0)))
 
 
@@ -211,37 +220,57 @@ def split_moments(x: np.ndarray, train: np.ndarray, weights: np.ndarray | None =
     return SplitMoments(moments(x[train], weights=weights[train]), moments(x[~train], weights=weights[~train]))
 
 
+def _centred_sums(gram, m_a: Moments, mean_a, m_b: Moments, mean_b, n):
+    """The sum over rows of ``(a - mean_a)(b - mean_b)^T`` from the raw sums ``gram`` and the totals."""
+    return gram - np.outer(m_a.total, mean_b) - np.outer(mean_a, m_b.total) + n * np.outer(mean_a, mean_b)
+
+
 def gfre_from_moments(
     cross_train: np.ndarray,
     cross_test: np.ndarray,
     mx: SplitMoments,
     my: SplitMoments,
     regularisation: float = 1e-8,
+    solver=None,
 ) -> float:
     """Global feature reconstruction error (Goscinski et al., Mach. Learn.: Sci. Technol. 2, 025028
     (2021)) of Y from X: ridge regression fitted on the train rows, root-mean-square residual on the
     test rows. Both spaces are centred with the train means and scaled to unit mean squared norm on
     the train rows. ``cross_*`` are raw ``X^T Y`` on each split; ``regularisation`` is relative to
     the largest eigenvalue of the train covariance. 0 = Y is a linear function of X; about 1 = X
-    carries no linear information about Y."""
+    carries no linear information about Y. ``solver`` (``ridge_solver(mx)``) reuses the source's factorised
+    ridge system for many targets."""
     mean_x, mean_y = mx.train.mean, my.train.mean
     scale_x = np.sqrt(np.trace(mx.train.centred_gram) / mx.train.n)
     scale_y = np.sqrt(np.trace(my.train.centred_gram) / my.train.n)
 
-    def centred(gram, m_a, mean_a, m_b, mean_b, n):
-        # sum over rows of (a - mean_a)(b - mean_b)^T from raw sums
-        return gram - np.outer(m_a.total, mean_b) - np.outer(mean_a, m_b.total) + n * np.outer(mean_a, mean_b)
-
-    cxx = centred(mx.train.gram, mx.train, mean_x, mx.train, mean_x, mx.train.n) / scale_x**2
+    centred = _centred_sums
     cxy = centred(cross_train, mx.train, mean_x, my.train, mean_y, mx.train.n) / (scale_x * scale_y)
-    ridge = regularisation * max(float(np.linalg.eigvalsh(cxx)[-1]), 1e-300)
-    weights = np.linalg.solve(cxx + ridge * np.eye(len(cxx)), cxy)
+    if solver is None:
+        cxx = centred(mx.train.gram, mx.train, mean_x, mx.train, mean_x, mx.train.n) / scale_x**2
+        ridge = regularisation * max(float(np.linalg.eigvalsh(cxx)[-1]), 1e-300)
+        weights = np.linalg.solve(cxx + ridge * np.eye(len(cxx)), cxy)
+    else:
+        weights = solver(cxy)
     n_test = mx.test.n
     txx = centred(mx.test.gram, mx.test, mean_x, mx.test, mean_x, n_test) / scale_x**2
     txy = centred(cross_test, mx.test, mean_x, my.test, mean_y, n_test) / (scale_x * scale_y)
     tyy = centred(my.test.gram, my.test, mean_y, my.test, mean_y, n_test) / scale_y**2
     residual = np.trace(tyy) - 2 * np.sum(weights * txy) + np.sum(weights * (txx @ weights))
     return float(np.sqrt(max(residual, 0.0) / n_test))
+
+
+def ridge_solver(mx: SplitMoments, regularisation: float = 1e-8):
+    """GFRE's ridge system of one source space, factorised once (Cholesky): a function mapping the scaled,
+    centred train ``Xc^T Yc`` of any target to the ridge weights, as ``gfre_from_moments`` solves them."""
+    from scipy.linalg import cho_factor, cho_solve
+
+    mean_x = mx.train.mean
+    scale_x = np.sqrt(np.trace(mx.train.centred_gram) / mx.train.n)
+    cxx = _centred_sums(mx.train.gram, mx.train, mean_x, mx.train, mean_x, mx.train.n) / scale_x**2
+    ridge = regularisation * max(float(np.linalg.eigvalsh(cxx)[-1]), 1e-300)
+    factor = cho_factor(cxx + ridge * np.eye(len(cxx)))
+    return lambda cxy: cho_solve(factor, cxy)
 
 
 def gfre(x: np.ndarray, y: np.ndarray, train: np.ndarray, regularisation: float = 1e-8) -> float:
@@ -445,17 +474,21 @@ def lfre_errors(
     x = (x - x.mean(axis=0)) / np.sqrt(np.mean(np.sum((x - x.mean(axis=0)) ** 2, axis=1)))
     y = (y - y.mean(axis=0)) / np.sqrt(np.mean(np.sum((y - y.mean(axis=0)) ** 2, axis=1)))
     errors = np.empty(len(queries))
-    for position, i in enumerate(queries):
-        local = neighbours_x[i]
+    k = neighbours_x.shape[1]
+    chunk = max(1, 2**22 // (k * (x.shape[1] + y.shape[1])))  # gathered neighbourhoods: <= 32 MiB per block
+    for start in range(0, len(queries), chunk):
+        batch = np.asarray(queries[start : start + chunk])
+        local = neighbours_x[batch]  # (c, k)
         xl, yl = x[local], y[local]
-        mx, my = xl.mean(axis=0), yl.mean(axis=0)
+        mx, my = xl.mean(axis=1, keepdims=True), yl.mean(axis=1, keepdims=True)
         xc, yc = xl - mx, yl - my
-        # dual (kernel) ridge: k neighbours are usually fewer than the features
-        gram = xc @ xc.T
-        ridge = regularisation * max(float(np.trace(gram)), 1e-300)
-        alpha = np.linalg.solve(gram + ridge * np.eye(len(local)), yc)
-        prediction = my + (x[i] - mx) @ xc.T @ alpha
-        errors[position] = np.sum((y[i] - prediction) ** 2)
+        # dual (kernel) ridge, all queries of the block at once: k neighbours are usually fewer than the features
+        gram = xc @ xc.transpose(0, 2, 1)
+        ridge = regularisation * np.maximum(np.trace(gram, axis1=1, axis2=2), 1e-300)
+        alpha = np.linalg.solve(gram + ridge[:, None, None] * np.eye(k), yc)
+        similarity = (x[batch][:, None, :] - mx) @ xc.transpose(0, 2, 1)  # (c, 1, k)
+        prediction = my[:, 0] + (similarity @ alpha)[:, 0]
+        errors[start : start + len(batch)] = np.sum((y[batch] - prediction) ** 2, axis=1)
     return errors
 
 
@@ -466,13 +499,16 @@ def lfre_errors(
 def distance_correlation(x: np.ndarray, y: np.ndarray) -> float:
     """Distance correlation (Székely et al., Ann. Stat. 35, 2769 (2007)); O(m^2) memory, so it is
     called on a subsample of ``m`` rows."""
-    from scipy.spatial.distance import pdist, squareform
+    return distance_correlation_from_distances(distance_matrix(x), distance_matrix(y))
 
-    def doubly_centred(z):
-        d = squareform(pdist(np.asarray(z, dtype=np.float64)))
+
+def distance_correlation_from_distances(distances_x: np.ndarray, distances_y: np.ndarray) -> float:
+    """Distance correlation from both point clouds' ``distance_matrix`` (each computed once per model)."""
+
+    def doubly_centred(d):
         return d - d.mean(axis=0) - d.mean(axis=1)[:, None] + d.mean()
 
-    a, b = doubly_centred(x), doubly_centred(y)
+    a, b = doubly_centred(distances_x), doubly_centred(distances_y)
     dcov_xy, dcov_xx, dcov_yy = (a * b).mean(), (a * a).mean(), (b * b).mean()
     if dcov_xx <= 0 or dcov_yy <= 0:
         return float("nan")

@@ -85,6 +85,12 @@ def pairwise_similarity(
         }
         for m, x in data.items():
             dimension_tasks[space, m] = delayed(_twonn)(x, neighbours[m])
+        # the subsample's distance matrix of each model, once (distance correlation and its intervals)
+        distances = (
+            {m: delayed(_subsample_distances)(x, subsample) for m, x in data.items()}
+            if "distance_correlation" in wanted
+            else dict.fromkeys(data)
+        )
         for a, b in itertools.combinations_with_replacement(models, 2):
             x, y = data[a], data[b]
             cross = delayed(metrics.cross_gram)(x, y, weights=w)
@@ -104,8 +110,8 @@ def pairwise_similarity(
             if "cknna" in wanted:
                 tasks["cknna", space, a, b] = delayed(_cknna)(x, y, neighbours[a], neighbours[b], k)
             if "distance_correlation" in wanted:
-                tasks["distance_correlation", space, a, b] = delayed(_on_rows)(
-                    metrics.distance_correlation, x, y, subsample
+                tasks["distance_correlation", space, a, b] = delayed(metrics.distance_correlation_from_distances)(
+                    distances[a], distances[b]
                 )
             if "optimal_transport" in wanted:
                 tasks["optimal_transport", space, a, b] = delayed(_on_rows)(
@@ -127,8 +133,8 @@ def pairwise_similarity(
                     )
         if resampling is not None:
             _uncertainty_tasks(
-                uncertainty, space, data, full, neighbours if needs_neighbours else None, tasks, resampling, wanted,
-                train, k, lfre_k, queries, subsample, excluded, models,
+                uncertainty, space, data, full, neighbours if needs_neighbours else None, tasks, distances, resampling,
+                wanted, train, k, lfre_k, queries, subsample, excluded, models,
             )  # fmt: skip
     if not needs_neighbours:
         dimension_tasks = {}
@@ -203,8 +209,8 @@ def _resampling(groups, train, weights, settings: SimilaritySettings):
     return bootstrap.Resampling(dense, counts, train_structures, weights, permutations)
 
 
-def _uncertainty_tasks(out, space, data, full, neighbours, tasks, resampling, wanted, train, k, lfre_k, queries,
-                       subsample, excluded, models) -> None:  # fmt: skip
+def _uncertainty_tasks(out, space, data, full, neighbours, tasks, distances, resampling, wanted, train, k, lfre_k,
+                       queries, subsample, excluded, models) -> None:  # fmt: skip
     """Dask tasks of the bootstrap replicates (off-diagonal pairs) and the chance levels (every pair) of one
     space, into ``out[("bootstrap" | "chance", space, a, b)]``."""
     delayed = dask.delayed
@@ -212,7 +218,10 @@ def _uncertainty_tasks(out, space, data, full, neighbours, tasks, resampling, wa
     lists = neighbours or {m: None for m in models}
     if resampling.n_replicates:
         replicate_moments = {
-            m: delayed(bootstrap.ReplicateMoments)(x, resampling) if moment_metrics else None for m, x in data.items()
+            m: delayed(bootstrap.ReplicateMoments)(x, resampling, svcca="svcca" in wanted, gfre="gfre" in wanted)
+            if moment_metrics
+            else None
+            for m, x in data.items()
         }
         for a, b in itertools.combinations(models, 2):
             terms = {
@@ -222,17 +231,16 @@ def _uncertainty_tasks(out, space, data, full, neighbours, tasks, resampling, wa
             }
             out["bootstrap", space, a, b] = delayed(bootstrap.pair_replicates)(
                 data[a], data[b], replicate_moments[a], replicate_moments[b], lists[a], lists[b], terms, resampling,
-                wanted=wanted, k=k, queries=queries, subsample=subsample,
+                wanted=wanted, k=k, queries=queries, subsample=subsample, distances=(distances[a], distances[b]),
             )  # fmt: skip
     if resampling.permutations:
         permuted = {
-            m: delayed(bootstrap.chance_moments)(x, resampling, train, "gfre" in wanted) if moment_metrics else None
-            for m, x in data.items()
+            m: delayed(bootstrap.chance_moments)(x, resampling, train, wanted, subsample) for m, x in data.items()
         }
         for a, b in itertools.combinations_with_replacement(models, 2):
             out["chance", space, a, b] = delayed(bootstrap.pair_chance)(
                 data[a], data[b], full[a] if moment_metrics else None, permuted[b], lists[a], lists[b], resampling,
-                wanted=wanted, train=train, k=k, lfre_k=lfre_k, queries=queries, subsample=subsample,
+                wanted=wanted, train=train, k=k, lfre_k=lfre_k, queries=queries, distances=distances[a],
                 excluded=excluded,
             )  # fmt: skip
 
@@ -312,6 +320,10 @@ def _from_terms(metric: str, value, n: int, k: int) -> float:
 
 def _cknna(x, y, neighbours_a, neighbours_b, k) -> float:
     return metrics.cknna(x, y, neighbours_a[:, :k], neighbours_b[:, :k])
+
+
+def _subsample_distances(x, rows) -> np.ndarray:
+    return metrics.distance_matrix(x[rows])
 
 
 def _on_rows(metric, x, y, rows) -> float:
