@@ -1,5 +1,6 @@
 """The Snakemake workflow: config schema, env files, dry-runs of both configs, and a tiny real run."""
 
+import csv
 import os
 import re
 import shutil
@@ -57,8 +58,9 @@ def test_default_config_dry_run_fans_out_one_embed_per_model():
         "analogies": 1,
         "symmetry_audit": 1,
         "atom_modes": 1,
+        "summary": 1,
         "all": 1,
-        "total": 24 + len(METRICS) + len(OVERVIEW) + 2 + 5,
+        "total": 25 + len(METRICS) + len(OVERVIEW) + 2 + 5,
     }
 
 
@@ -132,13 +134,15 @@ def test_schema_fills_defaults():
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    """Two CHGNet/SevenNet models on five real structures, through Snakemake, then the report."""
+    """Two CHGNet/SevenNet models and the element control on five real structures, through Snakemake, then the
+    report."""
     tmp_path = tmp_path_factory.mktemp("tiny")
     config = {
         "dataset": {"name": "tiny", "path": str(ROOT / "data/mp20_sample/train.csv"), "limit": 5},
         "models": {
             "chgnet-0.3.0": {"family": "chgnet", "checkpoint": "0.3.0"},
             "sevennet-0": {"family": "sevenn", "checkpoint": "7net-0_11Jul2024"},
+            "element": {"family": "element", "checkpoint": "none", "control": True},
         },
         "embed": {"device": "cpu", "threads": 1},
         "anchors": {"n": 10, "seed": 3},
@@ -164,7 +168,7 @@ def tiny_run(tmp_path_factory):
     return tmp_path, config, nothing_to_do
 
 
-def test_tiny_end_to_end_run_with_two_real_models(tiny_run):
+def test_tiny_end_to_end_run_with_two_real_models_and_a_control(tiny_run):
     tmp_path, config, nothing_to_do = tiny_run
     results = tmp_path / "results"
     for name in METRICS:
@@ -172,7 +176,7 @@ def test_tiny_end_to_end_run_with_two_real_models(tiny_run):
     similarity_store = open_store(results / "similarity/tiny.zarr")
     sim = similarity_store["similarity"]
     raw = {m: open_store(results / f"embeddings/tiny/{m}.zarr") for m in config["models"]}
-    a, b = (raw[m]["embedding"].values for m in config["models"])
+    a, b = (raw[m]["embedding"].values for m in ("chgnet-0.3.0", "sevennet-0"))
     # unique environments by default: one atom per symmetry orbit of the structure store, every model alike
     orbit = open_store(results / "structures/tiny.zarr")["orbit"].values
     compared = open_store(results / "anchors/tiny.zarr")["compared"].values
@@ -232,6 +236,20 @@ def test_report_has_every_figure_and_caption(tiny_run):
     settings = SimilaritySettings.from_mapping(config_of(tiny_run)["similarity"])
     for name in METRICS:
         assert caption(name, settings).split(" (")[0] in html, name
+    # the first page states the headline of results/summary.csv, with its intervals
+    with open(tiny_run[0] / "results/summary.csv") as handle:
+        rows = {(r["metric"], r["space"], r["group"]): r for r in csv.DictReader(handle)}
+    assert {group for _, _, group in rows} == {"across families", "model vs control"}
+    across = rows["linear_cka", "raw", "across families"]
+    numbers = f"{float(across['mean']):.2f} [{float(across['ci_low']):.2f}, {float(across['ci_high']):.2f}] raw"
+    assert "Headline" in html and numbers in html
+    # the control is marked in the store
+    store = open_store(tiny_run[0] / "results/similarity/tiny.zarr")
+    assert dict(zip(store.model.values, store.control.values, strict=True)) == {
+        "chgnet-0.3.0": False,
+        "sevennet-0": False,
+        "element": True,
+    }
 
 
 # Visits every result's caption page, then shows the agreement figure; one headless run dumps the text seen

@@ -29,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 
 from platonic.compare import metrics
-from platonic.compare.metrics import Moments, SplitMoments
+from platonic.compare.metrics import Moments
 
 CHANCE_QUERIES = 500
 INTERVAL = (2.5, 97.5)  # percentiles of the bootstrap distribution: a 95 % interval
@@ -139,11 +139,21 @@ def replicate_sums(x: np.ndarray, y: np.ndarray, resampling: Resampling) -> tupl
     return train.reshape(shape), test.reshape(shape)
 
 
+def _outer(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per replicate, the outer product of ``a (B, m)`` and ``b (B, n)``: ``(B, m, n)``."""
+    return a[:, :, None] * b[:, None, :]
+
+
+def _per(values: np.ndarray) -> np.ndarray:
+    return values[:, None, None]
+
+
 class ReplicateMoments:
     """One space's moments in every bootstrap replicate, on the training and the test structures (GFRE) and on
-    all of them (the other moment metrics)."""
+    all of them (the other moment metrics), as ``(B, ...)`` stacks; with ``svcca``/``gfre`` also the per-space
+    parts of those metrics, computed once per replicate rather than once per pair and replicate."""
 
-    def __init__(self, x: np.ndarray, resampling: Resampling, svcca: bool = False, gfre: bool = False):
+    def __init__(self, x: np.ndarray, resampling: Resampling, svcca: bool = True, gfre: bool = True):
         self.resampling = resampling
         self.gram_train, self.gram_test = replicate_sums(x, x, resampling)
         ones = np.ones((len(x), 1))
@@ -153,36 +163,107 @@ class ReplicateMoments:
         per_structure = resampling.per_structure(weights)
         self.n_train = (resampling.counts * resampling.train_structures) @ per_structure
         self.n_test = (resampling.counts * ~resampling.train_structures) @ per_structure
+        self.n = self.n_train + self.n_test
+        self.total = self.total_train + self.total_test
+        self.centred_gram = self.gram_train + self.gram_test - _outer(self.total, self.total) / _per(self.n)
         self.row_sq = np.einsum("ij,ij->i", np.asarray(x, np.float64), np.asarray(x, np.float64))
-        self.row_dot_total = np.asarray(x, np.float64) @ (self.total_train + self.total_test).T  # (N, B)
-        # SVCCA's per-space eigendecomposition, once per replicate rather than once per pair and replicate
-        self.solvers = [metrics.ridge_solver(self.split(b)) for b in range(len(self.n_train))] if gfre else None
-        self.whitening = (
-            [metrics.svcca_whitening(self.full(b).centred_gram) for b in range(len(self.n_train))] if svcca else None
-        )
+        self.row_dot_total = np.asarray(x, np.float64) @ self.total.T  # (N, B)
+        self.whitening = [_whitening(gram) for gram in self.centred_gram] if svcca else None
+        if gfre:
+            self._gfre_parts()
+
+    def _gfre_parts(self, regularisation: float = 1e-8) -> None:
+        """GFRE's scaling and ridge system as a source, and its scaled test Gram, centred on the train means (as
+        ``metrics.gfre_from_moments``). A replicate that drew no training or no test structure (possible on tiny
+        sets), or no variance, has no GFRE (``gfre_defined``)."""
+        n_train = np.where(self.n_train > 0, self.n_train, 1.0)
+        self.mean_train = self.total_train / n_train[:, None]
+        centred_train = self.gram_train - _outer(self.total_train, self.total_train) / _per(n_train)
+        self.scale = np.sqrt(np.clip(np.trace(centred_train, axis1=1, axis2=2), 0.0, None) / n_train)
+        self.gfre_defined = (self.n_train > 0) & (self.n_test > 0) & (self.scale > 0)
+        self.scale = np.where(self.gfre_defined, self.scale, 1.0)
+        cxx = np.where(_per(self.gfre_defined), centred_train / _per(self.scale**2), np.eye(centred_train.shape[1]))
+        ridge = regularisation * np.maximum(np.linalg.eigvalsh(cxx)[:, -1], 1e-300)
+        self.ridge_system = cxx + _per(ridge) * np.eye(cxx.shape[1])
+        mean = self.mean_train
+        test = self.gram_test - _outer(self.total_test, mean) - _outer(mean, self.total_test)
+        self.test_gram = (test + _per(self.n_test) * _outer(mean, mean)) / _per(self.scale**2)
 
     def full(self, b: int) -> Moments:
         return Moments(
-            self.n_train[b] + self.n_test[b],
-            self.total_train[b] + self.total_test[b],
+            self.n[b],
+            self.total[b],
             self.gram_train[b] + self.gram_test[b],
             self.row_sq,
             self.row_dot_total[:, b],
             self.resampling.row_weights(b),
         )
 
-    def split(self, b: int) -> SplitMoments:
-        empty = np.zeros(0)
-        return SplitMoments(
-            Moments(self.n_train[b], self.total_train[b], self.gram_train[b], empty, empty),
-            Moments(self.n_test[b], self.total_test[b], self.gram_test[b], empty, empty),
+
+def _whitening(centred_gram: np.ndarray) -> np.ndarray | None:
+    """``metrics.svcca_whitening``, or None for a replicate without variance."""
+    try:
+        return metrics.svcca_whitening(centred_gram) if np.all(np.isfinite(centred_gram)) else None
+    except (ValueError, np.linalg.LinAlgError):
+        return None
+
+
+def gfre_replicates(cross_train: np.ndarray, cross_test: np.ndarray, sx: ReplicateMoments, sy: ReplicateMoments):
+    """GFRE of y from x in every replicate, ``(B,)``, from the replicates' raw ``X^T Y`` on the train and the test
+    structures ``(B, d_x, d_y)``: ``metrics.gfre_from_moments`` on stacks."""
+    scales = _per(sx.scale * sy.scale)
+    mx, my = sx.mean_train, sy.mean_train
+
+    def centred(cross, total_x, total_y, n):
+        return (cross - _outer(total_x, my) - _outer(mx, total_y) + _per(n) * _outer(mx, my)) / scales
+
+    cxy = centred(cross_train, sx.total_train, sy.total_train, sx.n_train)
+    txy = centred(cross_test, sx.total_test, sy.total_test, sx.n_test)
+    weights = np.linalg.solve(sx.ridge_system, cxy)
+    residual = (
+        np.trace(sy.test_gram, axis1=1, axis2=2)
+        - 2 * np.sum(weights * txy, axis=(1, 2))
+        + np.sum(weights * (sx.test_gram @ weights), axis=(1, 2))
+    )
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(sx.gfre_defined & sy.gfre_defined, np.sqrt(np.maximum(residual, 0.0) / sx.n_test), np.nan)
+
+
+def moment_replicates(wanted, cross_train, cross_test, mx: ReplicateMoments, my: ReplicateMoments) -> dict:
+    """The moment metrics of one pair in every replicate, ``{(metric, forward): (B,)}``, from the replicates'
+    cross Grams on the train and test structures ``(B, d_x, d_y)``; directed GFRE has both directions."""
+    out = {}
+    cross = cross_train + cross_test
+    centred = cross - _outer(mx.total, my.total) / _per(mx.n)
+    if "linear_cka" in wanted:
+        norms = np.linalg.norm(mx.centred_gram, axis=(1, 2)) * np.linalg.norm(my.centred_gram, axis=(1, 2))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out["linear_cka", True] = np.where(norms > 0, np.sum(centred**2, axis=(1, 2)) / norms, np.nan)
+    if "svcca" in wanted:
+        out["svcca", True] = np.array(
+            [
+                np.nan if wx is None or wy is None else metrics.svcca_from_whitening(c, wx, wy)
+                for c, wx, wy in zip(centred, mx.whitening, my.whitening, strict=True)
+            ]
         )
+    if "procrustes" in wanted:
+        nuclear = np.linalg.svd(centred, compute_uv=False).sum(axis=1)
+        traces = np.trace(mx.centred_gram, axis1=1, axis2=2) * np.trace(my.centred_gram, axis1=1, axis2=2)
+        out["procrustes", True] = np.arccos(np.clip(nuclear / np.sqrt(traces), -1.0, 1.0))
+    if "debiased_cka" in wanted:
+        out["debiased_cka", True] = np.array(
+            [metrics.debiased_cka_from_moments(cross[b], mx.full(b), my.full(b)) for b in range(len(cross))]
+        )
+    if "gfre" in wanted:
+        out["gfre", True] = gfre_replicates(cross_train, cross_test, mx, my)
+        flip = (0, 2, 1)
+        out["gfre", False] = gfre_replicates(cross_train.transpose(flip), cross_test.transpose(flip), my, mx)
+    return out
 
 
-def moment_values(wanted, cross, mx: Moments, my: Moments, split=None, whitening=None, solvers=(None, None)):
+def moment_values(wanted, cross, mx: Moments, my: Moments, split=None) -> dict[tuple[str, bool], float]:
     """The moment metrics of one pair from its raw cross Gram ``cross`` and moments; ``split`` = (train cross,
-    test cross, split moments of x, of y) for GFRE; ``whitening`` = both spaces' ``svcca_whitening`` and
-    ``solvers`` their GFRE ``ridge_solver`` where known. Returns ``{(metric, forward): value}``; directed GFRE has
+    test cross, split moments of x, of y) for GFRE. Returns ``{(metric, forward): value}``; directed GFRE has
     both directions."""
     out = {}
     if wanted & {"linear_cka", "svcca", "procrustes"}:
@@ -190,19 +271,15 @@ def moment_values(wanted, cross, mx: Moments, my: Moments, split=None, whitening
         if "linear_cka" in wanted:
             out["linear_cka", True] = metrics.cka_from_covariances(*covariances)
         if "svcca" in wanted:
-            out["svcca", True] = (
-                metrics.svcca_from_covariances(*covariances)
-                if whitening is None
-                else metrics.svcca_from_whitening(covariances[0], *whitening)
-            )
+            out["svcca", True] = metrics.svcca_from_covariances(*covariances)
         if "procrustes" in wanted:
             out["procrustes", True] = metrics.procrustes_from_covariances(*covariances)
     if "debiased_cka" in wanted:
         out["debiased_cka", True] = metrics.debiased_cka_from_moments(cross, mx, my)
     if "gfre" in wanted and split is not None:
         cross_train, cross_test, sx, sy = split
-        out["gfre", True] = metrics.gfre_from_moments(cross_train, cross_test, sx, sy, solver=solvers[0])
-        out["gfre", False] = metrics.gfre_from_moments(cross_train.T, cross_test.T, sy, sx, solver=solvers[1])
+        out["gfre", True] = metrics.gfre_from_moments(cross_train, cross_test, sx, sy)
+        out["gfre", False] = metrics.gfre_from_moments(cross_train.T, cross_test.T, sy, sx)
     return out
 
 
@@ -220,19 +297,7 @@ def pair_replicates(x, y, mx: ReplicateMoments | None, my: ReplicateMoments | No
     n_rep = resampling.n_replicates
     out: dict[tuple[str, bool], np.ndarray] = {}
     if wanted & MOMENT_METRICS:
-        cross_train, cross_test = replicate_sums(x, y, resampling)
-        for b in range(n_rep):
-            values = moment_values(
-                wanted,
-                cross_train[b] + cross_test[b],
-                mx.full(b),
-                my.full(b),
-                (cross_train[b], cross_test[b], mx.split(b), my.split(b)),
-                None if mx.whitening is None else (mx.whitening[b], my.whitening[b]),
-                (None, None) if mx.solvers is None else (mx.solvers[b], my.solvers[b]),
-            )
-            for key, value in values.items():
-                out.setdefault(key, np.full(n_rep, np.nan))[b] = value
+        out.update(moment_replicates(wanted, *replicate_sums(x, y, resampling), mx, my))
     if "mutual_knn" in wanted:
         out["mutual_knn", True] = resampling.mean(terms["mutual_knn", True] / k)
     if "cknna" in wanted:

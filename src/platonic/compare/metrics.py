@@ -231,46 +231,28 @@ def gfre_from_moments(
     mx: SplitMoments,
     my: SplitMoments,
     regularisation: float = 1e-8,
-    solver=None,
 ) -> float:
     """Global feature reconstruction error (Goscinski et al., Mach. Learn.: Sci. Technol. 2, 025028
     (2021)) of Y from X: ridge regression fitted on the train rows, root-mean-square residual on the
     test rows. Both spaces are centred with the train means and scaled to unit mean squared norm on
     the train rows. ``cross_*`` are raw ``X^T Y`` on each split; ``regularisation`` is relative to
     the largest eigenvalue of the train covariance. 0 = Y is a linear function of X; about 1 = X
-    carries no linear information about Y. ``solver`` (``ridge_solver(mx)``) reuses the source's factorised
-    ridge system for many targets."""
+    carries no linear information about Y."""
     mean_x, mean_y = mx.train.mean, my.train.mean
     scale_x = np.sqrt(np.trace(mx.train.centred_gram) / mx.train.n)
     scale_y = np.sqrt(np.trace(my.train.centred_gram) / my.train.n)
 
     centred = _centred_sums
     cxy = centred(cross_train, mx.train, mean_x, my.train, mean_y, mx.train.n) / (scale_x * scale_y)
-    if solver is None:
-        cxx = centred(mx.train.gram, mx.train, mean_x, mx.train, mean_x, mx.train.n) / scale_x**2
-        ridge = regularisation * max(float(np.linalg.eigvalsh(cxx)[-1]), 1e-300)
-        weights = np.linalg.solve(cxx + ridge * np.eye(len(cxx)), cxy)
-    else:
-        weights = solver(cxy)
+    cxx = centred(mx.train.gram, mx.train, mean_x, mx.train, mean_x, mx.train.n) / scale_x**2
+    ridge = regularisation * max(float(np.linalg.eigvalsh(cxx)[-1]), 1e-300)
+    weights = np.linalg.solve(cxx + ridge * np.eye(len(cxx)), cxy)
     n_test = mx.test.n
     txx = centred(mx.test.gram, mx.test, mean_x, mx.test, mean_x, n_test) / scale_x**2
     txy = centred(cross_test, mx.test, mean_x, my.test, mean_y, n_test) / (scale_x * scale_y)
     tyy = centred(my.test.gram, my.test, mean_y, my.test, mean_y, n_test) / scale_y**2
     residual = np.trace(tyy) - 2 * np.sum(weights * txy) + np.sum(weights * (txx @ weights))
     return float(np.sqrt(max(residual, 0.0) / n_test))
-
-
-def ridge_solver(mx: SplitMoments, regularisation: float = 1e-8):
-    """GFRE's ridge system of one source space, factorised once (Cholesky): a function mapping the scaled,
-    centred train ``Xc^T Yc`` of any target to the ridge weights, as ``gfre_from_moments`` solves them."""
-    from scipy.linalg import cho_factor, cho_solve
-
-    mean_x = mx.train.mean
-    scale_x = np.sqrt(np.trace(mx.train.centred_gram) / mx.train.n)
-    cxx = _centred_sums(mx.train.gram, mx.train, mean_x, mx.train, mean_x, mx.train.n) / scale_x**2
-    ridge = regularisation * max(float(np.linalg.eigvalsh(cxx)[-1]), 1e-300)
-    factor = cho_factor(cxx + ridge * np.eye(len(cxx)))
-    return lambda cxy: cho_solve(factor, cxy)
 
 
 def gfre(x: np.ndarray, y: np.ndarray, train: np.ndarray, regularisation: float = 1e-8) -> float:

@@ -139,9 +139,9 @@ def atom_modes(structures: str, embeddings: list[str], projections: list[str], a
             "anchor": {m: s["coordinate"].values[keep] for m, s in projection_stores.items()},
         }
         ids = np.array([str(i) for i in first["structure_id"].values[keep]], dtype=object)
-        mode = dataclasses.replace(
-            settings, metrics=MODE_METRICS, atoms=atoms, weights="uniform", neighbours=neighbours
-        )
+        # the table gives means and ranges, not intervals: no bootstrap or permutations here
+        mode = dataclasses.replace(settings, metrics=MODE_METRICS, atoms=atoms, weights="uniform",
+                                   neighbours=neighbours, bootstrap=0, permutations=0)  # fmt: skip
         ds = pairwise_similarity(spaces, structure_index=np.unique(ids, return_inverse=True)[1], settings=mode)
         off_diagonal = ~np.eye(ds.sizes["model_a"], dtype=bool)
         for metric in MODE_METRICS:
