@@ -45,7 +45,7 @@ COMMANDS: dict[str, tuple] = {
     "atom-modes": ("linear CKA and mutual k-NN with all atoms, unique ones, unique + other-structure neighbours",
                    similarity.atom_modes, {"settings": S.SimilaritySettings},
                    [("table", {}), ("--structures", {"required": True}), ("--embeddings", STORES),
-                    ("--projections", STORES), ("--anchors", {"required": True})]),
+                    ("--projections", STORES), ("--anchors", {"required": True}), ("--controls", CONTROLS)]),
     "figures": ("draw the model x model heatmaps", figures.heatmaps, {},
                 [("similarity", {}), ("--out-dir", {}), ("--output", {}), ("--metric", {}),
                  ("--also", {"nargs": "*", "default": (), "choices": ["svg", "pdf"]})]),

@@ -67,10 +67,12 @@ rule atom_modes:
     threads: config["similarity"]["threads"]
     params:
         settings=section("similarity"),
+        controls=CONTROLS,
     shell:
         "python -m platonic atom-modes {output:q} --structures {input.structures:q}"
         " --embeddings {input.embeddings:q} --projections {input.projections:q}"
-        " --anchors {input.anchors:q} --settings {params.settings:q} --threads {threads} > {log} 2>&1"
+        " --anchors {input.anchors:q} --settings {params.settings:q} --controls {params.controls:q}"
+        " --threads {threads} > {log} 2>&1"
 
 
 rule figures:

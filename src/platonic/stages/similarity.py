@@ -116,10 +116,11 @@ MODE_COLUMNS = ["metric", "space", "atoms", "n_atoms", "mean", "min", "max", "pa
 
 
 def atom_modes(structures: str, embeddings: list[str], projections: list[str], anchors: str, table: str,
-               settings: SimilaritySettings) -> None:  # fmt: skip
-    """What counts as an atom, in numbers: linear CKA and mutual k-NN over every model pair (mean, min, max of the
-    off-diagonal values) with all atoms, unique environments, and unique environments with other-structure
-    neighbours; the rest of ``settings`` as configured (uniform weights) -> CSV ``table``."""
+               settings: SimilaritySettings, controls: tuple[str, ...] = ()) -> None:  # fmt: skip
+    """What counts as an atom, in numbers: linear CKA and mutual k-NN over every pair of trained models (mean, min,
+    max of the off-diagonal values; ``controls`` left out) with all atoms, unique environments, and unique
+    environments with other-structure neighbours; the rest of ``settings`` as configured (uniform weights) -> CSV
+    ``table``."""
     import dataclasses
 
     from platonic.anchors import compared_atoms
@@ -143,7 +144,8 @@ def atom_modes(structures: str, embeddings: list[str], projections: list[str], a
         mode = dataclasses.replace(settings, metrics=MODE_METRICS, atoms=atoms, weights="uniform",
                                    neighbours=neighbours, bootstrap=0, permutations=0)  # fmt: skip
         ds = pairwise_similarity(spaces, structure_index=np.unique(ids, return_inverse=True)[1], settings=mode)
-        off_diagonal = ~np.eye(ds.sizes["model_a"], dtype=bool)
+        trained = np.array([m not in controls for m in ds.model_a.values])
+        off_diagonal = ~np.eye(ds.sizes["model_a"], dtype=bool) & trained[:, None] & trained[None, :]
         for metric in MODE_METRICS:
             for space in ds.space.values:
                 values = ds["similarity"].sel(metric=metric, space=space).values[off_diagonal]
