@@ -219,10 +219,10 @@ def test_agreement_scatter_intervals_chance_bands_and_pair_kinds(tmp_path):
             np.testing.assert_allclose(
                 segment, [[value.similarity.values[0, i, j], lo], [value.similarity.values[0, i, j], hi]]
             )
-        # chance bands: lowest mean - 2 sd to highest mean + 2 sd over the plotted pairs, per space
+        # chance bands: lowest mean - 2 sd to highest mean + 2 sd over the MLIP pairs, per space
         for s, space in enumerate(("raw", "anchor")):
-            mean = np.array([value.chance.values[s, i, j] for i, j in pairs])
-            sd = np.array([value.chance_sd.values[s, i, j] for i, j in pairs])
+            mean = np.array([value.chance.values[s, i, j] for i, j in drawn(kinds["MLIP - MLIP"])])
+            sd = np.array([value.chance_sd.values[s, i, j] for i, j in drawn(kinds["MLIP - MLIP"])])
             np.testing.assert_allclose(_band(ax, f"{space} chance"), [(mean - 2 * sd).min(), (mean + 2 * sd).max()])
         mlips = drawn(kinds["MLIP - MLIP"])
         shift = np.mean([value.similarity.values[1, i, j] - value.similarity.values[0, i, j] for i, j in mlips])
@@ -498,3 +498,16 @@ def test_a_store_with_bootstrap_and_permutations_off_draws_as_without_them():
             assert [t.get_text() for t in before.get_yticklabels()] == [t.get_text() for t in after.get_yticklabels()]
             assert len(before.collections) == len(after.collections) and len(before.patches) == len(after.patches)
             assert before.get_title() == after.get_title()
+
+
+def test_a_chance_band_far_from_every_pair_is_named_not_drawn_into_the_axes():
+    ds = _uncertain(_full_similarity(["a", "b", "c"], metrics=("lfre",)), [False, False, False])
+    ds["chance"] = ds["chance"] + 50.0  # LFRE of unrelated neighbourhoods: a local ridge far off the scale
+    fig = agreement_scatter(ds)
+    (ax,) = [ax for ax in fig.axes if ax.get_visible()]
+    assert ax.get_xlim()[1] < 2 and ax.get_ylim()[1] < 2  # the pairs (0.2-0.9) keep the axes
+    (note,) = [t for t in ax.texts if t.get_gid() == "chance off the axes"]
+    low = float(
+        (ds["chance"] - 2 * ds["chance_sd"]).sel(metric="lfre", space="raw").values[~np.eye(3, dtype=bool)].min()
+    )
+    assert f"raw chance {low:.3g} to" in note.get_text() and "anchor chance" in note.get_text()

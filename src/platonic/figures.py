@@ -254,7 +254,7 @@ PAIR_STYLES = (
     {"marker": "s", "facecolor": "none", "edgecolor": PAIR_COLOURS[2], "linewidth": 0.9},
 )
 INTERVAL_LABEL = "95 % bootstrap interval"
-CHANCE_LABEL = "chance (structures permuted), mean ± 2 sd"
+CHANCE_LABEL = "chance (structures permuted), MLIP pairs, mean ± 2 sd"
 
 
 def _agreement_panel(ax, ds: xr.Dataset, metric: str, control: np.ndarray) -> dict:
@@ -279,12 +279,15 @@ def _agreement_panel(ax, ds: xr.Dataset, metric: str, control: np.ndarray) -> di
         return {}
     kind = control[rows].astype(int) + control[columns]
     colours = np.array(PAIR_COLOURS)[kind]
-    entries, drawn = {}, [raw[ok], anchor[ok]]
+    entries, drawn, bands = {}, [raw[ok], anchor[ok]], []
+    # the chance band of the MLIP pairs where there are any: a control's chance level can be far off (LFRE of the
+    # element one-hot) and would hide theirs
+    band_pairs = ok & (kind == 0) if (ok & (kind == 0)).any() else ok
     for space, span in (("raw", ax.axvspan), ("anchor", ax.axhspan)):
-        band = _chance_band(at("chance", space), at("chance_sd", space), ok)
+        band = _chance_band(at("chance", space), at("chance_sd", space), band_pairs)
         if band is not None:
             entries[CHANCE_LABEL] = span(*band, color="0.5", alpha=0.2, linewidth=0, zorder=0, gid=f"{space} chance")
-            drawn.append(np.array(band))
+            bands.append((space, band))
     # drawn as segments, not ax.errorbar: a percentile interval need not contain the value itself
     for space, segments, position in (("raw", ax.hlines, anchor), ("anchor", ax.vlines, raw)):
         low, high = at("ci_low", space), at("ci_high", space)
@@ -302,6 +305,17 @@ def _agreement_panel(ax, ds: xr.Dataset, metric: str, control: np.ndarray) -> di
             entries[name] = ax.scatter(raw[keep], anchor[keep], s=18, zorder=2, label=name, **PAIR_STYLES[k])
     values = np.concatenate(drawn)
     low, high = float(values.min()), float(values.max())
+    # a chance band joins the axes unless it would squeeze the pairs into less than a third of them; otherwise
+    # the panel names it (LFRE's chance level, a local ridge fitted on unrelated neighbours, can be ~50)
+    span, far = max(high - low, 1e-3), []
+    for space, (start, stop) in bands:
+        if start >= low - span and stop <= high + span:
+            low, high = min(low, start), max(high, stop)
+        else:
+            far.append(f"{space} chance {start:.3g} to {stop:.3g}")
+    if far:
+        ax.text(0.97, 0.03, "off the axes:\n" + "\n".join(far), transform=ax.transAxes, ha="right", va="bottom",
+                fontsize=6, color="0.3", gid="chance off the axes")  # fmt: skip
     pad = 0.08 * max(high - low, 1e-3)
     limits = (low - pad, high + pad)
     ax.plot(limits, limits, color="0.6", lw=0.8, zorder=0)
