@@ -5,10 +5,13 @@ or 256, sharing a latent structure so that the numbers are not trivial), 100 anc
 
     python benchmarks/fan_in.py                       # full scale, streamed (platonic's path)
     python benchmarks/fan_in.py --atoms 20000 --compare-dense
+    python benchmarks/fan_in.py --atoms 20000 --intervals 100 3   # what bootstrap and chance levels add
 
 ``--compare-dense`` also runs a dense reference (N x N Gram matrices and full similarity rows, the
 way the reference study computed its metrics on 1,000 atoms) in a separate process, checks that
-the numbers agree, and prints the time and peak-memory ratios. Peak RSS is the process maximum.
+the numbers agree, and prints the time and peak-memory ratios. ``--intervals B P`` also runs the streamed path with
+B structure-bootstrap replicates and P permutations (synthetic structures of 10 atoms) and prints what they cost
+relative to the values alone. Peak RSS is the process maximum.
 """
 
 from __future__ import annotations
@@ -44,16 +47,19 @@ def synthetic_spaces(n: int, seed: int = 0, anchors: int = 100) -> dict[str, dic
     return {"raw": raw, "anchor": anchor}
 
 
-def streamed(spaces, k: int, threads: int, search: str) -> dict:
+def streamed(spaces, k: int, threads: int, search: str, bootstrap: int = 0, permutations: int = 0) -> dict:
     from platonic.compare.similarity import pairwise_similarity
     from platonic.settings import SimilaritySettings
 
+    n = len(next(iter(spaces["raw"].values())))
     ds = pairwise_similarity(
         spaces,
+        structure_index=np.arange(n) // 10,
         settings=SimilaritySettings(
-            metrics=("linear_cka", "mutual_knn"), k=k, neighbour_search=search, threads=threads
+            metrics=("linear_cka", "mutual_knn"), k=k, neighbour_search=search, threads=threads,
+            bootstrap=bootstrap, permutations=permutations,
         ),
-    )
+    )  # fmt: skip
     return {
         f"{metric}|{space}|{a}|{b}": float(ds["similarity"].sel(metric=metric, space=space, model_a=a, model_b=b))
         for metric in ("linear_cka", "mutual_knn")
@@ -106,11 +112,11 @@ def dense(spaces, k: int) -> dict:
     return out
 
 
-def run(mode: str, atoms: int, k: int, threads: int, search: str) -> dict:
+def run(mode: str, atoms: int, k: int, threads: int, search: str, intervals=(0, 0)) -> dict:
     start = time.perf_counter()
     spaces = synthetic_spaces(atoms)
     generated = time.perf_counter()
-    values = streamed(spaces, k, threads, search) if mode == "streamed" else dense(spaces, k)
+    values = streamed(spaces, k, threads, search, *intervals) if mode == "streamed" else dense(spaces, k)
     done = time.perf_counter()
     return {
         "mode": mode,
@@ -131,16 +137,32 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--search", default="auto", choices=["auto", "exact", "ivf"])
     parser.add_argument("--compare-dense", action="store_true")
+    parser.add_argument("--intervals", type=int, nargs=2, default=None, metavar=("B", "P"))
     parser.add_argument("--mode", default=None, choices=["streamed", "dense"], help=argparse.SUPPRESS)
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     if args.mode:  # child process: one measurement, printed as JSON
-        print(json.dumps(run(args.mode, args.atoms, args.k, args.threads, args.search)))
+        print(json.dumps(run(args.mode, args.atoms, args.k, args.threads, args.search, args.intervals or (0, 0))))
         return
     results = []
-    for mode in ("streamed", "dense") if args.compare_dense else ("streamed",):
-        command = [sys.executable, __file__, "--mode", mode, "--atoms", str(args.atoms), "--k", str(args.k),
-                   "--threads", str(args.threads), "--search", args.search]  # fmt: skip
+    modes = ["streamed"] + (["dense"] if args.compare_dense else []) + (["intervals"] if args.intervals else [])
+    for mode in modes:
+        command = [
+            sys.executable,
+            __file__,
+            "--mode",
+            "streamed" if mode == "intervals" else mode,
+            "--atoms",
+            str(args.atoms),
+            "--k",
+            str(args.k),
+            "--threads",
+            str(args.threads),
+            "--search",
+            args.search,
+        ]
+        if mode == "intervals":
+            command += ["--intervals", *map(str, args.intervals)]  # fmt: skip
         output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
         result = json.loads(output.strip().splitlines()[-1])
         results.append(result)
@@ -148,8 +170,15 @@ def main() -> None:
             f"{mode:9s} N={result['atoms']:>7d} search={args.search:5s} metrics {result['seconds_metrics']:8.1f} s"
             f"  (data {result['seconds_data']:.1f} s)  peak RSS {result['peak_rss_gib']:.2f} GiB"
         )
+    if args.intervals:
+        plain, with_intervals = results[0], results[-1]
+        print(
+            f"with {args.intervals[0]} replicates and {args.intervals[1]} permutations / values only: time "
+            f"{with_intervals['seconds_metrics'] / plain['seconds_metrics']:.1f}x, peak memory "
+            f"{with_intervals['peak_rss_gib'] / plain['peak_rss_gib']:.1f}x"
+        )
     if args.compare_dense:
-        fast, slow = results
+        fast, slow = results[:2]
         keys = sorted(fast["values"])
         difference = max(abs(fast["values"][key] - slow["values"][key]) for key in keys)
         print(f"max |streamed - dense| over {len(keys)} numbers: {difference:.2e}")
