@@ -243,7 +243,10 @@ def test_report_has_every_figure_and_caption(tiny_run):
     across = rows["linear_cka", "raw", "across families"]
     numbers = f"{float(across['mean']):.2f} [{float(across['ci_low']):.2f}, {float(across['ci_high']):.2f}] raw"
     assert "Headline" in html and numbers in html
-    # the control is marked in the store
+    # the control is marked in the store and the table
+    with open(tiny_run[0] / "results/similarity/tiny.csv") as handle:
+        marked = {(r["model_a"], r["control_a"]) for r in csv.DictReader(handle)}
+    assert marked == {("chgnet-0.3.0", "False"), ("sevennet-0", "False"), ("element", "True")}
     store = open_store(tiny_run[0] / "results/similarity/tiny.zarr")
     assert dict(zip(store.model.values, store.control.values, strict=True)) == {
         "chgnet-0.3.0": False,

@@ -358,6 +358,7 @@ def similarity_table(ds: xr.Dataset) -> list[dict]:
     rows = []
     values = ds["similarity"].values
     extra = [name for name in INTERVAL_DESCRIPTIONS if name in ds]
+    control = dict(zip(map(str, ds.model.values), ds["control"].values, strict=True)) if "control" in ds else {}
     for i, metric in enumerate(ds.metric.values):
         for j, space in enumerate(ds.space.values):
             for ia, a in enumerate(ds.model_a.values):
@@ -368,6 +369,11 @@ def similarity_table(ds: xr.Dataset) -> list[dict]:
                             "space": str(space),
                             "model_a": str(a),
                             "model_b": str(b),
+                            **(
+                                {"control_a": bool(control[str(a)]), "control_b": bool(control[str(b)])}
+                                if control
+                                else {}
+                            ),
                             "value": float(values[i, j, ia, ib]),
                             **{name: float(ds[name].values[i, j, ia, ib]) for name in extra},
                             "n_samples": int(ds["n_samples"].values[i]),

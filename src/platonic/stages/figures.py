@@ -57,6 +57,11 @@ def overview(
     models = [str(m) for m in ds.model_a.values]
     valid = open_store(anchors)["compared"].values if anchors else None
 
+    control = dict(zip(models, ds["control"].values, strict=True)) if "control" in ds else {}
+
+    def labelled(per_model: dict) -> dict:  # the per-model panels name the controls as such
+        return {f"{m}{figures.CONTROL_SUFFIX}" if control.get(m) else m: v for m, v in per_model.items()}
+
     def by_model(paths, what: str) -> dict:
         if not paths:
             raise ValueError(f"the {figure} figure needs the {what} stores")
@@ -77,7 +82,7 @@ def overview(
         seed = settings.seed if settings.seed is not None else SimilaritySettings().seed
         rows = model_space.shared_sample(keep, settings.map_sample, seed)
         coordinates = {m: s["coordinate"].values[rows] for m, s in stores.items()}
-        fig = figures.shared_space_maps(coordinates, first["Z"].values[rows], figures.available_maps(), seed)
+        fig = figures.shared_space_maps(labelled(coordinates), first["Z"].values[rows], figures.available_maps(), seed)
     elif figure == "periodic_trends":
         stores = by_model(embeddings, "embedding")
         first = next(iter(stores.values()))
@@ -89,12 +94,13 @@ def overview(
             {m: s["embedding"].data for m, s in stores.items()}, first["Z"].values, first["structure_id"].values,
             keep, settings.trend_min_atoms, n_replicates, seed,
         )  # fmt: skip
-        fig = figures.periodic_trends(z, means, counts, intervals)
+        fig = figures.periodic_trends(z, labelled(means), counts, intervals and labelled(intervals))
     elif figure == "model_statistics":
         stores = by_model(embeddings, "embedding")
         keep = np.logical_and.reduce([s["valid"].values for s in stores.values()]) if valid is None else valid
         norms = {m: model_space.embedding_norms(s["embedding"].data, keep) for m, s in stores.items()}
-        fig = figures.model_statistics(ds["intrinsic_dimension"], norms)
+        dimension = ds["intrinsic_dimension"].assign_coords(model=list(labelled(dict.fromkeys(models))))
+        fig = figures.model_statistics(dimension, labelled(norms))
     else:
         raise ValueError(f"unknown overview figure {figure!r}; choose one of {', '.join(OVERVIEW_FIGURES)}")
     log.info("wrote %s", figures.save_figure(fig, output, also=tuple(f".{s}" for s in also)))
