@@ -243,10 +243,12 @@ def test_report_has_every_figure_and_caption(tiny_run):
     across = rows["linear_cka", "raw", "across families"]
     numbers = f"{float(across['mean']):.2f} [{float(across['ci_low']):.2f}, {float(across['ci_high']):.2f}] raw"
     assert "Headline" in html and numbers in html
-    # the control is marked in the store and the table
+    # the control is marked in the store and the table, and left out of the audit's consensus
     with open(tiny_run[0] / "results/similarity/tiny.csv") as handle:
         marked = {(r["model_a"], r["control_a"]) for r in csv.DictReader(handle)}
     assert marked == {("chgnet-0.3.0", "False"), ("sevennet-0", "False"), ("element", "True")}
+    audit = open_store(tiny_run[0] / "results/analysis/tiny/audit.zarr")
+    assert list(audit.attrs["controls_left_out"]) == ["element"] and "element" not in audit.model.values
     store = open_store(tiny_run[0] / "results/similarity/tiny.zarr")
     assert dict(zip(store.model.values, store.control.values, strict=True)) == {
         "chgnet-0.3.0": False,
@@ -351,7 +353,7 @@ def test_tiny_run_writes_the_shared_space_analyses(tiny_run):
     assert np.isnan(float(score.sel(space="raw", source_model="chgnet-0.3.0", target_model="sevennet-0")))
     assert np.isfinite(float(score.sel(space="anchor", source_model="chgnet-0.3.0", target_model="sevennet-0")))
     audit = open_store(analysis / "audit.zarr")
-    assert sorted(audit["model"].values) == sorted(config["models"])
+    assert sorted(audit["model"].values) == ["chgnet-0.3.0", "sevennet-0"]  # the element control is left out
     for name in ("contested_elements", "contested_structures", "element_bias", "analogies", "symmetry_breaking"):
         assert (analysis / f"{name}.csv").read_text().count("\n") >= 1
     # CHGNet is invariant under every symmetry operation: its copies of one environment agree to round-off.

@@ -79,13 +79,14 @@ rule audit:
     resources:
         mem_mb=lambda wildcards, attempt: 4000 * attempt,
     params:
+        controls=CONTROLS,
         settings=section("analysis", "audit"),
     shell:
         "python -m platonic audit {output.store:q} --projections {input.projections:q}"
         " --anchors {input.anchors:q} --structures {input.structures:q}"
         " --elements-table {output.elements:q} --structures-table {output.structures:q}"
         " --bias-table {output.bias:q} --figure {output.figure:q}"
-        " --settings {params.settings:q} > {log} 2>&1"
+        " --settings {params.settings:q} --controls {params.controls:q} > {log} 2>&1"
 
 
 rule analogies:

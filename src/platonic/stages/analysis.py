@@ -107,13 +107,18 @@ def audit(
     bias_table: str,
     settings: AuditSettings,
     figure: str | None = None,
+    controls: tuple[str, ...] = (),
 ) -> None:
-    """Where the models disagree (audit store ``output`` and three CSV tables) and which model departs where."""
+    """Where the models disagree (audit store ``output`` and three CSV tables) and which model departs where; the
+    ``controls`` (control representations) are left out: the consensus is that of the trained models."""
     from platonic.analysis import audit as consistency
     from platonic.figures import departure_heatmap, save_figure
     from platonic.store import write_store
 
     valid, projected, first, anchor_store = shared_space(anchors, projections)
+    projected = {m: x for m, x in projected.items() if m not in controls}
+    if len(projected) < 2:
+        raise ValueError(f"the audit needs at least two models that are not controls; the controls are {controls}")
     structure_store = open_structures(structures, first)
     training = {}
     for model, path in settings.training_element_counts.items():
@@ -138,6 +143,7 @@ def audit(
         anchor_set_hash=first.attrs["anchor_set_hash"],
         **atom_counts(anchor_store),
         training_element_counts=sorted(training),
+        controls_left_out=sorted(controls),
     )
     write_store(ds, output)
     contested = consistency.contested_elements(ds)
