@@ -85,7 +85,6 @@ class Resampling:
         self.weights = None if weights is None else np.asarray(weights, dtype=np.float64)
         self.permutations = [np.asarray(p, dtype=np.int64) for p in permutations]
         self.n_structures = self.counts.shape[1]
-        self.atoms_per_structure = np.bincount(self.groups, minlength=self.n_structures).astype(np.float64)
 
     @property
     def n_replicates(self) -> int:

@@ -220,11 +220,6 @@ def split_moments(x: np.ndarray, train: np.ndarray, weights: np.ndarray | None =
     return SplitMoments(moments(x[train], weights=weights[train]), moments(x[~train], weights=weights[~train]))
 
 
-def _centred_sums(gram, m_a: Moments, mean_a, m_b: Moments, mean_b, n):
-    """The sum over rows of ``(a - mean_a)(b - mean_b)^T`` from the raw sums ``gram`` and the totals."""
-    return gram - np.outer(m_a.total, mean_b) - np.outer(mean_a, m_b.total) + n * np.outer(mean_a, mean_b)
-
-
 def gfre_from_moments(
     cross_train: np.ndarray,
     cross_test: np.ndarray,
@@ -242,9 +237,12 @@ def gfre_from_moments(
     scale_x = np.sqrt(np.trace(mx.train.centred_gram) / mx.train.n)
     scale_y = np.sqrt(np.trace(my.train.centred_gram) / my.train.n)
 
-    centred = _centred_sums
-    cxy = centred(cross_train, mx.train, mean_x, my.train, mean_y, mx.train.n) / (scale_x * scale_y)
+    def centred(gram, m_a, mean_a, m_b, mean_b, n):
+        # sum over rows of (a - mean_a)(b - mean_b)^T from raw sums
+        return gram - np.outer(m_a.total, mean_b) - np.outer(mean_a, m_b.total) + n * np.outer(mean_a, mean_b)
+
     cxx = centred(mx.train.gram, mx.train, mean_x, mx.train, mean_x, mx.train.n) / scale_x**2
+    cxy = centred(cross_train, mx.train, mean_x, my.train, mean_y, mx.train.n) / (scale_x * scale_y)
     ridge = regularisation * max(float(np.linalg.eigvalsh(cxx)[-1]), 1e-300)
     weights = np.linalg.solve(cxx + ridge * np.eye(len(cxx)), cxy)
     n_test = mx.test.n
