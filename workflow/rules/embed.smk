@@ -1,6 +1,30 @@
+if VENV_FAMILIES:
+
+    rule venv:
+        input:
+            recipe=f"{workflow.basedir}/{venvs.RECIPES}/{{family}}.yaml",
+            project=f"{workflow.basedir}/pyproject.toml",
+        output:
+            f"{VENVS}/{venvs.STAMP}",
+        log:
+            "results/logs/venv/{family}.log",
+        wildcard_constraints:
+            family="|".join(VENV_FAMILIES),
+        localrule: True
+        # never deployed (the rule exists only where Snakemake deploys no software); the analysis env documents
+        # what its builder needs
+        conda:
+            "../../envs/analysis.yaml"
+        params:
+            prefix=lambda wildcards: VENVS.format(family=wildcards.family),
+        shell:
+            "python -m platonic venv {wildcards.family} --prefix {params.prefix:q} > {log} 2>&1"
+
+
 rule embed:
     input:
-        "results/structures/{dataset}.zarr",
+        structures="results/structures/{dataset}.zarr",
+        venv=venv_stamp,
     output:
         directory("results/embeddings/{dataset}/{model}.zarr"),
     log:
@@ -17,6 +41,7 @@ rule embed:
     params:
         spec=model_spec,
         settings=section("embed"),
+        python=model_python,
     shell:
-        "python -m platonic embed {input:q} {output:q} --model {wildcards.model}"
+        "{params.python} -m platonic embed {input.structures:q} {output:q} --model {wildcards.model}"
         " --spec {params.spec:q} --settings {params.settings:q} --threads {threads} > {log} 2>&1"

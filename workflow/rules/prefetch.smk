@@ -3,6 +3,8 @@
 
 
 rule prefetch_model:
+    input:
+        venv=venv_stamp,
     output:
         "results/weights/{model}.json",
     log:
@@ -13,8 +15,9 @@ rule prefetch_model:
     params:
         spec=model_spec,
         settings=section("embed"),
+        python=model_python,
     shell:
-        "python -m platonic prefetch {output:q} --model {wildcards.model}"
+        "{params.python} -m platonic prefetch {output:q} --model {wildcards.model}"
         " --spec {params.spec:q} --settings {params.settings:q} > {log} 2>&1"
 
 

@@ -121,7 +121,8 @@ rule run_parameters:
     conda:
         "../../envs/analysis.yaml"
     params:
-        parameters=json.dumps(config, sort_keys=True, indent=1),
+        # a function, so that braces in values (venvs: .venv-{family}) are not read as wildcards
+        parameters=lambda wildcards: json.dumps(config, sort_keys=True, indent=1),
     shell:
         "printf '%s\\n' {params.parameters:q} > {output:q} 2> {log}"
 
