@@ -189,3 +189,15 @@ def test_model_metadata_has_every_model_with_its_five_keys():
                     "family": "element"},
     }  # fmt: skip
 
+
+# --- README ---
+
+
+def test_the_readme_table_of_named_models_is_the_presets():
+    from platonic.models import markdown_table
+
+    readme = (ROOT / "README.md").read_text()
+    models_section = readme[readme.index("## Models") : readme.index("## Adding a model")]
+    assert markdown_table() in models_section
+    rows = [line for line in markdown_table().splitlines() if re.match(r"^\| `[^`]+` \|", line)]
+    assert [row.split("`")[1] for row in rows] == list(PRESETS)
