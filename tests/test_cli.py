@@ -13,9 +13,9 @@ def test_models_lists_every_preset(capsys):
     for name in PRESETS:
         assert name in out
     lines = out.splitlines()
-    chgnet = next(i for i, line in enumerate(lines) if line.split()[:1] == ["chgnet-r2scan"])
+    chgnet = next(i for i, line in enumerate(lines) if line.split()[:2] == ["chgnet-r2scan", "family=chgnet"])
     assert lines[chgnet + 1].strip() == "CHGNet, trained on MPtrj + MP-r2SCAN (r2SCAN)"
-    element = next(i for i, line in enumerate(lines) if line.split()[:1] == ["element"])
+    element = next(i for i, line in enumerate(lines) if line.split()[:2] == ["element", "family=element"])
     assert lines[element + 1].strip() == "element one-hot, no training"
 
 
