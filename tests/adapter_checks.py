@@ -60,7 +60,10 @@ def check_provenance(adapter) -> None:
         assert info["weights"] == "none" and info["checkpoint_file"] == ""
         assert info["checkpoint_sha256"] == hashlib.sha256(info["settings"].encode()).hexdigest()
         assert info["layer"] == adapter.layer_name
+        assert info["parameters"] == 0  # a recipe has no parameters
         return
+    # counted from the loaded torch module; every family keeps one (test_models.py checks the count itself)
+    assert isinstance(info["parameters"], int) and info["parameters"] > 0
     assert adapter.checkpoint_path.is_file()
     assert info["checkpoint_file"] == adapter.checkpoint_path.name
     assert len(info["checkpoint_sha256"]) == 64

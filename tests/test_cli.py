@@ -1,6 +1,6 @@
 import numpy as np
 
-from platonic.cli import main
+from platonic.cli import describe_model, main
 from platonic.compare.registry import NAMES as METRICS
 from platonic.compare.registry import SIMILARITIES
 from platonic.models import PRESETS
@@ -12,6 +12,18 @@ def test_models_lists_every_preset(capsys):
     out = capsys.readouterr().out
     for name in PRESETS:
         assert name in out
+    lines = out.splitlines()
+    chgnet = next(i for i, line in enumerate(lines) if line.split()[:2] == ["chgnet-r2scan", "family=chgnet"])
+    assert lines[chgnet + 1].strip() == "CHGNet, trained on MPtrj + MP-r2SCAN (r2SCAN)"
+    element = next(i for i, line in enumerate(lines) if line.split()[:2] == ["element", "family=element"])
+    assert lines[element + 1].strip() == "element one-hot, no training"
+
+
+def test_describe_model_says_what_is_unknown():
+    assert describe_model({}) == "architecture unknown, training data unknown"
+    assert describe_model({"architecture": "MACE", "training_data": ["OMat24"], "fidelity": None}) == (
+        "MACE, trained on OMat24"
+    )
 
 
 def test_prepare_writes_a_store_and_reports_bad_input(tmp_path, sample_csv, capsys):

@@ -33,6 +33,40 @@ def test_provenance_names_the_packaged_checkpoint(adapter):
     check_provenance(adapter)
 
 
+def test_parameter_count_is_that_of_the_checkpoint_file():
+    """The provenance's parameter count equals one read off the weights file itself with ``torch.load``: the
+    number of elements of its state dict, less the entries that are buffers rather than parameters."""
+    import torch
+
+    chgnet = load_adapter("chgnet", checkpoint="0.3.0", device="cpu")
+    state = torch.load(chgnet.checkpoint_path, map_location="cpu", weights_only=False)["model"]["state_dict"]
+    # CHGNet registers no buffers: every entry is a parameter (CHGNet itself reports 412,525 when it loads)
+    assert chgnet.provenance()["parameters"] == sum(v.numel() for v in state.values()) == 412_525
+
+    sevennet = load_adapter("sevenn", checkpoint="7net-0_11Jul2024", device="cpu")
+    state = torch.load(sevennet.checkpoint_path, map_location="cpu", weights_only=False)["model_state_dict"]
+    # e3nn's buffers: each Linear's output_mask and each tensor product's Wigner-3j constants (_w3j_l1_l2_l3)
+    constant = [k for k in state if k.endswith(".output_mask") or k.split(".")[-1].startswith("_w3j_")]
+    assert sum(state[k].numel() for k in constant) == 20_833
+    count = sum(v.numel() for k, v in state.items() if k not in constant)
+    assert sevennet.provenance()["parameters"] == count == 842_623
+    # the same count for the random-weight control (same architecture, weights drawn afresh)
+    untrained = load_adapter("sevenn", checkpoint="7net-0_11Jul2024", device="cpu", weights="random", seed=0)
+    assert untrained.provenance()["parameters"] == count
+
+
+def test_parameters_shared_between_modules_are_counted_once():
+    import torch
+
+    from platonic.models.base import count_parameters
+
+    shared = torch.nn.Linear(3, 2)  # 3 * 2 + 2 = 8
+    both = torch.nn.Sequential(shared, torch.nn.Linear(2, 1), shared)  # + 2 + 1
+    assert count_parameters([both]) == 11
+    assert count_parameters([both, shared]) == 11
+    assert count_parameters([]) == 0
+
+
 def test_chgnet_default_layer_is_chgnets_own_atom_features(few_structures):
     """Our hook-based extraction equals CHGNet's own `return_atom_feas` path."""
     from pymatgen.io.ase import AseAtomsAdaptor

@@ -207,8 +207,15 @@ def test_untrained_seeds_and_the_trained_weights_differ(untrained, few_structure
 def test_untrained_presets():
     for name in ("chgnet-0.3.0-untrained", "sevennet-0-11jul2024-untrained"):
         assert PRESETS[name]["options"] == {"weights": "random", "seed": 0}
-    assert PRESETS["element"] == {"family": "element", "checkpoint": "none"}
-    assert PRESETS["soap"] == {"family": "soap", "checkpoint": "none"}
+        assert (PRESETS[name]["training_data"], PRESETS[name]["fidelity"]) == ([], None)
+    for name in ("element", "soap"):
+        assert {k: PRESETS[name][k] for k in ("family", "checkpoint", "training_data", "fidelity")} == {
+            "family": name,
+            "checkpoint": "none",
+            "training_data": [],
+            "fidelity": None,
+        }
+        assert "options" not in PRESETS[name]
 
 
 def test_settings_hash_is_of_the_canonical_json(soap):

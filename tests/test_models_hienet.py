@@ -83,8 +83,9 @@ def test_provenance_names_the_packaged_checkpoint(adapter):
     # the 89 species of the model's own type map: H..Pu without Po, At, Rn, Fr, Ra
     assert len(adapter.supported_numbers) == 89
     assert adapter.supported_numbers == frozenset(range(1, 95)) - {84, 85, 86, 87, 88}
-    assert PRESETS["hienet-v3"] == {"family": "hienet", "checkpoint": "HIENet-V3"}
-    assert isinstance(load_adapter(**PRESETS["hienet-v3"]), HIENetAdapter)
+    preset = PRESETS["hienet-v3"]
+    assert (preset["family"], preset["checkpoint"], preset.get("options")) == ("hienet", "HIENet-V3", None)
+    assert isinstance(load_adapter(preset["family"], checkpoint=preset["checkpoint"]), HIENetAdapter)
 
 
 def test_features_feed_hienets_own_readout_to_its_own_energy(adapter, calculator, few_structures):

@@ -25,7 +25,8 @@ def _embedding(model, reasons):
             "kind": "embedding", "model": model, "model_family": "chgnet", "model_package": "chgnet",
             "model_package_version": "0.4.2", "model_checkpoint": "0.3.0", "model_checkpoint_file": "c.pth",
             "model_checkpoint_sha256": SHA, "model_layer": "atom_conv_layers[2]", "model_forward_dtype": "float32",
-            "model_device": "cpu", "model_options": {"modal": "PBE"}, "structure_set_hash": "h" * 64,
+            "model_device": "cpu", "model_options": {"modal": "PBE"}, "model_parameters": 412525,
+            "structure_set_hash": "h" * 64,
         },
     )  # fmt: skip
 
@@ -54,6 +55,7 @@ def test_model_rows_carry_provenance_and_exclusions():
     assert [r["model"] for r in rows] == ["m-a", "m-b"]
     assert rows[1]["checkpoint sha256"] == SHA and rows[1]["version"] == "0.4.2"
     assert rows[1]["options"] == '{"modal": "PBE"}'
+    assert rows[1]["parameters"] == "412525"
     assert (rows[0]["excluded structures"], rows[0]["excluded atoms"]) == ("0", "0")
     assert (rows[1]["excluded structures"], rows[1]["excluded atoms"]) == ("1", "1")
     assert exclusion_rows(embeddings) == [{"model": "m-b", "structures": "1: s1", "reason": "element Xx not supported"}]

@@ -201,6 +201,16 @@ def _list_models() -> None:
             if preset.get("download", False) == downloaded:
                 options = " ".join(f"{k}={v}" for k, v in preset.get("options", {}).items())
                 print(f"  {name:26s} family={preset['family']:8s} checkpoint={preset['checkpoint']} {options}".rstrip())
+                print(f"  {'':26s} {describe_model(preset)}")
+    print("(training data and fidelity as each package documents them; `source` in platonic.models.PRESETS)")
+
+
+def describe_model(metadata: dict) -> str:
+    """``architecture, trained on A + B (fidelity)`` of a preset or resolved config entry; unknown parts say so."""
+    data = metadata.get("training_data")
+    trained = "training data unknown" if data is None else "trained on " + " + ".join(data) if data else "no training"
+    fidelity = f" ({metadata['fidelity']})" if metadata.get("fidelity") else ""
+    return f"{metadata.get('architecture') or 'architecture unknown'}, {trained}{fidelity}"
 
 
 if __name__ == "__main__":

@@ -67,7 +67,8 @@ def resolve_derived(config: dict) -> dict:
     - ``figures.seed``: null -> ``similarity.seed`` (the shared-space sample);
     - ``analysis.audit.neighbour_search``: null -> ``similarity.neighbour_search``;
     - ``anchors.atoms``: null -> ``similarity.atoms`` (what counts as an atom, for every stage after anchors);
-    - ``figures.bootstrap`` and ``analysis.transfer.bootstrap``: null -> ``similarity.bootstrap``.
+    - ``figures.bootstrap`` and ``analysis.transfer.bootstrap``: null -> ``similarity.bootstrap``;
+    - ``models.<name>.architecture``, ``training_data``, ``fidelity``: see `resolve_model_metadata`.
     """
     metrics = config["similarity"]["metrics"]
     if config["anchors"]["reference_model"] is None:
@@ -85,7 +86,64 @@ def resolve_derived(config: dict) -> dict:
     for section in (figures, config["analysis"]["transfer"]):
         if section["bootstrap"] is None:
             section["bootstrap"] = config["similarity"]["bootstrap"]
+    presets = _presets()
+    for name, spec in config["models"].items():
+        resolve_model_metadata(name, spec, presets)
     return config
+
+
+METADATA = ("architecture", "training_data", "fidelity")
+
+
+def resolve_model_metadata(name: str, spec: dict, presets: dict[str, dict]) -> dict:
+    """Fill the null metadata (``architecture``, ``training_data``, ``fidelity``) of model ``name``'s config entry
+    ``spec`` in place; return it. Values given in the config always win. Otherwise they come from
+
+    - the preset of the same name, when it describes the same model (same family, checkpoint and options);
+    - failing that, the first preset with the same family, checkpoint and options;
+    - with ``options.weights: random`` (an untrained network): ``training_data`` is ``[]`` and ``fidelity`` null,
+      and ``architecture`` comes from a preset with the same family and checkpoint (its other options alike).
+
+    What none of these gives stays null: a null ``training_data`` means *unknown*, not "no data"
+    (``[]`` is no data). ``presets`` maps names to preset dicts (`platonic.models.PRESETS`).
+    """
+    random = str(spec.get("options", {}).get("weights", "pretrained")) == "random"
+    options = _options(spec.get("options", {}), drop_weights=random)
+    same = [
+        (preset_name, preset)
+        for preset_name, preset in presets.items()
+        if (preset.get("family"), preset.get("checkpoint")) == (spec["family"], spec["checkpoint"])
+        and _options(preset.get("options", {}), drop_weights=random) == options
+    ]
+    same.sort(key=lambda item: item[0] != name)  # the preset of the same name first
+    same.sort(key=lambda item: item[0] != name)
+    known: dict = {}
+    if random:
+        known = {"training_data": [], "fidelity": None}
+        if same:
+            known["architecture"] = same[0][1].get("architecture")
+    elif same:
+        known = {key: copy.deepcopy(same[0][1].get(key)) for key in METADATA}
+    for key in METADATA:
+        if spec.get(key) is None:
+            spec[key] = known.get(key)
+    return spec
+
+
+def _options(options: dict, drop_weights: bool) -> dict[str, str]:
+    """Options compared as text (the CLI gives strings, YAML gives numbers); ``weights``/``seed`` left out when
+    asked (an untrained network's architecture is the pretrained preset's)."""
+    return {k: str(v) for k, v in options.items() if not (drop_weights and k in ("weights", "seed"))}
+
+
+def _presets() -> dict[str, dict]:
+    """The model registry's presets, or none where the library's dependencies are not installed (a bare Snakemake
+    install: metadata not given in the config then stays unknown)."""
+    try:
+        from platonic.models import PRESETS
+    except ImportError:
+        return {}
+    return PRESETS
 
 
 def validate_section(values: dict, path: tuple[str, ...], schema: dict) -> dict:
@@ -136,6 +194,8 @@ def _describe(error, prefix: Iterable = ()) -> str:
         path += unknown[:1]  # the misspelled key itself
         hints = [f"did you mean {close[0]!r}?" for k in unknown if (close := _closest(k, allowed))]
         message += f"; allowed here: {', '.join(allowed)}" + (f" ({'; '.join(hints)})" if hints else "")
+    elif error.validator == "type" and "array" in error.validator_value and isinstance(error.instance, str):
+        message += f"; write a list, even of one: [{error.instance}]"  # e.g. training_data: MPtrj
     return f"{key_path(path)}: {message}"
 
 

@@ -18,6 +18,7 @@ MODEL_COLUMNS = {
     "model_checkpoint": "checkpoint",
     "model_checkpoint_file": "checkpoint file",
     "model_checkpoint_sha256": "checkpoint sha256",
+    "model_parameters": "parameters",  # counted from the loaded model (0 for a weight-free control)
     "model_layer": "layer",
     "model_forward_dtype": "dtype",
     "model_device": "device",

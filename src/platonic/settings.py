@@ -114,7 +114,9 @@ class DatasetSettings(Settings):
 
 @config_section("models", "*")
 class ModelSpec(Settings):
-    """One model of the study: adapter family, checkpoint, layer and family options (``embed``)."""
+    """One model of the study: adapter family, checkpoint, layer and family options (``embed``), and what the model
+    is (architecture, training data, fidelity: metadata for figures and tables, resolved from the presets by
+    `platonic.config.resolve_derived`; the embed stage does not read them)."""
 
     family: str | None
     checkpoint: str | None
@@ -122,6 +124,9 @@ class ModelSpec(Settings):
     options: dict
     env: str | None
     control: bool
+    architecture: str | None
+    training_data: tuple[str, ...] | None
+    fidelity: str | None
 
 
 @config_section("embed")

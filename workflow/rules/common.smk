@@ -49,9 +49,33 @@ def section(*path):
     )
 
 
+# what a model entry says about the model (resolved from the presets by validate_config): figures and tables read
+# it; the embed stage does not, so it is left out of the spec and changing it re-embeds nothing
+MODEL_METADATA_KEYS = ("architecture", "training_data", "fidelity")
+
+
 def model_spec(wildcards):
-    """One model's config entry, as the JSON `platonic embed --spec` takes."""
-    return json.dumps(config["models"][wildcards.model], sort_keys=True)
+    """One model's config entry, as the JSON `platonic embed --spec` takes (less its metadata)."""
+    spec = config["models"][wildcards.model]
+    return json.dumps(
+        {k: v for k, v in spec.items() if k not in MODEL_METADATA_KEYS}, sort_keys=True
+    )
+
+
+def model_metadata(wildcards=None):
+    """JSON of every configured model's metadata, {model: {architecture, training_data, fidelity, control,
+    family}} (training_data null: unknown; []: no training), for rules whose figures group models by it; a rule
+    may call it or pass it as a params function (the wildcards are not needed).
+    """
+    return json.dumps(
+        {
+            model: {
+                key: spec[key] for key in (*MODEL_METADATA_KEYS, "control", "family")
+            }
+            for model, spec in config["models"].items()
+        },
+        sort_keys=True,
+    )
 
 
 def model_env(wildcards):

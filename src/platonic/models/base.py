@@ -145,11 +145,29 @@ class Adapter(ABC):
             "package_version": package_version(self.package),
             "checkpoint": str(self.checkpoint),
             **self._weights_record(),
+            "parameters": self.parameter_count(),
             "layer": self.layer_name,
             "device": self.device,
             "forward_dtype": self.dtype,
             "options": {k: str(v) for k, v in self.options.items()},
         }
+
+    def parameter_count(self) -> int | None:
+        """Scalar parameters of the loaded model, counted from its torch modules (a tensor shared between modules
+        counted once): the size of the network whose features are compared, read off the network itself.
+        ``None`` for an adapter of one's own that keeps no ``torch.nn.Module`` in ``self.model`` (and does not
+        override `_modules`): not counted, rather than a wrong number."""
+        self.load()
+        modules = self._modules()
+        return None if modules is None else count_parameters(modules)
+
+    def _modules(self) -> list | None:
+        """The torch modules that make up the loaded model: ``self.model`` (every built-in family keeps its whole
+        network there), or ``None`` where there is no module to count."""
+        import torch
+
+        model = getattr(self, "model", None)
+        return [model] if isinstance(model, torch.nn.Module) else None
 
     def _weights_record(self) -> dict:
         """Where the weights come from: the checkpoint file and its sha256, and the seed and state-dict
@@ -181,6 +199,9 @@ class WeightFreeAdapter(Adapter):
     def _load(self) -> tuple[None, frozenset[int], str]:
         supported, layer_name = self._prepare()
         return None, supported, layer_name
+
+    def _modules(self) -> list:
+        return []  # a recipe: no parameters
 
     @abstractmethod
     def _prepare(self) -> tuple[frozenset[int], str]:
@@ -242,6 +263,16 @@ def state_dict_sha256(module) -> str:
         digest.update(f"{name}|{array.dtype}|{array.shape}|".encode())
         digest.update(array.tobytes())
     return digest.hexdigest()
+
+
+def count_parameters(modules) -> int:
+    """Number of scalar parameters of torch ``modules`` together, each tensor counted once however many modules
+    (or attributes of one module) share it."""
+    seen: dict[int, int] = {}
+    for module in modules:
+        for parameter in module.parameters():
+            seen[id(parameter)] = parameter.numel()
+    return sum(seen.values())
 
 
 def random_weights(build, trained, seed: int, name: str):
