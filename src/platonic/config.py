@@ -116,7 +116,6 @@ def resolve_model_metadata(name: str, spec: dict, presets: dict[str, dict]) -> d
         and _options(preset.get("options", {}), drop_weights=random) == options
     ]
     same.sort(key=lambda item: item[0] != name)  # the preset of the same name first
-    same.sort(key=lambda item: item[0] != name)
     known: dict = {}
     if random:
         known = {"training_data": [], "fidelity": None}
