@@ -79,3 +79,17 @@ def metric_caption(wildcards):
     """The heatmap caption's sentence on one metric, from the metric registry."""
     settings = SimilaritySettings.from_mapping(config["similarity"])
     return registry.caption(wildcards.metric, settings)
+
+
+def model_metadata():
+    """What each configured model is built from, as the JSON `--metadata` takes:
+    {model: {architecture, training_data, fidelity, control, family}}; a missing key is null
+    (unknown). Provisional: reads the model entries' keys as they are."""
+    keys = ("architecture", "training_data", "fidelity", "control", "family")
+    return json.dumps(
+        {
+            model: {key: spec.get(key) for key in keys}
+            for model, spec in config["models"].items()
+        },
+        sort_keys=True,
+    )
