@@ -673,8 +673,8 @@ def training_vs_architecture(ds: xr.Dataset, metadata: dict, metrics=None) -> pl
     Each pair is a point with its 95 % bootstrap interval (directed metrics: the mean of both directions); each
     group's mean is a black line with its interval as a shaded box; the grey band is the chance level of the grouped
     pairs (lowest chance - 2 sd to highest + 2 sd; named in the corner when it would squeeze the pairs); a group
-    without pairs says "no pairs". A panel's title gives ``training data only - architecture only`` with its
-    interval. ``metadata``: ``{model: Lineage}`` (``platonic.compare.lineage.read_metadata``).
+    without pairs says "no pairs". A panel's title gives ``training data only - architecture only`` ("data only -
+    arch. only") with its interval. ``metadata``: ``{model: Lineage}`` (``platonic.compare.lineage.read_metadata``).
     """
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
@@ -751,8 +751,8 @@ def training_vs_architecture(ds: xr.Dataset, metadata: dict, metrics=None) -> pl
         if np.isfinite(difference["mean"]):
             bracket = (f" [{difference['ci_low']:.2g}, {difference['ci_high']:.2g}]"
                        if np.isfinite(difference["ci_low"]) else "")  # fmt: skip
-            ax.set_title(f"{ax.get_title()}\ntraining data only - architecture only: {difference['mean']:+.2g}"
-                         f"{bracket}", fontsize=7.5)  # fmt: skip
+            ax.set_title(f"{ax.get_title()}\ndata only - arch. only: {difference['mean']:+.2g}{bracket}",
+                         fontsize=7.5)  # fmt: skip
     labels = [name for name in ("group mean", "group mean's 95 % interval", "a pair's 95 % interval",
                                 CHANCE_LABEL_GROUPS) if name in entries]  # fmt: skip
     if labels:
@@ -763,7 +763,8 @@ def training_vs_architecture(ds: xr.Dataset, metadata: dict, metrics=None) -> pl
     fig.suptitle(
         f"Training data vs architecture: pairs of trained models by what they share ({n_grouped} pairs;"
         f" left out: {left_out})\nsame training data = equal sets of training datasets; directed metrics: mean of"
-        f" both directions; intervals: 95 %, {ds.attrs.get('bootstrap', '?')} structure-bootstrap resamples",
+        f" both directions; intervals: 95 %, {ds.attrs.get('bootstrap', '?')} structure-bootstrap resamples;"
+        " panel titles: training data only - architecture only [its interval]",
         fontsize=9,
     )
     return fig
