@@ -47,6 +47,10 @@ rule all:
             dataset=DATASET,
             figure=OVERVIEW_FIGURES,
         ),
+        training_vs_architecture=[
+            f"results/analysis/{DATASET}/training_vs_architecture.csv",
+            f"results/figures/{DATASET}/overview/training_vs_architecture.png",
+        ],
         provenance=f"results/provenance/{DATASET}.html",
         analysis=expand(
             "results/analysis/{dataset}/{name}",

@@ -1,6 +1,7 @@
 """The Snakemake workflow: config schema, env files, dry-runs of both configs, and a tiny real run."""
 
 import csv
+import json
 import os
 import re
 import shutil
@@ -60,8 +61,9 @@ def test_default_config_dry_run_fans_out_one_embed_per_model():
         "symmetry_audit": 1,
         "atom_modes": 1,
         "summary": 1,
+        "training_vs_architecture": 1,
         "all": 1,
-        "total": 30 + len(METRICS) + len(OVERVIEW) + 2 + 5,
+        "total": 31 + len(METRICS) + len(OVERVIEW) + 2 + 5,
     }
 
 
@@ -195,6 +197,15 @@ def test_tiny_end_to_end_run_with_two_real_models_and_a_control(tiny_run):
     for name in OVERVIEW:
         for suffix in (".png", ".svg"):
             assert (results / "figures/tiny/overview" / f"{name}{suffix}").stat().st_size > 10_000, name
+    # training data vs architecture: the one pair of trained models is grouped or left out, never lost
+    with open(results / "analysis/tiny/training_vs_architecture.csv") as handle:
+        lineage = list(csv.DictReader(handle))
+    grouped = [r for r in lineage if r["kind"] == "group" and r["metric"] == "linear_cka" and r["space"] == "raw"]
+    left_out = {r["group"]: int(r["n_pairs"]) for r in lineage if r["kind"] == "left out"}
+    assert sum(int(r["n_pairs"]) for r in grouped) + left_out["untrained"] + left_out["unknown"] == 1
+    assert left_out["control"] == 2
+    for suffix in (".png", ".svg"):
+        assert (results / "figures/tiny/overview" / f"training_vs_architecture{suffix}").stat().st_size > 10_000
     page = (results / "provenance/tiny.html").read_text()
     store = open_store(results / "embeddings/tiny/sevennet-0.zarr")
     assert store.attrs["model_checkpoint_sha256"] in page and "7net-0_11Jul2024" in page
@@ -208,6 +219,7 @@ CAPTIONS = {
     "periodic_trends.png": "Periodic trends on",
     "model_statistics.png": "Per-model intrinsic dimension and embedding norms on",
     "model_tree.png": "Which models think alike, from",
+    "training_vs_architecture.png": "Training data vs architecture on",
     "tiny.html": "Provenance of this run",
     "tiny.csv": "Every metric for every ordered pair",
 }
@@ -407,3 +419,17 @@ def test_figure_settings_reach_the_overview_rules(tmp_path):
     # the section whole, with the seed resolved from similarity.seed
     settings = '{"bootstrap": 100, "map_sample": 123, "seed": 0, "tree_metric": "mutual_knn", "trend_min_atoms": 7}'
     assert out.count(f"--settings '{settings}'") == 3  # shared_space, periodic_trends, model_tree
+
+
+def test_model_metadata_reaches_the_tree_and_the_training_vs_architecture_rules():
+    out = snakemake("-n", "--forceall", "-p").stdout
+    config = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+    passed = re.findall(r"--metadata '(\{.*?\})'", out)
+    assert len(passed) == 2  # model_tree, training_vs_architecture
+    for text in passed:
+        metadata = json.loads(text)
+        assert list(metadata) == sorted(config["models"])
+        for model, entry in metadata.items():
+            assert set(entry) == {"architecture", "training_data", "fidelity", "control", "family"}
+            assert entry["control"] == config["models"][model].get("control", False)
+            assert entry["family"] == config["models"][model]["family"]

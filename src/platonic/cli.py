@@ -22,6 +22,10 @@ log = logging.getLogger("platonic")
 
 STORES = {"nargs": "+", "required": True}
 CONTROLS = {"nargs": "*", "default": (), "help": "the models that are control representations (config: control)"}
+METADATA = {
+    "help": "the models' metadata as JSON, {model: {architecture, training_data, control, ...}} (what the"
+    " rules pass: model_metadata())"
+}
 # subcommand -> (help, stage function, {settings argument: class}, path and run-time arguments (flags, argparse kwargs))
 COMMANDS: dict[str, tuple] = {
     "prepare": ("parse and validate structures into a structure store", prepare.run, {"settings": S.DatasetSettings},
@@ -43,6 +47,11 @@ COMMANDS: dict[str, tuple] = {
                     ("--controls", CONTROLS)]),
     "summary": ("the run's headline: agreement within and across families and against the controls",
                 similarity.summary, {}, [("similarity", {}), ("table", {}), ("text", {})]),
+    "training-vs-architecture": ("similarity of model pairs that share architecture, training data, both or neither",
+                                 similarity.training_vs_architecture, {},
+                                 [("similarity", {}), ("table", {}), ("--figure", {"required": True}),
+                                  ("--metadata", METADATA | {"required": True}), ("--also", {"nargs": "*",
+                                  "default": ()})]),
     "atom-modes": ("linear CKA and mutual k-NN with all atoms, unique ones, unique + other-structure neighbours",
                    similarity.atom_modes, {"settings": S.SimilaritySettings},
                    [("table", {}), ("--structures", {"required": True}), ("--embeddings", STORES),
@@ -55,7 +64,8 @@ COMMANDS: dict[str, tuple] = {
                         [("figure", {"choices": figures.OVERVIEW_FIGURES}), ("similarity", {}),
                          ("--output", {"required": True}), ("--also", {"nargs": "*", "default": ()}),
                          ("--embeddings", {"nargs": "*", "default": ()}),
-                         ("--projections", {"nargs": "*", "default": ()}), ("--anchors", {})]),
+                         ("--projections", {"nargs": "*", "default": ()}), ("--anchors", {}),
+                         ("--metadata", METADATA)]),
     "provenance": ("write the report's provenance page (HTML)", figures.provenance, {},
                    [("output", {}), ("--embeddings", STORES), ("--structures", {"required": True}),
                     ("--anchors", {"required": True}), ("--similarity", {"required": True}),

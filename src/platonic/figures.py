@@ -9,6 +9,7 @@ heatmaps move them after the MLIPs).
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import matplotlib
@@ -529,27 +530,61 @@ def model_statistics(intrinsic_dimension: xr.DataArray, norms: dict[str, np.ndar
     return fig
 
 
-def model_tree(ds: xr.Dataset, metric: str) -> plt.Figure:
+# the model tree with metadata: colour = architecture, marker = training data (controls stay hollow squares)
+LINEAGE_MARKERS = ("o", "^", "D", "v", "P", "X", "*", "h", "<", ">", "p", "8")
+UNKNOWN_COLOUR = "0.7"
+
+
+def lineage_styles(models, metadata: dict) -> tuple[dict, dict, dict, dict]:
+    """For ``models`` with ``metadata`` (``{model: platonic.compare.lineage.Lineage}``): each model's colour (its
+    architecture's, palette in order of first appearance; unknown: light grey) and marker (its training data's;
+    unknown and untrained have markers of their own), and the legends ``{architecture: colour}``, ``{training
+    data: marker}``; controls keep their hollow squares (``model_tree``)."""
+    from platonic.compare.lineage import Lineage
+
+    lineages = {str(m): metadata.get(str(m), Lineage()) for m in models}
+    architectures = list(dict.fromkeys(x.architecture for x in lineages.values() if x.architecture is not None))
+    arch_colour = {a: MODEL_PALETTE[i % len(MODEL_PALETTE)] for i, a in enumerate(architectures)}
+    trainings = list(dict.fromkeys(x.training_label for x in lineages.values() if not x.control))
+    data_marker = {t: LINEAGE_MARKERS[i % len(LINEAGE_MARKERS)] for i, t in enumerate(trainings)}
+    colour = {m: arch_colour.get(x.architecture, UNKNOWN_COLOUR) for m, x in lineages.items()}
+    marker = {m: "s" if x.control else data_marker[x.training_label] for m, x in lineages.items()}
+    if any(x.architecture is None and not x.control for x in lineages.values()):
+        arch_colour["unknown"] = UNKNOWN_COLOUR
+    return colour, marker, arch_colour, data_marker
+
+
+def model_tree(ds: xr.Dataset, metric: str, metadata: dict | None = None) -> plt.Figure:
     """Which models think alike: average-linkage dendrogram and classical MDS of model distances from ``metric``.
 
     One row per space; distances as in ``platonic.compare.model_space.model_distances``. Control representations
-    (``ds.control``) carry "(control)" in italic labels and are hollow squares in the MDS map.
+    (``ds.control``) carry "(control)" in italic labels and are hollow squares in the MDS map. Without
+    ``metadata`` every model has its own colour (``model_colours``) and the MDS legend names the models; with it
+    (``{model: platonic.compare.lineage.Lineage}``) labels and points take their architecture's colour, the points
+    (and a marker at each leaf) their training data's marker, the MDS points are labelled with the model names and
+    the legends name the architectures and the training data (``lineage_styles``).
     """
+    from matplotlib.lines import Line2D
     from scipy.cluster.hierarchy import dendrogram, linkage
     from scipy.spatial.distance import squareform
 
     from platonic.compare.model_space import classical_mds, model_distances
 
     models = [str(m) for m in ds.model_a.values]
-    colours = model_colours(models)
     control = _controls(ds, models)
+    if metadata:
+        colours, markers, arch_colour, data_marker = lineage_styles(models, metadata)
+    else:
+        colours, markers, arch_colour, data_marker = model_colours(models), {}, {}, {}
     labels = _model_labels(models, control)
     colour_of = {name: colours[m] for name, m in zip(labels, models, strict=True)}
+    marker_of = {name: markers.get(m, "o") for name, m in zip(labels, models, strict=True)}
     spaces = [str(s) for s in ds.space.values]
     height = max(3.2, 0.32 * len(models) + 1.5)
     fig, axes = plt.subplots(
-        len(spaces), 2, figsize=(10.5, height * len(spaces) + 0.4), constrained_layout=True, squeeze=False
-    )
+        len(spaces), 2, figsize=(10.5 + (1.5 if metadata else 0.0), height * len(spaces) + 0.4),
+        constrained_layout=True, squeeze=False,
+    )  # fmt: skip
     kind = "1 - similarity" if metric in SIMILARITIES else "distance"
     for (tree_ax, map_ax), space in zip(axes, spaces, strict=True):
         distances = model_distances(ds, metric, space)
@@ -560,7 +595,7 @@ def model_tree(ds: xr.Dataset, metric: str) -> plt.Figure:
                         ha="center", va="center", transform=ax.transAxes)  # fmt: skip
                 ax.set_axis_off()
             continue
-        dendrogram(
+        drawn = dendrogram(
             linkage(squareform(distances, checks=False), method="average"), labels=labels, orientation="right",
             ax=tree_ax, color_threshold=0, above_threshold_color="0.3",
         )  # fmt: skip
@@ -568,6 +603,13 @@ def model_tree(ds: xr.Dataset, metric: str) -> plt.Figure:
             tick.set_color(colour_of[tick.get_text()])
             tick.set_fontsize(8)
         _mark_control_ticks(tree_ax.get_yticklabels())
+        if metadata:  # the training data's marker at each leaf
+            for position, name in enumerate(drawn["ivl"]):
+                hollow = name.endswith(CONTROL_SUFFIX)
+                tree_ax.scatter(0, 5 + 10 * position, s=30, marker=marker_of[name], clip_on=False, zorder=3,
+                                facecolor="none" if hollow else colour_of[name],
+                                edgecolor=colour_of[name] if hollow else "black", linewidth=1.2 if hollow else 0.5,
+                                gid="leaf marker")  # fmt: skip
         tree_ax.set_xlabel(f"average-linkage distance ({kind})", fontsize=8)
         tree_ax.set_title(f"{space_label}: dendrogram", fontsize=9)
         tree_ax.tick_params(axis="x", labelsize=7)
@@ -576,20 +618,159 @@ def model_tree(ds: xr.Dataset, metric: str) -> plt.Figure:
             style = (
                 {"marker": "s", "facecolor": "none", "edgecolor": colours[model], "linewidth": 1.4}
                 if hollow
-                else {"marker": "o", "facecolor": colours[model], "edgecolor": "black", "linewidth": 0.5}
-            )
+                else {"marker": markers.get(model, "o"), "facecolor": colours[model], "edgecolor": "black",
+                      "linewidth": 0.5}
+            )  # fmt: skip
             map_ax.scatter(x, y, s=45, label=_short(name), **style)
+            if metadata:
+                map_ax.annotate(_short(name, 18), (x, y), xytext=(4, 3), textcoords="offset points", fontsize=5.5,
+                                color="0.2", fontstyle="italic" if hollow else "normal")  # fmt: skip
         map_ax.margins(0.15)
         map_ax.set_aspect("equal", adjustable="datalim")
         map_ax.set_title(f"{space_label}: classical MDS", fontsize=9)
         map_ax.set_xlabel("MDS 1", fontsize=8)
         map_ax.set_ylabel("MDS 2", fontsize=8)
         map_ax.tick_params(labelsize=7)
-        map_ax.legend(fontsize=6.5, frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5))
+        if not metadata:
+            map_ax.legend(fontsize=6.5, frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5))
+            continue
+        architecture = map_ax.legend(
+            [Line2D([], [], marker="o", linestyle="", markerfacecolor=c, markeredgecolor="black", markersize=6)
+             for c in arch_colour.values()], list(arch_colour), title="architecture (colour)", fontsize=6.5,
+            title_fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0),
+        )  # fmt: skip
+        map_ax.add_artist(architecture)
+        handles = [Line2D([], [], marker=m, linestyle="", markerfacecolor="0.5", markeredgecolor="black",
+                          markersize=6) for m in data_marker.values()]  # fmt: skip
+        names = list(data_marker)
+        if control.any():
+            handles.append(Line2D([], [], marker="s", linestyle="", markerfacecolor="none", markeredgecolor="0.3",
+                                  markersize=6))  # fmt: skip
+            names.append("control (hollow)")
+        map_ax.legend(handles, names, title="training data (marker)", fontsize=6.5, title_fontsize=7,
+                      frameon=False, loc="lower left", bbox_to_anchor=(1.0, 0.0))  # fmt: skip
     anchors = f", {ds.attrs['n_anchors']} anchors" if "n_anchors" in ds.attrs else ""
     note = "; controls: italic labels, hollow squares" if control.any() else ""
+    note += "; colour: architecture, marker: training data" if metadata else ""
     fig.suptitle(f"Which models think alike: {metric_label(metric)} ({kind}{anchors}){note}", fontsize=10)
     return fig
+
+
+# the training data vs architecture figure: one colour and marker per group of pairs (Okabe & Ito)
+GROUP_STYLES = {
+    "both": ("#0072B2", "o"),
+    "architecture only": ("#E69F00", "s"),
+    "training data only": ("#009E73", "^"),
+    "neither": ("#CC79A7", "D"),
+}
+HEADLINE_DIFFERENCE = "training data only - architecture only"
+
+
+def training_vs_architecture(ds: xr.Dataset, metadata: dict, metrics=None) -> plt.Figure:
+    """Similarity of pairs of trained models grouped by what they share (``platonic.compare.lineage.GROUPS``), two
+    panels (raw, anchor space) per metric of ``ds`` (or of ``metrics``).
+
+    Each pair is a point with its 95 % bootstrap interval (directed metrics: the mean of both directions); each
+    group's mean is a black line with its interval as a shaded box; the grey band is the chance level of the grouped
+    pairs (lowest chance - 2 sd to highest + 2 sd; named in the corner when it would squeeze the pairs); a group
+    without pairs says "no pairs". A panel's title gives ``training data only - architecture only`` ("data only -
+    arch. only") with its interval. ``metadata``: ``{model: Lineage}`` (``platonic.compare.lineage.read_metadata``).
+    """
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    from platonic.compare.lineage import GROUPS, LEFT_OUT, lineage_rows, store_pair_groups
+    from platonic.compare.pair_means import pair_values
+
+    metrics = [str(m) for m in ds.metric.values] if metrics is None else list(metrics)
+    grouped = store_pair_groups(ds, metadata)
+    rows = {(r["metric"], r["space"], r["group"]): r for r in lineage_rows(ds, metadata, metrics)}
+    spaces = [str(s) for s in ds.space.values]
+    fig, axes = _grid(len(metrics) * len(spaces), 2 * len(spaces), 3.1, extra_width=0.4)
+    entries = {}
+    for k, (metric, space) in enumerate(itertools.product(metrics, spaces)):
+        ax = axes[k]
+        ax.set_title(f"{metric_label(metric)}, {SPACE_LABELS.get(space, space)}", fontsize=7.5)
+        drawn, bands = [], []
+        for x, (group, pairs) in enumerate(grouped.groups.items()):
+            colour, marker = GROUP_STYLES[group]
+            if not pairs:
+                ax.text(x, 0.5, "no pairs", rotation=90, ha="center", va="center", fontsize=7, color="0.4",
+                        transform=ax.get_xaxis_transform(), gid="no pairs")  # fmt: skip
+                continue
+            values = pair_values(ds, metric, space, pairs)
+            ok = np.isfinite(values.value)
+            offsets = np.linspace(-0.22, 0.22, len(pairs)) if len(pairs) > 1 else np.zeros(1)
+            keep = ok & np.isfinite(values.ci_low) & np.isfinite(values.ci_high)
+            if keep.any():
+                ax.vlines(x + offsets[keep], values.ci_low[keep], values.ci_high[keep], colors=colour, linewidth=0.7,
+                          alpha=0.8, zorder=2, gid="pair interval")  # fmt: skip
+                drawn += [values.ci_low[keep], values.ci_high[keep]]
+                entries["a pair's 95 % interval"] = Line2D([], [], color="0.3", linewidth=0.7)
+            if ok.any():
+                ax.scatter(x + offsets[ok], values.value[ok], s=16, marker=marker, facecolor=colour,
+                           edgecolor="white", linewidth=0.4, zorder=3, gid="pairs")  # fmt: skip
+                drawn.append(values.value[ok])
+            row = rows[metric, space, group]
+            if np.isfinite(row["mean"]):
+                if np.isfinite(row["ci_low"]):
+                    ax.fill_between([x - 0.34, x + 0.34], row["ci_low"], row["ci_high"], color=colour, alpha=0.25,
+                                    linewidth=0, zorder=1, gid="group interval")  # fmt: skip
+                    drawn.append(np.array([row["ci_low"], row["ci_high"]]))
+                    entries["group mean's 95 % interval"] = Patch(color="0.5", alpha=0.35, linewidth=0)
+                ax.hlines(row["mean"], x - 0.34, x + 0.34, color="black", linewidth=1.4, zorder=4, gid="group mean")
+                entries["group mean"] = Line2D([], [], color="black", linewidth=1.4)
+            band = _chance_band(values.chance, values.chance_sd, np.ones(len(pairs), dtype=bool))
+            if band is not None:
+                bands.append(band)
+        ax.set_xticks(range(len(GROUPS)), [f"{g.replace(' ', chr(10), 1)}\n({len(p)})"
+                                           for g, p in grouped.groups.items()], fontsize=6.5)  # fmt: skip
+        ax.set_xlim(-0.6, len(GROUPS) - 0.4)
+        ax.tick_params(axis="y", labelsize=7)
+        ax.set_ylabel(metric_label(metric), fontsize=7)
+        if not drawn:
+            if any(grouped.groups.values()):
+                ax.text(0.5, 0.75, f"not defined in the\n{SPACE_LABELS.get(space, space)}", ha="center",
+                        va="center", fontsize=7, transform=ax.transAxes)  # fmt: skip
+            continue
+        values = np.concatenate(drawn)
+        low, high = float(values.min()), float(values.max())
+        span = max(high - low, 1e-3)
+        if bands:
+            start, stop = min(b[0] for b in bands), max(b[1] for b in bands)
+            if start >= low - span and stop <= high + span:
+                entries[CHANCE_LABEL_GROUPS] = ax.axhspan(start, stop, color="0.5", alpha=0.2, linewidth=0,
+                                                          zorder=0, gid="chance")  # fmt: skip
+                low, high = min(low, start), max(high, stop)
+            else:
+                ax.text(0.97, 0.03, f"chance {start:.3g} to {stop:.3g}\n(off the axes)", transform=ax.transAxes,
+                        ha="right", va="bottom", fontsize=6, color="0.3", gid="chance off the axes")  # fmt: skip
+        pad = 0.08 * max(high - low, 1e-3)
+        ax.set_ylim(low - pad, high + pad)
+        difference = rows[metric, space, HEADLINE_DIFFERENCE]
+        if np.isfinite(difference["mean"]):
+            bracket = (f" [{difference['ci_low']:.2g}, {difference['ci_high']:.2g}]"
+                       if np.isfinite(difference["ci_low"]) else "")  # fmt: skip
+            ax.set_title(f"{ax.get_title()}\ndata only - arch. only: {difference['mean']:+.2g}{bracket}",
+                         fontsize=7.5)  # fmt: skip
+    labels = [name for name in ("group mean", "group mean's 95 % interval", "a pair's 95 % interval",
+                                CHANCE_LABEL_GROUPS) if name in entries]  # fmt: skip
+    if labels:
+        fig.legend([entries[n] for n in labels], labels, loc="outside lower center", ncols=len(labels), fontsize=7,
+                   frameon=False)  # fmt: skip
+    n_grouped = sum(len(p) for p in grouped.groups.values())
+    left_out = ", ".join(f"{len(p)} with {LEFT_OUT[r]}" for r, p in grouped.left_out.items() if p) or "none"
+    fig.suptitle(
+        f"Training data vs architecture: pairs of trained models by what they share ({n_grouped} pairs;"
+        f" left out: {left_out})\nsame training data = equal sets of training datasets; directed metrics: mean of"
+        f" both directions; intervals: 95 %, {ds.attrs.get('bootstrap', '?')} structure-bootstrap resamples;"
+        " panel titles: training data only - architecture only [its interval]",
+        fontsize=9,
+    )
+    return fig
+
+
+CHANCE_LABEL_GROUPS = "chance (structures permuted), grouped pairs, ± 2 sd"
 
 
 # ----------------------------------------------------------------------------------------------

@@ -48,6 +48,34 @@ rule summary:
         "python -m platonic summary {input:q} {output.table:q} {output.text:q} > {log} 2>&1"
 
 
+rule training_vs_architecture:
+    input:
+        "results/similarity/{dataset}.zarr",
+    output:
+        table=report(
+            "results/analysis/{dataset}/training_vs_architecture.csv",
+            caption="../report/training_vs_architecture.rst",
+            category="Similarity",
+            labels={"table": "training data vs architecture"},
+        ),
+        png=report(
+            "results/figures/{dataset}/overview/training_vs_architecture.png",
+            caption="../report/training_vs_architecture.rst",
+            category="Overview",
+            labels={"figure": "training data vs architecture"},
+        ),
+        svg="results/figures/{dataset}/overview/training_vs_architecture.svg",
+    log:
+        "results/logs/analysis/{dataset}/training_vs_architecture.log",
+    conda:
+        "../../envs/analysis.yaml"
+    params:
+        metadata=model_metadata(),
+    shell:
+        "python -m platonic training-vs-architecture {input:q} {output.table:q} --figure {output.png:q}"
+        " --also svg --metadata {params.metadata:q} > {log} 2>&1"
+
+
 rule atom_modes:
     input:
         structures="results/structures/{dataset}.zarr",

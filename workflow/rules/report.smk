@@ -108,9 +108,10 @@ rule model_tree_figure:
         "../../envs/analysis.yaml"
     params:
         settings=section("figures"),
+        metadata=model_metadata(),
     shell:
         "python -m platonic overview-figure model_tree {input:q} --output {output.png:q} --also svg"
-        " --settings {params.settings:q} > {log} 2>&1"
+        " --settings {params.settings:q} --metadata {params.metadata:q} > {log} 2>&1"
 
 
 rule run_parameters:

@@ -3,8 +3,9 @@ families and with the controls, in the raw and the anchor space, each with its b
 
 A group's value is the mean over its unordered model pairs; its interval comes from the same mean in every
 bootstrap replicate (every pair is resampled with the same structure draws), shifted by the bootstrap bias like
-each pair's interval (``platonic.compare.bootstrap.summarise``). The anchor-minus-raw difference of a group is
-computed the same way, so "the anchor space differs from the raw space" means its interval excludes 0.
+each pair's interval (``platonic.compare.pair_means``; a directed metric's pair is the mean of both directions).
+The anchor-minus-raw difference of a group is computed the same way, so "the anchor space differs from the raw
+space" means its interval excludes 0.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import itertools
 import numpy as np
 import xarray as xr
 
-from platonic.compare.bootstrap import summarise
+from platonic.compare.pair_means import excludes_zero, group_mean, interval, pair_values
 from platonic.compare.registry import label
 
 HEADLINE_METRICS = ("linear_cka", "mutual_knn")
@@ -48,34 +49,24 @@ def headline_rows(ds: xr.Dataset, metrics=HEADLINE_METRICS) -> list[dict]:
     over the group's pairs with its interval, the mean chance level, and (for the difference) whether the interval
     excludes 0. Metrics the store lacks are left out; a group without pairs has no row."""
     rows = []
-    has_replicates = "bootstrap_replicates" in ds and ds.sizes.get("replicate", 0) > 1
     for metric in [m for m in metrics if m in ds.metric.values]:
         for group, pairs in pair_groups(ds).items():
             if not pairs:
                 continue
-            index = tuple(np.array(pairs).T)
             means, replicates = {}, {}
             for space in ("raw", "anchor"):
-                values = ds["similarity"].sel(metric=metric, space=space).values
-                means[space] = float(np.mean(values[index]))
-                replicates[space] = (
-                    ds["bootstrap_replicates"].sel(metric=metric, space=space).values[index].mean(axis=0)
-                    if has_replicates
-                    else np.zeros(0)
-                )
-                chance = ds["chance"].sel(metric=metric, space=space).values[index] if "chance" in ds else [np.nan]
-                rows.append(_row(metric, space, group, len(pairs), means[space], replicates[space], np.mean(chance)))
+                means[space], replicates[space], chance = group_mean(pair_values(ds, metric, space, pairs))
+                rows.append(_row(metric, space, group, len(pairs), means[space], replicates[space], chance))
             difference = replicates["anchor"] - replicates["raw"]
             rows.append(_row(metric, DIFFERENCE, group, len(pairs), means["anchor"] - means["raw"], difference))
     return rows
 
 
 def _row(metric, space, group, n_pairs, mean, replicates, chance=np.nan) -> dict:
-    se, low, high, _ = summarise(replicates, mean)
-    differs = bool(low > 0 or high < 0) if space == DIFFERENCE and np.isfinite(low) else ""
-    return {"metric": metric, "space": space, "group": group, "n_pairs": n_pairs, "mean": mean, "ci_low": low,
-            "ci_high": high, "standard_error": se, "chance": chance if space != DIFFERENCE else np.nan,
-            "differs": differs}  # fmt: skip
+    row = {"metric": metric, "space": space, "group": group, "n_pairs": n_pairs, "mean": mean,
+           **interval(replicates, mean), "chance": chance if space != DIFFERENCE else np.nan}  # fmt: skip
+    row["differs"] = excludes_zero(row) if space == DIFFERENCE else ""
+    return row
 
 
 def _interval(row: dict) -> str:

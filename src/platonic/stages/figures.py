@@ -46,9 +46,11 @@ def overview(
     embeddings: list[str] = (),
     projections: list[str] = (),
     anchors: str | None = None,
+    metadata: str | None = None,
 ) -> None:
     """One of ``OVERVIEW_FIGURES``; ``embeddings``/``projections`` where the figure draws atoms, on the anchor
-    store's ``compared`` atoms."""
+    store's ``compared`` atoms; ``metadata`` (JSON, ``platonic.compare.lineage.read_metadata``): the model tree's
+    colours by architecture and markers by training data."""
     from platonic import elements, figures
     from platonic.compare import model_space
     from platonic.store import open_store
@@ -73,7 +75,9 @@ def overview(
         metrics = [str(m) for m in ds.metric.values]
         if settings.tree_metric not in metrics:
             raise ValueError(f"metric {settings.tree_metric!r} is not in {similarity} (it has {metrics})")
-        fig = figures.model_tree(ds, settings.tree_metric)
+        from platonic.compare.lineage import read_metadata
+
+        fig = figures.model_tree(ds, settings.tree_metric, read_metadata(metadata))
     elif figure == "shared_space":
         stores = by_model(projections, "projection")
         first = next(iter(stores.values()))

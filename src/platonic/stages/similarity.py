@@ -106,6 +106,28 @@ def summary(similarity: str, table: str, text: str) -> None:
                  row["ci_low"], row["ci_high"])  # fmt: skip
 
 
+def training_vs_architecture(similarity: str, table: str, figure: str, metadata: str, also: tuple[str, ...] = ()):
+    """Training data vs architecture (``platonic.compare.lineage``): the table of pair groups and their differences
+    -> CSV ``table``, and its figure -> ``figure`` (and the same name with each suffix of ``also``); ``metadata``:
+    the JSON ``{model: {"architecture", "training_data", "control", ...}}`` of the configured models."""
+    from platonic.compare.lineage import COLUMNS, lineage_rows, read_metadata
+    from platonic.figures import save_figure
+    from platonic.figures import training_vs_architecture as draw
+    from platonic.store import open_store
+
+    ds = open_store(similarity).load()
+    lineage = read_metadata(metadata)
+    rows = lineage_rows(ds, lineage)
+    write_rows(table, rows, COLUMNS)
+    for row in rows:
+        if row["kind"] == "difference" and row["group"] == "training data only - architecture only":
+            log.info("%s %s: %s %.3f [%.3f, %.3f]", row["metric"], row["space"], row["group"], row["mean"],
+                     row["ci_low"], row["ci_high"])  # fmt: skip
+        elif row["kind"] == "left out" and row["n_pairs"]:
+            log.info("left out, %s: %d pairs", row["group"], row["n_pairs"])
+    log.info("wrote %s", save_figure(draw(ds, lineage), figure, also=tuple(f".{s}" for s in also)))
+
+
 ATOM_MODES = {  # name -> (atoms, neighbours)
     "all atoms": ("all", "all"),
     "unique environments": ("unique", "all"),
