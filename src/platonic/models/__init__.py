@@ -95,11 +95,14 @@ PRESETS: dict[str, dict] = {
         "family": "sevenn",
         "checkpoint": "7net-mf-0",
         "options": {"modal": "PBE"},
-        "architecture": "SevenNet-MF (NequIP)",
+        # the same network as SevenNet-0 with fidelity-dependent (modal) linear layers: one architecture for the
+        # training data vs architecture comparison
+        "architecture": "SevenNet (NequIP)",
         "training_data": ["MP PBE(+U) trajectories", "MP r2SCAN trajectories"],
         "fidelity": "PBE/PBE+U",
         "source": f"{SEVENNET_WEIGHTS}/SevenNet_MF_0/README.md (PBE(+U) and r2SCAN relaxation trajectories of the "
-        "Materials Project; it does not say whether the PBE part is MPtrj); fidelity: the PBE modal this preset uses",
+        "Materials Project; it does not say whether the PBE part is MPtrj; multi-fidelity: modal linear layers in "
+        "SevenNet's network); fidelity: the PBE modal this preset uses",
     },
     "diep": {
         "family": "diep",
