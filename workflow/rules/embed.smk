@@ -15,6 +15,9 @@ if VENV_FAMILIES:
         # what its builder needs
         conda:
             "../../envs/analysis.yaml"
+        # pip is one process: the build overlaps with the first embed jobs instead of leaving the second of two
+        # cores idle while it holds the first (the embed jobs ask for every core)
+        threads: 0
         params:
             prefix=lambda wildcards: VENVS.format(family=wildcards.family),
         shell:
