@@ -15,16 +15,15 @@ MODEL_VENVS := mace orb hienet
 
 setup: $(STAMP)
 
-# torch first, from its pinned CPU wheel, so that nothing pulls a multi-GB CUDA build; --no-compile: Python compiles
-# the modules a job imports when first imported, a fraction of byte-compiling every file (torch: 30 s against 12 s)
+# torch first, from its pinned CPU wheel, so that nothing pulls a multi-GB CUDA build
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --no-compile torch==2.13.0
-	$(BIN)/pip install --quiet --no-compile -e ".[chgnet,sevenn,matgl,diep,soap,element,umap,workflow,dev]"
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e ".[chgnet,sevenn,matgl,diep,soap,element,umap,workflow,dev]"
 	# MatterSim declares torchvision/torchaudio, which cannot load beside the CPU torch wheel, and its
 	# model code needs neither: install it without them (envs/mattersim.yaml has the full set)
-	$(BIN)/pip install --quiet --no-compile --no-deps mattersim==1.2.3
-	$(BIN)/pip install --quiet --no-compile "torch_runstats>=0.2.0" "torch-ema>=0.3" loguru opt_einsum_fx deprecated
+	$(BIN)/pip install --quiet --no-deps mattersim==1.2.3
+	$(BIN)/pip install --quiet "torch_runstats>=0.2.0" "torch-ema>=0.3" loguru opt_einsum_fx deprecated
 	touch $(STAMP)
 
 run: setup

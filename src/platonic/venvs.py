@@ -10,9 +10,7 @@ so the CPU wheel stays the CPU wheel), then this checkout with its own dependenc
 The workflow builds the virtualenv of every configured family that has a recipe (rule ``venv``, when jobs do not
 run in conda envs) and runs that family's embed jobs in it; ``make test-<family>`` builds the same one for its
 tests. A virtualenv is rebuilt from scratch when its recipe, the torch version or ``pyproject.toml`` changed
-(its ``.installed`` stamp records their sha256), and is left alone otherwise. pip installs without compiling
-bytecode (``--no-compile``): Python compiles the modules a job imports when it first imports them, which is a small
-part of what byte-compiling every installed file costs (torch alone: 30 s against 12 s without).
+(its ``.installed`` stamp records their sha256), and is left alone otherwise.
 """
 
 from __future__ import annotations
@@ -125,7 +123,7 @@ def build(family: str, prefix: str | Path | None = None, root: Path = ROOT, forc
     venv.EnvBuilder(clear=True, with_pip=True).create(prefix)
     installs = [Step((torch_requirement(),)), Step(("-e", str(Path(root).resolve()), "pytest")), *steps]
     for number, step in enumerate(installs, 1):
-        command = [str(python), "-m", "pip", "install", "--quiet", "--no-compile", *step.pip_options, *step.packages]
+        command = [str(python), "-m", "pip", "install", "--quiet", *step.pip_options, *step.packages]
         print(f"venv {family}: step {number}/{len(installs)}: pip install {' '.join(command[5:])}", file=sys.stderr)
         sys.stdout.flush()
         done = subprocess.run(command, check=False)
