@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(abspath $(VENV))/bin
 STAMP := $(VENV)/.installed
+# what the tests need besides (matgl, mattersim, pytest, linters, the reference implementations)
+DEV_STAMP := $(VENV)/.installed-dev
 # jobs find `python -m platonic` and snakemake in the project's virtualenv
 WITH_VENV := PATH="$(BIN):$$PATH"
 
@@ -11,20 +13,28 @@ WITH_VENV := PATH="$(BIN):$$PATH"
 # same way, so `make run` needs no case per family); it is rebuilt only when its recipe, torch or pyproject.toml change
 MODEL_VENVS := mace orb hienet
 
-.PHONY: setup run report test $(addprefix test-,$(MODEL_VENVS)) browser clean
+.PHONY: setup setup-dev run report test $(addprefix test-,$(MODEL_VENVS)) browser clean
 
 setup: $(STAMP)
 
-# torch first, from its pinned CPU wheel, so that nothing pulls a multi-GB CUDA build
+# torch first, from its pinned CPU wheel, so that nothing pulls a multi-GB CUDA build; then what the default study
+# runs (make run); the test-only packages come with setup-dev, and so does umap-learn: the shared-space figure
+# draws PCA panels without it (its UMAP panels cost the default study two minutes)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e ".[chgnet,sevenn,diep,soap,element,workflow]"
+	touch $(STAMP)
+
+setup-dev: $(DEV_STAMP)
+
+$(DEV_STAMP): $(STAMP)
 	$(BIN)/pip install --quiet -e ".[chgnet,sevenn,matgl,diep,soap,element,umap,workflow,dev]"
 	# MatterSim declares torchvision/torchaudio, which cannot load beside the CPU torch wheel, and its
 	# model code needs neither: install it without them (envs/mattersim.yaml has the full set)
 	$(BIN)/pip install --quiet --no-deps mattersim==1.2.3
 	$(BIN)/pip install --quiet "torch_runstats>=0.2.0" "torch-ema>=0.3" loguru opt_einsum_fx deprecated
-	touch $(STAMP)
+	touch $(DEV_STAMP)
 
 run: setup
 	$(WITH_VENV) snakemake --profile profiles/default
@@ -47,7 +57,7 @@ browser:
 		   (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)) ; } || \
 		echo "chromium not installed (needs root and apt-get): the headless-browser check of the report is skipped"
 
-test: setup $(addprefix test-,$(MODEL_VENVS)) browser
+test: setup-dev $(addprefix test-,$(MODEL_VENVS)) browser
 	$(WITH_VENV) python -m pytest
 	$(WITH_VENV) snakemake --lint
 	$(WITH_VENV) snakefmt --check .
