@@ -418,8 +418,11 @@ def test_figure_settings_reach_the_overview_rules(tmp_path):
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     out = snakemake("--configfile", str(path), "-n", "--forceall", "-p").stdout
-    # the section whole, with the seed resolved from similarity.seed
-    settings = '{"bootstrap": 100, "map_sample": 123, "seed": 0, "tree_metric": "mutual_knn", "trend_min_atoms": 7}'
+    # the section whole, with the seed and the bootstrap count resolved from similarity.seed and .bootstrap
+    bootstrap = config["similarity"]["bootstrap"]
+    settings = (
+        f'{{"bootstrap": {bootstrap}, "map_sample": 123, "seed": 0, "tree_metric": "mutual_knn", "trend_min_atoms": 7}}'
+    )
     assert out.count(f"--settings '{settings}'") == 3  # shared_space, periodic_trends, model_tree
 
 
