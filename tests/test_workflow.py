@@ -438,3 +438,28 @@ def test_model_metadata_reaches_the_tree_and_the_training_vs_architecture_rules(
             assert set(entry) == {"architecture", "training_data", "fidelity", "control", "family"}
             assert entry["control"] == config["models"][model].get("control", False)
             assert entry["family"] == config["models"][model]["family"]
+
+
+@pytest.mark.parametrize("profile, in_venv", [("default", True), ("slurm", False)])
+def test_the_default_profile_runs_a_venv_family_in_its_venv_and_the_slurm_profile_in_its_conda_env(
+    tmp_path, profile, in_venv
+):
+    if profile == "slurm":
+        pytest.importorskip("snakemake_executor_plugin_slurm", reason="the SLURM executor plugin is not installed")
+    config = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+    config["venvs"] = str(tmp_path / "venvs" / "v-{family}")  # not built: the dry-run plans its build
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    # conda is not available here; the env-modules method stands in for it so that the dry-run can plan
+    extra = ["--sdm", "env-modules"] if profile == "slurm" else []
+    out = snakemake("--profile", f"profiles/{profile}", "--configfile", str(path), *extra, "-n", "-p", "--forceall")
+    commands = [line.removeprefix("Shell command:").strip() for line in out.stdout.splitlines()]
+    hienet = next(line for line in commands if "--model hienet-v3 " in line)
+    chgnet = next(line for line in commands if "--model chgnet-0.3.0 " in line)
+    assert chgnet.startswith("python -m platonic embed")
+    if in_venv:
+        assert hienet.startswith(f"{tmp_path}/venvs/v-hienet/bin/python -m platonic embed")
+        assert f"platonic venv hienet --prefix {tmp_path}/venvs/v-hienet" in out.stdout
+    else:
+        assert hienet.startswith("python -m platonic embed")
+        assert "platonic venv" not in out.stdout
