@@ -59,7 +59,7 @@ def test_a_replicate_drawing_every_structure_once_reproduces_the_value(weighted)
     settings = SimilaritySettings(metrics=ALL_BUT_OT, bootstrap=0, permutations=0, subsample=100, queries=80, k=5)
     ds = pairwise_similarity({"raw": {"x": x, "y": y}}, structure_index=groups, settings=settings, weights=weights)
     # the same split and queries as the fan-in
-    from platonic.compare.similarity import _structure_split
+    from platonic.compare.fan_in import structure_split as _structure_split
 
     train = _structure_split(groups, settings)
     train_structures = np.zeros(groups.max() + 1, dtype=bool)

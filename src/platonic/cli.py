@@ -16,7 +16,7 @@ import typing
 
 from platonic import settings as S
 from platonic import venvs
-from platonic.stages import align, analysis, embed, figures, prepare, similarity
+from platonic.stages import align, analysis, embed, fan_in, figures, prepare, similarity
 
 log = logging.getLogger("platonic")
 
@@ -45,6 +45,19 @@ COMMANDS: dict[str, tuple] = {
                    [("output", {}), ("table", {}), ("--embeddings", STORES), ("--projections", STORES),
                     ("--anchors", {"required": True}), ("--scheduler", {"help": "dask scheduler address"}),
                     ("--controls", CONTROLS)]),
+    "summarise": ("the fan-in's summary of one model (moments, neighbours, resampling), with itself",
+                  fan_in.summarise, {"settings": S.SimilaritySettings},
+                  [("output", {}), ("--embedding", {"required": True}), ("--projection", {"required": True}),
+                   ("--anchors", {"required": True})]),
+    "compare-pair": ("every metric for one pair of models, raw and anchor space, from their summaries",
+                     fan_in.compare_pair, {"settings": S.SimilaritySettings},
+                     [("output", {}), ("--embeddings", {"nargs": 2, "required": True}),
+                      ("--projections", {"nargs": 2, "required": True}),
+                      ("--summaries", {"nargs": 2, "required": True}), ("--anchors", {"required": True})]),
+    "gather": ("the similarity store and CSV from every model's summary and every pair's result", fan_in.gather,
+               {"settings": S.SimilaritySettings},
+               [("output", {}), ("table", {}), ("--summaries", STORES), ("--pairs", {"nargs": "*", "default": ()}),
+                ("--anchors", {"required": True}), ("--controls", CONTROLS)]),
     "summary": ("the run's headline: agreement within and across families and against the controls",
                 similarity.summary, {}, [("similarity", {}), ("table", {}), ("text", {})]),
     "training-vs-architecture": ("similarity of model pairs that share architecture, training data, both or neither",

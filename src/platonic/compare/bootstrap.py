@@ -287,12 +287,13 @@ TERMS = frozenset({"mutual_knn", "information_imbalance", "lfre"})  # a value th
 
 
 def pair_replicates(x, y, mx: ReplicateMoments | None, my: ReplicateMoments | None, nx, ny, terms, resampling,
-                    wanted, k, queries, subsample, distances=(None, None)) -> dict:  # fmt: skip
+                    wanted, k, queries, subsample, distances=(None, None), kernels=None) -> dict:  # fmt: skip
     """Every bootstrap replicate of every ``wanted`` metric of one pair (x, y): ``{(metric, forward): (B,)}``;
     ``forward`` False is the directed metric from y to x. ``nx``/``ny`` are the pair's neighbour lists (None where
     no neighbour metric is wanted); ``terms[(metric, forward)]`` the per-atom terms the value was the mean of
     (``TERMS``: shared neighbours, query ranks, squared LFRE errors); ``distances`` the two subsample distance
-    matrices (distance correlation)."""
+    matrices (distance correlation); ``kernels``: CKNNA's ``metrics.cknna_kernels`` of the pair, where the value
+    already built them."""
     n_rep = resampling.n_replicates
     out: dict[tuple[str, bool], np.ndarray] = {}
     if wanted & MOMENT_METRICS:
@@ -300,7 +301,8 @@ def pair_replicates(x, y, mx: ReplicateMoments | None, my: ReplicateMoments | No
     if "mutual_knn" in wanted:
         out["mutual_knn", True] = resampling.mean(terms["mutual_knn", True] / k)
     if "cknna" in wanted:
-        kernels = metrics.cknna_kernels(x, y, nx[:, :k], ny[:, :k])
+        if kernels is None:
+            kernels = metrics.cknna_kernels(x, y, nx[:, :k], ny[:, :k])
         out["cknna", True] = metrics.weighted_cknna(kernels, resampling.counts[:, resampling.groups].T)
     for forward in (True, False):
         if "information_imbalance" in wanted:

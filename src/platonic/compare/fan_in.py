@@ -1,0 +1,291 @@
+"""The fan-in in three steps that run as separate jobs: a summary per model, a comparison per pair, a gather.
+
+``Comparison`` is what every job of one comparison derives from its atoms alone (the subsample, the queries, GFRE's
+train/test split, the bootstrap draws and the permutations, all seeded by ``SimilaritySettings.seed``), so a model's
+summary and a pair's comparison computed in different processes use the same draws. ``summarise`` computes what a
+model brings to every pair it is in (moments, neighbour lists, intrinsic dimension, the subsample's distances, the
+bootstrap replicates' moments and the permuted moments of the chance level), once per model and space;
+``compare_pair`` computes one pair's values, bootstrap replicates and chance levels from the two models' features
+and summaries; ``platonic.compare.similarity.assemble`` gathers them into the similarity store.
+
+A pair is oriented by model name (``pair_key``): the chance level of a symmetric metric permutes the rows of the
+pair's second model, whatever the configured order, so that a pair's result never depends on which other models
+are configured or in which order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from platonic.compare import bootstrap, metrics, registry
+from platonic.compare.bootstrap import MOMENT_METRICS, TERMS, ReplicateMoments, Resampling
+from platonic.compare.metrics import Moments, SplitMoments
+from platonic.compare.neighbours import nearest_neighbours
+from platonic.compare.registry import DIRECTED, METRICS
+from platonic.settings import SimilaritySettings
+
+SPACES = ("raw", "anchor")
+COVARIANCE_METRICS = frozenset({"linear_cka", "debiased_cka", "svcca", "procrustes"})
+
+
+def pair_key(a: str, b: str) -> tuple[str, str]:
+    """The orientation of the pair {a, b}: by name."""
+    return (a, b) if a <= b else (b, a)
+
+
+@dataclass
+class Comparison:
+    """The draws of one comparison on ``n`` atoms: each atom's structure ``groups (n,)``, the moment metrics' row
+    ``weights`` (None: uniform), the subsample and the queries (row indices), GFRE's ``train`` rows, the rows whose
+    neighbours are excluded (``excluded``: each row's structure with ``neighbours == "other-structures"``) and the
+    bootstrap/permutation ``resampling`` (None when neither is asked for)."""
+
+    settings: SimilaritySettings
+    n: int
+    groups: np.ndarray
+    weights: np.ndarray | None
+    k: int
+    lfre_k: int
+    subsample: np.ndarray
+    queries: np.ndarray
+    train: np.ndarray
+    excluded: np.ndarray | None
+    resampling: Resampling | None
+    wanted: frozenset = field(default_factory=frozenset)
+
+    @classmethod
+    def build(
+        cls,
+        n: int,
+        structure_index: np.ndarray | None = None,
+        weights: np.ndarray | None = None,
+        settings: SimilaritySettings | None = None,
+    ) -> Comparison:
+        settings = settings or SimilaritySettings()
+        for name in settings.metrics:
+            registry.metric(name)  # unknown names: a clear error
+        if n < 4:
+            raise ValueError(f"need at least 4 atoms to compare models, got {n}")
+        rng = np.random.default_rng(settings.seed)
+        subsample = np.sort(rng.choice(n, size=min(settings.subsample, n), replace=False))
+        queries = np.sort(rng.choice(n, size=min(settings.queries, n), replace=False))
+        groups = np.asarray(structure_index) if structure_index is not None else np.arange(n)
+        if len(groups) != n:
+            raise ValueError(f"structure_index has {len(groups)} entries for {n} atoms")
+        train = structure_split(groups, settings)
+        weights = None if weights is None else np.asarray(weights, np.float64)
+        return cls(
+            settings=settings,
+            n=n,
+            groups=groups,
+            weights=weights,
+            k=min(settings.k, n - 1),
+            lfre_k=min(settings.lfre_k, n - 1),
+            subsample=subsample,
+            queries=queries,
+            train=train,
+            excluded=groups if settings.neighbours == "other-structures" else None,
+            resampling=resampling(groups, train, weights, settings),
+            wanted=frozenset(settings.metrics),
+        )
+
+    @property
+    def needs_neighbours(self) -> bool:
+        return any(METRICS[m].neighbours for m in self.wanted)
+
+    @property
+    def atoms_used(self) -> dict[str, int]:
+        """How many atoms each kind of metric uses (``registry.Metric.atoms``)."""
+        test = int(np.count_nonzero(~self.train))
+        return {"all": self.n, "subsample": len(self.subsample), "queries": len(self.queries), "test": test}
+
+
+def structure_split(groups: np.ndarray, settings: SimilaritySettings) -> np.ndarray:
+    """Boolean train mask: a seeded ``train_fraction`` of the groups (structures), whole."""
+    unique = np.unique(groups)
+    rng = np.random.default_rng(settings.seed + 1)
+    n_train = int(round(settings.train_fraction * len(unique)))
+    n_train = min(max(n_train, 1), len(unique) - 1) if len(unique) > 1 else 1
+    chosen = rng.choice(unique, size=n_train, replace=False)
+    return np.isin(groups, chosen)
+
+
+def resampling(groups, train, weights, settings: SimilaritySettings) -> Resampling | None:
+    """The bootstrap draws and permutations of a comparison (seeded by ``settings.seed``), or None when neither is
+    asked for."""
+    if settings.bootstrap == 0 and settings.permutations == 0:
+        return None
+    structures, dense = np.unique(groups, return_inverse=True)
+    counts = bootstrap.structure_counts(len(structures), settings.bootstrap, settings.seed + 2)
+    rng = np.random.default_rng(settings.seed + 3)
+    permutations = [bootstrap.block_permutation(dense, rng) for _ in range(settings.permutations)]
+    train_structures = np.zeros(len(structures), dtype=bool)
+    train_structures[dense[train]] = True
+    return bootstrap.Resampling(dense, counts, train_structures, weights, permutations)
+
+
+@dataclass
+class ModelSummary:
+    """What one model brings to every pair in one space (None where no wanted metric needs it): its ``moments``
+    and GFRE's ``split`` moments, its ``neighbours (n, k_max)``, its TwoNN ``dimension``, the subsample's
+    ``distances``, the bootstrap ``replicates``' moments and the permuted moments of the ``chance`` level."""
+
+    moments: Moments | None = None
+    split: SplitMoments | None = None
+    neighbours: np.ndarray | None = None
+    dimension: float = float("nan")
+    distances: np.ndarray | None = None
+    replicates: ReplicateMoments | None = None
+    chance: list | None = None
+
+
+# the pieces of a summary, each a function of (features, comparison[, neighbours]); the in-process fan-in runs them
+# as separate dask tasks, the summary job one after the other
+
+
+def summary_moments(x, c: Comparison) -> Moments | None:
+    return metrics.moments(x, weights=c.weights) if c.wanted & COVARIANCE_METRICS else None
+
+
+def summary_split(x, c: Comparison) -> SplitMoments | None:
+    return metrics.split_moments(x, c.train, c.weights) if "gfre" in c.wanted else None
+
+
+def summary_neighbours(x, c: Comparison) -> np.ndarray | None:
+    if not c.needs_neighbours:
+        return None
+    s = c.settings
+    k_max = max(c.k, c.lfre_k, 2)
+    return nearest_neighbours(x, k_max, s.neighbour_search, n_probe=s.n_probe, seed=s.seed, groups=c.excluded)
+
+
+def summary_dimension(x, neighbours) -> float:
+    return float("nan") if neighbours is None else metrics.twonn_dimension(x, neighbours)
+
+
+def summary_distances(x, c: Comparison) -> np.ndarray | None:
+    return metrics.distance_matrix(x[c.subsample]) if "distance_correlation" in c.wanted else None
+
+
+def summary_replicates(x, c: Comparison) -> ReplicateMoments | None:
+    if c.resampling is None or not c.resampling.n_replicates or not c.wanted & MOMENT_METRICS:
+        return None
+    return ReplicateMoments(x, c.resampling, svcca="svcca" in c.wanted, gfre="gfre" in c.wanted)
+
+
+def summary_chance(x, c: Comparison) -> list | None:
+    if c.resampling is None or not c.resampling.permutations:
+        return None
+    return bootstrap.chance_moments(x, c.resampling, c.train, c.wanted, c.subsample)
+
+
+def summarise(x: np.ndarray, c: Comparison) -> ModelSummary:
+    """One model's ``ModelSummary`` of features ``x (n, d)`` in one space."""
+    x = np.asarray(x)
+    neighbours = summary_neighbours(x, c)
+    return ModelSummary(
+        moments=summary_moments(x, c),
+        split=summary_split(x, c),
+        neighbours=neighbours,
+        dimension=summary_dimension(x, neighbours),
+        distances=summary_distances(x, c),
+        replicates=summary_replicates(x, c),
+        chance=summary_chance(x, c),
+    )
+
+
+@dataclass
+class PairResult:
+    """One pair's metrics in one space, ``{(metric, forward): ...}`` (``forward`` False: a directed metric from the
+    pair's second model to its first): the ``values``, the bootstrap ``replicates (B,)`` (empty for a model with
+    itself, whose interval is its value) and the ``chance`` levels ``(P,)``; ``atoms_used`` as
+    ``Comparison.atoms_used``."""
+
+    values: dict
+    replicates: dict
+    chance: dict
+    atoms_used: dict
+
+
+def compare_pair(x, y, sx: ModelSummary, sy: ModelSummary, c: Comparison, same: bool = False) -> PairResult:
+    """Every wanted metric of features ``x`` and ``y`` (the same ``c.n`` atoms in the same order) with their
+    summaries; ``same``: x and y are one model (only forward directions, no bootstrap)."""
+    x, y = np.asarray(x), np.asarray(y)
+    wanted, w, k = c.wanted, c.weights, c.k
+    values: dict[tuple[str, bool], float] = {}
+    terms: dict[tuple[str, bool], np.ndarray] = {}
+    if wanted & MOMENT_METRICS:
+        cross = metrics.cross_gram(x, y, weights=w) if wanted & COVARIANCE_METRICS else None
+        split = None
+        if "gfre" in wanted:
+            split = (*split_cross(x, y, c.train, w), sx.split, sy.split)
+        for key, value in bootstrap.moment_values(wanted, cross, sx.moments, sy.moments, split).items():
+            if key[1] or not same:
+                values[key] = value
+    nx, ny = sx.neighbours, sy.neighbours
+    if "mutual_knn" in wanted:
+        terms["mutual_knn", True] = metrics.shared_neighbours(nx[:, :k], ny[:, :k])
+    kernels = None
+    if "cknna" in wanted:
+        kernels = metrics.cknna_kernels(x, y, nx[:, :k], ny[:, :k])
+        values["cknna", True] = metrics.cknna_from_kernels(kernels)
+    if "distance_correlation" in wanted:
+        values["distance_correlation", True] = metrics.distance_correlation_from_distances(sx.distances, sy.distances)
+    if "optimal_transport" in wanted:
+        values["optimal_transport", True] = metrics.optimal_transport_distance(x[c.subsample], y[c.subsample])
+    for forward, (source, target, neighbours) in ((True, (x, y, nx)), (False, (y, x, ny))):
+        if same and not forward:
+            continue
+        if "lfre" in wanted:
+            terms["lfre", forward] = metrics.lfre_errors(source, target, neighbours[:, : c.lfre_k], c.queries)
+        if "information_imbalance" in wanted:
+            terms["information_imbalance", forward] = metrics.neighbour_ranks(
+                target, neighbours, c.queries, groups=c.excluded
+            )
+    values.update({key: value_from_terms(key[0], value, c.n, k) for key, value in terms.items()})
+    replicates, chance = {}, {}
+    r = c.resampling
+    if r is not None and r.n_replicates and not same:
+        replicates = bootstrap.pair_replicates(
+            x, y, sx.replicates, sy.replicates, nx, ny, terms, r, wanted=wanted, k=k, queries=c.queries,
+            subsample=c.subsample, distances=(sx.distances, sy.distances), kernels=kernels,
+        )  # fmt: skip
+    if r is not None and r.permutations:
+        chance = bootstrap.pair_chance(
+            x, y, sx.moments, sy.chance, nx, ny, r, wanted=wanted, train=c.train, k=k, lfre_k=c.lfre_k,
+            queries=c.queries, distances=sx.distances, excluded=c.excluded,
+        )  # fmt: skip
+        if same:
+            chance = {key: v for key, v in chance.items() if key[1]}
+    return PairResult(values, replicates, chance, c.atoms_used)
+
+
+def value_from_terms(metric: str, value, n: int, k: int) -> float:
+    """A metric's value from the per-atom terms it is the mean of (``bootstrap.TERMS``)."""
+    assert metric in TERMS, metric
+    if metric == "mutual_knn":
+        return int(value.sum()) / (len(value) * k)
+    if metric == "information_imbalance":
+        return float(2.0 / n * value.mean())
+    return float(np.sqrt(value.mean()))  # lfre
+
+
+def split_cross(x, y, train, weights=None) -> tuple[np.ndarray, np.ndarray]:
+    """Raw ``X^T Y`` on the train and on the test rows (computed once per pair, used both ways)."""
+    if weights is None:
+        return metrics.cross_gram(x[train], y[train]), metrics.cross_gram(x[~train], y[~train])
+    return (
+        metrics.cross_gram(x[train], y[train], weights=weights[train]),
+        metrics.cross_gram(x[~train], y[~train], weights=weights[~train]),
+    )
+
+
+def directed_cells(key: tuple[str, bool]) -> list[tuple[int, int]]:
+    """Where a pair result's ``(metric, forward)`` goes in the (model_a, model_b) table, as (row, column) of the
+    pair's (first, second) = (0, 1): a symmetric metric in both cells, a directed one in its direction's."""
+    metric, forward = key
+    if metric not in DIRECTED:
+        return [(0, 1), (1, 0)]
+    return [(0, 1)] if forward else [(1, 0)]

@@ -1,0 +1,238 @@
+"""Stages ``summarise``, ``compare-pair`` and ``gather``: the fan-in as one job per model, one per pair, one to gather.
+
+Each comparison uses the atoms its models embedded: the anchor store's ``compared`` atoms (one per symmetry orbit
+with ``similarity.atoms: unique``; they do not depend on the models) that are valid in the model (a summary) or in
+both models (a pair). When a pair's atoms are not those of a model's summary (one of the two left out atoms the
+other embedded), the pair job summarises that model again on the pair's atoms, and says so in its log. A pair's
+result therefore depends only on its two models, and adding a model to a finished study runs only that model's
+summary and its pairs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import xarray as xr
+
+from platonic.settings import SimilaritySettings
+from platonic.stages.common import write_rows
+
+log = logging.getLogger("platonic")
+
+
+def summarise(embedding: str, projection: str, anchors: str, output: str, settings: SimilaritySettings) -> None:
+    """Summary store ``output`` of one model (``platonic.compare.fan_in.summarise``, raw and anchor space) on the
+    anchor store's compared atoms it embedded, with its comparison with itself (the diagonal)."""
+    from platonic.compare import fan_in, result_store
+
+    anchor_store = _anchor_store(anchors, settings)
+    stores = _model_stores(embedding, projection, anchor_store)
+    mask = _compared(anchor_store, [stores[0]])
+    comparison, spaces = _load(anchor_store, stores, mask, settings)
+    out: dict = {"atoms": np.flatnonzero(mask), "summary": {}, "self": {}}
+
+    def one(space):
+        x = spaces[space]
+        summary = fan_in.summarise(x, comparison)
+        return space, summary, fan_in.compare_pair(x, x, summary, summary, comparison, same=True)
+
+    for space, summary, itself in _threads(one, fan_in.SPACES, settings.threads):
+        out["summary"][space], out["self"][space] = summary, itself
+    model = stores[0].attrs["model"]
+    result_store.save(out, output, kind="model summary", **_provenance(stores[0], anchor_store, mask, settings))
+    log.info("%s: summarised on %d atoms -> %s", model, int(mask.sum()), output)
+
+
+def compare_pair(
+    embeddings: list[str], projections: list[str], summaries: list[str], anchors: str, output: str,
+    settings: SimilaritySettings,
+) -> None:  # fmt: skip
+    """Pair store ``output``: every metric of the two models of ``embeddings``/``projections`` (raw and anchor
+    space, both directions of the directed ones) with their ``summaries``, on the compared atoms both embedded."""
+    from platonic.compare import fan_in, result_store
+
+    if not len(embeddings) == len(projections) == len(summaries) == 2:
+        raise ValueError("a pair takes two embedding, two projection and two summary stores")
+    anchor_store = _anchor_store(anchors, settings)
+    pairs = [_model_stores(e, p, anchor_store) for e, p in zip(embeddings, projections, strict=True)]
+    names = [s[0].attrs["model"] for s in pairs]
+    if names[0] == names[1]:
+        raise ValueError(f"a pair needs two models, got {names[0]} twice")
+    order = [0, 1] if fan_in.pair_key(*names) == tuple(names) else [1, 0]
+    pairs, names, summaries = [pairs[i] for i in order], [names[i] for i in order], [summaries[i] for i in order]
+    mask = _compared(anchor_store, [pairs[0][0], pairs[1][0]])
+    comparison, first = _load(anchor_store, pairs[0], mask, settings)
+    _, second = _load(anchor_store, pairs[1], mask, settings)
+    loaded = []
+    for name, path in zip(names, summaries, strict=True):
+        summary, attrs = result_store.load(path, comparison.resampling)
+        if attrs.get("model") != name:
+            raise ValueError(f"{path} summarises {attrs.get('model')!r}, not {name!r}")
+        if attrs.get("settings_hash") != _settings_hash(settings):
+            raise ValueError(f"{path} was summarised with other similarity settings; re-run summarise for {name}")
+        same_atoms = np.array_equal(summary["atoms"], np.flatnonzero(mask))
+        if not same_atoms:
+            log.warning("%s: the pair compares %d atoms, its summary %d; summarising it again on the pair's atoms",
+                        name, int(mask.sum()), len(summary["atoms"]))  # fmt: skip
+        loaded.append(summary["summary"] if same_atoms else None)
+
+    def one(space):
+        x, y = first[space], second[space]
+        sx = loaded[0][space] if loaded[0] else fan_in.summarise(x, comparison)
+        sy = loaded[1][space] if loaded[1] else fan_in.summarise(y, comparison)
+        return space, fan_in.compare_pair(x, y, sx, sy, comparison)
+
+    result = dict(_threads(one, fan_in.SPACES, settings.threads))
+    attrs = _provenance(pairs[0][0], anchor_store, mask, settings)
+    attrs.update(model=None, model_a=names[0], model_b=names[1])
+    result_store.save({"result": result}, output, kind="pair result", **attrs)
+    log.info("%s vs %s: %d atoms -> %s", *names, int(mask.sum()), output)
+
+
+def gather(
+    summaries: list[str], pairs: list[str], anchors: str, output: str, table: str, settings: SimilaritySettings,
+    controls: tuple[str, ...] = (),
+) -> None:  # fmt: skip
+    """The similarity store ``output`` and its CSV ``table`` from every model's summary (in the store's model order)
+    and every pair's result; ``controls`` name the control representations (``control (model)``)."""
+    from platonic.compare import fan_in, result_store
+    from platonic.compare.similarity import assemble, similarity_table
+    from platonic.stages.common import atom_counts
+    from platonic.store import write_store
+
+    anchor_store = _anchor_store(anchors, settings)
+    results, dimensions, families, models = {}, {}, {}, []
+    valid = None
+    for path in summaries:
+        value, attrs = result_store.load(path)
+        _check(path, attrs, anchor_store, settings)
+        model = attrs["model"]
+        models.append(model)
+        families[model] = attrs.get("model_family", "")
+        for space in fan_in.SPACES:
+            results[space, model, model] = value["self"][space]
+            dimensions[space, model] = value["summary"][space].dimension
+        atoms = np.zeros(anchor_store.sizes["atom"], dtype=bool)
+        atoms[value["atoms"]] = True
+        valid = atoms if valid is None else valid & atoms
+    unknown = sorted(set(controls) - set(models))
+    if unknown:
+        raise ValueError(f"controls {unknown} are not among the compared models {models}")
+    expected = {fan_in.pair_key(a, b) for i, a in enumerate(models) for b in models[i + 1 :]}
+    for path in pairs:
+        value, attrs = result_store.load(path)
+        _check(path, attrs, anchor_store, settings)
+        key = (attrs["model_a"], attrs["model_b"])
+        if key not in expected:
+            raise ValueError(f"{path} compares {key}, which is not a pair of the models {models}")
+        expected.discard(key)
+        for space in fan_in.SPACES:
+            results[(space, *key)] = value["result"][space]
+    if expected:
+        raise ValueError(f"no pair result for {sorted(expected)}; run compare-pair for them")
+    use_weights = settings.atoms == "unique" and settings.weights == "multiplicity"
+    weights = anchor_store["multiplicity"].values[valid] if use_weights else None
+    ds = assemble(models, list(fan_in.SPACES), results, dimensions, settings, weights)
+    ds["control"] = ("model", np.array([m in controls for m in models], dtype=bool))
+    ds["control"].attrs["description"] = "True for a control representation (config: models.<name>.control)"
+    ds["family"] = ("model", np.array([str(families[m]) for m in models]))
+    ds["family"].attrs["description"] = "the model's adapter family (architecture)"
+    ds.attrs.update(
+        anchor_set_hash=anchor_store.attrs["anchor_set_hash"],
+        structure_set_hash=anchor_store.attrs["structure_set_hash"],
+        n_anchors=int(anchor_store.sizes["anchor"]),
+        **atom_counts(anchor_store),
+        atoms=settings.atoms,
+        weights=settings.weights if settings.atoms == "unique" else "uniform",
+        neighbours=settings.neighbours,
+    )
+    write_store(ds, output)
+    write_rows(table, similarity_table(ds))
+    log.info("%d models, %d pairs -> %s", len(models), len(pairs), output)
+
+
+def _anchor_store(path: str, settings: SimilaritySettings) -> xr.Dataset:
+    from platonic.store import open_store
+
+    anchor_store = open_store(path)
+    if anchor_store.attrs.get("atoms") != settings.atoms:
+        raise ValueError(
+            f"{path} compares {anchor_store.attrs.get('atoms')!r} atoms, similarity.atoms is {settings.atoms!r};"
+            " re-run anchors with anchors.atoms = similarity.atoms"
+        )
+    return anchor_store
+
+
+def _model_stores(embedding: str, projection: str, anchor_store: xr.Dataset) -> tuple[xr.Dataset, xr.Dataset]:
+    from platonic.store import open_store
+
+    raw, projected = open_store(embedding), open_store(projection)
+    if raw.attrs["model"] != projected.attrs["model"]:
+        raise ValueError(f"{embedding} embeds {raw.attrs['model']}, {projection} projects {projected.attrs['model']}")
+    if projected.attrs.get("anchor_set_hash") != anchor_store.attrs["anchor_set_hash"]:
+        raise ValueError(f"{projection} was projected on other anchors; re-run project for {raw.attrs['model']}")
+    if raw.attrs["structure_set_hash"] != anchor_store.attrs["structure_set_hash"]:
+        raise ValueError(f"{embedding} was embedded from another structure set than the anchors; re-run embed")
+    return raw, projected
+
+
+def _compared(anchor_store: xr.Dataset, stores: list[xr.Dataset]) -> np.ndarray:
+    """The anchor store's compared atoms that every one of ``stores`` embedded."""
+    mask = anchor_store["compared"].values.astype(bool)
+    for store in stores:
+        mask = mask & store["valid"].values.astype(bool)
+    return mask
+
+
+def _load(anchor_store, stores, mask, settings):
+    """The ``Comparison`` on the atoms of ``mask`` and the model's features there, ``{space: (n, d)}``; only the
+    selected rows are read (chunk by chunk)."""
+    from platonic.compare.fan_in import Comparison
+
+    rows = np.flatnonzero(mask)
+    raw, projected = stores
+    ids = np.array([str(i) for i in raw["structure_id"].values[rows]], dtype=object)
+    structure_index = np.unique(ids, return_inverse=True)[1]
+    use_weights = settings.atoms == "unique" and settings.weights == "multiplicity"
+    weights = anchor_store["multiplicity"].values[rows] if use_weights else None
+    spaces = {
+        "raw": raw["embedding"].isel(atom=rows).values,
+        "anchor": projected["coordinate"].isel(atom=rows).values,
+    }
+    return Comparison.build(len(rows), structure_index, weights, settings), spaces
+
+
+def _settings_hash(settings: SimilaritySettings) -> str:
+    """What a summary's and a pair's numbers depend on: every similarity setting but the thread count."""
+    from dataclasses import asdict
+
+    recorded = {k: v for k, v in asdict(settings).items() if k != "threads"}
+    return hashlib.sha256(repr(sorted(recorded.items())).encode()).hexdigest()
+
+
+def _provenance(store: xr.Dataset, anchor_store: xr.Dataset, mask: np.ndarray, settings) -> dict:
+    return {
+        "model": store.attrs["model"],
+        "model_family": store.attrs.get("model_family", ""),
+        "anchor_set_hash": anchor_store.attrs["anchor_set_hash"],
+        "structure_set_hash": anchor_store.attrs["structure_set_hash"],
+        "atom_set_hash": hashlib.sha256(np.flatnonzero(mask).astype(np.int64).tobytes()).hexdigest(),
+        "n_atoms": int(mask.sum()),
+        "settings_hash": _settings_hash(settings),
+    }
+
+
+def _check(path: str, attrs: dict, anchor_store: xr.Dataset, settings: SimilaritySettings) -> None:
+    if attrs.get("anchor_set_hash") != anchor_store.attrs["anchor_set_hash"]:
+        raise ValueError(f"{path} was computed with other anchors; re-run it")
+    if attrs.get("settings_hash") != _settings_hash(settings):
+        raise ValueError(f"{path} was computed with other similarity settings; re-run it")
+
+
+def _threads(function, items, threads: int):
+    """``function`` over ``items`` on up to ``threads`` threads, results in order."""
+    with ThreadPoolExecutor(max_workers=max(1, min(threads, len(items)))) as pool:
+        return list(pool.map(function, items))
