@@ -52,7 +52,9 @@ def test_default_config_dry_run_fans_out_one_embed_per_model():
         "embed": 12,
         "anchors": 1,
         "project": 12,
-        "similarity": 1,
+        "summarise": 12,  # the fan-in: one job per model,
+        "compare_pair": 12 * 11 // 2,  # one per pair of models,
+        "gather": 1,  # and one to gather them
         "figures": len(metrics),  # one heatmap per metric
         **{f"{name}_figure": 1 for name in OVERVIEW},
         "provenance": 1,
@@ -65,7 +67,7 @@ def test_default_config_dry_run_fans_out_one_embed_per_model():
         "summary": 1,
         "training_vs_architecture": 1,
         "all": 1,
-        "total": 31 + len(metrics) + len(OVERVIEW) + 2 + 5,
+        "total": 30 + 12 + 66 + 1 + len(metrics) + len(OVERVIEW) + 2 + 5,
     }
 
 
@@ -74,7 +76,8 @@ def test_paper_config_dry_run_replaces_the_default_models():
         "--profile", "profiles/default", "--configfile", "config/paper.yaml", "-n", "--forceall", "-p"
     ).stdout
     counts = job_counts(out)
-    assert counts["embed"] == 7 and counts["project"] == 7 and counts["similarity"] == 1
+    assert counts["embed"] == counts["project"] == counts["summarise"] == 7
+    assert counts["compare_pair"] == 21 and counts["gather"] == 1
     assert counts.get("download_dataset", 0) == (0 if (ROOT / "data/mp_20/train.csv").exists() else 1)
     spec = '{"checkpoint": "medium", "control": false, "family": "mace"'
     assert f"--model mace-mp-0-medium --spec '{spec}" in out
@@ -329,14 +332,40 @@ def test_report_renders_in_a_headless_browser(tiny_run, tmp_path):
     assert figure_area.std() > 0.05 and (figure_area.mean(axis=2) < 0.5).mean() > 0.002
 
 
-def test_dask_cluster_config_reaches_the_similarity_job(tmp_path):
-    config = yaml.safe_load((ROOT / "config/config.yaml").read_text())
-    config["dask"] = {"cluster": "slurm", "jobs": 3, "cores": 16, "memory": "64GB", "account": "proj"}
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
-    out = snakemake("--configfile", str(path), "-n", "--forceall", "-p").stdout
-    dask = '{"account": "proj", "cluster": "slurm", "cores": 16, "jobs": 3, "memory": "64GB", "queue": null,'
-    assert f'--dask \'{dask} "walltime": "02:00:00"}}\'' in out
+def test_slurm_profile_groups_the_fan_in_jobs_into_a_few_cluster_jobs():
+    """12 summaries and 66 pairs become 2 + 2 SLURM jobs (group-components 8 and 64), each listing its jobs."""
+    pytest.importorskip("snakemake_executor_plugin_slurm", reason="the SLURM executor plugin is not installed")
+    profile = yaml.safe_load((ROOT / "profiles/slurm/config.yaml").read_text())
+    components = dict(item.split("=") for item in profile["group-components"])
+    assert components == {"fan_in_models": "8", "fan_in_pairs": "64"}
+    out = snakemake("--profile", "profiles/slurm", "--sdm", "env-modules", "-n", "--forceall").stdout
+    groups = re.split(r"^\[[^\]]+\] Group job ", out, flags=re.M)[1:]
+    sizes = {}
+    for group in groups:
+        name = group.split()[0]
+        rules = re.findall(r"^\s+rule (\w+):", group, re.M)  # a group's own jobs are indented
+        sizes.setdefault(name, []).append(len([r for r in rules if r in ("summarise", "compare_pair")]))
+    assert sorted(sizes) == ["fan_in_models", "fan_in_pairs"]
+    assert sorted(sizes["fan_in_models"]) == [4, 8] and sorted(sizes["fan_in_pairs"]) == [2, 64]
+
+
+def test_adding_a_model_to_a_finished_study_runs_only_its_own_jobs(tiny_run, tmp_path):
+    """A config-only model added to the finished tiny study: its embed, projection and summary, its three pairs,
+    then the gather and what reads the similarity store; no anchors, no other projection, summary or pair."""
+    root, config, _ = tiny_run
+    grown = {**config, "models": {**config["models"], "chgnet-0.2.0": {"family": "chgnet", "checkpoint": "0.2.0"}}}
+    path = tmp_path / "grown.yaml"
+    path.write_text(yaml.safe_dump(grown))
+    out = snakemake("--snakefile", str(ROOT / "Snakefile"), "--directory", str(root), "--configfile", str(path),
+                    "--profile", str(ROOT / "profiles/default"), "-n", cwd=root).stdout  # fmt: skip
+    counts = job_counts(out)
+    assert counts["embed"] == counts["project"] == counts["summarise"] == 1
+    assert counts["compare_pair"] == 3 and counts["gather"] == 1
+    assert "anchors" not in counts and "prepare" not in counts
+    pairs = sorted(re.findall(r"output: results/fan_in/tiny/pairs/(\S+)\.zarr", out))
+    assert pairs == ["chgnet-0.2.0__chgnet-0.3.0", "chgnet-0.2.0__element", "chgnet-0.2.0__sevennet-0"]
+    summaries = re.findall(r"output: results/fan_in/tiny/models/(\S+)\.zarr", out)
+    assert summaries == ["chgnet-0.2.0"]
 
 
 def test_prefetch_target_loads_every_configured_model_on_the_submit_host():

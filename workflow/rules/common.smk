@@ -5,6 +5,7 @@ from pathlib import Path
 
 from platonic import venvs
 from platonic.compare import registry
+from platonic.compare.fan_in import pair_key
 from platonic.settings import RESOURCE_KEYS, SimilaritySettings
 
 # (validate_config in the Snakefile resolved every derived value: anchors.reference_model,
@@ -14,6 +15,8 @@ MODELS = list(config["models"])
 # control representations (element one-hot, SOAP, untrained networks): compared like models, marked as controls
 CONTROLS = [m for m, spec in config["models"].items() if spec["control"]]
 METRICS = config["similarity"]["metrics"]
+# every unordered pair of models, oriented by name (what a pair's job and store are called)
+PAIRS = [pair_key(a, b) for i, a in enumerate(MODELS) for b in MODELS[i + 1 :]]
 OVERVIEW_FIGURES = [
     "agreement",
     "shared_space",
@@ -34,6 +37,8 @@ if SRC not in os.environ.get("PYTHONPATH", "").split(os.pathsep):
 wildcard_constraints:
     dataset=re.escape(DATASET),
     model="|".join(re.escape(m) for m in MODELS),
+    model_a="|".join(re.escape(m) for m in MODELS),
+    model_b="|".join(re.escape(m) for m in MODELS),
     metric="|".join(re.escape(m) for m in METRICS),
 
 

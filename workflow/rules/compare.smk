@@ -1,7 +1,71 @@
-rule similarity:
+# The fan-in: one summary job per model, one job per pair of models (oriented by name), one gather job. Adding
+# a model adds its summary and its pairs; no finished pair is computed again. On SLURM, profiles/slurm groups the
+# many small summary and pair jobs into a few cluster jobs (groups, group-components).
+
+
+rule summarise:
     input:
-        embeddings=embedding_stores,
-        projections=projection_stores,
+        embedding="results/embeddings/{dataset}/{model}.zarr",
+        projection="results/platonic/{dataset}/{model}.zarr",
+        anchors="results/anchors/{dataset}.zarr",
+    output:
+        directory("results/fan_in/{dataset}/models/{model}.zarr"),
+    log:
+        "results/logs/summarise/{dataset}/{model}.log",
+    benchmark:
+        "results/benchmarks/summarise/{dataset}/{model}.tsv"
+    conda:
+        "../../envs/analysis.yaml"
+    threads: config["similarity"]["threads"]
+    resources:
+        mem_mb=lambda wildcards, attempt: config["similarity"]["mem_mb"] * attempt,
+    params:
+        settings=section("similarity"),
+    shell:
+        "python -m platonic summarise {output:q} --embedding {input.embedding:q}"
+        " --projection {input.projection:q} --anchors {input.anchors:q}"
+        " --settings {params.settings:q} --threads {threads} > {log} 2>&1"
+
+
+rule compare_pair:
+    input:
+        embeddings=[
+            "results/embeddings/{dataset}/{model_a}.zarr",
+            "results/embeddings/{dataset}/{model_b}.zarr",
+        ],
+        projections=[
+            "results/platonic/{dataset}/{model_a}.zarr",
+            "results/platonic/{dataset}/{model_b}.zarr",
+        ],
+        summaries=[
+            "results/fan_in/{dataset}/models/{model_a}.zarr",
+            "results/fan_in/{dataset}/models/{model_b}.zarr",
+        ],
+        anchors="results/anchors/{dataset}.zarr",
+    output:
+        directory("results/fan_in/{dataset}/pairs/{model_a}__{model_b}.zarr"),
+    log:
+        "results/logs/compare_pair/{dataset}/{model_a}__{model_b}.log",
+    benchmark:
+        "results/benchmarks/compare_pair/{dataset}/{model_a}__{model_b}.tsv"
+    conda:
+        "../../envs/analysis.yaml"
+    threads: config["similarity"]["threads"]
+    resources:
+        mem_mb=lambda wildcards, attempt: config["similarity"]["mem_mb"] * attempt,
+    params:
+        settings=section("similarity"),
+    shell:
+        "python -m platonic compare-pair {output:q} --embeddings {input.embeddings:q}"
+        " --projections {input.projections:q} --summaries {input.summaries:q}"
+        " --anchors {input.anchors:q} --settings {params.settings:q} --threads {threads}"
+        " > {log} 2>&1"
+
+
+rule gather:
+    input:
+        summaries=expand("results/fan_in/{{dataset}}/models/{model}.zarr", model=MODELS),
+        pairs=[f"results/fan_in/{{dataset}}/pairs/{a}__{b}.zarr" for a, b in PAIRS],
         anchors="results/anchors/{dataset}.zarr",
     output:
         store=directory("results/similarity/{dataset}.zarr"),
@@ -12,22 +76,16 @@ rule similarity:
         ),
     log:
         "results/logs/similarity/{dataset}.log",
-    benchmark:
-        "results/benchmarks/similarity/{dataset}.tsv"
     conda:
         "../../envs/analysis.yaml"
-    threads: config["similarity"]["threads"]
-    resources:
-        mem_mb=lambda wildcards, attempt: config["similarity"]["mem_mb"] * attempt,
     params:
         settings=section("similarity"),
-        dask=section("dask"),
         controls=CONTROLS,
     shell:
-        "python -m platonic similarity {output.store:q} {output.table:q}"
-        " --embeddings {input.embeddings:q} --projections {input.projections:q}"
-        " --anchors {input.anchors:q} --settings {params.settings:q} --dask {params.dask:q}"
-        " --controls {params.controls:q} --threads {threads} > {log} 2>&1"
+        "python -m platonic gather {output.store:q} {output.table:q}"
+        " --summaries {input.summaries:q} --pairs {input.pairs:q}"
+        " --anchors {input.anchors:q} --settings {params.settings:q}"
+        " --controls {params.controls:q} > {log} 2>&1"
 
 
 rule summary:
