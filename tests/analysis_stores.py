@@ -45,7 +45,7 @@ def write_study(
     paths = {"structures": write_store(structures, root / "structures.zarr"), "embeddings": [], "projections": []}
     valid = np.ones(len(z), dtype=bool)
     anchors = xr.Dataset(
-        {"anchor_atom": ("anchor", anchor_rows), "common_valid": ("atom", valid), "compared": ("atom", valid)},
+        {"anchor_atom": ("anchor", anchor_rows), "reference_valid": ("atom", valid), "compared": ("atom", valid)},
         coords={"anchor": np.arange(len(anchor_rows)), "atom": np.arange(len(z))},
         attrs={"kind": "anchors", "anchor_set_hash": "synthetic-anchors", "structure_set_hash": set_hash},
     )

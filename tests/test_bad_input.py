@@ -2,7 +2,7 @@
 
 Structures are checked once, at `prepare`: a bad entry of a set is rejected with its id and reason
 (the set goes on), a file with nothing usable is an error naming it. What a model cannot embed is
-excluded with a reason in that model's store and dropped from every model's comparison alike.
+excluded with a reason in that model's store and dropped from every comparison that model takes part in.
 Configurations are checked once, against the schema, naming the offending key.
 """
 
@@ -138,9 +138,10 @@ class InfiniteLithiumAdapter(Adapter):
         return out
 
 
-def test_model_exclusions_give_nan_rows_and_drop_the_same_atoms_from_every_model(tmp_path, monkeypatch):
+def test_model_exclusions_give_nan_rows_and_drop_the_same_atoms_from_every_model(tmp_path, monkeypatch, capsys):
     """AmO2: americium is beyond CHGNet's elements (real weights); LiF: the second model's output
-    is infinite. Both stores keep all 28 atoms; the comparison keeps NaCl's 8 in both."""
+    is infinite. Both stores keep all 28 atoms; a comparison of the two keeps NaCl's 8. Anchors chosen on CHGNet
+    may fall on LiF, which the second model cannot project (a clear error); with candidates common they cannot."""
     from platonic import models
 
     monkeypatch.setitem(models.FAMILIES, "inf-lithium", f"{__name__}:InfiniteLithiumAdapter")
@@ -151,8 +152,9 @@ def test_model_exclusions_give_nan_rows_and_drop_the_same_atoms_from_every_model
                  "--no-progress"]) == 0  # fmt: skip
     assert main(["embed", str(s), str(stores["inf-lithium"]), "--model", "inf-lithium", "--family", "inf-lithium",
                  "--checkpoint", "none", "--no-progress"]) == 0  # fmt: skip
-    assert main(["anchors", str(a), "--structures", str(s), "--embeddings", *map(str, stores.values()),
-                 "--reference-model", "chgnet-0.3.0", "--n", "4", "--method", "random",
+    # the default candidates: the anchors come from the reference model alone, which embedded NaCl and LiF
+    assert main(["anchors", str(a), "--structures", str(s), "--embedding", str(stores["chgnet-0.3.0"]),
+                 "--reference-model", "chgnet-0.3.0", "--n", "9", "--method", "random",
                  "--atoms", "all"]) == 0  # fmt: skip
 
     structure_ids = np.repeat(["nacl", "amo2", "lif"], [8, 12, 8])
@@ -170,8 +172,30 @@ def test_model_exclusions_give_nan_rows_and_drop_the_same_atoms_from_every_model
         assert np.isnan(ds["embedding"].values[dropped]).all()
         assert np.isfinite(ds["embedding"].values[~dropped]).all()
     anchors = open_store(a).load()
-    np.testing.assert_array_equal(anchors["common_valid"].values, structure_ids == "nacl")
+    np.testing.assert_array_equal(anchors["reference_valid"].values, structure_ids != "amo2")
+    np.testing.assert_array_equal(anchors["compared"].values, np.ones(28, bool))  # no model's exclusions in it
+    on_lif = [i for i in anchors["anchor_atom"].values if structure_ids[i] == "lif"]
+    assert on_lif and set(anchors["anchor_atom"].values) <= set(range(8)) | set(range(20, 28))  # 9 of 16: some LiF
+    assert main(["project", str(stores["chgnet-0.3.0"]), str(a), str(tmp_path / "p-chgnet.zarr")]) == 0
+    capsys.readouterr()
+    assert main(["project", str(stores["inf-lithium"]), str(a), str(tmp_path / "p-inf.zarr")]) == 1
+    err = capsys.readouterr().err
+    assert f"platonic project: error: inf-lithium did not embed {len(on_lif)} of the 9 anchor atoms" in err
+    for i in on_lif:
+        symbol = "Li" if open_store(s)["Z"].values[i] == 3 else "F"
+        assert f"atom {i} (lif, {symbol})" in err
+    assert "anchors.reference_model" in err and "anchors.candidates: common" in err
+    assert not (tmp_path / "p-inf.zarr").exists()
+
+    # candidates common: the anchors among the atoms both models embedded, NaCl's 8
+    assert main(["anchors", str(a), "--structures", str(s), "--embedding", str(stores["chgnet-0.3.0"]),
+                 "--embeddings", *map(str, stores.values()), "--reference-model", "chgnet-0.3.0", "--n", "4",
+                 "--method", "random", "--atoms", "all", "--candidates", "common"]) == 0  # fmt: skip
+    anchors = open_store(a).load()
     assert set(anchors["anchor_atom"].values) <= set(range(8))
+    np.testing.assert_array_equal(anchors["reference_valid"].values, structure_ids != "amo2")
+    for model, path in stores.items():
+        assert main(["project", str(path), str(a), str(tmp_path / f"p-{model}.zarr")]) == 0
 
 
 # config corpus file -> (offending key, message regex)

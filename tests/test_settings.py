@@ -70,12 +70,13 @@ def test_a_rule_section_and_the_generated_flags_build_the_same_object(tmp_path):
 def test_every_cli_stage_setting_is_a_flag_and_nothing_else_has_a_default():
     """No argparse default shadows the schema: every generated flag is absent unless given."""
     parser = cli._parser()
-    args = vars(parser.parse_args(["anchors", "out", "--structures", "s", "--embeddings", "a", "b"]))
+    args = vars(parser.parse_args(["anchors", "out", "--structures", "s", "--embedding", "a"]))
     assert args == {
         "command": "anchors",
         "output": "out",
         "structures": "s",
-        "embeddings": ["a", "b"],
+        "embedding": "a",
+        "embeddings": (),  # a path argument: only read with --candidates common
         "settings": None,
     }
     assert S.AnchorSettings.from_mapping({}).method == "direct"  # the schema's default, nowhere else

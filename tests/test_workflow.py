@@ -134,18 +134,22 @@ def test_schema_fills_defaults():
         "models": {"a": {"family": "chgnet", "checkpoint": "0.3.0"}, "b": {"family": "sevenn", "checkpoint": "7net-0"}},
     }
     validate(config, str(ROOT / "workflow/schemas/config.schema.yaml"))
-    assert config["anchors"] == {"reference_model": None, "n": 100, "method": "direct", "seed": 0, "atoms": None}
+    assert config["anchors"] == {
+        "reference_model": None,
+        "n": 100,
+        "method": "direct",
+        "seed": 0,
+        "atoms": None,
+        "candidates": "reference",
+    }
     assert config["similarity"]["k"] == 10 and config["embed"]["device"] == "auto"
     assert config["embed"]["dtype"] == "float32" and config["embed"]["cache_dir"] is None
     assert config["models"]["a"]["options"] == {}
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    """Two CHGNet/SevenNet models and the element control on five real structures, through Snakemake, then the
-    report."""
-    tmp_path = tmp_path_factory.mktemp("tiny")
-    config = {
+def tiny_config() -> dict:
+    """Two CHGNet/SevenNet models and the element control on five real structures."""
+    return {
         "dataset": {"name": "tiny", "path": str(ROOT / "data/mp20_sample/train.csv"), "limit": 5},
         "models": {
             "chgnet-0.3.0": {"family": "chgnet", "checkpoint": "0.3.0"},
@@ -156,6 +160,31 @@ def tiny_run(tmp_path_factory):
         "anchors": {"n": 10, "seed": 3},
         "similarity": {"k": 4},
     }
+
+
+def planned_inputs(output: str, rule: str) -> list[str]:
+    """The input files of the one job of ``rule`` in a dry-run's ``-n`` listing."""
+    (block,) = [b for b in output.split("\n\n") if re.search(rf"^(localrule|rule) {rule}:$", b.strip(), re.M)]
+    return re.search(r"^\s*input: (.*)$", block, re.M).group(1).split(", ")
+
+
+@pytest.mark.parametrize("candidates", ["reference", "common"])
+def test_the_anchors_read_the_reference_model_alone_unless_candidates_common(tmp_path, candidates):
+    config = tiny_config()
+    config["anchors"].update(reference_model="sevennet-0", candidates=candidates)
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    out = snakemake("--snakefile", str(ROOT / "Snakefile"), "--directory", str(tmp_path), "--configfile",
+                    str(tmp_path / "config.yaml"), "-n", "--forceall", cwd=tmp_path).stdout  # fmt: skip
+    stores = [f"results/embeddings/tiny/{m}.zarr" for m in config["models"]]
+    expected = ["results/embeddings/tiny/sevennet-0.zarr"] if candidates == "reference" else stores
+    assert set(planned_inputs(out, "anchors")) == {"results/structures/tiny.zarr", *expected}
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """The tiny study (``tiny_config``) through Snakemake, then the report."""
+    tmp_path = tmp_path_factory.mktemp("tiny")
+    config = tiny_config()
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     common = [
         "--snakefile",

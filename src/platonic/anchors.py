@@ -12,7 +12,7 @@ METHODS = ("direct", "random", "farthest-point")
 
 
 def common_valid(masks: list[np.ndarray]) -> np.ndarray:
-    """Atoms every model embedded: exclusions apply to all models alike."""
+    """Atoms every model of ``masks`` (their ``valid (N,)`` masks) embedded."""
     masks = [np.asarray(m, dtype=bool) for m in masks]
     if len({m.shape for m in masks}) != 1:
         raise ValueError("embedding stores disagree on the number of atoms; re-run them on the same structure store")
@@ -24,7 +24,7 @@ def select_anchors(
 ) -> np.ndarray:
     """Pick ``n`` anchor rows of ``features (N, d)``; returns sorted row indices, shape ``(n,)``.
 
-    ``candidates`` (bool mask, shape ``(N,)``) restricts the choice, e.g. to atoms valid in all models.
+    ``candidates`` (bool mask, shape ``(N,)``) restricts the choice, e.g. to the compared atoms the model embedded.
     """
     features = np.asarray(features)
     pool = np.flatnonzero(candidates) if candidates is not None else np.arange(len(features))
@@ -98,8 +98,9 @@ def farthest_point_sampling(features: np.ndarray, n: int, rng: np.random.Generat
 
 
 def compared_atoms(valid: np.ndarray, orbit: np.ndarray, atoms: str) -> np.ndarray:
-    """The atoms every stage compares: ``valid (N,)`` ones, and with ``atoms == "unique"`` only the
-    representative of each crystallographic orbit (``orbit (N,)``: global index of each atom's representative)."""
+    """The ``valid (N,)`` atoms a comparison keeps: all of them, or with ``atoms == "unique"`` only the
+    representative of each crystallographic orbit (``orbit (N,)``: global index of each atom's representative).
+    ``valid`` all True gives the anchor store's ``compared`` mask, which no model's exclusions enter."""
     if atoms == "all":
         return np.asarray(valid, bool)
     if atoms != "unique":
@@ -109,28 +110,31 @@ def compared_atoms(valid: np.ndarray, orbit: np.ndarray, atoms: str) -> np.ndarr
 
 def anchor_dataset(
     anchor_atoms: np.ndarray,
-    valid: np.ndarray,
+    reference_valid: np.ndarray,
     atom_z: np.ndarray,
     structure_ids: np.ndarray,
     compared: np.ndarray | None = None,
     multiplicity: np.ndarray | None = None,
     **attrs,
 ) -> xr.Dataset:
-    """The anchor store: global atom indices of the anchors, the atoms valid in every model, the atoms compared
-    (``compared``, default the valid ones) and each atom's orbit multiplicity (default 1)."""
+    """The anchor store: global atom indices of the anchors, the atoms the reference model embedded
+    (``reference_valid``), the atoms the study compares before any model's exclusions (``compared``, default every
+    atom; a stage compares those of them its models embedded) and each atom's orbit multiplicity (default 1)."""
     anchor_atoms = np.asarray(anchor_atoms, dtype=np.int64)
-    compared = np.asarray(valid, bool) if compared is None else np.asarray(compared, bool)
-    multiplicity = np.ones(len(valid), np.int64) if multiplicity is None else np.asarray(multiplicity, np.int64)
+    reference_valid = np.asarray(reference_valid, bool)
+    n_atoms = len(reference_valid)
+    compared = np.ones(n_atoms, bool) if compared is None else np.asarray(compared, bool)
+    multiplicity = np.ones(n_atoms, np.int64) if multiplicity is None else np.asarray(multiplicity, np.int64)
     ds = xr.Dataset(
         {
             "anchor_atom": (("anchor",), anchor_atoms),
-            "common_valid": (("atom",), valid),
+            "reference_valid": (("atom",), reference_valid),
             "compared": (("atom",), compared),
             "multiplicity": (("atom",), multiplicity),
         },
         coords={
             "anchor": np.arange(len(anchor_atoms)),
-            "atom": np.arange(len(valid)),
+            "atom": np.arange(n_atoms),
             "anchor_Z": ("anchor", np.asarray(atom_z)[anchor_atoms]),
             "anchor_structure_id": ("anchor", np.asarray(structure_ids, dtype=object)[anchor_atoms]),
         },
@@ -138,7 +142,7 @@ def anchor_dataset(
     ds.attrs.update(
         kind="anchors",
         anchor_set_hash=hashlib.sha256(anchor_atoms.tobytes()).hexdigest(),
-        n_common_valid=int(np.count_nonzero(valid)),
+        n_reference_valid=int(np.count_nonzero(reference_valid)),
         n_compared=int(np.count_nonzero(compared)),
         **attrs,
     )

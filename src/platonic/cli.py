@@ -37,7 +37,10 @@ COMMANDS: dict[str, tuple] = {
     "prefetch": ("load a model once so that its weights are downloaded and cached", embed.prefetch,
                  {"spec": S.ModelSpec, "settings": S.EmbedSettings}, [("output", {}), ("--model", {"required": True})]),
     "anchors": ("choose anchor atoms on a reference model", align.anchors, {"settings": S.AnchorSettings},
-                [("output", {}), ("--structures", {"required": True}), ("--embeddings", STORES)]),
+                [("output", {}), ("--structures", {"required": True}),
+                 ("--embedding", {"required": True, "help": "the reference model's embedding store"}),
+                 ("--embeddings", {"nargs": "*", "default": (), "help": "every model's embedding store, read with"
+                                   " --candidates common only"})]),
     "project": ("project one model's embeddings onto the anchors", align.project, {},
                 [("embedding", {}), ("anchors", {}), ("output", {})]),
     "similarity": ("all metrics for all model pairs, raw and anchor space", similarity.run,

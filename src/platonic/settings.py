@@ -150,6 +150,7 @@ class AnchorSettings(Settings):
     method: str
     seed: int
     atoms: str | None
+    candidates: str
 
 
 @config_section("similarity")

@@ -1,7 +1,8 @@
 rule anchors:
     input:
         structures="results/structures/{dataset}.zarr",
-        embeddings=embedding_stores,
+        embedding=reference_embedding_store,
+        embeddings=anchor_candidate_stores,
     output:
         directory("results/anchors/{dataset}.zarr"),
     log:
@@ -12,7 +13,7 @@ rule anchors:
         settings=section("anchors"),
     shell:
         "python -m platonic anchors {output:q} --structures {input.structures:q}"
-        " --embeddings {input.embeddings:q}"
+        " --embedding {input.embedding:q} --embeddings {input.embeddings:q}"
         " --settings {params.settings:q} > {log} 2>&1"
 
 

@@ -134,6 +134,20 @@ def embedding_stores(wildcards):
     )
 
 
+def reference_embedding_store(wildcards):
+    """The embedding store of anchors.reference_model: all that the anchors read by default."""
+    return f"results/embeddings/{wildcards.dataset}/{config['anchors']['reference_model']}.zarr"
+
+
+def anchor_candidate_stores(wildcards):
+    """With anchors.candidates common, every model's embedding store (adding a model then re-runs the anchors);
+    else none: the anchors depend on the reference model alone.
+    """
+    if config["anchors"]["candidates"] == "common":
+        return embedding_stores(wildcards)
+    return []
+
+
 def projection_stores(wildcards):
     return expand(
         "results/platonic/{dataset}/{model}.zarr",

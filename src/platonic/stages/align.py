@@ -5,38 +5,63 @@ from __future__ import annotations
 import logging
 
 from platonic.settings import AnchorSettings, SimilaritySettings
-from platonic.stages.common import check_same_structures, model_stores, open_structures
+from platonic.stages.common import check_same_structures, model_stores, open_structures, valid_mask
 
 log = logging.getLogger("platonic")
 
 
-def anchors(structures: str, embeddings: list[str], output: str, settings: AnchorSettings) -> None:
-    """Anchor store ``output``: ``settings.n`` atoms chosen on the reference model among the compared atoms
-    (every model embedded them; with ``settings.atoms == "unique"``, one per crystallographic orbit of the
-    structure store ``structures``), which it records for every later stage."""
-    from platonic.anchors import anchor_dataset, common_valid, compared_atoms, select_anchors
-    from platonic.store import write_store
+def anchors(
+    structures: str, embedding: str, output: str, settings: AnchorSettings, embeddings: tuple[str, ...] = ()
+) -> None:
+    """Anchor store ``output``: ``settings.n`` atoms chosen on the reference model (its embedding store
+    ``embedding``) among the compared atoms (with ``settings.atoms == "unique"``, one per crystallographic orbit of
+    the structure store ``structures``; else every atom) it embedded. With ``settings.candidates == "common"`` the
+    anchors are chosen among the compared atoms every model of ``embeddings`` (every configured model's store)
+    embedded too; otherwise the store depends on the reference model alone."""
+    import numpy as np
 
-    stores = model_stores(embeddings)
-    reference_model = settings.reference_model or next(iter(stores))
-    if reference_model not in stores:
-        raise ValueError(f"reference model {reference_model!r} is not among the embedded models {list(stores)}")
-    check_same_structures(stores)
-    valid = common_valid([s["valid"].values for s in stores.values()])
-    structure_store = open_structures(structures, next(iter(stores.values())))
+    from platonic.anchors import anchor_dataset, compared_atoms, select_anchors
+    from platonic.store import open_store, write_store
+
+    reference = open_store(embedding)
+    reference_model = str(reference.attrs["model"])
+    if settings.reference_model and settings.reference_model != reference_model:
+        raise ValueError(
+            f"{embedding} is the embedding store of {reference_model!r}, not of the reference model"
+            f" {settings.reference_model!r} (anchors.reference_model)"
+        )
+    structure_store = open_structures(structures, reference)
     # null: the similarity stage's setting (validate_config writes it in; by hand, its schema default)
     atoms = settings.atoms or SimilaritySettings().atoms
-    compared = compared_atoms(valid, structure_store["orbit"].values, atoms)
-    reference = stores[reference_model]
+    orbit = structure_store["orbit"].values
+    compared = compared_atoms(np.ones(len(orbit), bool), orbit, atoms)
+    reference_valid = reference["valid"].values.astype(bool)
+    if len(reference_valid) != len(compared):
+        raise ValueError(f"{embedding} has {len(reference_valid)} atoms, {structures} {len(compared)}; re-run embed")
+    candidates = compared & reference_valid
+    extra = {}
+    if settings.candidates == "common":
+        if not embeddings:
+            raise ValueError(
+                "anchors.candidates 'common' chooses among the atoms every model embedded: give every model's"
+                " embedding store (--embeddings)"
+            )
+        stores = model_stores(embeddings)
+        stores.setdefault(reference_model, reference)
+        check_same_structures(stores)
+        candidates &= valid_mask(stores)
+        extra["candidate_models"] = list(stores)
+    elif embeddings:
+        log.info("anchors.candidates is 'reference': the other models' embedding stores are not read")
     try:
         chosen = select_anchors(
-            reference["embedding"].values, settings.n, settings.method, settings.seed, candidates=compared
+            reference["embedding"].values, settings.n, settings.method, settings.seed, candidates=candidates
         )
     except ValueError as err:
-        raise ValueError(f"{err} (anchors.n, anchors.method)") from err
+        raise ValueError(f"{err} (anchors.n, anchors.method, anchors.candidates)") from err
     ds = anchor_dataset(
         chosen,
-        valid,
+        reference_valid,
         reference["Z"].values,
         reference["structure_id"].values,
         compared=compared,
@@ -46,19 +71,38 @@ def anchors(structures: str, embeddings: list[str], output: str, settings: Ancho
         reference_model=reference_model,
         method=settings.method,
         seed=settings.seed,
+        candidates=settings.candidates,
+        n_candidates=int(candidates.sum()),
         structure_set_hash=reference.attrs["structure_set_hash"],
+        **extra,
     )
     write_store(ds, output)
     log.info(
-        "%d anchors on %s (%s, seed %d); %d atoms valid in all models, %d compared (atoms: %s)",
+        "%d anchors on %s (%s, seed %d) among %d candidates (%s); %d atoms compared (atoms: %s), %d of them"
+        " embedded by %s",
         settings.n,
         reference_model,
         settings.method,
         settings.seed,
-        int(valid.sum()),
+        int(candidates.sum()),
+        settings.candidates,
         int(compared.sum()),
         atoms,
+        int((compared & reference_valid).sum()),
+        reference_model,
     )
+
+
+def missing_anchors(store, anchor_store) -> list[str]:
+    """The anchor atoms the model of embedding store ``store`` did not embed (``valid`` False or a non-finite
+    row), each as ``atom <global index> (<structure_id>, <element>)``."""
+    import numpy as np
+    from ase.data import chemical_symbols
+
+    rows = anchor_store["anchor_atom"].values
+    embedded = store["valid"].values[rows].astype(bool) & np.isfinite(store["embedding"].values[rows]).all(axis=1)
+    ids, z = store["structure_id"].values, store["Z"].values
+    return [f"atom {int(i)} ({ids[i]}, {chemical_symbols[int(z[i])]})" for i in rows[~embedded]]
 
 
 def project(embedding: str, anchors: str, output: str) -> None:
@@ -72,6 +116,15 @@ def project(embedding: str, anchors: str, output: str) -> None:
     anchor_store = open_store(anchors)
     if features_store.attrs["structure_set_hash"] != anchor_store.attrs["structure_set_hash"]:
         raise ValueError(f"{embedding} and {anchors} were computed on different structure sets")
+    missing = missing_anchors(features_store, anchor_store)
+    if missing:
+        shown = ", ".join(missing[:20]) + (f" (+{len(missing) - 20} more)" if len(missing) > 20 else "")
+        raise ValueError(
+            f"{features_store.attrs['model']} did not embed {len(missing)} of the {anchor_store.sizes['anchor']}"
+            f" anchor atoms, chosen on {anchor_store.attrs.get('reference_model')}: {shown}. Choose another"
+            " anchors.reference_model (one whose elements the other models cover), or set anchors.candidates:"
+            " common to choose the anchors among the atoms every model embedded"
+        )
     features = features_store["embedding"].values
     anchor_rows = anchor_store["anchor_atom"].values
     projected = anchor_projection(features, features[anchor_rows])

@@ -7,7 +7,7 @@ import logging
 import numpy as np
 
 from platonic.settings import ArithmeticSettings, AuditSettings, SymmetrySettings, TransferSettings
-from platonic.stages.common import atom_counts, model_stores, open_structures, shared_space, write_rows
+from platonic.stages.common import atom_counts, model_stores, open_structures, shared_space, valid_mask, write_rows
 
 log = logging.getLogger("platonic")
 
@@ -43,7 +43,8 @@ def transfer(
 
     valid, projected, first, anchor_store = shared_space(anchors, projections)
     structure_store = open_structures(structures, first)
-    raw = {m: s["embedding"].values[valid] for m, s in model_stores(embeddings).items()}
+    raw_stores = model_stores(embeddings)
+    raw = {m: s["embedding"].values[valid] for m, s in raw_stores.items()}
     if list(raw) != list(projected):
         raise ValueError(f"embeddings {list(raw)} and projections {list(projected)} name different models")
     z = first["Z"].values[valid]
@@ -73,7 +74,7 @@ def transfer(
     ds.attrs.update(
         structure_set_hash=first.attrs["structure_set_hash"],
         anchor_set_hash=first.attrs["anchor_set_hash"],
-        **atom_counts(anchor_store),
+        **atom_counts(anchor_store, valid_mask(raw_stores)),
     )
     write_store(ds, output)
     write_rows(table, stitching.transfer_table(ds))
@@ -141,7 +142,7 @@ def audit(
     ds.attrs.update(
         structure_set_hash=first.attrs["structure_set_hash"],
         anchor_set_hash=first.attrs["anchor_set_hash"],
-        **atom_counts(anchor_store),
+        **atom_counts(anchor_store, valid_mask(model_stores(projections))),
         training_element_counts=sorted(training),
         controls_left_out=sorted(controls),
     )
@@ -195,9 +196,11 @@ def symmetry(structures: str, embeddings: list[str], anchors: str, table: str, f
     from platonic.store import open_store
     from platonic.symmetry import symmetry_breaking
 
-    valid = open_store(anchors)["common_valid"].values
     stores = model_stores(embeddings)
     structure_store = open_structures(structures, next(iter(stores.values())))
+    if open_store(anchors).attrs["structure_set_hash"] != structure_store.attrs["structure_set_hash"]:
+        raise ValueError(f"{anchors} was computed on another structure set than {structures}; re-run anchors")
+    valid = valid_mask(stores)  # every copy of an orbit counts here: the atoms every model embedded
     orbit = structure_store["orbit"].values[valid]
     structure = structure_store["structure_index"].values[valid]
     z = structure_store["Z"].values[valid]

@@ -33,17 +33,38 @@ def check_same_structures(stores: dict[str, xr.Dataset]) -> None:
         raise ValueError(f"embedding stores come from different structure sets: {hashes}; re-run embed")
 
 
+def valid_mask(stores: dict[str, xr.Dataset]) -> np.ndarray:
+    """The atoms every model of ``stores`` (embedding or projection stores) embedded: the AND of their ``valid``."""
+    from platonic.anchors import common_valid
+
+    return common_valid([s["valid"].values for s in stores.values()])
+
+
+def compared_mask(anchors: xr.Dataset, stores: dict[str, xr.Dataset]) -> np.ndarray:
+    """The atoms a stage compares its models ``stores`` on: the anchor store's ``compared`` atoms (which no model's
+    exclusions enter) that every one of these models embedded."""
+    compared = anchors["compared"].values.astype(bool)
+    valid = valid_mask(stores)
+    if valid.shape != compared.shape:
+        raise ValueError(
+            f"the model stores have {len(valid)} atoms, the anchor store {len(compared)}; re-run them on the same"
+            " structure store"
+        )
+    return compared & valid
+
+
 def shared_space(anchors_path: str, projection_paths: list[str]) -> tuple[np.ndarray, dict, xr.Dataset, xr.Dataset]:
-    """The anchor store's ``compared`` mask (the atoms every stage compares), ``{model: coordinates (n, K)}``, the
-    first projection store (for its per-atom coordinates) and the anchor store, checked to share one anchor set."""
+    """The atoms compared (``compared_mask``: the anchor store's ``compared`` atoms every one of these models
+    embedded), ``{model: coordinates (n, K)}``, the first projection store (for its per-atom coordinates) and the
+    anchor store, checked to share one anchor set."""
     anchors = open_store(anchors_path)
-    valid = anchors["compared"].values
     stores = model_stores(projection_paths)
     for model, store in stores.items():
         if store.attrs.get("anchor_set_hash") != anchors.attrs["anchor_set_hash"]:
             raise ValueError(
                 f"the projection of {model} was made with other anchors than {anchors_path}; re-run project"
             )
+    valid = compared_mask(anchors, stores)
     coordinates = {m: s["coordinate"].values[valid] for m, s in stores.items()}
     return valid, coordinates, next(iter(stores.values())), anchors
 
@@ -58,14 +79,16 @@ def open_structures(path: str, store: xr.Dataset) -> xr.Dataset:
     return structures
 
 
-def atom_counts(anchors: xr.Dataset) -> dict[str, int]:
-    """How many atoms the anchor store's masks keep and leave out, for the attrs of every store compared on them."""
-    valid, compared = anchors["common_valid"].values, anchors["compared"].values
+def atom_counts(anchors: xr.Dataset, valid: np.ndarray) -> dict[str, int]:
+    """How many atoms a comparison keeps and leaves out, for the attrs of its store: ``valid (N,)`` are the atoms
+    every compared model embedded (``valid_mask``), of which it compares the anchor store's ``compared`` ones."""
+    valid = np.asarray(valid, bool)
+    unique = anchors["compared"].values.astype(bool)
     return {
         "n_excluded_atoms": int((~valid).sum()),  # a model could not embed them
         "n_valid_atoms": int(valid.sum()),
-        "n_compared_atoms": int(compared.sum()),
-        "n_symmetry_copies_left_out": int((valid & ~compared).sum()),
+        "n_compared_atoms": int((valid & unique).sum()),
+        "n_symmetry_copies_left_out": int((valid & ~unique).sum()),
     }
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from platonic.settings import FigureSettings, SimilaritySettings
-from platonic.stages.common import model_stores, same_models
+from platonic.stages.common import compared_mask, model_stores, same_models, valid_mask
 
 log = logging.getLogger("platonic")
 
@@ -49,15 +49,19 @@ def overview(
     metadata: str | None = None,
 ) -> None:
     """One of ``OVERVIEW_FIGURES``; ``embeddings``/``projections`` where the figure draws atoms, on the anchor
-    store's ``compared`` atoms; ``metadata`` (JSON, ``platonic.compare.lineage.read_metadata``): the model tree's
-    colours by architecture and markers by training data."""
+    store's ``compared`` atoms that every drawn model embedded; ``metadata`` (JSON,
+    ``platonic.compare.lineage.read_metadata``): the model tree's colours by architecture and markers by training
+    data."""
     from platonic import elements, figures
     from platonic.compare import model_space
     from platonic.store import open_store
 
     ds = open_store(similarity).load()
     models = [str(m) for m in ds.model_a.values]
-    valid = open_store(anchors)["compared"].values if anchors else None
+    anchor_store = open_store(anchors) if anchors else None
+
+    def kept(stores: dict) -> np.ndarray:  # the anchor store's compared atoms these models embedded
+        return valid_mask(stores) if anchor_store is None else compared_mask(anchor_store, stores)
 
     control = dict(zip(models, ds["control"].values, strict=True)) if "control" in ds else {}
 
@@ -81,7 +85,7 @@ def overview(
     elif figure == "shared_space":
         stores = by_model(projections, "projection")
         first = next(iter(stores.values()))
-        keep = first["valid"].values if valid is None else valid
+        keep = kept(stores)
         # null: the similarity stage's seed (validate_config writes that in; by hand, its schema default)
         seed = settings.seed if settings.seed is not None else SimilaritySettings().seed
         rows = model_space.shared_sample(keep, settings.map_sample, seed)
@@ -90,7 +94,7 @@ def overview(
     elif figure == "periodic_trends":
         stores = by_model(embeddings, "embedding")
         first = next(iter(stores.values()))
-        keep = np.logical_and.reduce([s["valid"].values for s in stores.values()]) if valid is None else valid
+        keep = kept(stores)
         # null: the similarity stage's bootstrap and seed (validate_config writes them in; by hand, their defaults)
         n_replicates = settings.bootstrap if settings.bootstrap is not None else SimilaritySettings().bootstrap
         seed = settings.seed if settings.seed is not None else SimilaritySettings().seed
@@ -101,7 +105,7 @@ def overview(
         fig = figures.periodic_trends(z, labelled(means), counts, intervals and labelled(intervals))
     elif figure == "model_statistics":
         stores = by_model(embeddings, "embedding")
-        keep = np.logical_and.reduce([s["valid"].values for s in stores.values()]) if valid is None else valid
+        keep = kept(stores)
         norms = {m: model_space.embedding_norms(s["embedding"].data, keep) for m, s in stores.items()}
         dimension = ds["intrinsic_dimension"].assign_coords(model=list(labelled(dict.fromkeys(models))))
         fig = figures.model_statistics(dimension, labelled(norms))

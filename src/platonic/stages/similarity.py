@@ -7,7 +7,7 @@ import logging
 import numpy as np
 
 from platonic.settings import DaskSettings, SimilaritySettings
-from platonic.stages.common import atom_counts, model_stores, write_rows
+from platonic.stages.common import atom_counts, compared_mask, model_stores, valid_mask, write_rows
 
 log = logging.getLogger("platonic")
 
@@ -37,10 +37,10 @@ def run(
             f"{anchors} compares {anchor_store.attrs.get('atoms')!r} atoms, similarity.atoms is {settings.atoms!r};"
             " re-run anchors with anchors.atoms = similarity.atoms"
         )
-    valid = anchor_store["compared"].values
+    stores = model_stores(embeddings)
+    valid = compared_mask(anchor_store, stores)
     multiplicity = anchor_store["multiplicity"].values[valid]
     use_weights = settings.atoms == "unique" and settings.weights == "multiplicity"
-    stores = model_stores(embeddings)
     unknown = sorted(set(controls) - set(stores))
     if unknown:
         raise ValueError(f"controls {unknown} are not among the compared models {list(stores)}")
@@ -79,7 +79,7 @@ def run(
         anchor_set_hash=anchor_store.attrs["anchor_set_hash"],
         structure_set_hash=anchor_store.attrs["structure_set_hash"],
         n_anchors=int(anchor_store.sizes["anchor"]),
-        **atom_counts(anchor_store),
+        **atom_counts(anchor_store, valid_mask(stores)),
         atoms=settings.atoms,
         weights=settings.weights if settings.atoms == "unique" else "uniform",
         neighbours=settings.neighbours,
@@ -149,10 +149,9 @@ def atom_modes(structures: str, embeddings: list[str], projections: list[str], a
     from platonic.compare.similarity import pairwise_similarity
     from platonic.store import open_store
 
-    anchor_store = open_store(anchors)
-    valid = anchor_store["common_valid"].values
     orbit = open_store(structures)["orbit"].values
     raw_stores, projection_stores = model_stores(embeddings), model_stores(projections)
+    valid = valid_mask(raw_stores)  # the atoms every compared model embedded; each mode keeps some of them
     first = next(iter(raw_stores.values()))
     rows = []
     for label, (atoms, neighbours) in ATOM_MODES.items():
