@@ -384,7 +384,7 @@ def test_adding_a_model_to_a_finished_study_runs_only_its_own_jobs(tiny_run, tmp
     root, config, _ = tiny_run
     grown = {**config, "models": {**config["models"], "chgnet-0.2.0": {"family": "chgnet", "checkpoint": "0.2.0"}}}
     path = tmp_path / "grown.yaml"
-    path.write_text(yaml.safe_dump(grown))
+    path.write_text(yaml.safe_dump(grown, sort_keys=False))  # appended: the reference model stays the first one
     out = snakemake("--snakefile", str(ROOT / "Snakefile"), "--directory", str(root), "--configfile", str(path),
                     "--profile", str(ROOT / "profiles/default"), "-n", cwd=root).stdout  # fmt: skip
     counts = job_counts(out)

@@ -18,7 +18,7 @@ import numpy as np
 import xarray as xr
 
 from platonic.settings import SimilaritySettings
-from platonic.stages.common import write_rows
+from platonic.stages.common import atom_counts, compared_mask, write_rows
 
 log = logging.getLogger("platonic")
 
@@ -30,9 +30,10 @@ def summarise(embedding: str, projection: str, anchors: str, output: str, settin
 
     anchor_store = _anchor_store(anchors, settings)
     stores = _model_stores(embedding, projection, anchor_store)
-    mask = _compared(anchor_store, [stores[0]])
+    mask = compared_mask(anchor_store, {"model": stores[0]})
     comparison, spaces = _load(anchor_store, stores, mask, settings)
-    out: dict = {"atoms": np.flatnonzero(mask), "summary": {}, "self": {}}
+    valid = stores[0]["valid"].values.astype(bool)
+    out: dict = {"atoms": np.flatnonzero(mask), "valid": valid, "summary": {}, "self": {}}
 
     def one(space):
         x = spaces[space]
@@ -63,7 +64,7 @@ def compare_pair(
         raise ValueError(f"a pair needs two models, got {names[0]} twice")
     order = [0, 1] if fan_in.pair_key(*names) == tuple(names) else [1, 0]
     pairs, names, summaries = [pairs[i] for i in order], [names[i] for i in order], [summaries[i] for i in order]
-    mask = _compared(anchor_store, [pairs[0][0], pairs[1][0]])
+    mask = compared_mask(anchor_store, {name: store[0] for name, store in zip(names, pairs, strict=True)})
     comparison, first = _load(anchor_store, pairs[0], mask, settings)
     _, second = _load(anchor_store, pairs[1], mask, settings)
     loaded = []
@@ -100,7 +101,6 @@ def gather(
     and every pair's result; ``controls`` name the control representations (``control (model)``)."""
     from platonic.compare import fan_in, result_store
     from platonic.compare.similarity import assemble, similarity_table
-    from platonic.stages.common import atom_counts
     from platonic.store import write_store
 
     anchor_store = _anchor_store(anchors, settings)
@@ -115,9 +115,7 @@ def gather(
         for space in fan_in.SPACES:
             results[space, model, model] = value["self"][space]
             dimensions[space, model] = value["summary"][space].dimension
-        atoms = np.zeros(anchor_store.sizes["atom"], dtype=bool)
-        atoms[value["atoms"]] = True
-        valid = atoms if valid is None else valid & atoms
+        valid = value["valid"] if valid is None else valid & value["valid"]
     unknown = sorted(set(controls) - set(models))
     if unknown:
         raise ValueError(f"controls {unknown} are not among the compared models {models}")
@@ -134,7 +132,8 @@ def gather(
     if expected:
         raise ValueError(f"no pair result for {sorted(expected)}; run compare-pair for them")
     use_weights = settings.atoms == "unique" and settings.weights == "multiplicity"
-    weights = anchor_store["multiplicity"].values[valid] if use_weights else None
+    compared = anchor_store["compared"].values.astype(bool) & valid
+    weights = anchor_store["multiplicity"].values[compared] if use_weights else None
     ds = assemble(models, list(fan_in.SPACES), results, dimensions, settings, weights)
     ds["control"] = ("model", np.array([m in controls for m in models], dtype=bool))
     ds["control"].attrs["description"] = "True for a control representation (config: models.<name>.control)"
@@ -144,7 +143,7 @@ def gather(
         anchor_set_hash=anchor_store.attrs["anchor_set_hash"],
         structure_set_hash=anchor_store.attrs["structure_set_hash"],
         n_anchors=int(anchor_store.sizes["anchor"]),
-        **atom_counts(anchor_store),
+        **atom_counts(anchor_store, valid),
         atoms=settings.atoms,
         weights=settings.weights if settings.atoms == "unique" else "uniform",
         neighbours=settings.neighbours,
@@ -177,14 +176,6 @@ def _model_stores(embedding: str, projection: str, anchor_store: xr.Dataset) -> 
     if raw.attrs["structure_set_hash"] != anchor_store.attrs["structure_set_hash"]:
         raise ValueError(f"{embedding} was embedded from another structure set than the anchors; re-run embed")
     return raw, projected
-
-
-def _compared(anchor_store: xr.Dataset, stores: list[xr.Dataset]) -> np.ndarray:
-    """The anchor store's compared atoms that every one of ``stores`` embedded."""
-    mask = anchor_store["compared"].values.astype(bool)
-    for store in stores:
-        mask = mask & store["valid"].values.astype(bool)
-    return mask
 
 
 def _load(anchor_store, stores, mask, settings):
