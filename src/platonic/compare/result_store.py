@@ -78,6 +78,9 @@ def _outline(value, arrays: dict, path: str = "v"):
     if isinstance(value, Resampling):
         return {"resampling": True}
     if isinstance(value, (list, tuple)):
+        if _stackable(value):  # e.g. one whitening per bootstrap replicate: one array, not B small ones
+            arrays[path] = np.concatenate(value, axis=-1)
+            return {"ragged": path, "widths": [v.shape[-1] for v in value]}
         return {"list": [_outline(v, arrays, f"{path}/{i}") for i, v in enumerate(value)]}
     if isinstance(value, dict):
         return {"items": [[_key(k), _outline(v, arrays, f"{path}/{i}")] for i, (k, v) in enumerate(value.items())]}
@@ -86,6 +89,22 @@ def _outline(value, arrays: dict, path: str = "v"):
         raise TypeError(f"cannot store a {name}")
     attributes = {f.name: getattr(value, f.name) for f in fields(value)} if is_dataclass(value) else vars(value)
     return {"class": name, "fields": {k: _outline(v, arrays, f"{path}/{k}") for k, v in attributes.items()}}
+
+
+def _stackable(values) -> bool:
+    """Arrays alike but for their last axis (e.g. whitenings of different ranks): stored side by side."""
+    first = values[0] if len(values) else None
+    return (
+        isinstance(first, np.ndarray)
+        and first.ndim > 0
+        and all(
+            isinstance(v, np.ndarray)
+            and v.ndim == first.ndim
+            and v.shape[:-1] == first.shape[:-1]
+            and v.dtype == first.dtype
+            for v in values
+        )
+    )
 
 
 def _key(key):
@@ -111,6 +130,9 @@ def _rebuild(outline: dict, group, resampling):
         return array[()] if outline["scalar"] else array
     if "resampling" in outline:
         return resampling
+    if "ragged" in outline:
+        joined = np.asarray(group[outline["ragged"]][...])
+        return np.split(joined, np.cumsum(outline["widths"])[:-1], axis=-1)
     if "list" in outline:
         return [_rebuild(v, group, resampling) for v in outline["list"]]
     if "items" in outline:
