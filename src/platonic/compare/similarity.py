@@ -221,6 +221,7 @@ def similarity_table(ds: xr.Dataset) -> list[dict]:
                             "value": float(values[i, j, ia, ib]),
                             **{name: float(ds[name].values[i, j, ia, ib]) for name in extra},
                             "n_samples": int(ds["n_samples"].values[i]),
+                            **({"pair_atoms": int(ds["pair_atoms"].values[ia, ib])} if "pair_atoms" in ds else {}),
                         }
                     )
     return rows
