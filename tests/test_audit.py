@@ -10,7 +10,7 @@ from platonic.analysis import arithmetic, audit
 from platonic.cli import main
 from platonic.projection import anchor_projection
 from platonic.settings import AuditSettings
-from platonic.store import open_store
+from platonic.store import open_store, write_store
 
 FE = 26
 
@@ -186,3 +186,32 @@ def test_audit_and_analogies_cli_on_synthetic_stores(tmp_path, scrambled_study, 
     assert main(["analogies", str(table), *common, "--analogies", '{"a": "Na", "b": "Cs", "c": "K"}']) == 0
     rows = list(csv.DictReader(open(table)))
     assert len(rows) == 4 and all(r["note"] == "no atoms of Cs" for r in rows)
+
+
+def test_the_shared_space_is_read_row_block_by_row_block_with_the_numbers_of_the_arrays(tmp_path):
+    """``shared_space`` hands the analyses each model's compared rows unread (``stages.common.Rows``): blocks,
+    index arrays and the whole give the masked store's rows, and the audit's consensus and the analogies' element
+    vectors computed block by block from them equal those from the arrays in memory, exactly."""
+    from platonic.stages.common import Rows, shared_space
+
+    structure_index, z, features = element_clusters(5, 40, [3, 11, 19, 8], 6, 0.2)
+    raw = {m: features @ rotation(seed, 6) for m, seed in (("a", 1), ("b", 2), ("c", 3))}
+    paths = write_study(tmp_path, raw, z, structure_index, {}, np.arange(0, len(z), 9))
+    anchors = open_store(paths["anchors"]).load()
+    keep = np.ones(len(z), bool)
+    keep[::4] = False
+    anchors["compared"] = ("atom", keep)
+    write_store(anchors, tmp_path / "some.zarr")
+    valid, lazy, _, _ = shared_space(str(tmp_path / "some.zarr"), [str(p) for p in paths["projections"]])
+    np.testing.assert_array_equal(valid, keep)
+    arrays = {m: open_store(p)["coordinate"].values[keep] for m, p in zip(raw, paths["projections"], strict=True)}
+    for m, rows in lazy.items():
+        assert isinstance(rows, Rows) and rows.shape == arrays[m].shape and len(rows) == keep.sum()
+        np.testing.assert_array_equal(rows[3:17], arrays[m][3:17])
+        np.testing.assert_array_equal(rows[np.array([0, 5, 9])], arrays[m][[0, 5, 9]])
+        np.testing.assert_array_equal(np.asarray(rows), arrays[m])
+    np.testing.assert_array_equal(audit.consensus_distances(lazy, chunk=7), audit.consensus_distances(arrays, chunk=7))
+    for m in raw:
+        for got, expected in zip(arithmetic.element_vectors(lazy[m], z[keep], chunk=5),
+                                 arithmetic.element_vectors(arrays[m], z[keep], chunk=5), strict=True):  # fmt: skip
+            np.testing.assert_array_equal(got, expected)

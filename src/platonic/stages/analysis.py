@@ -42,6 +42,7 @@ def transfer(
     from platonic.store import write_store
 
     valid, projected, first, anchor_store = shared_space(anchors, projections)
+    projected = {m: np.asarray(x) for m, x in projected.items()}  # every head reads every model: in memory
     structure_store = open_structures(structures, first)
     raw_stores = model_stores(embeddings)
     raw = {m: s["embedding"].values[valid] for m, s in raw_stores.items()}

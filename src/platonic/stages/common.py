@@ -65,8 +65,32 @@ def shared_space(anchors_path: str, projection_paths: list[str]) -> tuple[np.nda
                 f"the projection of {model} was made with other anchors than {anchors_path}; re-run project"
             )
     valid = compared_mask(anchors, stores)
-    coordinates = {m: s["coordinate"].values[valid] for m, s in stores.items()}
+    coordinates = {m: Rows(s["coordinate"], valid) for m, s in stores.items()}
     return valid, coordinates, next(iter(stores.values())), anchors
+
+
+class Rows:
+    """The rows ``mask`` of a store's ``(atom, ...)`` variable, read from the store only when indexed: a slice or
+    index array reads just those rows (chunk by chunk), ``np.asarray`` all of them. An analysis that walks its
+    models block by block (the audit's consensus, the analogies' element means) never holds a whole model."""
+
+    def __init__(self, variable: xr.DataArray, mask: np.ndarray):
+        self._data = variable.data  # dask-backed for a store opened with open_store
+        self._rows = np.flatnonzero(mask)
+        self.shape = (len(self._rows), *variable.shape[1:])
+        self.dtype = variable.dtype
+        self.ndim = len(self.shape)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, index) -> np.ndarray:
+        rows = self._rows[index]
+        return np.asarray(self._data[rows] if np.ndim(rows) else self._data[int(rows)])
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        values = np.asarray(self._data[self._rows])
+        return values if dtype is None else values.astype(dtype)
 
 
 def open_structures(path: str, store: xr.Dataset) -> xr.Dataset:
