@@ -89,7 +89,7 @@ def overview(
         # null: the similarity stage's seed (validate_config writes that in; by hand, its schema default)
         seed = settings.seed if settings.seed is not None else SimilaritySettings().seed
         rows = model_space.shared_sample(keep, settings.map_sample, seed)
-        coordinates = {m: s["coordinate"].values[rows] for m, s in stores.items()}
+        coordinates = {m: s["coordinate"].isel(atom=rows).values for m, s in stores.items()}  # the sample only
         fig = figures.shared_space_maps(labelled(coordinates), first["Z"].values[rows], figures.available_maps(), seed)
     elif figure == "periodic_trends":
         stores = by_model(embeddings, "embedding")
