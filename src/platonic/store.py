@@ -6,6 +6,7 @@ Every store is written under a temporary name and renamed when complete, and car
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import uuid
 import warnings
@@ -27,11 +28,25 @@ class StoreError(RuntimeError):
     """A store that is missing, incomplete or inconsistent with the others."""
 
 
-def write_store(ds: xr.Dataset, path: str | Path) -> Path:
-    """Write ``ds`` to ``path`` atomically: temporary sibling first, rename when complete."""
+@contextlib.contextmanager
+def atomic_directory(path: str | Path):
+    """A temporary sibling of the directory ``path`` to write into; renamed to ``path`` (replacing it) when the
+    block completes, removed when it fails, so a killed write never leaves a store that looks finished."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    try:
+        yield tmp
+        if path.exists():
+            shutil.rmtree(path)
+        tmp.rename(path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_store(ds: xr.Dataset, path: str | Path) -> Path:
+    """Write ``ds`` to ``path`` atomically: temporary sibling first, rename when complete."""
     ds = ds.copy()
     for name, var in ds.variables.items():
         if var.dtype.kind == "U":  # fixed-width unicode has no Zarr v3 spec; variable-length strings do
@@ -42,17 +57,10 @@ def write_store(ds: xr.Dataset, path: str | Path) -> Path:
     for name, var in ds.variables.items():
         if "atom" in var.dims and var.ndim >= 1:
             encoding[name] = {"chunks": tuple(min(ATOM_CHUNK, s) if d == "atom" else s for d, s in var.sizes.items())}
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", category=UserWarning)
-            ds.to_zarr(tmp, mode="w", consolidated=False, encoding=encoding)
-        if path.exists():
-            shutil.rmtree(path)
-        tmp.rename(path)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return path
+    with atomic_directory(path) as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=UserWarning)
+        ds.to_zarr(tmp, mode="w", consolidated=False, encoding=encoding)
+    return Path(path)
 
 
 def open_store(path: str | Path) -> xr.Dataset:

@@ -9,8 +9,6 @@ filled in at ``load``. Written under a temporary name and renamed when complete,
 
 from __future__ import annotations
 
-import shutil
-import uuid
 from dataclasses import fields, is_dataclass
 from pathlib import Path
 
@@ -19,6 +17,7 @@ import numpy as np
 from platonic.compare.bootstrap import ReplicateMoments, Resampling
 from platonic.compare.fan_in import ModelSummary, PairResult
 from platonic.compare.metrics import Moments, SplitMoments
+from platonic.store import atomic_directory
 
 CLASSES = {cls.__name__: cls for cls in (Moments, SplitMoments, ReplicateMoments, ModelSummary, PairResult)}
 FORMAT = 1
@@ -28,34 +27,33 @@ def save(value, path: str | Path, **attrs) -> Path:
     """Write ``value`` to the Zarr group ``path`` (replacing it), with ``attrs``."""
     import zarr
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
-    try:
+    arrays: dict[str, np.ndarray] = {}
+    outline = _outline(value, arrays)
+    with atomic_directory(path) as tmp:
         group = zarr.open_group(str(tmp), mode="w")
-        arrays: dict[str, np.ndarray] = {}
-        outline = _outline(value, arrays)
         for name, array in arrays.items():
             group.create_array(name, data=array, chunks=tuple(max(1, s) for s in array.shape), compressors=None)
         group.attrs.update({"outline": outline, "format": FORMAT, **attrs})
-        if path.exists():
-            shutil.rmtree(path)
-        tmp.rename(path)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return path
+    return Path(path)
 
 
-def load(path: str | Path, resampling: Resampling | None = None):
-    """The value ``save`` wrote to ``path``, and its attributes; ``resampling`` fills in what was left out."""
+def load(path: str | Path, resampling: Resampling | None = None, keys=None):
+    """The value ``save`` wrote to ``path``, and its attributes; ``resampling`` fills in what was left out. With
+    ``keys``, of a stored dict only those items are read."""
     import zarr
 
     group = zarr.open_group(str(path), mode="r")
     attrs = dict(group.attrs)
     if attrs.get("format") != FORMAT:
         raise ValueError(f"{path} is not a result store of this version of platonic (format {attrs.get('format')})")
-    return _rebuild(attrs.pop("outline"), group, resampling), attrs
+    outline = attrs.pop("outline")
+    if keys is not None:
+        stored = [_unkey(k) for k, _ in outline.get("items", [])]
+        missing = sorted(set(keys) - set(stored))
+        if missing:
+            raise ValueError(f"{path} has no {missing}; re-run the job that wrote it")
+        outline = {"items": [item for item in outline["items"] if _unkey(item[0]) in keys]}
+    return _rebuild(outline, group, resampling), attrs
 
 
 def attributes(path: str | Path) -> dict:

@@ -28,12 +28,14 @@ def summarise(embedding: str, projection: str, anchors: str, output: str, settin
     anchor store's compared atoms it embedded, with its comparison with itself (the diagonal)."""
     from platonic.compare import fan_in, result_store
 
-    anchor_store = _anchor_store(anchors, settings)
+    anchor_store = open_anchors(anchors, settings)
     stores = _model_stores(embedding, projection, anchor_store)
     mask = compared_mask(anchor_store, {"model": stores[0]})
-    comparison, spaces = _load(anchor_store, stores, mask, settings)
+    comparison = _comparison(anchor_store, stores[0], mask, settings)
+    spaces = _features(stores, mask)
     valid = stores[0]["valid"].values.astype(bool)
-    out: dict = {"atoms": np.flatnonzero(mask), "valid": valid, "summary": {}, "self": {}}
+    # the gather reads only "valid", "dimension" and "self", not the (large) summaries
+    out: dict = {"atoms": np.flatnonzero(mask), "valid": valid, "dimension": {}, "summary": {}, "self": {}}
 
     def one(space):
         x = spaces[space]
@@ -42,6 +44,7 @@ def summarise(embedding: str, projection: str, anchors: str, output: str, settin
 
     for space, summary, itself in _threads(one, fan_in.SPACES, settings.threads):
         out["summary"][space], out["self"][space] = summary, itself
+        out["dimension"][space] = summary.dimension
     model = stores[0].attrs["model"]
     result_store.save(out, output, kind="model summary", **_provenance(stores[0], anchor_store, mask, settings))
     log.info("%s: summarised on %d atoms -> %s", model, int(mask.sum()), output)
@@ -57,7 +60,7 @@ def compare_pair(
 
     if not len(embeddings) == len(projections) == len(summaries) == 2:
         raise ValueError("a pair takes two embedding, two projection and two summary stores")
-    anchor_store = _anchor_store(anchors, settings)
+    anchor_store = open_anchors(anchors, settings)
     pairs = [_model_stores(e, p, anchor_store) for e, p in zip(embeddings, projections, strict=True)]
     names = [s[0].attrs["model"] for s in pairs]
     if names[0] == names[1]:
@@ -65,11 +68,11 @@ def compare_pair(
     order = [0, 1] if fan_in.pair_key(*names) == tuple(names) else [1, 0]
     pairs, names, summaries = [pairs[i] for i in order], [names[i] for i in order], [summaries[i] for i in order]
     mask = compared_mask(anchor_store, {name: store[0] for name, store in zip(names, pairs, strict=True)})
-    comparison, first = _load(anchor_store, pairs[0], mask, settings)
-    _, second = _load(anchor_store, pairs[1], mask, settings)
+    comparison = _comparison(anchor_store, pairs[0][0], mask, settings)
+    first, second = _features(pairs[0], mask), _features(pairs[1], mask)
     loaded = []
     for name, path in zip(names, summaries, strict=True):
-        summary, attrs = result_store.load(path, comparison.resampling)
+        summary, attrs = result_store.load(path, comparison.resampling, keys=("atoms", "summary"))
         if attrs.get("model") != name:
             raise ValueError(f"{path} summarises {attrs.get('model')!r}, not {name!r}")
         if attrs.get("settings_hash") != _settings_hash(settings):
@@ -100,25 +103,22 @@ def gather(
     """The similarity store ``output`` and its CSV ``table`` from every model's summary (in the store's model order)
     and every pair's result; ``controls`` name the control representations (``control (model)``)."""
     from platonic.compare import fan_in, result_store
-    from platonic.compare.similarity import assemble, similarity_table
-    from platonic.store import write_store
+    from platonic.compare.similarity import assemble
 
-    anchor_store = _anchor_store(anchors, settings)
+    anchor_store = open_anchors(anchors, settings)
     results, dimensions, families, models = {}, {}, {}, []
     valid = None
     for path in summaries:
-        value, attrs = result_store.load(path)
+        value, attrs = result_store.load(path, keys=("valid", "dimension", "self"))
         _check(path, attrs, anchor_store, settings)
         model = attrs["model"]
         models.append(model)
         families[model] = attrs.get("model_family", "")
         for space in fan_in.SPACES:
             results[space, model, model] = value["self"][space]
-            dimensions[space, model] = value["summary"][space].dimension
+            dimensions[space, model] = value["dimension"][space]
         valid = value["valid"] if valid is None else valid & value["valid"]
-    unknown = sorted(set(controls) - set(models))
-    if unknown:
-        raise ValueError(f"controls {unknown} are not among the compared models {models}")
+    check_controls(controls, models)
     expected = {fan_in.pair_key(a, b) for i, a in enumerate(models) for b in models[i + 1 :]}
     for path in pairs:
         value, attrs = result_store.load(path)
@@ -131,29 +131,14 @@ def gather(
             results[(space, *key)] = value["result"][space]
     if expected:
         raise ValueError(f"no pair result for {sorted(expected)}; run compare-pair for them")
-    use_weights = settings.atoms == "unique" and settings.weights == "multiplicity"
-    compared = anchor_store["compared"].values.astype(bool) & valid
-    weights = anchor_store["multiplicity"].values[compared] if use_weights else None
+    weights = row_weights(anchor_store, anchor_store["compared"].values.astype(bool) & valid, settings)
     ds = assemble(models, list(fan_in.SPACES), results, dimensions, settings, weights)
-    ds["control"] = ("model", np.array([m in controls for m in models], dtype=bool))
-    ds["control"].attrs["description"] = "True for a control representation (config: models.<name>.control)"
-    ds["family"] = ("model", np.array([str(families[m]) for m in models]))
-    ds["family"].attrs["description"] = "the model's adapter family (architecture)"
-    ds.attrs.update(
-        anchor_set_hash=anchor_store.attrs["anchor_set_hash"],
-        structure_set_hash=anchor_store.attrs["structure_set_hash"],
-        n_anchors=int(anchor_store.sizes["anchor"]),
-        **atom_counts(anchor_store, valid),
-        atoms=settings.atoms,
-        weights=settings.weights if settings.atoms == "unique" else "uniform",
-        neighbours=settings.neighbours,
-    )
-    write_store(ds, output)
-    write_rows(table, similarity_table(ds))
+    finish(ds, anchor_store, valid, families, controls, settings, output, table)
     log.info("%d models, %d pairs -> %s", len(models), len(pairs), output)
 
 
-def _anchor_store(path: str, settings: SimilaritySettings) -> xr.Dataset:
+def open_anchors(path: str, settings: SimilaritySettings) -> xr.Dataset:
+    """The anchor store at ``path``, checked to compare the atoms ``settings.atoms`` says."""
     from platonic.store import open_store
 
     anchor_store = open_store(path)
@@ -178,22 +163,64 @@ def _model_stores(embedding: str, projection: str, anchor_store: xr.Dataset) -> 
     return raw, projected
 
 
-def _load(anchor_store, stores, mask, settings):
-    """The ``Comparison`` on the atoms of ``mask`` and the model's features there, ``{space: (n, d)}``; only the
-    selected rows are read (chunk by chunk)."""
+def _comparison(anchor_store, store, mask, settings):
+    """The ``Comparison`` on the atoms of ``mask``, its structures numbered from a model ``store``'s ids."""
     from platonic.compare.fan_in import Comparison
 
+    weights = row_weights(anchor_store, mask, settings)
+    return Comparison.build(int(mask.sum()), structure_numbers(store, mask), weights, settings)
+
+
+def _features(stores, mask) -> dict[str, np.ndarray]:
+    """A model's features on the atoms of ``mask``, ``{space: (n, d)}``; only those rows are read."""
     rows = np.flatnonzero(mask)
     raw, projected = stores
-    ids = np.array([str(i) for i in raw["structure_id"].values[rows]], dtype=object)
-    structure_index = np.unique(ids, return_inverse=True)[1]
-    use_weights = settings.atoms == "unique" and settings.weights == "multiplicity"
-    weights = anchor_store["multiplicity"].values[rows] if use_weights else None
-    spaces = {
-        "raw": raw["embedding"].isel(atom=rows).values,
-        "anchor": projected["coordinate"].isel(atom=rows).values,
-    }
-    return Comparison.build(len(rows), structure_index, weights, settings), spaces
+    return {"raw": raw["embedding"].isel(atom=rows).values, "anchor": projected["coordinate"].isel(atom=rows).values}
+
+
+def structure_numbers(store: xr.Dataset, mask: np.ndarray) -> np.ndarray:
+    """Each atom of ``mask``'s structure as 0..S-1, numbered in the order of the structure ids."""
+    ids = np.array([str(i) for i in store["structure_id"].values[mask]], dtype=object)
+    return np.unique(ids, return_inverse=True)[1]
+
+
+def row_weights(anchor_store: xr.Dataset, mask: np.ndarray, settings: SimilaritySettings) -> np.ndarray | None:
+    """The moment metrics' row weights on the atoms of ``mask``: each unique environment's multiplicity with
+    ``atoms: unique`` and ``weights: multiplicity``, else None (uniform)."""
+    if settings.atoms == "unique" and settings.weights == "multiplicity":
+        return anchor_store["multiplicity"].values[mask]
+    return None
+
+
+def check_controls(controls, models) -> None:
+    unknown = sorted(set(controls) - set(models))
+    if unknown:
+        raise ValueError(f"controls {unknown} are not among the compared models {list(models)}")
+
+
+def finish(ds: xr.Dataset, anchor_store: xr.Dataset, valid: np.ndarray, families: dict[str, str], controls,
+           settings: SimilaritySettings, output: str, table: str) -> None:  # fmt: skip
+    """Mark the controls and families of the similarity store ``ds``, record its anchors and atoms (``valid``:
+    the atoms every model embedded), write it to ``output`` and its CSV to ``table``."""
+    from platonic.compare.similarity import similarity_table
+    from platonic.store import write_store
+
+    models = [str(m) for m in ds["model"].values]
+    ds["control"] = ("model", np.array([m in controls for m in models], dtype=bool))
+    ds["control"].attrs["description"] = "True for a control representation (config: models.<name>.control)"
+    ds["family"] = ("model", np.array([str(families[m]) for m in models]))
+    ds["family"].attrs["description"] = "the model's adapter family (architecture)"
+    ds.attrs.update(
+        anchor_set_hash=anchor_store.attrs["anchor_set_hash"],
+        structure_set_hash=anchor_store.attrs["structure_set_hash"],
+        n_anchors=int(anchor_store.sizes["anchor"]),
+        **atom_counts(anchor_store, valid),
+        atoms=settings.atoms,
+        weights=settings.weights if settings.atoms == "unique" else "uniform",
+        neighbours=settings.neighbours,
+    )
+    write_store(ds, output)
+    write_rows(table, similarity_table(ds))
 
 
 def _settings_hash(settings: SimilaritySettings) -> str:

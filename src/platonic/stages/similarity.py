@@ -7,7 +7,7 @@ import logging
 import numpy as np
 
 from platonic.settings import DaskSettings, SimilaritySettings
-from platonic.stages.common import atom_counts, compared_mask, model_stores, valid_mask, write_rows
+from platonic.stages.common import compared_mask, model_stores, valid_mask, write_rows
 
 log = logging.getLogger("platonic")
 
@@ -28,29 +28,18 @@ def run(
     says (or on the running dask scheduler at address ``scheduler``); ``controls`` name the control representations
     (stored as ``control (model)``)."""
     from platonic.compare.dask_cluster import make_cluster
-    from platonic.compare.similarity import pairwise_similarity, similarity_table
-    from platonic.store import open_store, write_store
+    from platonic.compare.similarity import pairwise_similarity
+    from platonic.stages.fan_in import check_controls, finish, open_anchors, row_weights, structure_numbers
 
-    anchor_store = open_store(anchors)
-    if anchor_store.attrs.get("atoms") != settings.atoms:
-        raise ValueError(
-            f"{anchors} compares {anchor_store.attrs.get('atoms')!r} atoms, similarity.atoms is {settings.atoms!r};"
-            " re-run anchors with anchors.atoms = similarity.atoms"
-        )
+    anchor_store = open_anchors(anchors, settings)
     stores = model_stores(embeddings)
     valid = compared_mask(anchor_store, stores)
-    multiplicity = anchor_store["multiplicity"].values[valid]
-    use_weights = settings.atoms == "unique" and settings.weights == "multiplicity"
-    unknown = sorted(set(controls) - set(stores))
-    if unknown:
-        raise ValueError(f"controls {unknown} are not among the compared models {list(stores)}")
+    check_controls(controls, stores)
     raw = {m: s["embedding"].values[valid] for m, s in stores.items()}
     projected = {m: s["coordinate"].values[valid] for m, s in model_stores(projections).items()}
     if list(raw) != list(projected):
         raise ValueError(f"embeddings {list(raw)} and projections {list(projected)} name different models")
-    first = next(iter(stores.values()))
-    structure_ids = [str(i) for i in first["structure_id"].values[valid]]
-    structure_index = np.unique(np.array(structure_ids, dtype=object), return_inverse=True)[1]
+    structure_index = structure_numbers(next(iter(stores.values())), valid)
     cluster = make_cluster(dask, threads=settings.threads)
     client = None
     if scheduler or cluster is not None:
@@ -64,28 +53,15 @@ def run(
             structure_index=structure_index,
             settings=settings,
             client=client,
-            weights=multiplicity if use_weights else None,
+            weights=row_weights(anchor_store, valid, settings),
         )
     finally:
         if client is not None:
             client.close()
         if cluster is not None:
             cluster.close()
-    ds["control"] = ("model", np.array([m in controls for m in raw], dtype=bool))
-    ds["control"].attrs["description"] = "True for a control representation (config: models.<name>.control)"
-    ds["family"] = ("model", np.array([str(s.attrs.get("model_family", "")) for s in stores.values()]))
-    ds["family"].attrs["description"] = "the model's adapter family (architecture)"
-    ds.attrs.update(
-        anchor_set_hash=anchor_store.attrs["anchor_set_hash"],
-        structure_set_hash=anchor_store.attrs["structure_set_hash"],
-        n_anchors=int(anchor_store.sizes["anchor"]),
-        **atom_counts(anchor_store, valid_mask(stores)),
-        atoms=settings.atoms,
-        weights=settings.weights if settings.atoms == "unique" else "uniform",
-        neighbours=settings.neighbours,
-    )
-    write_store(ds, output)
-    write_rows(table, similarity_table(ds))
+    families = {m: str(s.attrs.get("model_family", "")) for m, s in stores.items()}
+    finish(ds, anchor_store, valid_mask(stores), families, controls, settings, output, table)
     log.info("%d models, %d atoms -> %s", len(raw), int(valid.sum()), output)
 
 
