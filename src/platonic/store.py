@@ -11,14 +11,17 @@ import shutil
 import uuid
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import ase
 import numpy as np
 import xarray as xr
 
 from platonic import __version__
-from platonic.structures import StructureSet, structure_set_hash
-from platonic.symmetry import DEFAULT_SYMPREC, structure_set_orbits
+
+if TYPE_CHECKING:  # ase, the structure readers and spglib load only where structures are (a second per job)
+    import ase
+
+    from platonic.structures import StructureSet
 
 # Rows per Zarr chunk along `atom`: 16k float32 x 128 features is 8 MiB, a comfortable dask task.
 ATOM_CHUNK = 16384
@@ -77,7 +80,7 @@ def open_store(path: str | Path) -> xr.Dataset:
     return ds
 
 
-def structures_to_dataset(structures: StructureSet, source: str = "", symprec: float = DEFAULT_SYMPREC) -> xr.Dataset:
+def structures_to_dataset(structures: StructureSet, source: str = "", symprec: float | None = None) -> xr.Dataset:
     """Pack a structure set into the structure store layout (dims ``atom``, ``structure``).
 
     Symmetry is derived at ``symprec`` (Angstrom, see ``platonic.symmetry``): per atom ``orbit`` (global
@@ -100,6 +103,10 @@ def structures_to_dataset(structures: StructureSet, source: str = "", symprec: f
     ds = xr.Dataset(data, coords=atom_coords(structures.atoms, structures.ids))
     ds = ds.assign_coords(structure=np.arange(len(counts)), material_id=("structure", ids))
     ds["structure_index"] = ("atom", structure_index)
+    from platonic.structures import structure_set_hash
+    from platonic.symmetry import DEFAULT_SYMPREC, structure_set_orbits
+
+    symprec = DEFAULT_SYMPREC if symprec is None else symprec
     orbits = structure_set_orbits(structures.atoms, symprec)
     ds["orbit"] = ("atom", orbits.orbit)
     ds["multiplicity"] = ("atom", orbits.multiplicity)
@@ -134,6 +141,8 @@ def atom_coords(atoms: list[ase.Atoms], ids: list[str]) -> dict:
 
 def dataset_to_atoms(ds: xr.Dataset) -> tuple[list[ase.Atoms], list[str]]:
     """Rebuild the ``ase.Atoms`` list (in store order) from a structure store."""
+    import ase
+
     positions = ds["positions"].values
     numbers = ds["Z"].values
     cells = ds["cell"].values
