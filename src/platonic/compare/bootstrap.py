@@ -30,6 +30,7 @@ import numpy as np
 
 from platonic.compare import metrics
 from platonic.compare.metrics import Moments
+from platonic.compare.neighbours import unit_rows
 
 CHANCE_QUERIES = 500
 INTERVAL = (2.5, 97.5)  # percentiles of the bootstrap distribution: a 95 % interval
@@ -334,12 +335,17 @@ def chance_moments(y: np.ndarray, resampling: Resampling, train: np.ndarray, wan
     return out
 
 
-def pair_chance(x, y, mx: Moments | None, my_permuted: list, nx, ny, resampling, wanted, train, k, lfre_k,
-                queries, distances=None, excluded=None) -> dict[tuple[str, bool], np.ndarray]:  # fmt: skip
+def pair_chance(x, y, mx: Moments | None, my_permuted: list, nx, ny, resampling, wanted, train, k, lfre_k, queries,
+                distances=None, excluded=None, kernels=None) -> dict[tuple[str, bool], np.ndarray]:  # fmt: skip
     """Every ``wanted`` metric of (x, y permuted by whole structures) for each of ``resampling.permutations``:
     ``{(metric, forward): (P,)}``. ``mx``: x's moments; ``my_permuted``: ``chance_moments`` of y; ``distances``:
-    x's subsample distance matrix."""
+    x's subsample distance matrix; ``kernels``: the pair's ``metrics.cknna_kernels``, where already built."""
     n_perm = len(resampling.permutations)
+    if "cknna" in wanted:
+        if kernels is None:
+            kernels = metrics.cknna_kernels(x, y, nx[:, :k], ny[:, :k])
+        unit_y = unit_rows(np.asarray(y, dtype=np.float64))
+        own_x = metrics.neighbour_cosines(unit_rows(np.asarray(x, dtype=np.float64)), nx[:, :k])
     w = resampling.weights
     few = queries[np.unique(np.linspace(0, len(queries) - 1, min(len(queries), CHANCE_QUERIES)).astype(np.int64))]
     out: dict[tuple[str, bool], np.ndarray] = {}
@@ -366,7 +372,9 @@ def pair_chance(x, y, mx: Moments | None, my_permuted: list, nx, ny, resampling,
         if "mutual_knn" in wanted:
             put(("mutual_knn", True), p, metrics.mutual_knn_alignment(nx[:, :k], nyp[:, :k]))
         if "cknna" in wanted:
-            put(("cknna", True), p, metrics.cknna(x, yp, nx[:, :k], nyp[:, :k]))
+            # the own kernels' HSICs do not change under the permutation: only the mutual-pair kernels are new
+            shared = metrics.cknna_shared_kernels(own_x, unit_y, nx[:, :k], nyp[:, :k], rows=perm)
+            put(("cknna", True), p, metrics.cknna_from_kernels((*shared, *kernels[2:])))
         if "distance_correlation" in wanted:
             value = metrics.distance_correlation_from_distances(distances, my_permuted[p][2])
             put(("distance_correlation", True), p, value)

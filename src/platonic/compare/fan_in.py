@@ -255,7 +255,7 @@ def compare_pair(x, y, sx: ModelSummary, sy: ModelSummary, c: Comparison, same: 
     if r is not None and r.permutations:
         chance = bootstrap.pair_chance(
             x, y, sx.moments, sy.chance, nx, ny, r, wanted=wanted, train=c.train, k=k, lfre_k=c.lfre_k,
-            queries=c.queries, distances=sx.distances, excluded=c.excluded,
+            queries=c.queries, distances=sx.distances, excluded=c.excluded, kernels=kernels,
         )  # fmt: skip
         if same:
             chance = {key: v for key, v in chance.items() if key[1]}

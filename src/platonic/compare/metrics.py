@@ -304,16 +304,43 @@ def shared_neighbours(neighbours_a: np.ndarray, neighbours_b: np.ndarray) -> np.
     return shared
 
 
-def _masked_kernel(unit: np.ndarray, rows: np.ndarray, cols: np.ndarray, n: int):
-    """Sparse ``K_ij = u_i . u_j`` on the given (i, j) pairs, as a CSR matrix (N x N)."""
-    from scipy.sparse import csr_matrix
+def neighbour_cosines(unit: np.ndarray, neighbours: np.ndarray) -> np.ndarray:
+    """``u_i . u_j`` for every row i of the unit rows ``unit`` and each of its listed neighbours j, ``(N, k)``:
+    only the neighbours' rows are gathered, in blocks of bounded memory whatever N."""
+    n, k = neighbours.shape
+    values = np.empty((n, k))
+    chunk = max(64, 2**24 // (k * unit.shape[1]))  # gathered rows: <= 128 MiB per block
+    for start in range(0, n, chunk):
+        block = slice(start, start + chunk)
+        values[block] = np.einsum("id,ikd->ik", unit[block], unit[neighbours[block]])
+    return values
 
+
+def _pair_cosines(unit: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """``u_rows[p] . u_cols[p]`` for each listed pair p, in blocks of bounded memory."""
     values = np.empty(len(rows))
-    chunk = max(1024, 2**23 // unit.shape[1])  # pairs per block: bounded memory whatever N
+    chunk = max(1024, 2**23 // unit.shape[1])
     for start in range(0, len(rows), chunk):
         block = slice(start, start + chunk)
         values[block] = np.einsum("ij,ij->i", unit[rows[block]], unit[cols[block]])
-    return csr_matrix((values, (rows, cols)), shape=(n, n))
+    return values
+
+
+def _row_kernel(values: np.ndarray, neighbours: np.ndarray, keep: np.ndarray | None = None):
+    """The sparse N x N kernel with ``values[i, j]`` at (i, ``neighbours[i, j]``) where ``keep`` (default every
+    pair), as a CSR matrix in canonical form (columns sorted within each row), built without a COO round trip."""
+    from scipy.sparse import coo_matrix, csr_matrix
+
+    n = len(neighbours)
+    order = np.argsort(neighbours, axis=1, kind="stable")
+    cols = np.take_along_axis(neighbours, order, axis=1)
+    values = np.take_along_axis(values, order, axis=1)
+    keep = np.ones(cols.shape, dtype=bool) if keep is None else np.take_along_axis(keep, order, axis=1)
+    if (keep[:, 1:] & keep[:, :-1] & (cols[:, 1:] == cols[:, :-1])).any():  # a neighbour listed twice: summed
+        rows = np.repeat(np.arange(n), cols.shape[1])[keep.ravel()]
+        return coo_matrix((values[keep], (rows, cols[keep])), shape=(n, n)).tocsr()
+    indptr = np.concatenate([[0], np.cumsum(keep.sum(axis=1))])
+    return csr_matrix((values[keep], cols[keep], indptr), shape=(n, n))
 
 
 def _sparse_unbiased_hsic(a, b) -> float:
@@ -338,23 +365,33 @@ def cknna(x: np.ndarray, y: np.ndarray, neighbours_x: np.ndarray, neighbours_y: 
 def cknna_kernels(x: np.ndarray, y: np.ndarray, neighbours_x: np.ndarray, neighbours_y: np.ndarray) -> tuple:
     """The four sparse masked kernels of CKNNA: both spaces' cosine kernels on the mutual k-NN pairs, and each on
     its own k-NN pairs."""
-    n, k = neighbours_x.shape
-    rows = np.repeat(np.arange(n), k)
     unit_x, unit_y = unit_rows(np.asarray(x, dtype=np.float64)), unit_rows(np.asarray(y, dtype=np.float64))
-    in_y = np.zeros(len(rows), dtype=bool)
-    # a pair (i, j) counts when j is among i's neighbours in both spaces
+    own_x, own_y = neighbour_cosines(unit_x, neighbours_x), neighbour_cosines(unit_y, neighbours_y)
+    shared = cknna_shared_kernels(own_x, unit_y, neighbours_x, neighbours_y, own_y=own_y)
+    return (*shared, _row_kernel(own_x, neighbours_x), _row_kernel(own_y, neighbours_y))
+
+
+def cknna_shared_kernels(own_x, unit_y, neighbours_x, neighbours_y, own_y=None, rows=None) -> tuple:
+    """CKNNA's two kernels on the mutual k-NN pairs (a pair (i, j) counts when j is among i's neighbours in both
+    spaces): x's from its cosines on its own lists ``own_x`` (``neighbour_cosines``), y's from the unit rows
+    ``unit_y`` (row i of y is ``unit_y[rows[i]]``: a permutation, default none) or, where given, from y's cosines on
+    its own lists ``own_y``. What a permutation of y changes: y's own kernel only moves with its rows, which leaves
+    its HSIC, all CKNNA needs of it, unchanged."""
+    n, k = neighbours_x.shape
+    in_y = np.empty((n, k), dtype=bool)
+    position = np.empty((n, k), dtype=np.int64)  # where a shared neighbour sits in y's list
     for start in range(0, n, CHUNK):
-        a = neighbours_x[start : start + CHUNK]
-        b = neighbours_y[start : start + CHUNK]
-        in_y[start * k : (start + len(a)) * k] = (a[:, :, None] == b[:, None, :]).any(axis=2).ravel()
-    cols_x = neighbours_x.ravel()
-    shared_rows, shared_cols = rows[in_y], cols_x[in_y]
-    return (
-        _masked_kernel(unit_x, shared_rows, shared_cols, n),
-        _masked_kernel(unit_y, shared_rows, shared_cols, n),
-        _masked_kernel(unit_x, rows, cols_x, n),
-        _masked_kernel(unit_y, rows, neighbours_y.ravel(), n),
-    )
+        same = neighbours_x[start : start + CHUNK, :, None] == neighbours_y[start : start + CHUNK, None, :]
+        in_y[start : start + CHUNK] = same.any(axis=2)
+        position[start : start + CHUNK] = same.argmax(axis=2)
+    if own_y is not None:
+        shared_y = np.take_along_axis(own_y, position, axis=1)
+    else:  # only the mutual pairs: few under a permutation
+        rows = np.arange(n) if rows is None else np.asarray(rows)
+        i, j = np.nonzero(in_y)
+        shared_y = np.zeros((n, k))
+        shared_y[i, j] = _pair_cosines(unit_y, rows[i], rows[neighbours_x[i, j]])
+    return _row_kernel(own_x, neighbours_x, in_y), _row_kernel(shared_y, neighbours_x, in_y)
 
 
 def cknna_from_kernels(kernels: tuple) -> float:
