@@ -66,15 +66,16 @@ def write_store(ds: xr.Dataset, path: str | Path) -> Path:
     return Path(path)
 
 
-def open_store(path: str | Path) -> xr.Dataset:
-    """Open a finished store lazily (dask-backed); raise ``StoreError`` if it is missing or incomplete."""
+def open_store(path: str | Path, dask: bool = True) -> xr.Dataset:
+    """Open a finished store lazily (dask-backed; ``dask=False``: xarray's own lazy arrays, which read only what is
+    indexed and spare a small job dask's start-up); raise ``StoreError`` if it is missing or incomplete."""
     path = Path(path)
     if not path.exists():
         raise StoreError(f"store {path} does not exist; run the stage that writes it first")
     with warnings.catch_warnings():
         # Snakemake leaves a `.snakemake_timestamp` file in directory outputs; zarr ignores it
         warnings.filterwarnings("ignore", message=".*snakemake_timestamp")
-        ds = xr.open_zarr(path, consolidated=False)
+        ds = xr.open_zarr(path, consolidated=False, **({} if dask else {"chunks": None}))
     if not ds.attrs.get("complete", False):
         raise StoreError(f"store {path} is incomplete (interrupted write?); delete it and re-run its stage")
     return ds

@@ -141,7 +141,7 @@ def open_anchors(path: str, settings: SimilaritySettings) -> xr.Dataset:
     """The anchor store at ``path``, checked to compare the atoms ``settings.atoms`` says."""
     from platonic.store import open_store
 
-    anchor_store = open_store(path)
+    anchor_store = open_store(path, dask=False)
     if anchor_store.attrs.get("atoms") != settings.atoms:
         raise ValueError(
             f"{path} compares {anchor_store.attrs.get('atoms')!r} atoms, similarity.atoms is {settings.atoms!r};"
@@ -153,7 +153,7 @@ def open_anchors(path: str, settings: SimilaritySettings) -> xr.Dataset:
 def _model_stores(embedding: str, projection: str, anchor_store: xr.Dataset) -> tuple[xr.Dataset, xr.Dataset]:
     from platonic.store import open_store
 
-    raw, projected = open_store(embedding), open_store(projection)
+    raw, projected = open_store(embedding, dask=False), open_store(projection, dask=False)
     if raw.attrs["model"] != projected.attrs["model"]:
         raise ValueError(f"{embedding} embeds {raw.attrs['model']}, {projection} projects {projected.attrs['model']}")
     if projected.attrs.get("anchor_set_hash") != anchor_store.attrs["anchor_set_hash"]:
