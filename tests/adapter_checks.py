@@ -68,3 +68,25 @@ def check_provenance(adapter) -> None:
     assert info["checkpoint_file"] == adapter.checkpoint_path.name
     assert len(info["checkpoint_sha256"]) == 64
     assert info["layer"] == adapter.layer_name
+
+
+class LayerView:
+    """One layer of a multi-layer adapter (``layers`` set) seen as an adapter of its own: ``embed`` returns that
+    layer's features from `embed_layers`, so every check above runs on each layer."""
+
+    def __init__(self, adapter, name: str):
+        self.adapter, self.name = adapter, name
+        self.dtype = adapter.dtype
+
+    def embed(self, structures):
+        return [item[self.name] for item in self.adapter.embed_layers(structures)]
+
+
+def check_every_layer(adapter, structures, rtol: float = 1e-4) -> None:
+    """Invariance and batching (shapes, dtype, finite values, determinism) of every layer of ``adapter.layers``
+    and of the default features beside them."""
+    names = [name for _, name in adapter.selected_layers] + [adapter.layer_name]
+    for name in dict.fromkeys(names):
+        view = LayerView(adapter, name)
+        check_invariance(view, structures, rtol=rtol)
+        check_batching(view, structures)

@@ -85,3 +85,21 @@ def test_bad_requests_fail_clearly(tmp_path, few_structures):
     assert adapter.unsupported(polonium) == [84]
     with pytest.raises(ModelError, match=r"does not know atomic numbers \[84\]"):
         adapter.embed([few_structures.atoms[0], polonium])
+
+
+def test_all_graph_blocks_from_one_pass_equal_one_block_each(adapter, few_structures):
+    """``layers: all`` hooks every graph block in one forward pass; block k equals ``layer: k`` (on the CPU to the
+    last bit; compared to 1e-6), and each block passes the adapter contract."""
+    from adapter_checks import check_every_layer
+
+    structures = few_structures.atoms[:3]
+    stack = DIEPAdapter(device="cpu", batch_size=2, layers="all")
+    assert stack.available_layers == ("gc_1.node_feat", "gc_2.node_feat", "gc_3.node_feat")
+    layers = stack.embed_layers(structures)
+    for k, name in enumerate(stack.available_layers):
+        single = DIEPAdapter(device="cpu", batch_size=2, layer=k).embed(structures)
+        for item, expected in zip(layers, single, strict=True):
+            np.testing.assert_allclose(item[name], expected, rtol=1e-6, atol=1e-6)
+    for item, expected in zip(layers, adapter.embed(structures), strict=True):
+        np.testing.assert_allclose(item[adapter.layer_name], expected, rtol=1e-6, atol=1e-6)
+    check_every_layer(stack, structures)

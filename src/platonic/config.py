@@ -220,6 +220,12 @@ def _cross_key_problems(config: dict, families: Iterable[str] | None) -> list[st
                 f"analysis.audit.training_element_counts names {model!r}, which is not one of the configured"
                 f" models: {', '.join(models)}" + _suggestion(model, models)
             )
+    for name, spec in config["models"].items():
+        if spec.get("layer") is not None and spec.get("layers") is not None:
+            problems.append(
+                f"{key_path(['models', name])}: give layer or layers, not both (layer {spec['layer']!r}, layers "
+                f"{spec['layers']!r})"
+            )
     known = set(families) if families is not None else _registered_families()
     if known is not None:
         for name, spec in config["models"].items():

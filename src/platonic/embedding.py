@@ -1,4 +1,12 @@
-"""The embed stage: run one adapter over a structure store and pack an embedding store."""
+"""The embed stage: run one adapter over a structure store and pack an embedding store.
+
+An embedding store holds ``embedding (atom, feature)``: the model's features (its ``layer``, or the family default).
+A model entry with ``layers`` adds one variable per layer, ``embedding_layer_<k> (atom, feature_layer_<k>)`` for
+layer index ``k`` (what ``layer: k`` takes), each with its own feature dimension because widths differ between
+layers (SevenNet, MACE), and a ``layer`` coordinate (the indices, with ``layer_name``) listing them; ``embedding``
+stays the family default, so every stage reads such a store as it reads a single-layer one. `layer_embedding`
+returns any one of them as ``(atom, feature)``.
+"""
 
 from __future__ import annotations
 
@@ -15,18 +23,60 @@ import xarray as xr
 from tqdm.auto import tqdm
 
 from platonic.models.base import Adapter
-from platonic.store import open_store, write_store
+from platonic.store import StoreError, open_store, write_store
 
 log = logging.getLogger("platonic")
+
+EMBEDDING = "embedding"  # the model's features (its `layer` or the family default); every stage reads this
+
+
+def layer_variable(index: int) -> str:
+    """The store variable of layer ``index`` (what ``layer: index`` takes): ``embedding_layer_<index>``."""
+    return f"{EMBEDDING}_layer_{int(index)}"
+
+
+def feature_dim(variable: str) -> str:
+    """The feature dimension of a store variable: ``feature`` for ``embedding``, ``feature_layer_<k>`` for
+    ``embedding_layer_<k>`` (layers of one model can differ in width)."""
+    return "feature" + variable.removeprefix(EMBEDDING)
+
+
+def store_layers(ds: xr.Dataset) -> dict[int, str]:
+    """``{index: name}`` of the layers an embedding store holds (``{}`` for a single-layer store)."""
+    if "layer" not in ds.coords:
+        return {}
+    return {int(k): str(name) for k, name in zip(ds["layer"].values, ds["layer_name"].values, strict=True)}
+
+
+def layer_embedding(ds: xr.Dataset, layer: int | str | None = None) -> xr.DataArray:
+    """One layer of an embedding store as ``(atom, feature)``, with the store's per-atom coordinates: ``None`` is
+    ``embedding`` (the model's own features), an int the layer of that index, a string the layer of that name
+    (e.g. ``atom_conv_layers[1]``). Lazy where ``ds`` is."""
+    if layer is None:
+        return ds[EMBEDDING]
+    layers = store_layers(ds)
+    if isinstance(layer, str) and layer in layers.values():
+        index = next(k for k, name in layers.items() if name == layer)
+    else:
+        try:
+            index = int(layer)
+        except (TypeError, ValueError):
+            index = None
+    if index not in layers:
+        held = ", ".join(f"{k}: {name}" for k, name in layers.items()) or "none (a single-layer store)"
+        raise StoreError(f"embedding store of {ds.attrs.get('model')!r} has no layer {layer!r}; its layers: {held}")
+    variable = layer_variable(index)
+    return ds[variable].rename({feature_dim(variable): "feature"})
 
 
 def embed_structures(
     adapter: Adapter, structures: list[ase.Atoms], progress: bool = True
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Embed every structure; returns ``features (n_atoms, d)``, ``valid (n_atoms,)`` and one
-    exclusion reason per structure (empty string when embedded).
+    exclusion reason per structure (empty string when embedded). For an adapter with ``layers``, ``features`` is
+    a dict of store variable -> ``(n_atoms, d_variable)``: ``embedding`` and each ``embedding_layer_<k>``.
 
-    Structures with elements the model does not know, or whose features are not finite, get NaN
+    Structures with elements the model does not know, or whose features (in any layer) are not finite, get NaN
     rows and ``valid = False`` instead of stopping the run.
     """
     with _progress_bar(adapter, structures, progress) as bar:
@@ -48,7 +98,8 @@ def embed_sharded(
     its numbers depend on: structure set, checkpoint, layer, dtype, device, batch size, shard
     size). A rerun after the process was killed reuses every finished shard with the same
     fingerprint and embeds only the others; since batches never cross a shard boundary, the result
-    is bit-identical to an uninterrupted run. Shards with another fingerprint are recomputed.
+    is bit-identical to an uninterrupted run. Shards with another fingerprint are recomputed. Returns what
+    `embed_structures` returns.
     """
     if shard_size < 1:
         raise ValueError(f"embed.shard_size must be at least 1, not {shard_size}")
@@ -100,13 +151,13 @@ def _embed_part(adapter: Adapter, structures: list[ase.Atoms], bar) -> tuple[lis
             reasons[index] = f"elements not supported by the model: {symbols}"
             bar.update(len(atoms))
     todo = [i for i, reason in enumerate(reasons) if not reason]
-    rows: list[np.ndarray | None] = [None] * len(structures)
+    rows: list[dict[str, np.ndarray] | None] = [None] * len(structures)
     for start in range(0, len(todo), adapter.batch_size):
         batch = todo[start : start + adapter.batch_size]
         for index, outcome in zip(batch, _embed_batch_or_each(adapter, [structures[i] for i in batch]), strict=True):
             if isinstance(outcome, str):
                 reasons[index] = outcome
-            elif not np.isfinite(outcome).all():
+            elif not all(np.isfinite(x).all() for x in outcome.values()):
                 reasons[index] = "model output is not finite (NaN/inf)"
             else:
                 rows[index] = outcome
@@ -116,20 +167,24 @@ def _embed_part(adapter: Adapter, structures: list[ase.Atoms], bar) -> tuple[lis
 
 def _assemble(
     parts: list[tuple[list, list[str], list[int]]], adapter: Adapter
-) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Concatenate parts (rows, reasons, atom counts) in order; excluded structures become NaN rows of the common
-    width."""
+) -> tuple[np.ndarray | dict[str, np.ndarray], np.ndarray, list[str]]:
+    """Concatenate parts (rows, reasons, atom counts) in order, each store variable apart; excluded structures
+    become NaN rows of the variable's width. A single-layer adapter's features come back as one array."""
     embedded = [row for rows, _, _ in parts for row in rows if row is not None]
     if not embedded:
         raise ValueError(f"model {adapter.family}:{adapter.checkpoint} could not embed any structure")
-    n_features, dtype = embedded[0].shape[1], embedded[0].dtype
-    blocks, reasons = [], []
-    for rows, part_reasons, counts in parts:
-        for row, reason, n_atoms in zip(rows, part_reasons, counts, strict=True):
-            blocks.append(row if row is not None else np.full((n_atoms, n_features), np.nan, dtype))
+    blocks: dict[str, list[np.ndarray]] = {variable: [] for variable in embedded[0]}
+    reasons, counts = [], []
+    for rows, part_reasons, part_counts in parts:
+        for row, reason, n_atoms in zip(rows, part_reasons, part_counts, strict=True):
+            for variable, first in embedded[0].items():
+                block = row[variable] if row is not None else np.full((n_atoms, first.shape[1]), np.nan, first.dtype)
+                blocks[variable].append(block)
             reasons.append(reason)
-    valid = np.repeat([not reason for reason in reasons], [len(block) for block in blocks])
-    return np.concatenate(blocks), valid, reasons
+            counts.append(n_atoms)
+    valid = np.repeat([not reason for reason in reasons], counts)
+    features = {variable: np.concatenate(values) for variable, values in blocks.items()}
+    return (features[EMBEDDING] if adapter.layers is None else features), valid, reasons
 
 
 def _shard_path(shard_dir: Path, start: int, stop: int) -> Path:
@@ -138,15 +193,20 @@ def _shard_path(shard_dir: Path, start: int, stop: int) -> Path:
 
 def _write_shard(path: Path, rows: list, reasons: list[str], fingerprint: str, structures: list[ase.Atoms]) -> None:
     counts = [len(atoms) for atoms in structures]
-    widths = {row.shape[1] for row in rows if row is not None}
-    width = widths.pop() if widths else 0
-    dtype = next((row.dtype for row in rows if row is not None), np.float32)
-    features = np.concatenate(
-        [row if row is not None else np.full((n, width), np.nan, dtype) for row, n in zip(rows, counts, strict=True)]
-    )
+    first = next((row for row in rows if row is not None), {EMBEDDING: np.zeros((0, 0), np.float32)})
+    variables = {}
+    for variable, example in first.items():
+        width, dtype = example.shape[1], example.dtype
+        features = np.concatenate(
+            [
+                row[variable] if row is not None else np.full((n, width), np.nan, dtype)
+                for row, n in zip(rows, counts, strict=True)
+            ]
+        )
+        variables[variable] = (("atom", feature_dim(variable)), features)
     ds = xr.Dataset(
         {
-            "embedding": (("atom", "feature"), features),
+            **variables,
             "embedded": (("structure",), np.array([row is not None for row in rows])),
             "n_atoms": (("structure",), np.array(counts, dtype=np.int64)),
             "exclusion_reason": (("structure",), np.array(reasons, dtype=object)),
@@ -169,10 +229,11 @@ def _read_shard(path: Path, fingerprint: str) -> tuple[list, list[str], list[int
         log.warning("recomputing shard %s: it was embedded with other settings", path.name)
         return None
     counts = [int(n) for n in ds["n_atoms"].values]
-    features = ds["embedding"].values
+    features = {name: ds[name].values for name in ds.data_vars if str(name).startswith(EMBEDDING)}
     starts = np.concatenate([[0], np.cumsum(counts)])
     rows = [
-        features[starts[i] : starts[i + 1]] if embedded else None for i, embedded in enumerate(ds["embedded"].values)
+        {name: values[starts[i] : starts[i + 1]] for name, values in features.items()} if embedded else None
+        for i, embedded in enumerate(ds["embedded"].values)
     ]
     return rows, [str(r) for r in ds["exclusion_reason"].values], counts
 
@@ -182,7 +243,7 @@ def _embed_batch_or_each(adapter: Adapter, batch: list[ase.Atoms]) -> list:
     structures are excluded (their reason replaces their features). Out-of-memory is not a
     property of a structure, so it is raised."""
     try:
-        return adapter.embed(batch)
+        return _outputs(adapter, batch)
     except MemoryError:
         raise
     except Exception as batch_error:
@@ -191,12 +252,24 @@ def _embed_batch_or_each(adapter: Adapter, batch: list[ase.Atoms]) -> list:
     outcomes: list = []
     for atoms in batch:
         try:
-            outcomes.append(adapter.embed([atoms])[0])
+            outcomes.append(_outputs(adapter, [atoms])[0])
         except Exception as err:
             if isinstance(err, MemoryError) or _is_out_of_memory(err):
                 raise
             outcomes.append(f"model failed: {type(err).__name__}: {err}")
     return outcomes
+
+
+def _outputs(adapter: Adapter, batch: list[ase.Atoms]) -> list[dict[str, np.ndarray]]:
+    """Per structure, store variable -> features: ``embedding`` alone, or with ``layers`` also every
+    ``embedding_layer_<k>``, all from one forward pass (`Adapter.embed_layers`)."""
+    if adapter.layers is None:
+        return [{EMBEDDING: features} for features in adapter.embed(batch)]
+    default = adapter.layer_name
+    return [
+        {EMBEDDING: item[default], **{layer_variable(k): item[name] for k, name in adapter.selected_layers}}
+        for item in adapter.embed_layers(batch)
+    ]
 
 
 def _is_out_of_memory(err: Exception) -> bool:
@@ -205,33 +278,54 @@ def _is_out_of_memory(err: Exception) -> bool:
 
 def embedding_dataset(
     structure_store: xr.Dataset,
-    features: np.ndarray,
+    features: np.ndarray | dict[str, np.ndarray],
     valid: np.ndarray,
     reasons: list[str],
     model_name: str,
     provenance: dict,
+    layers: tuple[tuple[int, str], ...] = (),
 ) -> xr.Dataset:
-    """An embedding store: ``embedding (atom, feature)`` on the structure store's atom index."""
+    """An embedding store: ``embedding (atom, feature)`` on the structure store's atom index; with ``layers``
+    (``(index, name)`` of each, `Adapter.selected_layers`) and ``features`` a dict of store variables (what
+    `embed_structures` returns for them), also ``embedding_layer_<k> (atom, feature_layer_<k>)`` and the ``layer``
+    coordinate (with ``layer_name``)."""
+    if not isinstance(features, dict):
+        features = {EMBEDDING: features}
+    expected = {EMBEDDING, *(layer_variable(k) for k, _ in layers)}
+    if set(features) != expected:
+        raise ValueError(f"features hold {sorted(features)} but the layers ask for {sorted(expected)}")
     coords = {name: structure_store[name].values for name in ("atom", "structure_id", "site", "Z")}
+    per_layer, layer_coords = {}, {}
+    for index, name in layers:
+        variable = layer_variable(index)
+        dim = feature_dim(variable)
+        per_layer[variable] = xr.Variable(("atom", dim), features[variable], attrs={"layer_name": name})
+        layer_coords[dim] = np.arange(features[variable].shape[1])
+    if layers:
+        layer_coords["layer"] = np.array([k for k, _ in layers], dtype=np.int64)
+        layer_coords["layer_name"] = ("layer", np.array([name for _, name in layers], dtype=object))
+    embedding = features[EMBEDDING]
     ds = xr.Dataset(
         {
-            "embedding": (("atom", "feature"), features),
+            "embedding": (("atom", "feature"), embedding),
             "valid": (("atom",), valid),
             "exclusion_reason": (("structure",), np.array(reasons, dtype=object)),
+            **per_layer,
         },
         coords={
             "atom": coords["atom"],
             "structure_id": ("atom", coords["structure_id"].astype(object)),
             "site": ("atom", coords["site"]),
             "Z": ("atom", coords["Z"]),
-            "feature": np.arange(features.shape[1]),
+            "feature": np.arange(embedding.shape[1]),
             "structure": structure_store["structure"].values,
+            **layer_coords,
         },
     )
     ds.attrs.update(
         kind="embedding",
         model=model_name,
-        dtype=str(features.dtype),
+        dtype=str(embedding.dtype),
         structure_set_hash=structure_store.attrs["structure_set_hash"],
         n_excluded_structures=sum(bool(r) for r in reasons),
         **{f"model_{key}": value for key, value in provenance.items()},

@@ -114,13 +114,14 @@ class DatasetSettings(Settings):
 
 @config_section("models", "*")
 class ModelSpec(Settings):
-    """One model of the study: adapter family, checkpoint, layer and family options (``embed``), and what the model
-    is (architecture, training data, fidelity: metadata for figures and tables, resolved from the presets by
-    `platonic.config.resolve_derived`; the embed stage does not read them)."""
+    """One model of the study: adapter family, checkpoint, layer (or ``layers``) and family options (``embed``), and
+    what the model is (architecture, training data, fidelity: metadata for figures and tables, resolved from the
+    presets by `platonic.config.resolve_derived`; the embed stage does not read them)."""
 
     family: str | None
     checkpoint: str | None
     layer: int | str | None
+    layers: str | tuple[int | str, ...] | None
     options: dict
     env: str | None
     control: bool

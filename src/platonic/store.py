@@ -1,7 +1,9 @@
 """Zarr stores as xarray Datasets: atomic writes, the structure store and provenance.
 
 Every store is written under a temporary name and renamed when complete, and carries
-``attrs["complete"] = True``; ``open_store`` refuses anything else.
+``attrs["complete"] = True``; ``open_store`` refuses anything else. The embedding store's layout, with one
+``embedding_layer_<k>`` variable per layer for a model entry with ``layers``, is described in `platonic.embedding`
+(`embedding_dataset`, `layer_embedding`).
 """
 
 from __future__ import annotations

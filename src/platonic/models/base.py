@@ -25,10 +25,11 @@ class Adapter(ABC):
 
     Parameters are the same for every family so that a config entry is enough to add a model:
     ``checkpoint`` (a name the package knows or a file path), ``layer`` (which features to take;
-    ``None`` is the family default), ``device`` (``auto`` picks CUDA when present), ``dtype`` of
-    the forward pass (``float32`` or ``float64``, where the family supports it), ``cache_dir``
-    (where downloaded weights are kept; ``None`` is the package's own default) and
-    family-specific ``options``.
+    ``None`` is the family default), ``layers`` (``"all"`` or a list of layer indices or names, each
+    from the same forward pass, see `embed_layers`; not with ``layer``), ``device`` (``auto`` picks
+    CUDA when present), ``dtype`` of the forward pass (``float32`` or ``float64``, where the family
+    supports it), ``cache_dir`` (where downloaded weights are kept; ``None`` is the package's own
+    default) and family-specific ``options``.
 
     Families with ``supports_random_weights`` also take ``options.weights: random`` (default
     ``pretrained``) and ``options.seed`` (default 0): the checkpoint's architecture, built by the
@@ -49,6 +50,7 @@ class Adapter(ABC):
         self,
         checkpoint: str | None = None,
         layer: int | str | None = None,
+        layers: str | list | tuple | None = None,
         device: str = "auto",
         batch_size: int = 16,
         dtype: str = "float32",
@@ -59,8 +61,13 @@ class Adapter(ABC):
             raise ModelError(f"{self.family} models run in {' or '.join(self.dtypes)}, not {dtype!r}")
         if int(batch_size) < 1:
             raise ModelError(f"batch_size must be positive, got {batch_size}")
+        if layer is not None and layers is not None:
+            raise ModelError(f"give layer or layers, not both (layer {layer!r}, layers {layers!r})")
+        if layers is not None and not (layers == "all" or (isinstance(layers, list | tuple) and len(layers) > 0)):
+            raise ModelError(f"layers is 'all' or a non-empty list of layer indices or names, not {layers!r}")
         self.checkpoint = checkpoint or self.default_checkpoint
         self.layer = layer
+        self.layers = layers
         self.device = resolve_device(device)
         self.batch_size = int(batch_size)
         self.dtype = dtype
@@ -95,6 +102,8 @@ class Adapter(ABC):
 
             torch.manual_seed(0)
             self._checkpoint_path, self._supported, self._layer_name = self._load()
+            if self.layers is not None:
+                self._selected = select_layers(self.layers, self._layer_names(), f"{self.family} {self.checkpoint}")
             self._loaded = True
 
     @abstractmethod
@@ -119,9 +128,34 @@ class Adapter(ABC):
         self.load()
         return self._layer_name
 
+    @property
+    def available_layers(self) -> tuple[str, ...]:
+        """Names of every layer ``layers`` can take, in order: entry ``k`` is what ``layer: k`` takes."""
+        self.load()
+        return tuple(self._layer_names())
+
+    @property
+    def selected_layers(self) -> tuple[tuple[int, str], ...]:
+        """``(index, name)`` of each layer ``layers`` asked for, in the order asked (empty without ``layers``)."""
+        self.load()
+        return tuple(self._selected) if self.layers is not None else ()
+
+    def _layer_names(self) -> list[str]:
+        """Names of the loaded model's layers (index ``k`` is ``layer: k``); families that support ``layers``
+        override this and `_embed_batch_layers`."""
+        raise ModelError(
+            f"{self.family} models do not support layers (several layers from one forward pass); "
+            "give one layer per model entry instead"
+        )
+
     @abstractmethod
     def _embed_batch(self, structures: list[ase.Atoms]) -> list[np.ndarray]:
         """Forward pass only (no forces): one ``(n_atoms_i, n_features)`` array per structure."""
+
+    def _embed_batch_layers(self, structures: list[ase.Atoms], names: list[str]) -> list[dict[str, np.ndarray]]:
+        """One forward pass: per structure, ``{name: (n_atoms_i, n_features_name)}`` for each layer in ``names``
+        and for the default features (key `layer_name`)."""
+        raise NotImplementedError
 
     def embed(self, structures: list[ase.Atoms]) -> list[np.ndarray]:
         """Embed structures in batches of ``batch_size``; one ``(n_atoms_i, n_features)`` array of
@@ -131,6 +165,19 @@ class Adapter(ABC):
         for start in range(0, len(structures), self.batch_size):
             out.extend(self._embed_batch(structures[start : start + self.batch_size]))
         return [np.asarray(x, dtype=self.dtype) for x in out]
+
+    def embed_layers(self, structures: list[ase.Atoms]) -> list[dict[str, np.ndarray]]:
+        """Every layer of ``layers`` from one forward pass per batch: per structure, layer name ->
+        ``(n_atoms_i, n_features_layer)`` array of ``dtype``, the names those of `selected_layers` plus
+        `layer_name` (the family's default features, which `embed` returns)."""
+        self.load()
+        if self.layers is None:
+            raise ModelError("embed_layers needs the adapter's layers ('all' or a list); embed takes one layer")
+        names = [name for _, name in self._selected]
+        out: list[dict[str, np.ndarray]] = []
+        for start in range(0, len(structures), self.batch_size):
+            out.extend(self._embed_batch_layers(structures[start : start + self.batch_size], names))
+        return [{name: np.asarray(x, dtype=self.dtype) for name, x in item.items()} for item in out]
 
     def unsupported(self, structure: ase.Atoms) -> list[int]:
         """Atomic numbers in ``structure`` that the model does not know."""
@@ -147,6 +194,7 @@ class Adapter(ABC):
             **self._weights_record(),
             "parameters": self.parameter_count(),
             "layer": self.layer_name,
+            **({"layers": [name for _, name in self.selected_layers]} if self.layers is not None else {}),
             "device": self.device,
             "forward_dtype": self.dtype,
             "options": {k: str(v) for k, v in self.options.items()},
@@ -193,6 +241,8 @@ class WeightFreeAdapter(Adapter):
 
     def __init__(self, checkpoint: str | None = None, **kwargs):
         super().__init__(checkpoint=checkpoint, **kwargs)
+        if self.layers is not None:
+            raise ModelError(f"{self.family} is a fixed recipe with no layers: leave out layers")
         if self.checkpoint != "none":
             raise ModelError(f"{self.family} has no weights: its checkpoint is 'none', not {self.checkpoint!r}")
 
@@ -297,6 +347,30 @@ def random_weights(build, trained, seed: int, name: str):
             if not value.requires_grad:
                 parameters[key].copy_(value.detach().cpu())
     return model
+
+
+def select_layers(request, names: list[str], model: str) -> list[tuple[int, str]]:
+    """``(index, name)`` of each layer that ``request`` (``"all"`` or a list of indices, negative from the end, or
+    names) picks from a model's layer ``names``; ``model`` names the model in the error of a layer it lacks."""
+    if request == "all":
+        return list(enumerate(names))
+    listing = ", ".join(f"{k}: {name}" for k, name in enumerate(names))
+    selected = []
+    for item in request:
+        if isinstance(item, str) and item in names:
+            index = names.index(item)
+        else:
+            try:
+                index = int(item)
+            except (TypeError, ValueError):
+                index = None
+            if index is None or not -len(names) <= index < len(names):
+                raise ModelError(f"{model} has no layer {item!r}; its {len(names)} layers are {listing}")
+            index %= len(names)
+        if any(index == k for k, _ in selected):
+            raise ModelError(f"layers names layer {index} ({names[index]}) twice")
+        selected.append((index, names[index]))
+    return selected
 
 
 def option_list(value) -> list:

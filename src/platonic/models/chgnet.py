@@ -15,7 +15,8 @@ PACKAGED = {"0.3.0", "0.2.0", "r2scan"}
 
 class CHGNetAdapter(Adapter):
     """``layer`` indexes ``atom_conv_layers``; the default (-2) is the atom features CHGNet itself
-    returns as ``atom_fea``: after the last message-passing block that feeds the readout.
+    returns as ``atom_fea``: after the last message-passing block that feeds the readout. ``layers`` takes any of
+    the ``atom_conv_layers`` (``all``: every one) from one forward pass, with one forward hook per layer.
     ``options.weights: random`` builds ``CHGNet(**model_args)`` of the checkpoint under ``options.seed``;
     the fixed (not learned) AtomRef composition weights stay the checkpoint's."""
 
@@ -52,20 +53,42 @@ class CHGNetAdapter(Adapter):
         supported = frozenset(range(1, self.model.atom_embedding.embedding.num_embeddings + 1))
         return path, supported, f"atom_conv_layers[{self._layer_index}]"
 
+    def _layer_names(self) -> list[str]:
+        return [f"atom_conv_layers[{k}]" for k in range(len(self.model.atom_conv_layers))]
+
     def _embed_batch(self, structures: list[ase.Atoms]) -> list[np.ndarray]:
+        captured = self._forward(structures, [self._layer_index])
+        counts = [len(atoms) for atoms in structures]
+        return [x.cpu().numpy() for x in torch.split(captured[self._layer_index], counts)]
+
+    def _embed_batch_layers(self, structures: list[ase.Atoms], names: list[str]) -> list[dict[str, np.ndarray]]:
+        indices = sorted({self._layer_names().index(name) for name in names} | {self._layer_index})
+        captured = self._forward(structures, indices)
+        counts = [len(atoms) for atoms in structures]
+        split = {f"atom_conv_layers[{k}]": torch.split(captured[k], counts) for k in indices}
+        return [{name: rows[i].cpu().numpy() for name, rows in split.items()} for i in range(len(structures))]
+
+    def _forward(self, structures: list[ase.Atoms], indices: list[int]) -> dict[int, torch.Tensor]:
+        """One forward pass of the batch; the ``(n_atoms, 64)`` output of each atom-convolution layer in
+        ``indices``, read by forward hooks."""
         from pymatgen.io.ase import AseAtomsAdaptor
 
         graphs = [
             self.model.graph_converter(AseAtomsAdaptor.get_structure(atoms)).to(self.device) for atoms in structures
         ]
-        captured = []
-        hook = self.model.atom_conv_layers[self._layer_index].register_forward_hook(
-            lambda _module, _inputs, output: captured.append(output.detach())
-        )
+        captured: dict[int, torch.Tensor] = {}
+
+        def hook(index):
+            def read(_module, _inputs, output):  # returns None: the module's output is left as it is
+                captured.setdefault(index, output.detach())
+
+            return read
+
+        hooks = [self.model.atom_conv_layers[k].register_forward_hook(hook(k)) for k in indices]
         try:
             with torch.no_grad():
                 self.model(graphs, task="e")
         finally:
-            hook.remove()
-        counts = [len(atoms) for atoms in structures]
-        return [x.cpu().numpy() for x in torch.split(captured[0], counts)]
+            for handle in hooks:
+                handle.remove()
+        return captured

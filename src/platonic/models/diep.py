@@ -25,7 +25,8 @@ WEIGHTS_FILE = "state.pt"  # the parameters; model.pt holds only the constructor
 class DIEPAdapter(Adapter):
     """``checkpoint`` is ``diep_fold1`` (the model in the wheel, or ``$DIEP_MODEL_DIR``) or a directory exported
     by ``diep.export`` / ``Potential.save``. ``layer`` ``k`` takes the node features after graph block ``k``
-    (0-based, negative from the end); the default is the last block, whose output the readout consumes."""
+    (0-based, negative from the end); the default is the last block, whose output the readout consumes. ``layers``
+    takes any of the graph blocks (``all``: every block) from one forward pass, one forward hook per block."""
 
     family = "diep"
     package = "diep"
@@ -68,7 +69,23 @@ class DIEPAdapter(Adapter):
         # named as in DIEP's own predict_structure(return_features=True): gc_1 .. gc_n
         return folder / WEIGHTS_FILE, supported, f"gc_{self._block + 1}.node_feat"
 
+    def _layer_names(self) -> list[str]:
+        return [f"gc_{k + 1}.node_feat" for k in range(len(self.model.model.graph_layers))]
+
     def _embed_batch(self, structures: list[ase.Atoms]) -> list[np.ndarray]:
+        captured = self._forward(structures, [self._block])
+        counts = [len(atoms) for atoms in structures]
+        return [x.cpu().numpy() for x in torch.split(captured[self._block], counts)]
+
+    def _embed_batch_layers(self, structures: list[ase.Atoms], names: list[str]) -> list[dict[str, np.ndarray]]:
+        indices = sorted({self._layer_names().index(name) for name in names} | {self._block})
+        captured = self._forward(structures, indices)
+        counts = [len(atoms) for atoms in structures]
+        split = {f"gc_{k + 1}.node_feat": torch.split(captured[k], counts) for k in indices}
+        return [{name: rows[i].cpu().numpy() for name, rows in split.items()} for i in range(len(structures))]
+
+    def _forward(self, structures: list[ase.Atoms], blocks: list[int]) -> dict[int, torch.Tensor]:
+        """One forward pass of the batch; the node features after each graph block in ``blocks``, read by hooks."""
         from diep.graph.data import collate_fn_graph
 
         items = []
@@ -84,15 +101,19 @@ class DIEPAdapter(Adapter):
             items.append((graph, lattice, torch.as_tensor(state), {"none": 0.0}))  # label unused
         graphs, lattices, states, _ = collate_fn_graph(items)
         lattices = lattices.reshape(-1, 3, 3)  # (1, 3, 3) for one structure, squeezed (B, 3, 3) otherwise
-        captured: list[torch.Tensor] = []
-        # M3GNet-style blocks return (edge_feat, node_feat, state_feat)
-        hook = self.model.model.graph_layers[self._block].register_forward_hook(
-            lambda _module, _inputs, output: captured.append(output[1].detach())
-        )
+        captured: dict[int, torch.Tensor] = {}
+
+        def hook(index):  # M3GNet-style blocks return (edge_feat, node_feat, state_feat)
+            def read(_module, _inputs, output):  # returns None: the module's output is left as it is
+                captured.setdefault(index, output[1].detach())
+
+            return read
+
+        hooks = [self.model.model.graph_layers[k].register_forward_hook(hook(k)) for k in blocks]
         try:
             with torch.no_grad():
                 self.model(graphs.to(self.device), lattices.to(self.device), states.to(self.device))
         finally:
-            hook.remove()
-        counts = [len(atoms) for atoms in structures]
-        return [x.cpu().numpy() for x in torch.split(captured[0], counts)]
+            for handle in hooks:
+                handle.remove()
+        return captured

@@ -26,7 +26,9 @@ class SevenNetAdapter(Adapter):
     (e.g. ``PBE``); their modality one-hot is kept apart from the node features by SevenNet itself.
     ``options.weights: random`` builds the checkpoint's config with sevenn's own model builder under
     ``options.seed``; the parameters it does not learn (the convolutions' denominator, the average
-    neighbour count of the training data, and the energy shift and scale) stay the checkpoint's."""
+    neighbour count of the training data, and the energy shift and scale) stay the checkpoint's.
+    ``layers`` takes the scalars of any interaction blocks (``all``: every block) from one pass through the
+    modules, each read where ``layer: k`` stops, together with the default features at the readout's input."""
 
     family = "sevenn"
     package = "sevenn"
@@ -107,19 +109,18 @@ class SevenNetAdapter(Adapter):
         except Exception as err:  # sevenn's own download failed
             raise _download_error(self.checkpoint, url, "sevenn's package folder or ~/.cache/sevennet", err) from err
 
+    def _layer_names(self) -> list[str]:
+        return [f"block {k} scalars" for k in range(len(self._gates()))]
+
+    def _gates(self) -> list[str]:
+        """The equivariant-gate module of each interaction block, in order (block ``k``: ``k_equivariant_gate``)."""
+        names = list(self.model._modules)
+        return [f"{k}_equivariant_gate" for k in range(len(names)) if f"{k}_equivariant_gate" in names]
+
     def _embed_batch(self, structures: list[ase.Atoms]) -> list[np.ndarray]:
         import sevenn._keys as KEY
-        from sevenn.atom_graph_data import AtomGraphData
-        from sevenn.train.dataload import unlabeled_atoms_to_graph
-        from torch_geometric.data import Batch
 
-        graphs = []
-        for atoms in structures:
-            graph = AtomGraphData.from_numpy_dict(unlabeled_atoms_to_graph(atoms, self.cutoff))
-            if self.modal:
-                graph[KEY.DATA_MODALITY] = self.modal
-            graphs.append(graph)
-        data = Batch.from_data_list(graphs).to(self.device)
+        data = self._batch(structures)
         with torch.no_grad():
             data = self.model._preprocess(data)
             for name, module in self.model._modules.items():
@@ -131,6 +132,48 @@ class SevenNetAdapter(Adapter):
             features = features[:, : _scalar_channels(self.model, self._stop)]
         counts = [len(atoms) for atoms in structures]
         return [x.cpu().numpy() for x in torch.split(features.detach(), counts)]
+
+    def _embed_batch_layers(self, structures: list[ase.Atoms], names: list[str]) -> list[dict[str, np.ndarray]]:
+        """One pass through the modules up to the readout: block ``k``'s scalars are read at the input of the
+        module after its gate (where ``layer: k`` stops), the default features at the input of the readout."""
+        import sevenn._keys as KEY
+
+        modules = list(self.model._modules)
+        layer_names = self._layer_names()
+        stops: dict[str, list[str]] = {}  # module -> the layers read at its input
+        for name in names:
+            gate = self._gates()[layer_names.index(name)]
+            stops.setdefault(modules[modules.index(gate) + 1], []).append(name)
+        captured: dict[str, torch.Tensor] = {}
+        data = self._batch(structures)
+        with torch.no_grad():
+            data = self.model._preprocess(data)
+            for module_name, module in self.model._modules.items():
+                for name in stops.get(module_name, []):
+                    width = _scalar_channels(self.model, module_name)
+                    captured[name] = data[KEY.NODE_FEATURE][:, :width].detach().clone()
+                if module_name == self._stop:
+                    break
+                data = module(data)
+        captured[self.layer_name] = data[KEY.NODE_FEATURE].detach().clone()
+        counts = [len(atoms) for atoms in structures]
+        split = {name: torch.split(features, counts) for name, features in captured.items()}
+        return [{name: rows[i].cpu().numpy() for name, rows in split.items()} for i in range(len(structures))]
+
+    def _batch(self, structures: list[ase.Atoms]):
+        """SevenNet's own graphs of ``structures`` (with the modality of multi-fidelity checkpoints), as one batch."""
+        import sevenn._keys as KEY
+        from sevenn.atom_graph_data import AtomGraphData
+        from sevenn.train.dataload import unlabeled_atoms_to_graph
+        from torch_geometric.data import Batch
+
+        graphs = []
+        for atoms in structures:
+            graph = AtomGraphData.from_numpy_dict(unlabeled_atoms_to_graph(atoms, self.cutoff))
+            if self.modal:
+                graph[KEY.DATA_MODALITY] = self.modal
+            graphs.append(graph)
+        return Batch.from_data_list(graphs).to(self.device)
 
 
 def _download_error(checkpoint, url, target, err) -> ModelError:

@@ -12,9 +12,11 @@ log = logging.getLogger("platonic")
 
 
 def adapter(model: str, spec: ModelSpec, settings: EmbedSettings, **overrides):
-    """The adapter of ``model``: its ``spec`` (family, checkpoint, layer, options), where not given the preset of
-    that name (`platonic models` lists them); ``settings`` set device, batch size, dtype and the weights cache."""
-    from platonic.models import PRESETS, load_adapter
+    """The adapter of ``model``: its ``spec`` (family, checkpoint, layer or layers, options), where not given the
+    preset of that name (`platonic models` lists them); ``settings`` set device, batch size, dtype and the weights
+    cache. With ``layers``, the weights are loaded here, so that a layer the model lacks is reported with the
+    model's name."""
+    from platonic.models import PRESETS, ModelError, load_adapter
 
     preset = PRESETS.get(model, {})
     family = spec.family or preset.get("family")
@@ -22,14 +24,23 @@ def adapter(model: str, spec: ModelSpec, settings: EmbedSettings, **overrides):
         raise ValueError(f"model {model!r} is not a packaged preset; give its family and checkpoint")
     options = {**preset.get("options", {}), **spec.options}
     kwargs = dict(device=settings.device, batch_size=settings.batch_size, dtype=settings.dtype)
-    return load_adapter(
-        family,
-        checkpoint=spec.checkpoint or preset.get("checkpoint"),
-        layer=spec.layer,
-        cache_dir=settings.cache_dir,
-        **{**kwargs, **overrides},
-        **options,
-    )
+    try:
+        loaded = load_adapter(
+            family,
+            checkpoint=spec.checkpoint or preset.get("checkpoint"),
+            layer=spec.layer,
+            layers=list(spec.layers) if isinstance(spec.layers, tuple) else spec.layers,
+            cache_dir=settings.cache_dir,
+            **{**kwargs, **overrides},
+            **options,
+        )
+        if spec.layers is not None:
+            loaded.load()
+    except ModelError as err:
+        if spec.layers is None:
+            raise
+        raise ModelError(f"models.{model}.layers: {err}") from err
+    return loaded
 
 
 def run(structures: str, output: str, model: str, spec: ModelSpec, settings: EmbedSettings, progress: bool = True):
@@ -60,11 +71,15 @@ def run(structures: str, output: str, model: str, spec: ModelSpec, settings: Emb
     for structure_id, reason in zip(structure_store["material_id"].values, reasons, strict=True):
         if reason:
             log.warning("excluded %s from %s: %s", structure_id, model, reason)
-    ds = embedding_dataset(structure_store, features, valid, reasons, model, provenance)
+    ds = embedding_dataset(
+        structure_store, features, valid, reasons, model, provenance, layers=model_adapter.selected_layers
+    )
     ds.attrs.update(batch_size=settings.batch_size, shard_size=settings.shard_size)
     write_store(ds, target)
     shutil.rmtree(shards, ignore_errors=True)
-    log.info("%s: %d atoms x %d features -> %s", model, *features.shape, target)
+    log.info("%s: %d atoms x %d features -> %s", model, *ds["embedding"].shape, target)
+    if model_adapter.layers is not None:
+        log.info("%s: layers %s", model, ", ".join(f"{k} ({n})" for k, n in model_adapter.selected_layers))
 
 
 def prefetch(output: str, model: str, spec: ModelSpec, settings: EmbedSettings) -> None:
