@@ -40,9 +40,11 @@ end unless ``--keep``).
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import hashlib
 import itertools
 import json
+import multiprocessing
 import os
 import shutil
 import subprocess
@@ -503,6 +505,29 @@ def main() -> None:
         print(f"results -> {args.json}")
 
 
+def write_study(atoms: int, seed: int, n_anchors: int, unique_fraction: float, root: Path, compared_atoms: str,
+                n_models: int) -> dict:  # fmt: skip
+    """Write the synthetic study's anchor store and every model's stores; their paths and the study's shape."""
+    import xarray as xr
+
+    study_layout = layout(atoms, seed, n_anchors, unique_fraction)
+    anchors = write_anchor_store(study_layout, root, compared_atoms)
+    anchor_set_hash = xr.open_zarr(anchors, consolidated=False).attrs["anchor_set_hash"]
+    embeddings, projections = {}, {}
+    for m in range(n_models):
+        embeddings[model_name(m)], projections[model_name(m)] = write_model(
+            study_layout, m, seed, root, anchor_set_hash
+        )
+    return {
+        "embeddings": embeddings,
+        "projections": projections,
+        "structures": int(study_layout.structure_index[-1]) + 1,
+        "compared": int(study_layout.compared.sum()),
+        "distinct_fraction": float(study_layout.compared.mean()),
+        "largest_orbit": int(study_layout.multiplicity.max()),
+    }
+
+
 def benchmark(args, root: Path, settings_json: str, resolved) -> dict:
     total_models = args.models + (1 if args.add_one else 0)
     print(
@@ -512,21 +537,19 @@ def benchmark(args, root: Path, settings_json: str, resolved) -> dict:
     print(f"settings: {settings_json}")
     print(f"workdir: {root}")
     start = time.perf_counter()
-    study_layout = layout(args.atoms, args.seed, args.anchors, args.unique_fraction)
-    anchors = write_anchor_store(study_layout, root, resolved.atoms)
-    import xarray as xr
-
-    anchor_set_hash = xr.open_zarr(anchors, consolidated=False).attrs["anchor_set_hash"]
+    # written in a process of its own: a job forked from a parent that held the study would count the parent's
+    # pages in its peak RSS (os.wait4's ru_maxrss covers the child before its exec)
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        written = pool.submit(write_study, args.atoms, args.seed, args.anchors, args.unique_fraction, root,
+                              resolved.atoms, total_models).result()  # fmt: skip
     study = Study(root, settings_json, args.threads)
-    for m in range(total_models):
-        study.embeddings[model_name(m)], study.projections[model_name(m)] = write_model(
-            study_layout, m, args.seed, root, anchor_set_hash
-        )
-    n_compared = int(study_layout.compared.sum()) if resolved.atoms == "unique" else args.atoms
+    study.embeddings, study.projections = written["embeddings"], written["projections"]
+    n_compared = written["compared"] if resolved.atoms == "unique" else args.atoms
     print(
-        f"study written in {time.perf_counter() - start:.1f} s: {int(study_layout.structure_index[-1]) + 1} "
-        f"structures, {int(study_layout.compared.sum())} distinct environments of {args.atoms} atoms "
-        f"({study_layout.compared.mean():.1%}), largest orbit {int(study_layout.multiplicity.max())}; "
+        f"study written in {time.perf_counter() - start:.1f} s: {written['structures']} "
+        f"structures, {written['compared']} distinct environments of {args.atoms} atoms "
+        f"({written['distinct_fraction']:.1%}), largest orbit {written['largest_orbit']}; "
         f"{n_compared} compared atoms"
     )
 
@@ -547,7 +570,7 @@ def benchmark(args, root: Path, settings_json: str, resolved) -> dict:
         "models": args.models,
         "atoms": args.atoms,
         "compared_atoms": n_compared,
-        "distinct_fraction": float(study_layout.compared.mean()),
+        "distinct_fraction": written["distinct_fraction"],
         "anchors": args.anchors,
         "threads": args.threads,
         "parallel": args.parallel,
