@@ -52,6 +52,15 @@ rule all:
             f"results/figures/{DATASET}/overview/training_vs_architecture.png",
         ],
         provenance=f"results/provenance/{DATASET}.html",
+        layers=(
+            [
+                f"results/layers/{DATASET}.csv",
+                f"results/figures/{DATASET}/layers/heatmaps.png",
+                f"results/figures/{DATASET}/layers/depth.png",
+            ]
+            if LAYER_MODELS
+            else []
+        ),
         analysis=expand(
             "results/analysis/{dataset}/{name}",
             dataset=DATASET,

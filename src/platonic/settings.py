@@ -247,6 +247,14 @@ class ArithmeticSettings(Settings):
     top: int
 
 
+@config_section("analysis", "layers")
+class LayerSettings(Settings):
+    """Layer x layer similarity of the multi-layer models."""
+
+    metrics: tuple[str, ...]
+    threads: int
+
+
 STAGE_SETTINGS: tuple[type[Settings], ...] = (
     DatasetSettings,
     ModelSpec,
@@ -259,6 +267,7 @@ STAGE_SETTINGS: tuple[type[Settings], ...] = (
     AuditSettings,
     SymmetrySettings,
     ArithmeticSettings,
+    LayerSettings,
 )
 
 

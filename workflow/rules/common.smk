@@ -15,6 +15,10 @@ MODELS = list(config["models"])
 # control representations (element one-hot, SOAP, untrained networks): compared like models, marked as controls
 CONTROLS = [m for m, spec in config["models"].items() if spec["control"]]
 METRICS = config["similarity"]["metrics"]
+# the models whose entries take `layers`: compared layer by layer (rule layer_similarity)
+LAYER_MODELS = [
+    m for m, spec in config["models"].items() if spec.get("layers") is not None
+]
 # every unordered pair of models, oriented by name (what a pair's job and store are called)
 PAIRS = [pair_key(a, b) for i, a in enumerate(MODELS) for b in MODELS[i + 1 :]]
 OVERVIEW_FIGURES = [
@@ -131,6 +135,14 @@ def embedding_stores(wildcards):
         "results/embeddings/{dataset}/{model}.zarr",
         dataset=wildcards.dataset,
         model=MODELS,
+    )
+
+
+def layer_embedding_stores(wildcards):
+    return expand(
+        "results/embeddings/{dataset}/{model}.zarr",
+        dataset=wildcards.dataset,
+        model=LAYER_MODELS,
     )
 
 

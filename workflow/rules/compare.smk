@@ -88,6 +88,46 @@ rule gather:
         " --controls {params.controls:q} > {log} 2>&1"
 
 
+rule layer_similarity:
+    input:
+        embeddings=layer_embedding_stores,
+        anchors="results/anchors/{dataset}.zarr",
+    output:
+        store=directory("results/layers/{dataset}.zarr"),
+        table=report(
+            "results/layers/{dataset}.csv",
+            caption="../report/layers_table.rst",
+            category="Layers",
+        ),
+        heatmaps=report(
+            "results/figures/{dataset}/layers/heatmaps.png",
+            caption="../report/layer_heatmaps.rst",
+            category="Layers",
+            labels={"figure": "layer x layer"},
+        ),
+        depth=report(
+            "results/figures/{dataset}/layers/depth.png",
+            caption="../report/layer_depth.rst",
+            category="Layers",
+            labels={"figure": "agreement by depth"},
+        ),
+    log:
+        "results/logs/layers/{dataset}.log",
+    benchmark:
+        "results/benchmarks/layers/{dataset}.tsv"
+    conda:
+        "../../envs/analysis.yaml"
+    threads: config["analysis"]["layers"]["threads"]
+    params:
+        settings=section("similarity"),
+        layers=section("analysis", "layers"),
+    shell:
+        "python -m platonic layers {output.store:q} {output.table:q}"
+        " --embeddings {input.embeddings:q} --anchors {input.anchors:q}"
+        " --settings {params.settings:q} --layers {params.layers:q} --layers-threads {threads}"
+        " --heatmaps {output.heatmaps:q} --depth {output.depth:q} > {log} 2>&1"
+
+
 rule summary:
     input:
         f"results/similarity/{DATASET}.zarr",
