@@ -866,10 +866,11 @@ def symmetry_breaking_figure(relative: dict[str, np.ndarray], threshold: float) 
     return fig
 
 
-def layer_heatmaps(ds: xr.Dataset, metric: str) -> plt.Figure:
-    """Layer x layer heatmaps of a layer store (``platonic.compare.layers``): one column per pair of models (a
-    model with itself included, in the store's order), one row per space; rows are model A's layers from the first
-    to the last, columns model B's, each cell's value annotated up to 12 layers a side. Dark means different."""
+def layer_heatmaps(ds: xr.Dataset, metric: str, pairs_per_row: int = 2) -> plt.Figure:
+    """Layer x layer heatmaps of a layer store (``platonic.compare.layers``): for every pair of models (a model with
+    itself included, in the store's order) a raw-space and a shared-space panel side by side, ``pairs_per_row``
+    pairs to a row; rows of a panel are model A's layers from the first (bottom) to the last, columns model B's,
+    each cell's value annotated up to 12 layers a side. Dark means different."""
     data = ds["similarity"].sel(metric=metric)
     models = list(dict.fromkeys(str(m) for m in ds["model_a"].values))
     pairs = list(itertools.combinations_with_replacement(models, 2))
@@ -879,38 +880,54 @@ def layer_heatmaps(ds: xr.Dataset, metric: str) -> plt.Figure:
     vmax = 1.0 if similar or finite.size == 0 else max(float(finite.max()), 1e-12)
     cmap = "cividis" if similar else "cividis_r"
     largest = max(int((ds["model_a"].values == m).sum()) for m in models)
-    size = max(2.6, 0.42 * largest + 1.4)
+    size = max(2.8, 0.45 * largest + 1.8)
+    per_row = max(1, min(pairs_per_row, len(pairs)))
+    n_rows = -(-len(pairs) // per_row)
     fig, axes = plt.subplots(
-        len(spaces), len(pairs), figsize=(size * len(pairs) + 0.8, size * len(spaces)), squeeze=False,
+        n_rows, per_row * len(spaces), figsize=(size * per_row * len(spaces) + 1.0, size * n_rows), squeeze=False,
         constrained_layout=True,
     )  # fmt: skip
     image = None
-    for row, space in enumerate(spaces):
-        for column, (a, b) in enumerate(pairs):
-            ax = axes[row, column]
-            rows = np.flatnonzero(ds["model_a"].values == a)
-            columns = np.flatnonzero(ds["model_b"].values == b)
-            rows = rows[np.argsort(ds["depth_a"].values[rows], kind="stable")]
-            columns = columns[np.argsort(ds["depth_b"].values[columns], kind="stable")]
+    for ax in axes.ravel()[len(pairs) * len(spaces) :]:
+        ax.set_visible(False)
+    for p, (a, b) in enumerate(pairs):
+        rows = np.flatnonzero(ds["model_a"].values == a)
+        columns = np.flatnonzero(ds["model_b"].values == b)
+        rows = rows[np.argsort(ds["depth_a"].values[rows], kind="stable")]
+        columns = columns[np.argsort(ds["depth_b"].values[columns], kind="stable")]
+        for s, space in enumerate(spaces):
+            ax = axes[p // per_row, (p % per_row) * len(spaces) + s]
             values = data.sel(space=space).values[np.ix_(rows, columns)]
             image = ax.imshow(values, vmin=0.0, vmax=vmax, cmap=cmap, origin="lower")
-            ax.set_xticks(range(len(columns)), [_short(str(n), 18) for n in ds["layer_name_b"].values[columns]],
-                          rotation=45, ha="right", fontsize=6)  # fmt: skip
-            ax.set_yticks(range(len(rows)), [_short(str(n), 18) for n in ds["layer_name_a"].values[rows]], fontsize=6)
-            ax.set_xlabel(_short(b), fontsize=8)
-            ax.set_ylabel(_short(a), fontsize=8)
-            ax.set_title(f"{SPACE_LABELS.get(space, space)}", fontsize=8)
+            ax.set_xticks(range(len(columns)), [str(k) for k in ds["layer_index_b"].values[columns]], fontsize=7)
+            ax.set_yticks(range(len(rows)), [str(k) for k in ds["layer_index_a"].values[rows]], fontsize=7)
+            ax.set_xlabel(f"{_short(b, 28)} layer", fontsize=7)
+            ax.set_ylabel(f"{_short(a, 28)} layer", fontsize=7)
+            ax.set_title(SPACE_LABELS.get(space, space), fontsize=8)
             if max(values.shape) <= 12:
                 ink = np.where(values / vmax > 0.6 if similar else values / vmax < 0.4, "black", "white")
                 for i, j in np.ndindex(values.shape):
                     if np.isfinite(values[i, j]):
-                        ax.text(j, i, f"{values[i, j]:.2f}", ha="center", va="center", fontsize=5.5, color=ink[i, j])
-    fig.colorbar(image, ax=list(axes.ravel()), shrink=0.8, label=metric_label(metric))
+                        ax.text(j, i, f"{values[i, j]:.2f}", ha="center", va="center", fontsize=6, color=ink[i, j])
+    fig.colorbar(image, ax=list(axes.ravel()), shrink=0.6, label=metric_label(metric))
+    names = "; ".join(
+        f"{m}: " + ", ".join(f"{int(k)} {n}" for k, n in zip(ds["layer_index_a"].values[ds["model_a"].values == m],
+                                                               ds["layer_name_a"].values[ds["model_a"].values == m],
+                                                               strict=True))
+        for m in models
+    )  # fmt: skip
     fig.suptitle(
-        f"{metric_label(metric)} between layers ({ds.attrs.get('n_atoms', '?')} atoms; first layer at the bottom left)",
-        fontsize=10,
+        f"{metric_label(metric)} between layers ({ds.attrs.get('n_atoms', '?')} atoms; first layer at the bottom"
+        f" left)\n{fill(names)}",
+        fontsize=9,
     )
     return fig
+
+
+def fill(text: str, width: int = 150) -> str:
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width))
 
 
 def layer_depth_figure(ds: xr.Dataset, metric: str) -> plt.Figure:
