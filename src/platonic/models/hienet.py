@@ -70,23 +70,23 @@ class HIENetAdapter(Adapter):
         self.type_map = {int(z): int(i) for z, i in config[KEY.TYPE_MAP].items()}
 
         names = list(self.model._modules)
-        self.layers = [n for n in names if n.endswith(INVARIANT) or n.endswith(EQUIVARIANT)]
-        if not self.layers:
+        self._interaction_layers = [n for n in names if n.endswith(INVARIANT) or n.endswith(EQUIVARIANT)]
+        if not self._interaction_layers:
             raise ModelError(f"HIENet model has no interaction layers; modules: {names}")
-        if READOUT not in names or names.index(READOUT) != names.index(self.layers[-1]) + 1:
+        if READOUT not in names or names.index(READOUT) != names.index(self._interaction_layers[-1]) + 1:
             raise ModelError(f"HIENet model's readout {READOUT!r} does not follow its last interaction layer: {names}")
-        n_layers = len(self.layers)
+        n_layers = len(self._interaction_layers)
         try:
             index = n_layers - 1 if self.layer is None else int(self.layer)
         except (TypeError, ValueError) as err:
             raise ModelError(f"HIENet layer must be an interaction-layer index, not {self.layer!r}") from err
         if not -n_layers <= index < n_layers:
             raise ModelError(
-                f"HIENet model has {n_layers} interaction layers ({', '.join(self.layers)}); "
+                f"HIENet model has {n_layers} interaction layers ({', '.join(self._interaction_layers)}); "
                 f"layer {index} does not exist"
             )
         self._index = index % n_layers
-        self._stop = self.layers[self._index]
+        self._stop = self._interaction_layers[self._index]
         self._scalars = self._scalar_slices(self._stop)
         layer_name = f"input of {READOUT}" if self.layer is None else f"layer {self._index} scalars"
         return path, frozenset(self.type_map), f"{layer_name} ({self._stop} output)"
