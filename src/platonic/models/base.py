@@ -157,6 +157,19 @@ class Adapter(ABC):
         and for the default features (key `layer_name`)."""
         raise NotImplementedError
 
+    def _hooked_layers(self, structures: list[ase.Atoms], names: list[str], default: int) -> list[dict]:
+        """`_embed_batch_layers` for a family whose ``_forward(structures, indices)`` returns ``{layer index:
+        (n_atoms, d) tensor}`` from one pass (forward hooks): the layers ``names`` and the default layer
+        ``default``, split per structure and keyed by layer name."""
+        import torch
+
+        layer_names = self._layer_names()
+        indices = sorted({layer_names.index(name) for name in names} | {default})
+        captured = self._forward(structures, indices)
+        counts = [len(atoms) for atoms in structures]
+        split = {layer_names[k]: torch.split(captured[k], counts) for k in indices}
+        return [{name: rows[i].cpu().numpy() for name, rows in split.items()} for i in range(len(structures))]
+
     def embed(self, structures: list[ase.Atoms]) -> list[np.ndarray]:
         """Embed structures in batches of ``batch_size``; one ``(n_atoms_i, n_features)`` array of
         ``dtype`` per structure."""

@@ -62,11 +62,7 @@ class CHGNetAdapter(Adapter):
         return [x.cpu().numpy() for x in torch.split(captured[self._layer_index], counts)]
 
     def _embed_batch_layers(self, structures: list[ase.Atoms], names: list[str]) -> list[dict[str, np.ndarray]]:
-        indices = sorted({self._layer_names().index(name) for name in names} | {self._layer_index})
-        captured = self._forward(structures, indices)
-        counts = [len(atoms) for atoms in structures]
-        split = {f"atom_conv_layers[{k}]": torch.split(captured[k], counts) for k in indices}
-        return [{name: rows[i].cpu().numpy() for name, rows in split.items()} for i in range(len(structures))]
+        return self._hooked_layers(structures, names, self._layer_index)
 
     def _forward(self, structures: list[ase.Atoms], indices: list[int]) -> dict[int, torch.Tensor]:
         """One forward pass of the batch; the ``(n_atoms, 64)`` output of each atom-convolution layer in

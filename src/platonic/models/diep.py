@@ -78,11 +78,7 @@ class DIEPAdapter(Adapter):
         return [x.cpu().numpy() for x in torch.split(captured[self._block], counts)]
 
     def _embed_batch_layers(self, structures: list[ase.Atoms], names: list[str]) -> list[dict[str, np.ndarray]]:
-        indices = sorted({self._layer_names().index(name) for name in names} | {self._block})
-        captured = self._forward(structures, indices)
-        counts = [len(atoms) for atoms in structures]
-        split = {f"gc_{k + 1}.node_feat": torch.split(captured[k], counts) for k in indices}
-        return [{name: rows[i].cpu().numpy() for name, rows in split.items()} for i in range(len(structures))]
+        return self._hooked_layers(structures, names, self._block)
 
     def _forward(self, structures: list[ase.Atoms], blocks: list[int]) -> dict[int, torch.Tensor]:
         """One forward pass of the batch; the node features after each graph block in ``blocks``, read by hooks."""
