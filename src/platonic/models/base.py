@@ -170,6 +170,13 @@ class Adapter(ABC):
         split = {layer_names[k]: torch.split(captured[k], counts) for k in indices}
         return [{name: rows[i].cpu().numpy() for name, rows in split.items()} for i in range(len(structures))]
 
+    def _hooked_layer(self, structures: list[ase.Atoms], index: int) -> list[np.ndarray]:
+        """`_embed_batch` for the same families: layer ``index`` alone, one array per structure."""
+        import torch
+
+        counts = [len(atoms) for atoms in structures]
+        return [x.cpu().numpy() for x in torch.split(self._forward(structures, [index])[index], counts)]
+
     def embed(self, structures: list[ase.Atoms]) -> list[np.ndarray]:
         """Embed structures in batches of ``batch_size``; one ``(n_atoms_i, n_features)`` array of
         ``dtype`` per structure."""
@@ -282,6 +289,27 @@ class WeightFreeAdapter(Adapter):
             "weights": "none",
             "settings": text,
         }
+
+
+@contextmanager
+def layer_outputs(modules: dict, pick=lambda output: output):
+    """Forward hooks on ``modules`` (``{index: torch module}``) for the duration: yields ``{index: tensor}``, each
+    module's first output (``pick`` chooses the tensor from it) detached. The hooks return None, so the
+    modules' outputs are left as they are."""
+    captured: dict = {}
+
+    def hook(index):
+        def read(_module, _inputs, output):
+            captured.setdefault(index, pick(output).detach())
+
+        return read
+
+    handles = [module.register_forward_hook(hook(index)) for index, module in modules.items()]
+    try:
+        yield captured
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 @contextmanager

@@ -8,7 +8,7 @@ import ase
 import numpy as np
 import torch
 
-from platonic.models.base import Adapter, ModelError, random_weights
+from platonic.models.base import Adapter, ModelError, layer_outputs, random_weights
 
 PACKAGED = {"0.3.0", "0.2.0", "r2scan"}
 
@@ -57,9 +57,7 @@ class CHGNetAdapter(Adapter):
         return [f"atom_conv_layers[{k}]" for k in range(len(self.model.atom_conv_layers))]
 
     def _embed_batch(self, structures: list[ase.Atoms]) -> list[np.ndarray]:
-        captured = self._forward(structures, [self._layer_index])
-        counts = [len(atoms) for atoms in structures]
-        return [x.cpu().numpy() for x in torch.split(captured[self._layer_index], counts)]
+        return self._hooked_layer(structures, self._layer_index)
 
     def _embed_batch_layers(self, structures: list[ase.Atoms], names: list[str]) -> list[dict[str, np.ndarray]]:
         return self._hooked_layers(structures, names, self._layer_index)
@@ -72,19 +70,7 @@ class CHGNetAdapter(Adapter):
         graphs = [
             self.model.graph_converter(AseAtomsAdaptor.get_structure(atoms)).to(self.device) for atoms in structures
         ]
-        captured: dict[int, torch.Tensor] = {}
-
-        def hook(index):
-            def read(_module, _inputs, output):  # returns None: the module's output is left as it is
-                captured.setdefault(index, output.detach())
-
-            return read
-
-        hooks = [self.model.atom_conv_layers[k].register_forward_hook(hook(k)) for k in indices]
-        try:
-            with torch.no_grad():
-                self.model(graphs, task="e")
-        finally:
-            for handle in hooks:
-                handle.remove()
+        modules = {k: self.model.atom_conv_layers[k] for k in indices}
+        with layer_outputs(modules) as captured, torch.no_grad():
+            self.model(graphs, task="e")
         return captured

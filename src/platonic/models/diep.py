@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from ase.data import atomic_numbers
 
-from platonic.models.base import Adapter, ModelError
+from platonic.models.base import Adapter, ModelError, layer_outputs
 
 MODEL_FILES = ("model.json", "model.pt", "state.pt")
 WEIGHTS_FILE = "state.pt"  # the parameters; model.pt holds only the constructor arguments
@@ -73,9 +73,7 @@ class DIEPAdapter(Adapter):
         return [f"gc_{k + 1}.node_feat" for k in range(len(self.model.model.graph_layers))]
 
     def _embed_batch(self, structures: list[ase.Atoms]) -> list[np.ndarray]:
-        captured = self._forward(structures, [self._block])
-        counts = [len(atoms) for atoms in structures]
-        return [x.cpu().numpy() for x in torch.split(captured[self._block], counts)]
+        return self._hooked_layer(structures, self._block)
 
     def _embed_batch_layers(self, structures: list[ase.Atoms], names: list[str]) -> list[dict[str, np.ndarray]]:
         return self._hooked_layers(structures, names, self._block)
@@ -97,19 +95,8 @@ class DIEPAdapter(Adapter):
             items.append((graph, lattice, torch.as_tensor(state), {"none": 0.0}))  # label unused
         graphs, lattices, states, _ = collate_fn_graph(items)
         lattices = lattices.reshape(-1, 3, 3)  # (1, 3, 3) for one structure, squeezed (B, 3, 3) otherwise
-        captured: dict[int, torch.Tensor] = {}
-
-        def hook(index):  # M3GNet-style blocks return (edge_feat, node_feat, state_feat)
-            def read(_module, _inputs, output):  # returns None: the module's output is left as it is
-                captured.setdefault(index, output[1].detach())
-
-            return read
-
-        hooks = [self.model.model.graph_layers[k].register_forward_hook(hook(k)) for k in blocks]
-        try:
-            with torch.no_grad():
-                self.model(graphs.to(self.device), lattices.to(self.device), states.to(self.device))
-        finally:
-            for handle in hooks:
-                handle.remove()
+        modules = {k: self.model.model.graph_layers[k] for k in blocks}
+        # M3GNet-style blocks return (edge_feat, node_feat, state_feat)
+        with layer_outputs(modules, pick=lambda output: output[1]) as captured, torch.no_grad():
+            self.model(graphs.to(self.device), lattices.to(self.device), states.to(self.device))
         return captured
