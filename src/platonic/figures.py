@@ -918,16 +918,10 @@ def layer_heatmaps(ds: xr.Dataset, metric: str, pairs_per_row: int = 2) -> plt.F
     )  # fmt: skip
     fig.suptitle(
         f"{metric_label(metric)} between layers ({ds.attrs.get('n_atoms', '?')} atoms; first layer at the bottom"
-        f" left)\n{fill(names)}",
+        f" left)\n{_short(names, 150)}",
         fontsize=9,
     )
     return fig
-
-
-def fill(text: str, width: int = 150) -> str:
-    import textwrap
-
-    return "\n".join(textwrap.wrap(text, width))
 
 
 def layer_depth_figure(ds: xr.Dataset, metric: str) -> plt.Figure:

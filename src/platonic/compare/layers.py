@@ -54,8 +54,9 @@ def layer_similarity(
     ds = pairwise_similarity(features, structure_index, settings, weights=weights)
     ds = ds.rename({"model_a": "layer_a", "model_b": "layer_b", "model": "layer"})
     depth = _depths(items)
+    by_label = {item.label: item for item in items}
     for suffix, dim in (("_a", "layer_a"), ("_b", "layer_b"), ("", "layer")):
-        order = [next(item for item in items if item.label == str(label)) for label in ds[dim].values]
+        order = [by_label[str(label)] for label in ds[dim].values]
         ds = ds.assign_coords(
             {
                 f"model{suffix}": (dim, [item.model for item in order]),
