@@ -27,7 +27,7 @@ def test_env_uses_conda_forge_only_and_pins_python(path):
     assert env["channels"] == ["conda-forge", "nodefaults"]
     deps = env["dependencies"]
     assert "python=3.11" in deps
-    for name in ("numpy", "xarray", "dask", "ase", "pyyaml", "jsonschema"):  # what the library imports
+    for name in ("numpy", "xarray", "dask", "ase", "pyyaml", "jsonschema", "threadpoolctl"):  # what the library imports
         assert any(isinstance(d, str) and d.split("=")[0].split(">")[0].strip() == name for d in deps), name
 
 

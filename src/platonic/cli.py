@@ -15,7 +15,7 @@ import types
 import typing
 
 from platonic import settings as S
-from platonic import venvs
+from platonic import threads, venvs
 from platonic.stages import align, analysis, embed, fan_in, figures, layers, prepare, similarity
 
 log = logging.getLogger("platonic")
@@ -134,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
             base = json.loads(args.pop(option) or "{}")
             overrides = {f: args.pop(f"{option}.{f}") for f in _fields(cls) if f"{option}.{f}" in args}
             args[option] = cls.from_mapping(base, **overrides)
-        run(**args)
+        with threads.limit(threads.job_threads(args.values())):
+            run(**args)
     except (ValueError, RuntimeError, FileNotFoundError) as err:
         # expected failures (bad input, missing weights, ...) get one clear line, not a traceback
         print(f"platonic {command}: error: {err}", file=sys.stderr)

@@ -18,6 +18,7 @@ import numpy as np
 import xarray as xr
 
 from platonic.settings import SimilaritySettings
+from platonic.threads import limit as limit_threads
 from platonic.stages.common import atom_counts, compared_mask, write_rows
 
 log = logging.getLogger("platonic")
@@ -251,6 +252,10 @@ def _check(path: str, attrs: dict, anchor_store: xr.Dataset, settings: Similarit
 
 
 def _threads(function, items, threads: int):
-    """``function`` over ``items`` on up to ``threads`` threads, results in order."""
-    with ThreadPoolExecutor(max_workers=max(1, min(threads, len(items)))) as pool:
+    """``function`` over ``items`` on up to ``threads`` threads, results in order; each worker's BLAS and OpenMP
+    get an equal share of ``threads`` (one worker: in this thread, with all of them)."""
+    workers = max(1, min(threads, len(items)))
+    if workers == 1:
+        return [function(item) for item in items]
+    with limit_threads(max(1, threads // workers)), ThreadPoolExecutor(max_workers=workers) as pool:
         return list(pool.map(function, items))
