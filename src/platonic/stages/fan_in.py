@@ -18,8 +18,8 @@ import numpy as np
 import xarray as xr
 
 from platonic.settings import SimilaritySettings
-from platonic.threads import limit as limit_threads
 from platonic.stages.common import atom_counts, compared_mask, write_rows
+from platonic.threads import limit as limit_threads
 
 log = logging.getLogger("platonic")
 
