@@ -19,7 +19,7 @@ process (so peak RSS is that job's alone, not this script's). Jobs run one after
 Settings: the ``similarity`` section of ``config/config.yaml`` (less the keys that only size a job: threads,
 mem_mb, runtime; what it leaves out takes the schema's defaults), with ``--settings-json`` merged over it;
 ``--threads`` is every job's thread count (the rules' ``--threads``); each job keeps its BLAS and OpenMP to it
-(``platonic.threads``), as a Snakemake job does.
+(``platonic.process``), as a Snakemake job does.
 
 ``--add-one``: after the M-model study, add model M+1 and time only what the workflow then runs (its summary, its
 M pairs and the gather of all M+1 models), against the full fan-in of M models and against M mean pair jobs plus

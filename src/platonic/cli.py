@@ -14,8 +14,8 @@ import sys
 import types
 import typing
 
+from platonic import process, venvs
 from platonic import settings as S
-from platonic import threads, venvs
 from platonic.stages import align, analysis, embed, fan_in, figures, layers, prepare, similarity
 
 log = logging.getLogger("platonic")
@@ -134,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
             base = json.loads(args.pop(option) or "{}")
             overrides = {f: args.pop(f"{option}.{f}") for f in _fields(cls) if f"{option}.{f}" in args}
             args[option] = cls.from_mapping(base, **overrides)
-        with threads.limit(threads.job_threads(args.values())):
+        process.keep_freed_memory()
+        with process.limit_threads(process.job_threads(args.values())):
             run(**args)
     except (ValueError, RuntimeError, FileNotFoundError) as err:
         # expected failures (bad input, missing weights, ...) get one clear line, not a traceback

@@ -112,31 +112,33 @@ class Resampling:
             return (self.counts @ self.per_structure(values, rows)) / (self.counts @ self.per_structure(ones, rows))
 
 
-def replicate_sums(x: np.ndarray, y: np.ndarray, resampling: Resampling) -> tuple[np.ndarray, np.ndarray]:
+def replicate_sums(
+    x: np.ndarray, y: np.ndarray, resampling: Resampling, block_bytes: int = 2**27
+) -> tuple[np.ndarray, np.ndarray]:
     """Every replicate's ``sum_i c_b(i) w_i x_i y_i^T`` over the training and over the test structures,
-    two ``(B, d_x, d_y)`` arrays: per-structure sums (rows in structure order) contracted with the counts."""
+    two ``(B, d_x, d_y)`` arrays: per-structure sums, in blocks of ``block_bytes``, each block contracted with the
+    counts of its structures (the training ones with the training sums, the test ones with the test sums)."""
     groups, counts = resampling.groups, resampling.counts
     order = np.argsort(groups, kind="stable")
     bounds = np.searchsorted(groups[order], np.arange(resampling.n_structures + 1))
-    train_counts = counts * resampling.train_structures
-    test_counts = counts * ~resampling.train_structures
     width = x.shape[1] * y.shape[1]
-    train = np.zeros((len(counts), width))
-    test = np.zeros((len(counts), width))
-    chunk = max(1, 2**24 // width)  # per-structure sums of at most 128 MiB at a time
-    for start in range(0, resampling.n_structures, chunk):
-        stop = min(start + chunk, resampling.n_structures)
-        block = np.empty((stop - start, width))
-        for s in range(start, stop):
-            rows = order[bounds[s] : bounds[s + 1]]
-            ys = np.asarray(y[rows], dtype=np.float64)
-            if resampling.weights is not None:
-                ys = ys * resampling.weights[rows, None]
-            block[s - start] = (np.asarray(x[rows], dtype=np.float64).T @ ys).ravel()
-        train += train_counts[:, start:stop] @ block
-        test += test_counts[:, start:stop] @ block
-    shape = (len(counts), x.shape[1], y.shape[1])
-    return train.reshape(shape), test.reshape(shape)
+    chunk = max(1, block_bytes // (8 * width))
+    block = np.empty((min(chunk, resampling.n_structures), width))
+    out = []
+    for part in (resampling.train_structures, ~resampling.train_structures):
+        total = np.zeros((len(counts), width))
+        structures = np.flatnonzero(part)
+        for start in range(0, len(structures), chunk):
+            block_structures = structures[start : start + chunk]
+            for j, s in enumerate(block_structures):
+                rows = order[bounds[s] : bounds[s + 1]]
+                ys = np.asarray(y[rows], dtype=np.float64)
+                if resampling.weights is not None:
+                    ys = ys * resampling.weights[rows, None]
+                block[j] = (np.asarray(x[rows], dtype=np.float64).T @ ys).ravel()
+            total += counts[:, block_structures] @ block[: len(block_structures)]
+        out.append(total.reshape(len(counts), x.shape[1], y.shape[1]))
+    return out[0], out[1]
 
 
 def _outer(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -17,9 +17,9 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import xarray as xr
 
+from platonic.process import limit_openmp, limit_threads
 from platonic.settings import SimilaritySettings
 from platonic.stages.common import atom_counts, compared_mask, write_rows
-from platonic.threads import limit as limit_threads
 
 log = logging.getLogger("platonic")
 
@@ -257,5 +257,11 @@ def _threads(function, items, threads: int):
     workers = max(1, min(threads, len(items)))
     if workers == 1:
         return [function(item) for item in items]
-    with limit_threads(max(1, threads // workers)), ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(function, items))
+    share = max(1, threads // workers)
+
+    def worker(item):
+        with limit_openmp(share):  # OpenMP's thread count is each thread's own (BLAS's is the process's)
+            return function(item)
+
+    with limit_threads(share), ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(worker, items))
