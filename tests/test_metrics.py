@@ -4,6 +4,7 @@ from scipy.linalg import orthogonal_procrustes
 from scipy.stats import ortho_group
 
 from platonic.compare.metrics import (
+    Features,
     centred_cross_covariance,
     cknna,
     cross_gram,
@@ -238,6 +239,31 @@ def test_information_imbalance_identical_and_independent():
     assert information_imbalance(x, 2 * x, nx, queries) == pytest.approx(2 / n)
     # independent space: the neighbour's rank is uniform over 1..N-1, mean N/2, so Delta ~ 1
     assert information_imbalance(x, rng.normal(size=(n, 8)), nx, queries) == pytest.approx(1.0, abs=0.1)
+
+
+def test_features_give_the_array_metrics_and_a_permutation_keeps_the_centring(pair):
+    """What Features caches is what the metrics compute from an array: LFRE and information imbalance of Features
+    equal those of the arrays, a taken permutation's unit rows are the permuted unit rows, and its LFRE centring is
+    the unpermuted one (a permutation moves neither the mean nor the scale)."""
+    x, y = pair
+    nx = knn_indices(x, 10)
+    queries = np.arange(0, 300, 3)
+    fx, fy = Features(x), Features(y)
+    perm = np.random.default_rng(3).permutation(300)
+    fyp = fy.take(perm)  # nothing derived yet: computed from the permuted rows
+    fy.unit, fy.centring  # noqa: B018 (derived on the whole space, then taken along)
+    along = fy.take(perm)
+    np.testing.assert_array_equal(along.unit, fy.unit[perm])
+    assert along.centring is fy.centring
+    assert lfre(fx, along, nx, queries) == pytest.approx(lfre(fx, fyp, nx, queries), rel=1e-12)
+    assert lfre(fx, fy, nx, queries) == pytest.approx(lfre(x, y, nx, queries), rel=1e-12)
+    assert lfre(fx, fyp, nx, queries) == pytest.approx(lfre(x, y[perm], nx, queries), rel=1e-12)
+    assert information_imbalance(fx, fyp, nx[:, :1], queries) == information_imbalance(x, y[perm], nx[:, :1], queries)
+    np.testing.assert_allclose(fyp.unit, y[perm] / np.linalg.norm(y[perm], axis=1, keepdims=True), rtol=1e-14)
+    mean, scale = fyp.centring
+    np.testing.assert_allclose(mean, y.mean(axis=0), rtol=1e-14)
+    assert scale == pytest.approx(np.sqrt(np.mean(np.sum((y - y.mean(axis=0)) ** 2, axis=1))), rel=1e-14)
+    assert len(fyp) == 300 and fyp.shape == y.shape
 
 
 def test_invalid_k_raises():

@@ -30,7 +30,6 @@ import numpy as np
 
 from platonic.compare import metrics
 from platonic.compare.metrics import Moments
-from platonic.compare.neighbours import unit_rows
 
 CHANCE_QUERIES = 500
 INTERVAL = (2.5, 97.5)  # percentiles of the bootstrap distribution: a 95 % interval
@@ -341,13 +340,16 @@ def pair_chance(x, y, mx: Moments | None, my_permuted: list, nx, ny, resampling,
                 distances=None, excluded=None, kernels=None) -> dict[tuple[str, bool], np.ndarray]:  # fmt: skip
     """Every ``wanted`` metric of (x, y permuted by whole structures) for each of ``resampling.permutations``:
     ``{(metric, forward): (P,)}``. ``mx``: x's moments; ``my_permuted``: ``chance_moments`` of y; ``distances``:
-    x's subsample distance matrix; ``kernels``: the pair's ``metrics.cknna_kernels``, where already built."""
+    x's subsample distance matrix; ``kernels``: the pair's ``metrics.cknna_kernels``, where already built. ``x`` and
+    ``y`` are arrays or ``metrics.Features``: a permutation of y takes y's unit rows and centring along."""
+    fx, fy = metrics.features(x), metrics.features(y)
+    x, y = fx.x, fy.x
     n_perm = len(resampling.permutations)
     if "cknna" in wanted:
         if kernels is None:
-            kernels = metrics.cknna_kernels(x, y, nx[:, :k], ny[:, :k])
-        unit_y = unit_rows(np.asarray(y, dtype=np.float64))
-        own_x = metrics.neighbour_cosines(unit_rows(np.asarray(x, dtype=np.float64)), nx[:, :k])
+            kernels = metrics.cknna_kernels(fx, fy, nx[:, :k], ny[:, :k])
+        unit_y = fy.unit
+        own_x = metrics.neighbour_cosines(fx.unit, nx[:, :k])
     w = resampling.weights
     few = queries[np.unique(np.linspace(0, len(queries) - 1, min(len(queries), CHANCE_QUERIES)).astype(np.int64))]
     out: dict[tuple[str, bool], np.ndarray] = {}
@@ -357,7 +359,8 @@ def pair_chance(x, y, mx: Moments | None, my_permuted: list, nx, ny, resampling,
         out.setdefault(key, np.full(n_perm, np.nan))[p] = value
 
     for p, perm in enumerate(resampling.permutations):
-        yp = y[perm]
+        fyp = fy.take(perm)
+        yp = fyp.x
         inverse = np.empty_like(perm)
         inverse[perm] = np.arange(len(perm))
         nyp = None if ny is None else inverse[ny[perm]]
@@ -380,7 +383,7 @@ def pair_chance(x, y, mx: Moments | None, my_permuted: list, nx, ny, resampling,
         if "distance_correlation" in wanted:
             value = metrics.distance_correlation_from_distances(distances, my_permuted[p][2])
             put(("distance_correlation", True), p, value)
-        for forward, (source, target, neighbours) in ((True, (x, yp, nx)), (False, (yp, x, nyp))):
+        for forward, (source, target, neighbours) in ((True, (fx, fyp, nx)), (False, (fyp, fx, nyp))):
             if "information_imbalance" in wanted:
                 value = metrics.information_imbalance(source, target, neighbours, few, groups=excluded)
                 put(("information_imbalance", forward), p, value)

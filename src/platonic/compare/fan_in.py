@@ -181,15 +181,16 @@ def summary_chance(x, c: Comparison) -> list | None:
     return bootstrap.chance_moments(x, c.resampling, c.train, c.wanted, c.subsample)
 
 
-def summarise(x: np.ndarray, c: Comparison) -> ModelSummary:
-    """One model's ``ModelSummary`` of features ``x (n, d)`` in one space."""
-    x = np.asarray(x)
+def summarise(x: np.ndarray | metrics.Features, c: Comparison) -> ModelSummary:
+    """One model's ``ModelSummary`` of features ``x (n, d)`` in one space (an array or ``metrics.Features``)."""
+    fx = metrics.features(x)
+    x = fx.x
     neighbours = summary_neighbours(x, c)
     return ModelSummary(
         moments=summary_moments(x, c),
         split=summary_split(x, c),
         neighbours=neighbours,
-        dimension=summary_dimension(x, neighbours),
+        dimension=summary_dimension(fx, neighbours),
         distances=summary_distances(x, c),
         replicates=summary_replicates(x, c),
         chance=summary_chance(x, c),
@@ -211,8 +212,11 @@ class PairResult:
 
 def compare_pair(x, y, sx: ModelSummary, sy: ModelSummary, c: Comparison, same: bool = False) -> PairResult:
     """Every wanted metric of features ``x`` and ``y`` (the same ``c.n`` atoms in the same order) with their
-    summaries; ``same``: x and y are one model (only forward directions, no bootstrap)."""
-    x, y = np.asarray(x), np.asarray(y)
+    summaries; ``same``: x and y are one model (only forward directions, no bootstrap). ``x`` and ``y`` are arrays
+    or ``metrics.Features`` (what the metrics derive from all rows is then computed once per space)."""
+    fx = metrics.features(x)
+    fy = fx if y is x else metrics.features(y)
+    x, y = fx.x, fy.x
     wanted, w, k = c.wanted, c.weights, c.k
     values: dict[tuple[str, bool], float] = {}
     terms: dict[tuple[str, bool], np.ndarray] = {}
@@ -229,13 +233,13 @@ def compare_pair(x, y, sx: ModelSummary, sy: ModelSummary, c: Comparison, same: 
         terms["mutual_knn", True] = metrics.shared_neighbours(nx[:, :k], ny[:, :k])
     kernels = None
     if "cknna" in wanted:
-        kernels = metrics.cknna_kernels(x, y, nx[:, :k], ny[:, :k])
+        kernels = metrics.cknna_kernels(fx, fy, nx[:, :k], ny[:, :k])
         values["cknna", True] = metrics.cknna_from_kernels(kernels)
     if "distance_correlation" in wanted:
         values["distance_correlation", True] = metrics.distance_correlation_from_distances(sx.distances, sy.distances)
     if "optimal_transport" in wanted:
         values["optimal_transport", True] = metrics.optimal_transport_distance(x[c.subsample], y[c.subsample])
-    for forward, (source, target, neighbours) in ((True, (x, y, nx)), (False, (y, x, ny))):
+    for forward, (source, target, neighbours) in ((True, (fx, fy, nx)), (False, (fy, fx, ny))):
         if same and not forward:
             continue
         if "lfre" in wanted:
@@ -254,7 +258,7 @@ def compare_pair(x, y, sx: ModelSummary, sy: ModelSummary, c: Comparison, same: 
         )  # fmt: skip
     if r is not None and r.permutations:
         chance = bootstrap.pair_chance(
-            x, y, sx.moments, sy.chance, nx, ny, r, wanted=wanted, train=c.train, k=k, lfre_k=c.lfre_k,
+            fx, fy, sx.moments, sy.chance, nx, ny, r, wanted=wanted, train=c.train, k=k, lfre_k=c.lfre_k,
             queries=c.queries, distances=sx.distances, excluded=c.excluded, kernels=kernels,
         )  # fmt: skip
         if same:

@@ -24,6 +24,60 @@ ROW_CHUNK = 16384
 RANK_TOLERANCE = 1e-6  # squared distance between unit vectors (0..4); float32 cosine resolves ~1e-7
 
 
+class Features:
+    """One space's rows ``x (N, d)`` with what several metrics derive from all of them, each computed once, on
+    first use: the float64 unit rows (the cosine geometry of neighbour ranks, CKNNA and TwoNN), their squared
+    norms, and LFRE's centring (column means and root mean squared centred norm). The metric functions take
+    either this or a plain array (``features``); a pair's jobs wrap each space once, so that its metrics and
+    their chance levels share these instead of each computing them again."""
+
+    def __init__(self, x, unit=None, square=None, centring=None):
+        self.x = x.x if isinstance(x, Features) else x
+        self._unit, self._square, self._centring = unit, square, centring
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.x.shape
+
+    @property
+    def unit(self) -> np.ndarray:
+        if self._unit is None:
+            self._unit = unit_rows(np.asarray(self.x, dtype=np.float64))
+        return self._unit
+
+    @property
+    def square(self) -> np.ndarray:
+        if self._square is None:
+            self._square = np.einsum("ij,ij->i", self.unit, self.unit)
+        return self._square
+
+    @property
+    def centring(self) -> tuple[np.ndarray, float]:
+        if self._centring is None:
+            x = np.asarray(self.x, dtype=np.float64)
+            mean = x.mean(axis=0)
+            self._centring = mean, float(np.sqrt(np.mean(np.sum((x - mean) ** 2, axis=1))))
+        return self._centring
+
+    def take(self, rows: np.ndarray) -> Features:
+        """The rows ``rows`` (e.g. a permutation), with what is already derived taken along; the centring stays
+        (a permutation does not move it)."""
+        return Features(
+            self.x[rows],
+            None if self._unit is None else self._unit[rows],
+            None if self._square is None else self._square[rows],
+            self._centring,
+        )
+
+
+def features(x) -> Features:
+    """``x`` as ``Features`` (itself when it already is)."""
+    return x if isinstance(x, Features) else Features(np.asarray(x))
+
+
 # ----------------------------------------------------------------------------------------------
 # second moments
 
@@ -365,7 +419,7 @@ def cknna(x: np.ndarray, y: np.ndarray, neighbours_x: np.ndarray, neighbours_y: 
 def cknna_kernels(x: np.ndarray, y: np.ndarray, neighbours_x: np.ndarray, neighbours_y: np.ndarray) -> tuple:
     """The four sparse masked kernels of CKNNA: both spaces' cosine kernels on the mutual k-NN pairs, and each on
     its own k-NN pairs."""
-    unit_x, unit_y = unit_rows(np.asarray(x, dtype=np.float64)), unit_rows(np.asarray(y, dtype=np.float64))
+    unit_x, unit_y = features(x).unit, features(y).unit
     own_x, own_y = neighbour_cosines(unit_x, neighbours_x), neighbour_cosines(unit_y, neighbours_y)
     shared = cknna_shared_kernels(own_x, unit_y, neighbours_x, neighbours_y, own_y=own_y)
     return (*shared, _row_kernel(own_x, neighbours_x), _row_kernel(own_y, neighbours_y))
@@ -431,13 +485,14 @@ def weighted_cknna(kernels: tuple, weights: np.ndarray) -> np.ndarray:
 def neighbour_distances(x: np.ndarray, neighbours: np.ndarray) -> np.ndarray:
     """Distances between unit-normalised rows and their listed neighbours, ``(N, k)`` float64,
     computed in blocks of bounded size."""
+    unit = features(x).unit
     n, k = neighbours.shape
-    chunk = max(64, 2**24 // (k * x.shape[1]))
+    chunk = max(64, 2**24 // (k * unit.shape[1]))
     out = np.empty((n, k))
     for start in range(0, n, chunk):
         rows = slice(start, start + chunk)
-        own = unit_rows(np.asarray(x[rows], dtype=np.float64))
-        other = unit_rows(np.asarray(x[neighbours[rows].ravel()], dtype=np.float64)).reshape(len(own), k, -1)
+        own = unit[rows]
+        other = unit[neighbours[rows].ravel()].reshape(len(own), k, -1)
         out[rows] = np.linalg.norm(own[:, None, :] - other, axis=2)
     return out
 
@@ -486,26 +541,31 @@ def lfre_errors(
     x: np.ndarray, y: np.ndarray, neighbours_x: np.ndarray, queries: np.ndarray, regularisation=1e-8
 ) -> np.ndarray:
     """Per query, the squared LFRE reconstruction error, ``(len(queries),)``: LFRE is the root of their mean."""
-    x = np.asarray(x, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
-    x = (x - x.mean(axis=0)) / np.sqrt(np.mean(np.sum((x - x.mean(axis=0)) ** 2, axis=1)))
-    y = (y - y.mean(axis=0)) / np.sqrt(np.mean(np.sum((y - y.mean(axis=0)) ** 2, axis=1)))
+    fx, fy = features(x), features(y)
+    (mean_x, scale_x), (mean_y, scale_y) = fx.centring, fy.centring
+
+    def x_rows(rows):  # centred and scaled rows, gathered: only the queries' neighbourhoods are touched
+        return (np.asarray(fx.x[rows], dtype=np.float64) - mean_x) / scale_x
+
+    def y_rows(rows):
+        return (np.asarray(fy.x[rows], dtype=np.float64) - mean_y) / scale_y
+
     errors = np.empty(len(queries))
     k = neighbours_x.shape[1]
-    chunk = max(1, 2**22 // (k * (x.shape[1] + y.shape[1])))  # gathered neighbourhoods: <= 32 MiB per block
+    chunk = max(1, 2**22 // (k * (fx.shape[1] + fy.shape[1])))  # gathered neighbourhoods: <= 32 MiB per block
     for start in range(0, len(queries), chunk):
         batch = np.asarray(queries[start : start + chunk])
         local = neighbours_x[batch]  # (c, k)
-        xl, yl = x[local], y[local]
+        xl, yl = x_rows(local), y_rows(local)
         mx, my = xl.mean(axis=1, keepdims=True), yl.mean(axis=1, keepdims=True)
         xc, yc = xl - mx, yl - my
         # dual (kernel) ridge, all queries of the block at once: k neighbours are usually fewer than the features
         gram = xc @ xc.transpose(0, 2, 1)
         ridge = regularisation * np.maximum(np.trace(gram, axis1=1, axis2=2), 1e-300)
         alpha = np.linalg.solve(gram + ridge[:, None, None] * np.eye(k), yc)
-        similarity = (x[batch][:, None, :] - mx) @ xc.transpose(0, 2, 1)  # (c, 1, k)
+        similarity = (x_rows(batch)[:, None, :] - mx) @ xc.transpose(0, 2, 1)  # (c, 1, k)
         prediction = my[:, 0] + (similarity @ alpha)[:, 0]
-        errors[start : start + len(batch)] = np.sum((y[batch] - prediction) ** 2, axis=1)
+        errors[start : start + len(batch)] = np.sum((y_rows(batch) - prediction) ** 2, axis=1)
     return errors
 
 
@@ -597,11 +657,11 @@ def neighbour_ranks(
 ) -> np.ndarray:
     """Per query, the rank in Y (1 = nearest) of its nearest neighbour in X, ``(len(queries),)`` float64: the
     terms whose mean ``information_imbalance`` scales by ``2/N``."""
-    y = unit_rows(np.asarray(y, dtype=np.float64))
+    fy = features(y)
+    y, square = fy.unit, fy.square
     n = len(y)
     chunk = chunk or max(1, 2**24 // n)  # a (chunk, N) float64 block of at most 128 MiB
     ranks = np.empty(len(queries))
-    square = np.einsum("ij,ij->i", y, y)
     for start in range(0, len(queries), chunk):
         batch = queries[start : start + chunk]
         distance = square[batch, None] + square[None, :] - 2 * y[batch] @ y.T

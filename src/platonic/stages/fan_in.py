@@ -27,7 +27,7 @@ log = logging.getLogger("platonic")
 def summarise(embedding: str, projection: str, anchors: str, output: str, settings: SimilaritySettings) -> None:
     """Summary store ``output`` of one model (``platonic.compare.fan_in.summarise``, raw and anchor space) on the
     anchor store's compared atoms it embedded, with its comparison with itself (the diagonal)."""
-    from platonic.compare import fan_in, result_store
+    from platonic.compare import fan_in, metrics, result_store
 
     anchor_store = open_anchors(anchors, settings)
     stores = _model_stores(embedding, projection, anchor_store)
@@ -39,7 +39,7 @@ def summarise(embedding: str, projection: str, anchors: str, output: str, settin
     out: dict = {"atoms": np.flatnonzero(mask), "valid": valid, "dimension": {}, "summary": {}, "self": {}}
 
     def one(space):
-        x = spaces[space]
+        x = metrics.Features(spaces[space])  # unit rows and centring shared by the summary and the diagonal
         summary = fan_in.summarise(x, comparison)
         return space, summary, fan_in.compare_pair(x, x, summary, summary, comparison, same=True)
 
@@ -57,7 +57,7 @@ def compare_pair(
 ) -> None:  # fmt: skip
     """Pair store ``output``: every metric of the two models of ``embeddings``/``projections`` (raw and anchor
     space, both directions of the directed ones) with their ``summaries``, on the compared atoms both embedded."""
-    from platonic.compare import fan_in, result_store
+    from platonic.compare import fan_in, metrics, result_store
 
     if not len(embeddings) == len(projections) == len(summaries) == 2:
         raise ValueError("a pair takes two embedding, two projection and two summary stores")
@@ -85,7 +85,7 @@ def compare_pair(
         loaded.append(summary["summary"] if same_atoms else None)
 
     def one(space):
-        x, y = first[space], second[space]
+        x, y = metrics.Features(first[space]), metrics.Features(second[space])
         sx = loaded[0][space] if loaded[0] else fan_in.summarise(x, comparison)
         sy = loaded[1][space] if loaded[1] else fan_in.summarise(y, comparison)
         return space, fan_in.compare_pair(x, y, sx, sy, comparison)
