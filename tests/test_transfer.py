@@ -1,4 +1,5 @@
 import csv
+import threading
 from dataclasses import replace
 
 import numpy as np
@@ -261,3 +262,40 @@ def test_the_transfer_figure_sets_controls_apart(rotated_study):
     for ax in panels:  # every cell in a's row or column: 2 * 3 - 1 of them
         assert sum(p.get_gid() == "control" for p in ax.patches) == 5
         assert sum(line.get_gid() == "control separator" for line in ax.lines) == 2
+
+
+READS_LOCK = threading.Lock()
+
+
+class CountedReads:
+    """An out-of-core stand-in: a model's features that count how often they are read whole."""
+
+    def __init__(self, x, reads, name):
+        self._x, self._reads, self._name = x, reads, name
+        self.shape, self.dtype, self.ndim = x.shape, x.dtype, x.ndim
+
+    def __len__(self):
+        return len(self._x)
+
+    def __array__(self, dtype=None, copy=None):
+        with READS_LOCK:  # two worker threads read
+            self._reads[self._name] = self._reads.get(self._name, 0) + 1
+        return self._x if dtype is None else self._x.astype(dtype)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_transfer_reads_each_model_twice_and_scores_as_from_arrays(rotated_study):
+    """Out of core: every model of every space is read exactly twice (once to fit its heads, once to be scored),
+    whatever the number of models, and the scores equal those of in-memory arrays bit for bit."""
+    structure_index, z, raw, anchor, _, labels = rotated_study
+    settings = TransferSettings(heads=("ridge", "mlp"), bootstrap=20, mlp_max_iter=50, mlp_hidden=(8,))
+    spaces = {"raw": raw, "anchor": anchor}
+    reads: dict = {}
+    lazy = {
+        space: {m: CountedReads(x, reads, (space, m)) for m, x in models.items()} for space, models in spaces.items()
+    }
+    expected = transfer.transfer_scores(spaces, structure_index, labels, {"element": z}, settings, threads=2)
+    ds = transfer.transfer_scores(lazy, structure_index, labels, {"element": z}, settings, threads=2)
+    assert reads == {(space, m): 2 for space in spaces for m in raw}
+    for name in (*transfer.ESTIMATES, "ridge_relative_alpha"):
+        np.testing.assert_array_equal(ds[name].values, expected[name].values)

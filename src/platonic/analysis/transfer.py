@@ -316,9 +316,11 @@ def transfer_scores(
     """Fit every head on every source model and score it on every target model, in every space.
 
     ``spaces`` maps a space name (``raw``, ``anchor``) to ``{model: features (N, d)}`` over the same
-    N atoms; ``structure_index (N,)`` (0..S-1) names each atom's structure. ``structure_targets``
-    maps a name to per-structure values ``(S,)`` (regression on mean-pooled features; NaN values are
-    left out), ``atom_targets`` to per-atom integer labels ``(N,)`` (classification). Returns
+    N atoms: arrays, or what ``np.asarray`` reads, such as a store's ``platonic.stages.common.Rows`` (each is
+    read twice, to fit its heads and to be scored, one model per worker thread at a time, so memory grows with
+    ``threads``, not with the number of models); ``structure_index (N,)`` (0..S-1) names each atom's
+    structure. ``structure_targets`` maps a name to per-structure values ``(S,)`` (regression on mean-pooled
+    features; NaN values are left out), ``atom_targets`` to per-atom integer labels ``(N,)`` (classification). Returns
     ``score (head, space, target, metric, source_model, target_model)``: the head fitted on
     ``source_model``'s training structures, scored on ``target_model``'s test structures; the
     diagonal is the ordinary A->A score. A pair whose widths differ is NaN and ``note`` says why.
@@ -371,42 +373,64 @@ def transfer_scores(
                 f"target {name!r} has {len(train)} training and {len(test)} test rows; need more labelled structures"
             )
 
-    delayed = dask.delayed
     # each test row's structure (0..S-1 over the target's test structures) and the bootstrap's draws of them
     bootstrap_of = {}
     for name, (_, test) in rows_of.items():
         tested, position = np.unique(structure_index[test] if name in atom_targets else test, return_inverse=True)
-        bootstrap_of[name] = (
-            delayed(position, name=f"transfer-position-{name}"),
-            delayed(structure_counts(len(tested), n_replicates, settings.seed), name=f"transfer-draws-{name}"),
-        )
-    tasks, alpha_tasks = {}, {}
-    for space in space_names:
-        data = {
-            m: delayed(normalise_columns)(delayed(x, name=f"transfer-{space}-{m}"), settings.normalisation)
-            for m, x in spaces[space].items()
-        }
-        pooled = {m: delayed(pool_by_structure)(x, structure_index, n_structures) for m, x in data.items()}
-        widths = {m: np.shape(x)[1] for m, x in spaces[space].items()}
-        for name in target_names:
+        bootstrap_of[name] = (position, structure_counts(len(tested), n_replicates, settings.seed))
+    truths = {
+        name: np.asarray(atom_targets[name]) if name in atom_targets else np.asarray(structure_targets[name], float)
+        for name in target_names
+    }
+    widths = {space: {m: np.shape(x)[1] for m, x in spaces[space].items()} for space in space_names}
+
+    def features_of(space, model):
+        """One model's features as the heads read them: normalised atoms and their structure means."""
+        data = normalise_columns(np.asarray(spaces[space][model]), settings.normalisation)
+        return data, pool_by_structure(data, structure_index, n_structures)
+
+    def fit(space, source):  # every head and target of one source model: the fitted heads are small
+        atoms, pooled = features_of(space, source)
+        fitted = {}
+        for name, head in itertools.product(target_names, settings.heads):
             classify = name in atom_targets
-            values = (
-                np.asarray(atom_targets[name]) if classify else np.asarray(structure_targets[name], dtype=np.float64)
-            )
-            truth = delayed(values, name=f"transfer-truth-{name}")
             groups = structure_index if classify else structures
-            train, test = rows_of[name]
-            position, draws = bootstrap_of[name]
-            features = data if classify else pooled
-            for head, source in itertools.product(settings.heads, models):
-                fitted = delayed(_fit_head, nout=2)(head, features[source], truth, train, groups, classify, settings)
-                alpha_tasks[head, space, name, source] = fitted[1]
-                for target in models:
-                    if widths[target] == widths[source]:
-                        tasks[head, space, name, source, target] = delayed(_evaluate)(
-                            fitted[0], features[target], test, truth, classify, position, draws
-                        )
-    values, alphas = dask.compute(tasks, alpha_tasks, scheduler="threads", num_workers=max(1, threads))
+            fitted[name, head] = _fit_head(
+                head, atoms if classify else pooled, truths[name], rows_of[name][0], groups, classify, settings
+            )
+        return fitted
+
+    def evaluate(space, target, sources):  # the fitted heads of the sources of the target's width, on its rows
+        atoms, pooled = features_of(space, target)
+        out = {}
+        for source, fitted in sources.items():
+            for (name, head), (predict, _) in fitted.items():
+                classify = name in atom_targets
+                out[head, space, name, source, target] = _evaluate(
+                    predict, atoms if classify else pooled, rows_of[name][1], truths[name], classify,
+                    *bootstrap_of[name],
+                )  # fmt: skip
+        return out
+
+    # Two passes over the models, each reading one model at a time (an out-of-core ``spaces``, e.g. rows of a
+    # store, is read twice per model and never held whole for more than the models being worked on): fit every
+    # source's heads, then score every head on each target. Memory grows with ``threads`` models, not with M.
+    delayed = dask.delayed
+    fits = {(space, m): delayed(fit)(space, m) for space in space_names for m in models}
+    scored = [
+        delayed(evaluate)(
+            space, target, {m: fits[space, m] for m in models if widths[space][m] == widths[space][target]}
+        )
+        for space in space_names
+        for target in models
+    ]
+    fitted_all, scored = dask.compute(fits, scored, scheduler="threads", num_workers=max(1, threads))
+    values = {key: result for part in scored for key, result in part.items()}
+    alphas = {
+        (head, space, name, source): fitted[name, head][1]
+        for (space, source), fitted in fitted_all.items()
+        for name, head in itertools.product(target_names, settings.heads)
+    }
 
     heads = list(settings.heads)
     table = np.full(

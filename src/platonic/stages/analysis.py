@@ -7,7 +7,15 @@ import logging
 import numpy as np
 
 from platonic.settings import ArithmeticSettings, AuditSettings, SymmetrySettings, TransferSettings
-from platonic.stages.common import atom_counts, model_stores, open_structures, shared_space, valid_mask, write_rows
+from platonic.stages.common import (
+    Rows,
+    atom_counts,
+    model_stores,
+    open_structures,
+    shared_space,
+    valid_mask,
+    write_rows,
+)
 
 log = logging.getLogger("platonic")
 
@@ -42,10 +50,10 @@ def transfer(
     from platonic.store import write_store
 
     valid, projected, first, anchor_store = shared_space(anchors, projections)
-    projected = {m: np.asarray(x) for m, x in projected.items()}  # every head reads every model: in memory
     structure_store = open_structures(structures, first)
     raw_stores = model_stores(embeddings)
-    raw = {m: s["embedding"].values[valid] for m, s in raw_stores.items()}
+    # read from the stores one model at a time (transfer_scores fits on each, then scores on each): out of core
+    raw = {m: Rows(s["embedding"], valid) for m, s in raw_stores.items()}
     if list(raw) != list(projected):
         raise ValueError(f"embeddings {list(raw)} and projections {list(projected)} name different models")
     z = first["Z"].values[valid]
