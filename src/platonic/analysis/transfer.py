@@ -427,9 +427,9 @@ def transfer_scores(
     fitted_all, scored = dask.compute(fits, scored, scheduler="threads", num_workers=max(1, threads))
     values = {key: result for part in scored for key, result in part.items()}
     alphas = {
-        (head, space, name, source): fitted[name, head][1]
+        (head, space, name, source): alpha
         for (space, source), fitted in fitted_all.items()
-        for name, head in itertools.product(target_names, settings.heads)
+        for (name, head), (_, alpha) in fitted.items()
     }
 
     heads = list(settings.heads)
