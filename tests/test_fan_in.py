@@ -14,6 +14,8 @@ from platonic.cli import main
 from platonic.compare import fan_in, result_store
 from platonic.compare.similarity import pairwise_similarity
 from platonic.settings import SimilaritySettings
+from platonic.spaces import SPACES
+from platonic.stages.similarity import by_space
 from platonic.store import open_store, write_store
 
 SETTINGS = {"weights": "multiplicity", "k": 4, "lfre_k": 6, "subsample": 60, "queries": 50, "bootstrap": 12,
@@ -85,10 +87,10 @@ def test_the_jobs_give_the_numbers_of_the_one_process_fan_in_bit_for_bit(tmp_pat
     paths, raw, structure_index, multiplicity = _study(tmp_path)
     settings = {**SETTINGS, "neighbours": neighbours}
     gathered, _, _ = _run_jobs(tmp_path, paths, settings)
-    spaces = {
-        "raw": {m: open_store(p)["embedding"].values for m, p in zip(raw, paths["embeddings"], strict=True)},
-        "anchor": {m: open_store(p)["coordinate"].values for m, p in zip(raw, paths["projections"], strict=True)},
-    }
+    embeddings = {m: open_store(p) for m, p in zip(raw, paths["embeddings"], strict=True)}
+    projections = {m: open_store(p) for m, p in zip(raw, paths["projections"], strict=True)}
+    spaces = by_space(embeddings, projections, np.ones(len(structure_index), dtype=bool))
+    assert list(spaces) == list(SPACES) == ["raw", "unit", "anchor"]
     single = pairwise_similarity(spaces, structure_index, SimilaritySettings.from_mapping(settings),
                                  weights=multiplicity.astype(float))  # fmt: skip
     assert list(gathered.model_a.values) == list(raw)
@@ -118,11 +120,11 @@ def test_a_pair_compares_the_atoms_both_models_embedded(tmp_path):
     assert gathered.attrs["n_atoms"] == kept
     settings = SimilaritySettings.from_mapping(SETTINGS)
     for models, rows in ((["zinc", "argon"], ~left_out), (["argon", "mid"], np.ones(n, bool))):
-        spaces = {space: {} for space in ("raw", "anchor")}
-        for m in models:
-            i = list(raw).index(m)
-            spaces["raw"][m] = open_store(paths["embeddings"][i])["embedding"].values[rows]
-            spaces["anchor"][m] = open_store(paths["projections"][i])["coordinate"].values[rows]
+        at = [list(raw).index(m) for m in models]
+        embeddings = {m: open_store(paths["embeddings"][i]) for m, i in zip(models, at, strict=True)}
+        spaces = by_space(
+            embeddings, {m: open_store(paths["projections"][i]) for m, i in zip(models, at, strict=True)}, rows
+        )
         ids = structure_index[rows]
         single = pairwise_similarity(spaces, ids, settings, weights=multiplicity[rows].astype(float))
         pair = gathered.sel(model_a=models, model_b=models)

@@ -1,11 +1,14 @@
 """The computed headline: group means over model pairs, their intervals, and the text of the report's first page."""
 
+import itertools
+
 import numpy as np
 import pytest
 
-from platonic.compare.headline import headline_rows, headline_text, pair_groups
+from platonic.compare.headline import headline_rows, headline_text, pair_groups, step_reading
 from platonic.compare.similarity import pairwise_similarity
 from platonic.settings import SimilaritySettings
+from platonic.spaces import SPACES, model_spaces
 
 
 @pytest.fixture(scope="module")
@@ -20,9 +23,10 @@ def store():
         "s1": signal[:, :2] @ rng.normal(size=(2, 5)) + rng.normal(size=(320, 5)),
         "ctrl": rng.normal(size=(320, 3)),
     }
-    anchor = {m: np.tanh(x[:, :3]) for m, x in raw.items()}
+    per_model = {m: model_spaces(x, np.tanh(x[:, :3])) for m, x in raw.items()}
+    spaces = {space: {m: features[space] for m, features in per_model.items()} for space in SPACES}
     settings = SimilaritySettings(metrics=("linear_cka", "mutual_knn"), k=5, bootstrap=60, permutations=2)
-    ds = pairwise_similarity({"raw": raw, "anchor": anchor}, structure_index=groups, settings=settings)
+    ds = pairwise_similarity(spaces, structure_index=groups, settings=settings)
     ds["control"] = ("model", np.array([False, False, False, True]))
     ds["family"] = ("model", np.array(["chgnet", "chgnet", "sevenn", "element"]))
     ds.attrs.update(bootstrap=60, permutations=2)
@@ -39,7 +43,7 @@ def test_pairs_are_grouped_by_family_and_control(store):
 
 def test_group_means_and_their_intervals_come_from_the_pairs_and_the_shared_replicates(store):
     rows = {(r["metric"], r["space"], r["group"]): r for r in headline_rows(store)}
-    assert len(rows) == 2 * 3 * 3  # metrics x groups x (raw, anchor, anchor - raw)
+    assert len(rows) == 2 * 3 * 6  # metrics x groups x (raw, unit, anchor, unit - raw, anchor - unit, anchor - raw)
     cka = store["similarity"].sel(metric="linear_cka")
     across = rows["linear_cka", "raw", "across families"]
     assert across["mean"] == pytest.approx((cka.sel(space="raw").values[0, 2] + cka.sel(space="raw").values[1, 2]) / 2)
@@ -65,15 +69,58 @@ def test_group_means_and_their_intervals_come_from_the_pairs_and_the_shared_repl
     )
 
 
+def test_the_steps_add_up_and_cosine_neighbours_do_not_see_the_normalisation(store):
+    rows = {(r["metric"], r["space"], r["group"]): r for r in headline_rows(store)}
+    for metric, group in itertools.product(("linear_cka", "mutual_knn"), ("within family", "across families")):
+        normalising, anchors = rows[metric, "unit - raw", group], rows[metric, "anchor - unit", group]
+        total = rows[metric, "anchor - raw", group]
+        assert normalising["mean"] + anchors["mean"] == pytest.approx(total["mean"], abs=1e-12)
+        assert normalising["mean"] == pytest.approx(
+            rows[metric, "unit", group]["mean"] - rows[metric, "raw", group]["mean"]
+        )
+    # a row and its unit row have the same cosine neighbours: normalising cannot move mutual k-NN
+    knn = rows["mutual_knn", "unit - raw", "across families"]
+    assert knn["mean"] == 0 and knn["ci_low"] == 0 and knn["ci_high"] == 0 and knn["differs"] is False
+    # the raw spaces here differ in scale from row to row, so normalising moves linear CKA
+    assert rows["linear_cka", "unit - raw", "across families"]["mean"] != 0
+
+
+def test_the_reading_names_the_step_that_moves_the_agreement():
+    def row(mean, differs):
+        return {"mean": mean, "differs": differs}
+
+    assert step_reading(row(0.04, True), row(0.01, False)) == (
+        "normalising raises it by 0.04; the anchors add nothing beyond their interval"
+    )
+    assert step_reading(row(0.0, False), row(-0.06, True)) == (
+        "the anchors lower it by 0.06; normalising changes nothing beyond its interval"
+    )
+    assert "opposite directions" in step_reading(row(0.05, True), row(-0.02, True))
+    assert "neither" in step_reading(row(0.05, False), row(-0.02, False))
+    assert step_reading(row(0.05, ""), row(-0.02, "")).startswith("no intervals")
+
+
 def test_the_text_states_the_numbers_of_the_rows(store):
     rows = headline_rows(store)
     text = headline_text(rows, store)
     within = next(
         r for r in rows if r["group"] == "within family" and r["space"] == "raw" and r["metric"] == "mutual_knn"
     )
-    assert f"{within['mean']:.2f} [{within['ci_low']:.2f}, {within['ci_high']:.2f}] raw" in text
+    assert f"{within['mean']:.2f} [{within['ci_low']:.2f}, {within['ci_high']:.2f}]" in text
+    step = next(
+        r
+        for r in rows
+        if r["group"] == "within family" and r["space"] == "anchor - unit" and r["metric"] == "linear_cka"
+    )
+    assert f"{step['mean']:+.2f} [{step['ci_low']:+.2f}, {step['ci_high']:+.2f}]" in text
     assert "60 structure-bootstrap replicates" in text and "linear CKA" in text and "mutual k-NN" in text
-    assert text.count("\n- ") == 2  # one line per metric
+    assert text.startswith(".. list-table::")
+    assert text.count("   * - ") == 1 + 2 * 3  # the header, then one row per metric and group
+    # it is valid reStructuredText that docutils renders as one table
+    from docutils.core import publish_parts
+
+    html = publish_parts(text, writer_name="html", settings_overrides={"report_level": 2, "halt_level": 2})["body"]
+    assert html.count("<table") == 1 and html.count("<tr") == 1 + 2 * 3
 
 
 def test_without_a_bootstrap_the_headline_has_values_but_no_intervals(store):

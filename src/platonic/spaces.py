@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from platonic.compare.neighbours import unit_rows
+from platonic.compare.metrics import Features
 
-__all__ = ["LABELS", "SPACES", "STEPS", "model_spaces"]
+__all__ = ["LABELS", "SAME_NEIGHBOURS", "SPACES", "STEPS", "in_dependency_order", "model_spaces"]
 
 SPACES = ("raw", "unit", "anchor")
 LABELS = {"raw": "raw latent spaces", "unit": "unit-normalised raw spaces", "anchor": "shared anchor space"}
@@ -30,15 +30,21 @@ STEPS = (
 SAME_NEIGHBOURS = {"unit": "raw"}
 
 
-def unit_space(raw: np.ndarray) -> np.ndarray:
-    """The ``unit`` space of raw features ``(n, d)``: rows scaled to unit length in float64, returned in the raw
-    rows' float dtype; NaN rows stay NaN, zero rows zero."""
-    raw = np.asarray(raw)
-    dtype = raw.dtype if np.issubdtype(raw.dtype, np.floating) else np.float64
-    return unit_rows(raw.astype(np.float64)).astype(dtype, copy=False)
+def model_spaces(raw: np.ndarray, anchor: np.ndarray) -> dict[str, Features]:
+    """A model's features in every space, ``{space: Features (n, d_space)}`` in ``SPACES`` order, from its raw
+    features ``raw (n, d)`` and its anchor coordinates ``anchor (n, K)`` on the same rows.
+
+    The unit space's rows are the raw space's float64 unit rows (``Features.unit``), one array serving both: the
+    raw space's cosine geometry and the unit space's features (whose own unit rows they are)."""
+    raw_features = Features(np.asarray(raw))
+    unit = raw_features.unit
+    return {"raw": raw_features, "unit": Features(unit, unit=unit), "anchor": Features(np.asarray(anchor))}
 
 
-def model_spaces(raw: np.ndarray, anchor: np.ndarray) -> dict[str, np.ndarray]:
-    """A model's features in every space, ``{space: (n, d_space)}`` in ``SPACES`` order, from its raw features
-    ``(n, d)`` and its anchor coordinates ``(n, K)`` on the same rows."""
-    return {"raw": raw, "unit": unit_space(raw), "anchor": anchor}
+def in_dependency_order(spaces) -> list[tuple[str, ...]]:
+    """``spaces`` in batches: first those that search their own neighbour lists, then those that take them over
+    from an earlier batch (``SAME_NEIGHBOURS``), so that each batch's spaces can run side by side."""
+    spaces = tuple(spaces)
+    first = tuple(s for s in spaces if SAME_NEIGHBOURS.get(s) not in spaces)
+    later = tuple(s for s in spaces if s not in first)
+    return [batch for batch in (first, later) if batch]

@@ -25,8 +25,8 @@ from platonic.compare.metrics import Moments, SplitMoments
 from platonic.compare.neighbours import nearest_neighbours
 from platonic.compare.registry import DIRECTED, METRICS
 from platonic.settings import SimilaritySettings
+from platonic.spaces import SAME_NEIGHBOURS
 
-SPACES = ("raw", "anchor")
 COVARIANCE_METRICS = frozenset({"linear_cka", "debiased_cka", "svcca", "procrustes"})
 
 
@@ -181,11 +181,19 @@ def summary_chance(x, c: Comparison) -> list | None:
     return bootstrap.chance_moments(x, c.resampling, c.train, c.wanted, c.subsample)
 
 
-def summarise(x: np.ndarray | metrics.Features, c: Comparison) -> ModelSummary:
-    """One model's ``ModelSummary`` of features ``x (n, d)`` in one space (an array or ``metrics.Features``)."""
+def neighbours_from(space: str) -> str | None:
+    """The space whose summary's neighbour lists ``space``'s summary takes over (``spaces.SAME_NEIGHBOURS``: the
+    unit space has the raw space's cosine neighbours), or None: it searches its own."""
+    return SAME_NEIGHBOURS.get(space)
+
+
+def summarise(x: np.ndarray | metrics.Features, c: Comparison, neighbours: np.ndarray | None = None) -> ModelSummary:
+    """One model's ``ModelSummary`` of features ``x (n, d)`` in one space (an array or ``metrics.Features``);
+    ``neighbours (n, k_max)``: lists already searched (``neighbours_from``), else they are searched here."""
     fx = metrics.features(x)
     x = fx.x
-    neighbours = summary_neighbours(x, c)
+    if neighbours is None:
+        neighbours = summary_neighbours(x, c)
     return ModelSummary(
         moments=summary_moments(x, c),
         split=summary_split(x, c),

@@ -1,4 +1,4 @@
-"""The fan-in: every metric for every pair of models, in the raw and the anchor space.
+"""The fan-in: every metric for every pair of models, in every space (``platonic.spaces``).
 
 The work is a summary per model (``platonic.compare.fan_in.summarise``), a comparison per pair
 (``fan_in.compare_pair``) and their assembly into one store (``assemble``). The workflow runs them as separate jobs
@@ -15,12 +15,12 @@ import dask
 import numpy as np
 import xarray as xr
 
-from platonic.compare import bootstrap, fan_in
-from platonic.compare.fan_in import SPACES, Comparison, ModelSummary, PairResult, pair_key
+from platonic.compare import bootstrap, fan_in, metrics
+from platonic.compare.fan_in import Comparison, ModelSummary, PairResult, pair_key
 from platonic.compare.registry import DIRECTED, METRICS, NAMES
 from platonic.settings import SimilaritySettings
 
-__all__ = ["SPACES", "assemble", "pairwise_similarity", "similarity_table"]
+__all__ = ["assemble", "pairwise_similarity", "similarity_table"]
 
 
 def pairwise_similarity(
@@ -32,8 +32,10 @@ def pairwise_similarity(
 ) -> xr.Dataset:
     """Compare all model pairs in every space, in this process.
 
-    ``spaces`` maps a space name (``raw``, ``anchor``) to ``{model: features (N, d)}``; all arrays
-    hold the same N atoms in the same order. ``structure_index (N,)`` groups atoms by structure
+    ``spaces`` maps a space name (``platonic.spaces.SPACES``) to ``{model: features (N, d)}`` (arrays or
+    ``metrics.Features``, e.g. from ``spaces.model_spaces``); all hold the same N atoms in the same order. A space
+    that takes its neighbour lists from another (``fan_in.neighbours_from``) takes them when that space comes
+    earlier in ``spaces``. ``structure_index (N,)`` groups atoms by structure
     so that GFRE's train/test split never separates atoms of one structure (default: each atom
     its own group). ``settings.metrics`` are computed (registry names), on ``settings.threads`` threads or
     on a dask ``client``. ``weights (N,)`` weight the rows of the moment-based metrics (CKA, debiased CKA,
@@ -52,19 +54,29 @@ def pairwise_similarity(
     c = Comparison.build(n, structure_index, weights, settings)
     delayed = dask.delayed
     tasks: dict[tuple, object] = {}
+    searched: dict[tuple[str, str], object] = {}  # (space, model) -> its neighbour lists, for a later space
     for space in space_names:
         # each array enters the graph once, under a fixed name: dask would otherwise hash hundreds of
         # MB again for every task that takes it
-        data = {m: delayed(x, name=f"features-{space}-{m}") for m, x in spaces[space].items()}
+        # (the rows for a summary's pieces; the metrics.Features, whose derived arrays a model's tasks share,
+        # for the dimension and the pairs)
+        features = {m: metrics.features(x) for m, x in spaces[space].items()}
+        data = {m: delayed(f, name=f"features-{space}-{m}") for m, f in features.items()}
+        rows = {m: delayed(f.x, name=f"rows-{space}-{m}") for m, f in features.items()}
         comparison = delayed(c, name=f"comparison-{space}")
         summaries = {}
-        for m, x in data.items():
-            neighbours = delayed(fan_in.summary_neighbours)(x, comparison)
+        source = fan_in.neighbours_from(space)
+        for m, x in rows.items():
+            if (source, m) in searched:
+                neighbours = searched[source, m]
+            else:
+                neighbours = delayed(fan_in.summary_neighbours)(x, comparison)
+            searched[space, m] = neighbours
             summaries[m] = delayed(ModelSummary)(
                 moments=delayed(fan_in.summary_moments)(x, comparison),
                 split=delayed(fan_in.summary_split)(x, comparison),
                 neighbours=neighbours,
-                dimension=delayed(fan_in.summary_dimension)(x, neighbours),
+                dimension=delayed(fan_in.summary_dimension)(data[m], neighbours),
                 distances=delayed(fan_in.summary_distances)(x, comparison),
                 replicates=delayed(fan_in.summary_replicates)(x, comparison),
                 chance=delayed(fan_in.summary_chance)(x, comparison),

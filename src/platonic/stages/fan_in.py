@@ -19,6 +19,7 @@ import xarray as xr
 
 from platonic.process import limit_openmp, limit_threads
 from platonic.settings import SimilaritySettings
+from platonic.spaces import SPACES, in_dependency_order, model_spaces
 from platonic.stages.common import atom_counts, compared_mask, write_rows
 
 log = logging.getLogger("platonic")
@@ -27,7 +28,7 @@ log = logging.getLogger("platonic")
 def summarise(embedding: str, projection: str, anchors: str, output: str, settings: SimilaritySettings) -> None:
     """Summary store ``output`` of one model (``platonic.compare.fan_in.summarise``, raw and anchor space) on the
     anchor store's compared atoms it embedded, with its comparison with itself (the diagonal)."""
-    from platonic.compare import fan_in, metrics, result_store
+    from platonic.compare import fan_in, result_store
 
     anchor_store = open_anchors(anchors, settings)
     stores = _model_stores(embedding, projection, anchor_store)
@@ -39,13 +40,16 @@ def summarise(embedding: str, projection: str, anchors: str, output: str, settin
     out: dict = {"atoms": np.flatnonzero(mask), "valid": valid, "dimension": {}, "summary": {}, "self": {}}
 
     def one(space):
-        x = metrics.Features(spaces[space])  # unit rows and centring shared by the summary and the diagonal
-        summary = fan_in.summarise(x, comparison)
+        x = spaces[space]  # unit rows and centring shared by the summary and the diagonal
+        source = fan_in.neighbours_from(space)
+        neighbours = out["summary"][source].neighbours if source else None
+        summary = fan_in.summarise(x, comparison, neighbours)
         return space, summary, fan_in.compare_pair(x, x, summary, summary, comparison, same=True)
 
-    for space, summary, itself in _threads(one, fan_in.SPACES, settings.threads):
-        out["summary"][space], out["self"][space] = summary, itself
-        out["dimension"][space] = summary.dimension
+    for batch in in_dependency_order(SPACES):
+        for space, summary, itself in _threads(one, batch, settings.threads):
+            out["summary"][space], out["self"][space] = summary, itself
+            out["dimension"][space] = summary.dimension
     model = stores[0].attrs["model"]
     result_store.save(out, output, kind="model summary", **_provenance(stores[0], anchor_store, mask, settings))
     log.info("%s: summarised on %d atoms -> %s", model, int(mask.sum()), output)
@@ -57,7 +61,7 @@ def compare_pair(
 ) -> None:  # fmt: skip
     """Pair store ``output``: every metric of the two models of ``embeddings``/``projections`` (raw and anchor
     space, both directions of the directed ones) with their ``summaries``, on the compared atoms both embedded."""
-    from platonic.compare import fan_in, metrics, result_store
+    from platonic.compare import fan_in, result_store
 
     if not len(embeddings) == len(projections) == len(summaries) == 2:
         raise ValueError("a pair takes two embedding, two projection and two summary stores")
@@ -82,15 +86,21 @@ def compare_pair(
         if not same_atoms:
             log.warning("%s: the pair compares %d atoms, its summary %d; summarising it again on the pair's atoms",
                         name, int(mask.sum()), len(summary["atoms"]))  # fmt: skip
-        loaded.append(summary["summary"] if same_atoms else None)
+        loaded.append(summary["summary"] if same_atoms else {})
+
+    def summary_of(i: int, features, space: str):
+        if space not in loaded[i]:  # summarised again on the pair's atoms (or taken over from an earlier space)
+            source = fan_in.neighbours_from(space)
+            loaded[i][space] = fan_in.summarise(features, comparison, loaded[i][source].neighbours if source else None)
+        return loaded[i][space]
 
     def one(space):
-        x, y = metrics.Features(first[space]), metrics.Features(second[space])
-        sx = loaded[0][space] if loaded[0] else fan_in.summarise(x, comparison)
-        sy = loaded[1][space] if loaded[1] else fan_in.summarise(y, comparison)
-        return space, fan_in.compare_pair(x, y, sx, sy, comparison)
+        x, y = first[space], second[space]
+        return space, fan_in.compare_pair(x, y, summary_of(0, x, space), summary_of(1, y, space), comparison)
 
-    result = dict(_threads(one, fan_in.SPACES, settings.threads))
+    result = {}
+    for batch in in_dependency_order(SPACES):
+        result.update(_threads(one, batch, settings.threads))
     attrs = _provenance(pairs[0][0], anchor_store, mask, settings)
     attrs.update(model=None, model_a=names[0], model_b=names[1])
     result_store.save({"result": result}, output, kind="pair result", **attrs)
@@ -115,7 +125,7 @@ def gather(
         model = attrs["model"]
         models.append(model)
         families[model] = attrs.get("model_family", "")
-        for space in fan_in.SPACES:
+        for space in SPACES:
             results[space, model, model] = value["self"][space]
             dimensions[space, model] = value["dimension"][space]
         valid = value["valid"] if valid is None else valid & value["valid"]
@@ -128,12 +138,12 @@ def gather(
         if key not in expected:
             raise ValueError(f"{path} compares {key}, which is not a pair of the models {models}")
         expected.discard(key)
-        for space in fan_in.SPACES:
+        for space in SPACES:
             results[(space, *key)] = value["result"][space]
     if expected:
         raise ValueError(f"no pair result for {sorted(expected)}; run compare-pair for them")
     weights = row_weights(anchor_store, anchor_store["compared"].values.astype(bool) & valid, settings)
-    ds = assemble(models, list(fan_in.SPACES), results, dimensions, settings, weights)
+    ds = assemble(models, list(SPACES), results, dimensions, settings, weights)
     finish(ds, anchor_store, valid, families, controls, settings, output, table)
     log.info("%d models, %d pairs -> %s", len(models), len(pairs), output)
 
@@ -172,11 +182,12 @@ def _comparison(anchor_store, store, mask, settings):
     return Comparison.build(int(mask.sum()), structure_numbers(store, mask), weights, settings)
 
 
-def _features(stores, mask) -> dict[str, np.ndarray]:
-    """A model's features on the atoms of ``mask``, ``{space: (n, d)}``; only those rows are read."""
+def _features(stores, mask) -> dict:
+    """A model's features on the atoms of ``mask`` in every space, ``{space: metrics.Features (n, d)}``
+    (``spaces.model_spaces``); only those rows are read."""
     rows = np.flatnonzero(mask)
     raw, projected = stores
-    return {"raw": raw["embedding"].isel(atom=rows).values, "anchor": projected["coordinate"].isel(atom=rows).values}
+    return model_spaces(raw["embedding"].isel(atom=rows).values, projected["coordinate"].isel(atom=rows).values)
 
 
 def structure_numbers(store: xr.Dataset, mask: np.ndarray) -> np.ndarray:
@@ -225,10 +236,11 @@ def finish(ds: xr.Dataset, anchor_store: xr.Dataset, valid: np.ndarray, families
 
 
 def _settings_hash(settings: SimilaritySettings) -> str:
-    """What a summary's and a pair's numbers depend on: every similarity setting but the thread count."""
+    """What a summary's and a pair's numbers depend on: every similarity setting but the thread count, and the
+    spaces (a store made before a space was added lacks it)."""
     from dataclasses import asdict
 
-    recorded = {k: v for k, v in asdict(settings).items() if k != "threads"}
+    recorded = {k: v for k, v in asdict(settings).items() if k != "threads"} | {"spaces": SPACES}
     return hashlib.sha256(repr(sorted(recorded.items())).encode()).hexdigest()
 
 

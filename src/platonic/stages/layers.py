@@ -29,6 +29,7 @@ def run(
     from platonic.compare.layers import Layer, layer_similarity, layer_table
     from platonic.embedding import layer_embedding, store_layers
     from platonic.projection import anchor_projection
+    from platonic.spaces import model_spaces
     from platonic.stages.fan_in import open_anchors, row_weights, structure_numbers
     from platonic.store import open_store, write_store
 
@@ -53,7 +54,7 @@ def run(
             x, at_anchors = variable.isel(atom=rows).values, variable.isel(atom=anchor_rows).values
             if not np.isfinite(at_anchors).all():
                 raise ValueError(f"{model} did not embed every anchor atom in layer {name}; re-run project/anchors")
-            features[Layer(model, index, name)] = {"raw": x, "anchor": anchor_projection(x, at_anchors)}
+            features[Layer(model, index, name)] = model_spaces(x, anchor_projection(x, at_anchors))
         log.info("%s: %d layers on %d atoms", model, len(store_layers(store)), len(rows))
     first = next(iter(stores.values()))
     wanted = dataclasses.replace(settings, metrics=tuple(layers.metrics), threads=layers.threads)

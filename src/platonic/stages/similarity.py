@@ -35,10 +35,10 @@ def run(
     stores = model_stores(embeddings)
     valid = compared_mask(anchor_store, stores)
     check_controls(controls, stores)
-    raw = {m: s["embedding"].values[valid] for m, s in stores.items()}
-    projected = {m: s["coordinate"].values[valid] for m, s in model_stores(projections).items()}
-    if list(raw) != list(projected):
-        raise ValueError(f"embeddings {list(raw)} and projections {list(projected)} name different models")
+    projection_stores = model_stores(projections)
+    if list(stores) != list(projection_stores):
+        raise ValueError(f"embeddings {list(stores)} and projections {list(projection_stores)} name different models")
+    spaces = by_space(stores, projection_stores, valid)
     structure_index = structure_numbers(next(iter(stores.values())), valid)
     cluster = make_cluster(dask, threads=settings.threads)
     client = None
@@ -49,7 +49,7 @@ def run(
         log.info("dask dashboard/scheduler: %s", client.scheduler.address if client.scheduler else scheduler)
     try:
         ds = pairwise_similarity(
-            {"raw": raw, "anchor": projected},
+            spaces,
             structure_index=structure_index,
             settings=settings,
             client=client,
@@ -62,7 +62,19 @@ def run(
             cluster.close()
     families = {m: str(s.attrs.get("model_family", "")) for m, s in stores.items()}
     finish(ds, anchor_store, valid_mask(stores), families, controls, settings, output, table)
-    log.info("%d models, %d atoms -> %s", len(raw), int(valid.sum()), output)
+    log.info("%d models, %d atoms -> %s", len(stores), int(valid.sum()), output)
+
+
+def by_space(embeddings: dict, projections: dict, keep: np.ndarray) -> dict[str, dict]:
+    """Every model's features on the atoms of ``keep`` in every space, ``{space: {model: metrics.Features}}``
+    (``spaces.model_spaces``), from its embedding and projection stores."""
+    from platonic.spaces import SPACES, model_spaces
+
+    per_model = {
+        m: model_spaces(store["embedding"].values[keep], projections[m]["coordinate"].values[keep])
+        for m, store in embeddings.items()
+    }
+    return {space: {m: features[space] for m, features in per_model.items()} for space in SPACES}
 
 
 def summary(similarity: str, table: str, text: str) -> None:
@@ -132,10 +144,7 @@ def atom_modes(structures: str, embeddings: list[str], projections: list[str], a
     rows = []
     for label, (atoms, neighbours) in ATOM_MODES.items():
         keep = compared_atoms(valid, orbit, atoms)
-        spaces = {
-            "raw": {m: s["embedding"].values[keep] for m, s in raw_stores.items()},
-            "anchor": {m: s["coordinate"].values[keep] for m, s in projection_stores.items()},
-        }
+        spaces = by_space(raw_stores, projection_stores, keep)
         ids = np.array([str(i) for i in first["structure_id"].values[keep]], dtype=object)
         # the table gives means and ranges, not intervals: no bootstrap or permutations here
         mode = dataclasses.replace(settings, metrics=MODE_METRICS, atoms=atoms, weights="uniform",
