@@ -1,4 +1,4 @@
-"""Layer x layer similarity: every stored layer of every multi-layer model against every other, in every space (``platonic.spaces``).
+"""Layer x layer similarity: every stored layer of every multi-layer model against every other, in every space.
 
 Each (model, layer) is compared as the fan-in compares a model (``platonic.compare.similarity``): the same atoms,
 the same draws (subsample, queries, bootstrap structures, permutations, all from ``similarity.seed``), each metric
