@@ -7,6 +7,7 @@ from platonic.compare.model_space import classical_mds, model_distances
 from platonic.elements import periodic_group
 from platonic.figures import (
     agreement_scatter,
+    agreement_steps,
     model_colours,
     model_statistics,
     model_tree,
@@ -15,6 +16,7 @@ from platonic.figures import (
     shared_space_maps,
     similarity_heatmaps,
 )
+from platonic.spaces import LABELS
 
 
 def _similarity(models):
@@ -232,6 +234,30 @@ def test_agreement_scatter_intervals_chance_bands_and_pair_kinds(tmp_path):
     title = fig._suptitle.get_text()
     assert "3 models and 2 controls" in title
     assert "50 structure-bootstrap resamples" in title and "3 structure permutations" in title
+    assert _non_blank(save_figure(fig, tmp_path / "agreement.png"))
+
+
+def test_agreement_scatter_sets_each_space_against_the_one_before_it(tmp_path):
+    """With the unit space: one row of panels per step, anchor vs unit first (what the anchors add), then unit vs
+    raw (what normalising does), each point a pair's value in the two spaces."""
+    two = _full_similarity(["a", "b", "c"], metrics=("linear_cka", "gfre"))
+    unit = two.sel(space="raw").assign_coords(space="unit") * 0.5 + 0.4
+    ds = xr.concat([two.sel(space=["raw"]), unit.expand_dims("space"), two.sel(space=["anchor"])], dim="space")
+    ds.attrs = two.attrs
+    assert agreement_steps(ds) == [("unit", "anchor"), ("raw", "unit")]
+    fig = agreement_scatter(ds)
+    panels = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(panels) == 4
+    value = ds["similarity"].sel(metric="linear_cka")
+    for ax, (x, y) in zip(panels[::2], agreement_steps(ds), strict=True):
+        assert (ax.get_xlabel(), ax.get_ylabel()) == (LABELS[x], LABELS[y])
+        expected = [
+            [value.sel(space=x).values[i, j], value.sel(space=y).values[i, j]] for i, j in [(0, 1), (0, 2), (1, 2)]
+        ]
+        np.testing.assert_allclose(ax.collections[0].get_offsets(), expected)
+        shift = np.mean([b - a for a, b in expected])
+        assert ax.get_title().endswith(f"mean shift {y} - {x}: {shift:+.3g}")
+    assert "anchor vs unit, then unit vs raw" in fig._suptitle.get_text()
     assert _non_blank(save_figure(fig, tmp_path / "agreement.png"))
 
 

@@ -21,8 +21,9 @@ import xarray as xr  # noqa: E402
 
 from platonic.compare.registry import METRICS, SCALE_FREE, SIMILARITIES  # noqa: E402
 from platonic.compare.registry import label as metric_label  # noqa: E402
+from platonic.spaces import LABELS, SPACES  # noqa: E402
 
-SPACE_LABELS = {"raw": "raw latent spaces", "anchor": "shared anchor space"}
+SPACE_LABELS = LABELS
 
 
 def similarity_heatmaps(ds: xr.Dataset, metric: str) -> plt.Figure:
@@ -113,7 +114,7 @@ MODEL_PALETTE = (
     "#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#000000", "#F0E442",
     "#332288", "#88CCEE", "#44AA99", "#117733", "#999933", "#DDCC77", "#CC6677", "#882255", "#AA4499",
 )  # fmt: skip
-SPACE_HATCH = {"raw": "", "anchor": "//"}
+SPACE_HATCH = {"raw": "", "unit": "..", "anchor": "//"}
 
 
 def model_colours(models) -> dict[str, str]:
@@ -201,25 +202,41 @@ def _pairs(ds: xr.Dataset, metric: str) -> list[tuple[int, int]]:
     return [(i, j) for i in range(n) for j in range(n) if (i != j if directed else i < j)]
 
 
+def agreement_steps(ds: xr.Dataset) -> list[tuple[str, str]]:
+    """The (earlier, later) spaces of ``ds`` that the agreement figure sets against each other: each space against
+    the one before it in ``spaces.SPACES`` (anchor vs unit: what the anchors add; unit vs raw: what normalising does),
+    the last step first."""
+    present = [s for s in SPACES if s in ds.space.values]
+    return list(zip(present, present[1:], strict=False))[::-1]
+
+
 def agreement_scatter(ds: xr.Dataset) -> plt.Figure:
-    """Anchor-space vs raw-space value of every model pair, one panel per scale-free metric in ``ds.similarity``.
+    """Each space's value against the previous space's (``agreement_steps``) for every model pair: one row of panels
+    per step, one panel per scale-free metric in ``ds.similarity``.
 
     Metrics whose values carry the units of their space (not in ``registry.SCALE_FREE``) are left out, and the title
     says so. Directed metrics (``ds.attrs['directed_metrics']``) show both directions of each pair. Pairs of two MLIPs,
     of an MLIP and a control, and of two controls (``ds.control``) differ in marker and colour; the mean shift in a
     panel's title is over the pairs of two MLIPs. Where the store has them: 95 % bootstrap intervals
-    (``ci_low``, ``ci_high``) as bars on both axes, and the chance level as grey bands (vertical: raw, horizontal:
-    anchor space), each from the lowest ``chance - 2 chance_sd`` to the highest ``chance + 2 chance_sd`` of the
-    plotted pairs in that space.
+    (``ci_low``, ``ci_high``) as bars on both axes, and the chance level as grey bands (vertical: the earlier space,
+    horizontal: the later), each from the lowest ``chance - 2 chance_sd`` to the highest ``chance + 2 chance_sd`` of
+    the plotted pairs in that space.
     """
     metrics = [str(m) for m in ds.metric.values]
     left_out = [m for m in metrics if m in METRICS and m not in SCALE_FREE]
     shown = [m for m in metrics if m not in left_out]
+    steps = agreement_steps(ds)
     control = _controls(ds, ds.model_a.values)
-    fig, axes = _grid(max(len(shown), 1), 4, 3.0)
+    columns = min(max(len(shown), 1), 5)
+    rows_per_step = -(-max(len(shown), 1) // columns)
+    fig, axes = _grid(max(rows_per_step * columns * len(steps), 1), columns, 3.0)
     entries = {}
-    for ax, metric in zip(axes, shown, strict=False):
-        entries.update(_agreement_panel(ax, ds, metric, control))
+    for s, (earlier, later) in enumerate(steps):
+        for k, metric in enumerate(shown):
+            ax = axes[s * rows_per_step * columns + k]
+            entries.update(_agreement_panel(ax, ds, metric, control, earlier, later))
+        for ax in axes[s * rows_per_step * columns + len(shown) : (s + 1) * rows_per_step * columns]:
+            ax.set_visible(False)
     if not shown:
         axes[0].text(0.5, 0.5, "no scale-free metric", ha="center", va="center", transform=axes[0].transAxes)
         axes[0].set_axis_off()
@@ -237,10 +254,12 @@ def agreement_scatter(ds: xr.Dataset) -> plt.Figure:
     notes = ["; ".join(uncertainty)] if uncertainty else []
     if left_out:
         names = ", ".join(metric_label(m) for m in left_out)
-        notes.append(f"left out: {names} (not scale-free: raw and anchor values are in different units)")
+        notes.append(f"left out: {names} (not scale-free: their values are in each space's own units)")
+    versus = ", then ".join(f"{later} vs {earlier}" for earlier, later in steps)
     fig.suptitle(
-        f"Agreement of every model pair, anchor vs raw space ({models}, {ds.attrs.get('n_atoms', '?')} atoms,"
-        f" {ds.attrs.get('n_anchors', '?')} anchors)" + "".join(f"\n{note}" for note in notes),
+        f"Agreement of every model pair, one row per step: {versus} space ({models},"
+        f" {ds.attrs.get('n_atoms', '?')} atoms, {ds.attrs.get('n_anchors', '?')} anchors)"
+        + "".join(f"\n{note}" for note in notes),
         fontsize=10,
     )
     return fig
@@ -258,22 +277,24 @@ INTERVAL_LABEL = "95 % bootstrap interval"
 CHANCE_LABEL = "chance (structures permuted), MLIP pairs, mean ± 2 sd"
 
 
-def _agreement_panel(ax, ds: xr.Dataset, metric: str, control: np.ndarray) -> dict:
-    """One panel of ``agreement_scatter``; returns its legend entries, {label: artist}."""
+def _agreement_panel(ax, ds: xr.Dataset, metric: str, control: np.ndarray, earlier: str = "raw",
+                     later: str = "anchor") -> dict:  # fmt: skip
+    """One panel of ``agreement_scatter``: ``later`` space (y) against ``earlier`` (x); returns its legend entries,
+    {label: artist}."""
     pairs = np.array(_pairs(ds, metric), dtype=int).reshape(-1, 2)
     rows, columns = pairs[:, 0], pairs[:, 1]
 
     def at(name: str, space: str) -> np.ndarray | None:  # the value of every pair; None if the store lacks it
         return ds[name].sel(metric=metric, space=space).values[rows, columns].astype(float) if name in ds else None
 
-    raw, anchor = at("similarity", "raw"), at("similarity", "anchor")
+    raw, anchor = at("similarity", earlier), at("similarity", later)  # x and y
     ok = np.isfinite(raw) & np.isfinite(anchor)
     ax.set_title(metric_label(metric), fontsize=8)
-    ax.set_xlabel("raw latent spaces", fontsize=8)
-    ax.set_ylabel("shared anchor space", fontsize=8)
+    ax.set_xlabel(SPACE_LABELS.get(earlier, earlier), fontsize=8)
+    ax.set_ylabel(SPACE_LABELS.get(later, later), fontsize=8)
     ax.tick_params(labelsize=7)
     if not ok.any():
-        missing = "raw space" if np.isfinite(anchor).any() else "either space"
+        missing = f"{earlier} space" if np.isfinite(anchor).any() else "either space"
         ax.text(0.5, 0.5, f"not defined in\n{missing}", ha="center", va="center", transform=ax.transAxes)
         ax.set_xticks([])
         ax.set_yticks([])
@@ -284,13 +305,13 @@ def _agreement_panel(ax, ds: xr.Dataset, metric: str, control: np.ndarray) -> di
     # the chance band of the MLIP pairs where there are any: a control's chance level can be far off (LFRE of the
     # element one-hot) and would hide theirs
     band_pairs = ok & (kind == 0) if (ok & (kind == 0)).any() else ok
-    for space, span in (("raw", ax.axvspan), ("anchor", ax.axhspan)):
+    for space, span in ((earlier, ax.axvspan), (later, ax.axhspan)):
         band = _chance_band(at("chance", space), at("chance_sd", space), band_pairs)
         if band is not None:
             entries[CHANCE_LABEL] = span(*band, color="0.5", alpha=0.2, linewidth=0, zorder=0, gid=f"{space} chance")
             bands.append((space, band))
     # drawn as segments, not ax.errorbar: a percentile interval need not contain the value itself
-    for space, segments, position in (("raw", ax.hlines, anchor), ("anchor", ax.vlines, raw)):
+    for space, segments, position in ((earlier, ax.hlines, anchor), (later, ax.vlines, raw)):
         low, high = at("ci_low", space), at("ci_high", space)
         if low is None or high is None:
             continue
@@ -328,7 +349,8 @@ def _agreement_panel(ax, ds: xr.Dataset, metric: str, control: np.ndarray) -> di
     over = ", MLIP pairs" if control.any() else ""
     shift = f"{np.mean(anchor[mlips] - raw[mlips]):+.3g}" if mlips.any() else "no MLIP pair"
     ax.set_title(
-        f"{metric_label(metric)}\n{better} the line: closer in anchor space\nmean shift anchor - raw{over}: {shift}",
+        f"{metric_label(metric)}\n{better} the line: closer in the {later} space\n"
+        f"mean shift {later} - {earlier}{over}: {shift}",
         fontsize=7.5,
     )
     return entries
