@@ -51,6 +51,10 @@ rule all:
             f"results/analysis/{DATASET}/training_vs_architecture.csv",
             f"results/figures/{DATASET}/overview/training_vs_architecture.png",
         ],
+        protocol_ladder=[
+            f"results/analysis/{DATASET}/protocol_ladder.csv",
+            f"results/figures/{DATASET}/overview/protocol_ladder.png",
+        ],
         provenance=f"results/provenance/{DATASET}.html",
         layers=(
             [

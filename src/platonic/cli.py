@@ -16,7 +16,7 @@ import typing
 
 from platonic import process, venvs
 from platonic import settings as S
-from platonic.stages import align, analysis, embed, fan_in, figures, layers, prepare, similarity
+from platonic.stages import align, analysis, embed, fan_in, figures, ladder, layers, prepare, similarity
 
 log = logging.getLogger("platonic")
 
@@ -76,6 +76,11 @@ COMMANDS: dict[str, tuple] = {
                    similarity.atom_modes, {"settings": S.SimilaritySettings},
                    [("table", {}), ("--structures", {"required": True}), ("--embeddings", STORES),
                     ("--projections", STORES), ("--anchors", {"required": True}), ("--controls", CONTROLS)]),
+    "protocol-ladder": ("linear CKA and mutual k-NN from the reference study's protocol to platonic's, one choice at"
+                        " a time, in every space", ladder.run, {"settings": S.SimilaritySettings},
+                        [("table", {}), ("--figure", {"required": True}), ("--structures", {"required": True}),
+                         ("--embeddings", STORES), ("--projections", STORES), ("--anchors", {"required": True}),
+                         ("--controls", CONTROLS), ("--also", {"nargs": "*", "default": ()})]),
     "figures": ("draw the model x model heatmaps", figures.heatmaps, {},
                 [("similarity", {}), ("--out-dir", {}), ("--output", {}), ("--metric", {}),
                  ("--also", {"nargs": "*", "default": (), "choices": ["svg", "pdf"]})]),

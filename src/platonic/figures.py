@@ -980,3 +980,52 @@ def layer_depth_figure(ds: xr.Dataset, metric: str) -> plt.Figure:
     axes[0, -1].legend(fontsize=6, loc="best")
     fig.suptitle(f"{metric_label(metric)} by depth ({ds.attrs.get('n_atoms', '?')} atoms)", fontsize=10)
     return fig
+
+
+LADDER_COLOURS = {"raw": "#D55E00", "unit": "#009E73", "anchor": "#0072B2"}
+
+
+def protocol_ladder(rows: list[dict]) -> plt.Figure:
+    """The protocol ladder (``platonic.compare.ladder.ladder_rows``): one panel per metric (rows) and pair group
+    (columns); each space's group mean across the rungs with its 95 % interval as error bars, its mean chance level
+    as a dotted line of the same colour; the rung with the configured settings shaded."""
+    from platonic.spaces import LABELS, SPACES
+
+    metrics = list(dict.fromkeys(r["metric"] for r in rows))
+    groups = list(dict.fromkeys(r["group"] for r in rows))
+    steps = list(dict.fromkeys(r["step"] for r in rows))
+    configured = sorted({r["rung"] for r in rows if r["configured"] in (True, "True")})
+    fig, axes = plt.subplots(
+        len(metrics), len(groups), figsize=(3.2 * len(groups), 2.8 * len(metrics)), squeeze=False, sharex=True
+    )
+    for (i, metric), (j, group) in itertools.product(enumerate(metrics), enumerate(groups)):
+        ax = axes[i, j]
+        for rung in configured:
+            ax.axvspan(rung - 0.4, rung + 0.4, color="0.92", zorder=0)
+        for k, space in enumerate(SPACES):
+            chosen = sorted(
+                (r for r in rows if (r["metric"], r["group"], r["space"]) == (metric, group, space)),
+                key=lambda r: r["rung"],
+            )
+            if not chosen:
+                continue
+            x = np.array([r["rung"] for r in chosen], dtype=float) + (k - 1) * 0.12
+            mean = np.array([r["mean"] for r in chosen], dtype=float)
+            low = np.array([r["ci_low"] for r in chosen], dtype=float)
+            high = np.array([r["ci_high"] for r in chosen], dtype=float)
+            errors = np.vstack([np.clip(mean - low, 0, None), np.clip(high - mean, 0, None)])
+            errors = np.where(np.isfinite(errors), errors, 0.0)
+            colour = LADDER_COLOURS[space]
+            ax.errorbar(x, mean, yerr=errors, color=colour, marker="o", ms=3.5, lw=1.2, capsize=2, label=LABELS[space])
+            chance = np.array([r["chance"] for r in chosen], dtype=float)
+            if np.isfinite(chance).any():
+                ax.plot(x, chance, color=colour, ls=":", lw=1.0, label=f"chance, {space}")
+        ax.set_title(f"{metric_label(metric)}, {group}", fontsize=8)
+        ax.set_xticks(range(len(steps)))
+        ax.set_xticklabels(steps, rotation=35, ha="right", fontsize=7)
+        ax.tick_params(axis="y", labelsize=7)
+        ax.grid(axis="y", color="0.9", lw=0.5)
+    axes[0, -1].legend(fontsize=6, loc="best", frameon=False)
+    fig.suptitle("From the reference protocol to platonic's, one choice at a time (shaded: configured)", fontsize=9)
+    fig.tight_layout()
+    return fig

@@ -163,6 +163,8 @@ class SimilaritySettings(Settings):
     weights: str
     neighbours: str
     k: int
+    knn_similarity: str
+    knn_subsample: int | None
     lfre_k: int
     subsample: int
     queries: int

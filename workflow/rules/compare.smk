@@ -201,6 +201,46 @@ rule atom_modes:
         " --threads {threads} > {log} 2>&1"
 
 
+rule protocol_ladder:
+    input:
+        structures="results/structures/{dataset}.zarr",
+        embeddings=embedding_stores,
+        projections=projection_stores,
+        anchors="results/anchors/{dataset}.zarr",
+    output:
+        table=report(
+            "results/analysis/{dataset}/protocol_ladder.csv",
+            caption="../report/protocol_ladder.rst",
+            category="Similarity",
+            labels={"table": "protocol ladder"},
+        ),
+        png=report(
+            "results/figures/{dataset}/overview/protocol_ladder.png",
+            caption="../report/protocol_ladder.rst",
+            category="Overview",
+            labels={"figure": "protocol ladder"},
+        ),
+        svg="results/figures/{dataset}/overview/protocol_ladder.svg",
+    log:
+        "results/logs/analysis/{dataset}/protocol_ladder.log",
+    benchmark:
+        "results/benchmarks/protocol_ladder/{dataset}.tsv"
+    conda:
+        "../../envs/analysis.yaml"
+    threads: config["similarity"]["threads"]
+    resources:
+        mem_mb=lambda wildcards, attempt: config["similarity"]["mem_mb"] * attempt,
+    params:
+        settings=section("similarity"),
+        controls=CONTROLS,
+    shell:
+        "python -m platonic protocol-ladder {output.table:q} --figure {output.png:q} --also svg"
+        " --structures {input.structures:q} --embeddings {input.embeddings:q}"
+        " --projections {input.projections:q} --anchors {input.anchors:q}"
+        " --settings {params.settings:q} --controls {params.controls:q} --threads {threads}"
+        " > {log} 2>&1"
+
+
 rule figures:
     input:
         "results/similarity/{dataset}.zarr",

@@ -289,19 +289,21 @@ TERMS = frozenset({"mutual_knn", "information_imbalance", "lfre"})  # a value th
 
 
 def pair_replicates(x, y, mx: ReplicateMoments | None, my: ReplicateMoments | None, nx, ny, terms, resampling,
-                    wanted, k, queries, subsample, distances=(None, None), kernels=None) -> dict:  # fmt: skip
+                    wanted, k, queries, subsample, distances=(None, None), kernels=None,
+                    knn_rows=None) -> dict:  # fmt: skip
     """Every bootstrap replicate of every ``wanted`` metric of one pair (x, y): ``{(metric, forward): (B,)}``;
     ``forward`` False is the directed metric from y to x. ``nx``/``ny`` are the pair's neighbour lists (None where
     no neighbour metric is wanted); ``terms[(metric, forward)]`` the per-atom terms the value was the mean of
     (``TERMS``: shared neighbours, query ranks, squared LFRE errors); ``distances`` the two subsample distance
     matrices (distance correlation); ``kernels``: CKNNA's ``metrics.cknna_kernels`` of the pair, where the value
-    already built them."""
+    already built them; ``knn_rows``: the rows of mutual k-NN's terms, where it has a subsample of its own
+    (``similarity.knn_subsample``)."""
     n_rep = resampling.n_replicates
     out: dict[tuple[str, bool], np.ndarray] = {}
     if wanted & MOMENT_METRICS:
         out.update(moment_replicates(wanted, *replicate_sums(x, y, resampling), mx, my))
     if "mutual_knn" in wanted:
-        out["mutual_knn", True] = resampling.mean(terms["mutual_knn", True] / k)
+        out["mutual_knn", True] = resampling.mean(terms["mutual_knn", True] / k, knn_rows)
     if "cknna" in wanted:
         if kernels is None:
             kernels = metrics.cknna_kernels(x, y, nx[:, :k], ny[:, :k])
@@ -319,6 +321,17 @@ def pair_replicates(x, y, mx: ReplicateMoments | None, my: ReplicateMoments | No
         out["distance_correlation", True] = metrics.weighted_distance_correlations(*distances, p)
     if "optimal_transport" in wanted:
         out["optimal_transport", True] = np.full(n_rep, np.nan)
+    return out
+
+
+def permuted_mutual_knn(nx: np.ndarray, ny: np.ndarray, permutations) -> np.ndarray:
+    """Mutual k-NN of the neighbour lists ``nx``, ``ny`` ``(m, k)`` with y's rows permuted by each of
+    ``permutations`` ``(P, m)`` (its lists relabelled along, no new search): the chance level, ``(P,)``."""
+    out = np.full(len(permutations), np.nan)
+    for p, perm in enumerate(permutations):
+        inverse = np.empty_like(perm)
+        inverse[perm] = np.arange(len(perm))
+        out[p] = metrics.mutual_knn_alignment(nx, inverse[ny[perm]])
     return out
 
 

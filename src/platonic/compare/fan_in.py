@@ -8,6 +8,12 @@ bootstrap replicates' moments and the permuted moments of the chance level), onc
 ``compare_pair`` computes one pair's values, bootstrap replicates and chance levels from the two models' features
 and summaries; ``platonic.compare.similarity.assemble`` gathers them into the similarity store.
 
+With ``similarity.knn_subsample`` set, mutual k-NN alone is computed on a seeded subsample of the compared atoms
+(``knn_draw``, the reference study's protocol): each of its atoms gets its neighbours among the subsample only, in
+the pair job (a search among a few thousand rows costs little), its bootstrap replicates are the count-weighted
+means over the subsample's atoms (the same structure draws as every other metric) and its chance level permutes
+whole structures within the subsample. The summaries' neighbour lists, and every other metric, keep all atoms.
+
 A pair is oriented by model name (``pair_key``): the chance level of a symmetric metric permutes the rows of the
 pair's second model, whatever the configured order, so that a pair's result never depends on which other models
 are configured or in which order.
@@ -40,7 +46,8 @@ class Comparison:
     """The draws of one comparison on ``n`` atoms: each atom's structure ``groups (n,)``, the moment metrics' row
     ``weights`` (None: uniform), the subsample and the queries (row indices), GFRE's ``train`` rows, the rows whose
     neighbours are excluded (``excluded``: each row's structure with ``neighbours == "other-structures"``) and the
-    bootstrap/permutation ``resampling`` (None when neither is asked for)."""
+    bootstrap/permutation ``resampling`` (None when neither is asked for); with ``knn_subsample``, mutual k-NN's
+    rows ``knn_rows`` (``knn_draw``) and its structure-block permutations of them, ``knn_permutations``."""
 
     settings: SimilaritySettings
     n: int
@@ -54,6 +61,8 @@ class Comparison:
     excluded: np.ndarray | None
     resampling: Resampling | None
     wanted: frozenset = field(default_factory=frozenset)
+    knn_rows: np.ndarray | None = None
+    knn_permutations: list = field(default_factory=list)
 
     @classmethod
     def build(
@@ -76,6 +85,14 @@ class Comparison:
             raise ValueError(f"structure_index has {len(groups)} entries for {n} atoms")
         train = structure_split(groups, settings)
         weights = None if weights is None else np.asarray(weights, np.float64)
+        knn_rows, knn_permutations = None, []
+        if settings.knn_subsample is not None:
+            knn_rows = knn_draw(n, settings.knn_subsample, settings.seed)
+            if len(knn_rows) <= min(settings.k, n - 1):
+                raise ValueError(f"a k-NN subsample of {len(knn_rows)} atoms needs more than k = {settings.k}")
+            dense = np.unique(groups, return_inverse=True)[1][knn_rows]
+            rng = np.random.default_rng(settings.seed + 4)
+            knn_permutations = [bootstrap.block_permutation(dense, rng) for _ in range(settings.permutations)]
         return cls(
             settings=settings,
             n=n,
@@ -89,6 +106,8 @@ class Comparison:
             excluded=groups if settings.neighbours == "other-structures" else None,
             resampling=resampling(groups, train, weights, settings),
             wanted=frozenset(settings.metrics),
+            knn_rows=knn_rows,
+            knn_permutations=knn_permutations,
         )
 
     @property
@@ -100,6 +119,20 @@ class Comparison:
         """How many atoms each kind of metric uses (``registry.Metric.atoms``)."""
         test = int(np.count_nonzero(~self.train))
         return {"all": self.n, "subsample": len(self.subsample), "queries": len(self.queries), "test": test}
+
+
+def knn_draw(n: int, size: int, seed: int) -> np.ndarray:
+    """Mutual k-NN's subsample of ``n`` rows, ``(min(size, n),)`` int64 in the order drawn: the first ``size`` of
+    ``torch.randperm(n)`` from a generator seeded with ``seed`` (what ``torch.manual_seed(seed);
+    torch.randperm(n)[:size]`` gives, the reference study's draw with seed 42), or of
+    ``numpy.random.default_rng(seed).permutation(n)`` where torch is not installed (another draw)."""
+    try:
+        import torch
+    except ImportError:
+        order = np.random.default_rng(seed).permutation(n)
+    else:
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).numpy()
+    return np.asarray(order[: min(size, n)], dtype=np.int64)
 
 
 def structure_split(groups: np.ndarray, settings: SimilaritySettings) -> np.ndarray:
@@ -158,7 +191,18 @@ def summary_neighbours(x, c: Comparison) -> np.ndarray | None:
         return None
     s = c.settings
     k_max = max(c.k, c.lfre_k, 2)
-    return nearest_neighbours(x, k_max, s.neighbour_search, n_probe=s.n_probe, seed=s.seed, groups=c.excluded)
+    return nearest_neighbours(
+        x, k_max, s.neighbour_search, n_probe=s.n_probe, seed=s.seed, groups=c.excluded, similarity=s.knn_similarity
+    )
+
+
+def subsample_neighbours(x, c: Comparison) -> np.ndarray:
+    """Mutual k-NN's neighbour lists on its subsample ``c.knn_rows``, ``(m, k)`` positions in the subsample."""
+    s, rows = c.settings, c.knn_rows
+    groups = None if c.excluded is None else c.excluded[rows]
+    return nearest_neighbours(
+        x[rows], c.k, s.neighbour_search, n_probe=s.n_probe, seed=s.seed, groups=groups, similarity=s.knn_similarity
+    )
 
 
 def summary_dimension(x, neighbours) -> float:
@@ -237,7 +281,12 @@ def compare_pair(x, y, sx: ModelSummary, sy: ModelSummary, c: Comparison, same: 
             if key[1] or not same:
                 values[key] = value
     nx, ny = sx.neighbours, sy.neighbours
-    if "mutual_knn" in wanted:
+    knn = None  # mutual k-NN's own neighbour lists, on its subsample
+    if "mutual_knn" in wanted and c.knn_rows is not None:
+        kx = subsample_neighbours(x, c)
+        knn = (kx, kx if y is x else subsample_neighbours(y, c))
+        terms["mutual_knn", True] = metrics.shared_neighbours(*knn)
+    elif "mutual_knn" in wanted:
         terms["mutual_knn", True] = metrics.shared_neighbours(nx[:, :k], ny[:, :k])
     kernels = None
     if "cknna" in wanted:
@@ -262,13 +311,15 @@ def compare_pair(x, y, sx: ModelSummary, sy: ModelSummary, c: Comparison, same: 
     if r is not None and r.n_replicates and not same:
         replicates = bootstrap.pair_replicates(
             x, y, sx.replicates, sy.replicates, nx, ny, terms, r, wanted=wanted, k=k, queries=c.queries,
-            subsample=c.subsample, distances=(sx.distances, sy.distances), kernels=kernels,
+            subsample=c.subsample, distances=(sx.distances, sy.distances), kernels=kernels, knn_rows=c.knn_rows,
         )  # fmt: skip
     if r is not None and r.permutations:
         chance = bootstrap.pair_chance(
-            fx, fy, sx.moments, sy.chance, nx, ny, r, wanted=wanted, train=c.train, k=k, lfre_k=c.lfre_k,
-            queries=c.queries, distances=sx.distances, excluded=c.excluded, kernels=kernels,
+            fx, fy, sx.moments, sy.chance, nx, ny, r, wanted=wanted - {"mutual_knn"} if knn else wanted, train=c.train,
+            k=k, lfre_k=c.lfre_k, queries=c.queries, distances=sx.distances, excluded=c.excluded, kernels=kernels,
         )  # fmt: skip
+        if knn:
+            chance["mutual_knn", True] = bootstrap.permuted_mutual_knn(*knn, c.knn_permutations)
         if same:
             chance = {key: v for key, v in chance.items() if key[1]}
     return PairResult(values, replicates, chance, c.atoms_used)

@@ -1,9 +1,15 @@
-"""k-nearest-neighbour lists by cosine similarity, exact or from an inverted-file index (faiss).
+"""k-nearest-neighbour lists by cosine similarity (or by the raw inner product), exact or from an inverted-file
+index (faiss).
 
 Exact search costs N^2 d: fine up to a few 10^4 atoms, hours at MP-20's 282,847. Above
 ``exact_limit`` atoms an IVF index (faiss ``IndexIVFFlat`` on unit vectors, inner product) is
 used: ``n_lists ~ 4 sqrt(N)`` k-means cells, ``n_probe`` of them searched per query. Its recall
 against the exact lists is measured in ``benchmarks/fan_in.py``.
+
+``similarity="inner_product"`` ranks by the raw rows' inner product ``x_i . x_j`` without normalisation (the
+reference study's mutual k-NN, Li & Walsh 2026): the same indices on the raw rows, a row never its own neighbour
+(under the inner product a row need not be nearest to itself). An IVF index clusters the raw rows then, which
+suits the inner product less well than unit rows.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 EXACT_LIMIT = 50_000
+SIMILARITIES = ("cosine", "inner_product")  # similarity.knn_similarity
 
 
 def unit_rows(x: np.ndarray) -> np.ndarray:
@@ -29,13 +36,16 @@ def nearest_neighbours(
     seed: int = 0,
     threads: int | None = None,
     groups: np.ndarray | None = None,
+    similarity: str = "cosine",
 ) -> np.ndarray:
-    """The ``k`` nearest neighbours of every row of ``x (N, d)`` by cosine similarity, excluding the
-    row itself; ``(N, k)`` int64, nearest first. ``method``: ``exact``, ``ivf`` or ``auto`` (exact
-    up to ``exact_limit`` rows). With ``groups (N,)`` (e.g. each row's structure), rows of the same group
-    are never neighbours."""
+    """The ``k`` nearest neighbours of every row of ``x (N, d)`` by cosine similarity (``similarity``:
+    ``cosine``) or by the raw inner product (``inner_product``), excluding the row itself; ``(N, k)`` int64,
+    nearest first. ``method``: ``exact``, ``ivf`` or ``auto`` (exact up to ``exact_limit`` rows). With
+    ``groups (N,)`` (e.g. each row's structure), rows of the same group are never neighbours."""
     import faiss
 
+    if similarity not in SIMILARITIES:
+        raise ValueError(f"unknown neighbour similarity {similarity!r}; use {' or '.join(SIMILARITIES)}")
     n = len(x)
     if not 1 <= k < n:
         raise ValueError(f"k must be between 1 and N-1 = {n - 1}, got {k}")
@@ -43,8 +53,9 @@ def nearest_neighbours(
         method = "exact" if n <= exact_limit else "ivf"
     if threads:
         faiss.omp_set_num_threads(threads)
-    # float32, C order, as faiss wants
-    unit = np.ascontiguousarray(unit_rows(np.asarray(x, dtype=np.float64)), dtype=np.float32)
+    # float32, C order, as faiss wants: unit rows for cosine, the raw rows for the inner product
+    rows = np.asarray(x, dtype=np.float64)
+    unit = np.ascontiguousarray(unit_rows(rows) if similarity == "cosine" else rows, dtype=np.float32)
     d = unit.shape[1]
     if method == "exact":
         index = faiss.IndexFlatIP(d)
@@ -69,15 +80,17 @@ def nearest_neighbours(
     _, found = index.search(unit, candidates)
     if (found < 0).any():
         raise RuntimeError("the neighbour index returned too few neighbours; raise n_probe")
-    return _rerank(np.asarray(x), found, k, groups)
+    return _rerank(np.asarray(x), found, k, groups, normalise=similarity == "cosine")
 
 
-def _rerank(x: np.ndarray, found: np.ndarray, k: int, groups: np.ndarray | None = None) -> np.ndarray:
-    """Exact float64 cosine order of each row's candidates (self removed, ties by lower index);
-    the first ``k``. Works block by block, so memory stays bounded whatever N."""
+def _rerank(
+    x: np.ndarray, found: np.ndarray, k: int, groups: np.ndarray | None = None, normalise: bool = True
+) -> np.ndarray:
+    """Exact float64 cosine order (``normalise`` False: inner-product order) of each row's candidates (self
+    removed, ties by lower index); the first ``k``. Works block by block, so memory stays bounded whatever N."""
     chunk = max(64, 2**24 // (found.shape[1] * x.shape[1]))  # gathered candidates: <= 128 MiB per block
-    norms = np.empty(len(x))
-    for start in range(0, len(x), 65536):
+    norms = np.ones(len(x))
+    for start in range(0, len(x), 65536) if normalise else ():
         norms[start : start + 65536] = np.linalg.norm(np.asarray(x[start : start + 65536], dtype=np.float64), axis=1)
     norms[norms == 0] = 1.0
     out = np.empty((len(found), k), dtype=np.int64)
