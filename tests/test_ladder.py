@@ -83,7 +83,7 @@ def test_subsample_rung_counts_only_the_subsample():
     )
     ds = pairwise_similarity(spaces, groups, settings)
     rows = fan_in.knn_draw(len(groups), 60, settings.seed)
-    x, y = spaces["raw"]["a1"][rows], spaces["raw"]["b1"][rows]
+    x, y = spaces["raw"]["a1"].x[rows], spaces["raw"]["b1"].x[rows]
     gram_x, gram_y = x @ x.T, y @ y.T
     np.fill_diagonal(gram_x, -np.inf)
     np.fill_diagonal(gram_y, -np.inf)
@@ -153,7 +153,14 @@ def test_stage_writes_the_table_and_the_figure(tmp_path):
     from platonic.store import open_store, write_store
 
     spaces, groups = _study(n_structures=30)
-    paths = write_study(tmp_path, spaces["raw"], np.full(len(groups), 8), groups, {}, np.arange(0, len(groups), 9))
+    paths = write_study(
+        tmp_path,
+        {m: f.x for m, f in spaces["raw"].items()},
+        np.full(len(groups), 8),
+        groups,
+        {},
+        np.arange(0, len(groups), 9),
+    )
     structures = open_store(paths["structures"]).load()
     structures["orbit"] = ("atom", np.arange(len(groups)))  # every atom its own orbit
     paths["structures"] = write_store(structures, tmp_path / "structures-orbits.zarr")

@@ -225,10 +225,11 @@ def summary_chance(x, c: Comparison) -> list | None:
     return bootstrap.chance_moments(x, c.resampling, c.train, c.wanted, c.subsample)
 
 
-def neighbours_from(space: str) -> str | None:
+def neighbours_from(space: str, settings: SimilaritySettings) -> str | None:
     """The space whose summary's neighbour lists ``space``'s summary takes over (``spaces.SAME_NEIGHBOURS``: the
-    unit space has the raw space's cosine neighbours), or None: it searches its own."""
-    return SAME_NEIGHBOURS.get(space)
+    unit space has the raw space's cosine neighbours), or None: it searches its own (always under the inner
+    product, which the rows' lengths change)."""
+    return SAME_NEIGHBOURS.get(space) if settings.knn_similarity == "cosine" else None
 
 
 def summarise(x: np.ndarray | metrics.Features, c: Comparison, neighbours: np.ndarray | None = None) -> ModelSummary:

@@ -65,7 +65,7 @@ def pairwise_similarity(
         rows = {m: delayed(f.x, name=f"rows-{space}-{m}") for m, f in features.items()}
         comparison = delayed(c, name=f"comparison-{space}")
         summaries = {}
-        source = fan_in.neighbours_from(space)
+        source = fan_in.neighbours_from(space, c.settings)
         for m, x in rows.items():
             if (source, m) in searched:
                 neighbours = searched[source, m]

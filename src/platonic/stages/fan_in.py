@@ -41,7 +41,7 @@ def summarise(embedding: str, projection: str, anchors: str, output: str, settin
 
     def one(space):
         x = spaces[space]  # unit rows and centring shared by the summary and the diagonal
-        source = fan_in.neighbours_from(space)
+        source = fan_in.neighbours_from(space, settings)
         neighbours = out["summary"][source].neighbours if source else None
         summary = fan_in.summarise(x, comparison, neighbours)
         return space, summary, fan_in.compare_pair(x, x, summary, summary, comparison, same=True)
@@ -90,7 +90,7 @@ def compare_pair(
 
     def summary_of(i: int, features, space: str):
         if space not in loaded[i]:  # summarised again on the pair's atoms (or taken over from an earlier space)
-            source = fan_in.neighbours_from(space)
+            source = fan_in.neighbours_from(space, settings)
             loaded[i][space] = fan_in.summarise(features, comparison, loaded[i][source].neighbours if source else None)
         return loaded[i][space]
 

@@ -25,8 +25,8 @@ def run(structures: str, embeddings: list[str], projections: list[str], anchors:
     from platonic.compare.ladder import COLUMNS, LADDER_METRICS, ladder_rows, rungs
     from platonic.compare.similarity import pairwise_similarity
     from platonic.figures import protocol_ladder, save_figure
-    from platonic.spaces import model_spaces
     from platonic.stages.fan_in import check_controls, row_weights, structure_numbers
+    from platonic.stages.similarity import by_space
     from platonic.store import open_store
 
     anchor_store = open_store(anchors, dask=False)
@@ -46,13 +46,7 @@ def run(structures: str, embeddings: list[str], projections: list[str], anchors:
 
     def compare(rung: SimilaritySettings, metrics: tuple[str, ...]):
         keep = atoms_of(rung.atoms)
-        rows = np.flatnonzero(keep)
-        spaces: dict[str, dict[str, np.ndarray]] = {space: {} for space in ("raw", "unit", "anchor")}
-        for m in raw_stores:
-            raw = raw_stores[m]["embedding"].isel(atom=rows).values
-            anchor = projection_stores[m]["coordinate"].isel(atom=rows).values
-            for space, x in model_spaces(raw, anchor).items():
-                spaces[space][m] = x
+        spaces = by_space(raw_stores, projection_stores, keep)
         weights = row_weights(anchor_store, keep, rung)
         ds = pairwise_similarity(
             spaces, structure_numbers(first, keep), dataclasses.replace(rung, metrics=metrics), weights=weights
