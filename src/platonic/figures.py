@@ -1,4 +1,4 @@
-"""Comparison figures: model x model heatmaps, raw vs anchor agreement, the shared space, periodic trends, model trees,
+"""Comparison figures: model x model heatmaps, agreement between spaces, the shared space, periodic trends, model trees,
 and the shared-space analyses (transfer matrices, per-element departures).
 
 Plotting functions take xarray Datasets or numpy arrays and return matplotlib Figures; ``save_figure`` writes them.
@@ -510,7 +510,7 @@ def periodic_trends(
 
 
 def model_statistics(intrinsic_dimension: xr.DataArray, norms: dict[str, np.ndarray]) -> plt.Figure:
-    """Left: TwoNN intrinsic dimension (space, model) per model, raw and anchor space; right: per-atom norms.
+    """Left: TwoNN intrinsic dimension (space, model) per model and space; right: per-atom norms.
 
     ``norms[model]`` (n_atoms,) the Euclidean norm of each atom's raw embedding.
     """
@@ -690,7 +690,7 @@ HEADLINE_DIFFERENCE = "training data only - architecture only"
 
 def training_vs_architecture(ds: xr.Dataset, metadata: dict, metrics=None) -> plt.Figure:
     """Similarity of pairs of trained models grouped by what they share (``platonic.compare.lineage.GROUPS``), two
-    panels (raw, anchor space) per metric of ``ds`` (or of ``metrics``).
+    panels (one per space) per metric of ``ds`` (or of ``metrics``).
 
     Each pair is a point with its 95 % bootstrap interval (directed metrics: the mean of both directions); each
     group's mean is a black line with its interval as a shaded box; the grey band is the chance level of the grouped

@@ -9,7 +9,7 @@ rule agreement_figure:
             "results/figures/{dataset}/overview/agreement.png",
             caption="../report/agreement.rst",
             category="Overview",
-            labels={"figure": "anchor vs raw agreement"},
+            labels={"figure": "agreement between spaces"},
         ),
         svg="results/figures/{dataset}/overview/agreement.svg",
     log:

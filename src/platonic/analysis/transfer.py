@@ -35,7 +35,6 @@ HEADS = ("ridge", "mlp")
 ATOM_TARGETS = ("element", "group")
 METRICS = ("mae", "r2", "accuracy")
 ESTIMATES = ("score", "standard_error", "ci_low", "ci_high")  # the score and its structure-bootstrap interval
-SPACES = ("raw", "anchor")
 KINDS = {False: "structure regression", True: "atom classification"}
 
 

@@ -26,7 +26,7 @@ class Metric:
     source, model_b = target), ``atoms`` (a key of ``ATOMS``), ``neighbours`` (uses the k-NN lists),
     ``computation`` (how the number is obtained), ``interval`` (how a bootstrap replicate is obtained,
     ``platonic.compare.bootstrap``), ``scale_free`` (False: the value carries the units of the space, so
-    raw and anchor values are not comparable numbers)."""
+    values in different spaces are not comparable numbers)."""
 
     name: str
     label: str

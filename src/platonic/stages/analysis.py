@@ -71,6 +71,8 @@ def transfer(
                 f"transfer target {name!r} (config analysis.transfer.targets) is neither element,"
                 f" group nor a per-structure label of {structures}; it has {labels or 'no labels'}"
             )
+    # the raw baseline against the shared space: the unit space keeps the raw columns (only the rows' lengths
+    # change), so a head moves between its models no better than between the raw ones, and is not fitted
     ds = stitching.transfer_scores(
         {"raw": raw, "anchor": projected},
         structure_store["structure_index"].values[valid],

@@ -26,7 +26,7 @@ log = logging.getLogger("platonic")
 
 
 def summarise(embedding: str, projection: str, anchors: str, output: str, settings: SimilaritySettings) -> None:
-    """Summary store ``output`` of one model (``platonic.compare.fan_in.summarise``, raw and anchor space) on the
+    """Summary store ``output`` of one model (``platonic.compare.fan_in.summarise``, in every space of ``platonic.spaces``) on the
     anchor store's compared atoms it embedded, with its comparison with itself (the diagonal)."""
     from platonic.compare import fan_in, result_store
 
@@ -59,8 +59,8 @@ def compare_pair(
     embeddings: list[str], projections: list[str], summaries: list[str], anchors: str, output: str,
     settings: SimilaritySettings,
 ) -> None:  # fmt: skip
-    """Pair store ``output``: every metric of the two models of ``embeddings``/``projections`` (raw and anchor
-    space, both directions of the directed ones) with their ``summaries``, on the compared atoms both embedded."""
+    """Pair store ``output``: every metric of the two models of ``embeddings``/``projections`` (every space,
+    both directions of the directed ones) with their ``summaries``, on the compared atoms both embedded."""
     from platonic.compare import fan_in, result_store
 
     if not len(embeddings) == len(projections) == len(summaries) == 2:

@@ -1,4 +1,4 @@
-"""Stage ``similarity``: every metric for every model pair, raw and anchor space -> similarity store + CSV."""
+"""Stage ``similarity``: every metric for every model pair, in every space -> similarity store + CSV."""
 
 from __future__ import annotations
 
