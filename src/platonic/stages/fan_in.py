@@ -26,8 +26,9 @@ log = logging.getLogger("platonic")
 
 
 def summarise(embedding: str, projection: str, anchors: str, output: str, settings: SimilaritySettings) -> None:
-    """Summary store ``output`` of one model (``platonic.compare.fan_in.summarise``, in every space of ``platonic.spaces``) on the
-    anchor store's compared atoms it embedded, with its comparison with itself (the diagonal)."""
+    """Summary store ``output`` of one model (``platonic.compare.fan_in.summarise``, in every space of
+    ``platonic.spaces``) on the anchor store's compared atoms it embedded, with its comparison with itself (the
+    diagonal)."""
     from platonic.compare import fan_in, result_store
 
     anchor_store = open_anchors(anchors, settings)
