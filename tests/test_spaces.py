@@ -45,3 +45,32 @@ def test_a_rotated_copy_with_rows_rescaled_is_identical_in_the_unit_space_and_no
 def test_a_space_that_takes_its_neighbours_from_another_comes_after_it():
     assert in_dependency_order(SPACES) == [("raw", "anchor"), ("unit",)]
     assert in_dependency_order(("unit", "anchor")) == [("unit", "anchor")]
+
+
+def test_the_unit_space_takes_over_the_raw_spaces_cosine_metrics_and_they_equal_its_own():
+    """The unit space takes the raw space's neighbour lists and its mutual k-NN, CKNNA and information imbalance
+    (values, replicates, chance levels); computed afresh in the unit space alone they are the same numbers."""
+    rng = np.random.default_rng(3)
+    n = 200
+    base = rng.normal(size=(n, 5))
+    raw = {
+        "a": base @ rng.normal(size=(5, 7)) * rng.uniform(0.5, 2, (n, 1)),
+        "b": np.tanh(base) @ rng.normal(size=(5, 6)),
+    }
+    per_model = {m: model_spaces(x, x[:, :2]) for m, x in raw.items()}
+    settings = SimilaritySettings(metrics=("mutual_knn", "cknna", "information_imbalance", "linear_cka"), k=5,
+                                  queries=80, bootstrap=10, permutations=2)  # fmt: skip
+    groups = np.arange(n) // 5
+    both = pairwise_similarity({s: {m: f[s] for m, f in per_model.items()} for s in ("raw", "unit")}, groups, settings)
+    alone = pairwise_similarity({"unit": {m: f["unit"] for m, f in per_model.items()}}, groups, settings)
+    shared = ["mutual_knn", "cknna", "information_imbalance"]
+    for name in ("similarity", "bootstrap_replicates", "chance"):
+        taken = both[name].sel(space="unit", metric=shared).values
+        np.testing.assert_array_equal(taken, both[name].sel(space="raw", metric=shared).values)
+        np.testing.assert_allclose(taken, alone[name].sel(space="unit", metric=shared).values, rtol=1e-12, atol=1e-12)
+    cka = both["similarity"].sel(metric="linear_cka", model_a="a", model_b="b")
+    assert cka.sel(space="unit").item() != cka.sel(space="raw").item()
+    assert (
+        cka.sel(space="unit").item()
+        == alone["similarity"].sel(metric="linear_cka", space="unit", model_a="a", model_b="b").item()
+    )

@@ -21,7 +21,7 @@ are configured or in which order.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -34,6 +34,9 @@ from platonic.settings import SimilaritySettings
 from platonic.spaces import SAME_NEIGHBOURS
 
 COVARIANCE_METRICS = frozenset({"linear_cka", "debiased_cka", "svcca", "procrustes"})
+# metrics that read a space only through its unit rows and its neighbour lists: the same in a space that shares
+# both with another (the unit space with the raw space under cosine k-NN)
+THROUGH_UNIT_ROWS = frozenset({"mutual_knn", "cknna", "information_imbalance"})
 
 
 def pair_key(a: str, b: str) -> tuple[str, str]:
@@ -263,10 +266,21 @@ class PairResult:
     atoms_used: dict
 
 
-def compare_pair(x, y, sx: ModelSummary, sy: ModelSummary, c: Comparison, same: bool = False) -> PairResult:
+def compare_pair(
+    x, y, sx: ModelSummary, sy: ModelSummary, c: Comparison, same: bool = False, taken: PairResult | None = None
+) -> PairResult:
     """Every wanted metric of features ``x`` and ``y`` (the same ``c.n`` atoms in the same order) with their
     summaries; ``same``: x and y are one model (only forward directions, no bootstrap). ``x`` and ``y`` are arrays
-    or ``metrics.Features`` (what the metrics derive from all rows is then computed once per space)."""
+    or ``metrics.Features`` (what the metrics derive from all rows is then computed once per space). ``taken``: the
+    pair's result in the space whose neighbour lists this space took over (``neighbours_from``), whose unit rows
+    are this space's too (``spaces.model_spaces``); its ``THROUGH_UNIT_ROWS`` metrics are this space's, not
+    computed again."""
+    if taken is not None:
+        result = compare_pair(x, y, sx, sy, replace(c, wanted=c.wanted - THROUGH_UNIT_ROWS), same)
+        for got, given in ((result.values, taken.values), (result.replicates, taken.replicates),
+                           (result.chance, taken.chance)):  # fmt: skip
+            got.update({key: value for key, value in given.items() if key[0] in THROUGH_UNIT_ROWS})
+        return result
     fx = metrics.features(x)
     fy = fx if y is x else metrics.features(y)
     x, y = fx.x, fy.x

@@ -84,8 +84,9 @@ def pairwise_similarity(
             tasks["dimension", space, m, m] = delayed(_dimension)(summaries[m])
         for a, b in itertools.combinations_with_replacement(models, 2):
             a, b = pair_key(a, b)
+            taken = tasks.get(("pair", source, a, b))  # the pair in the space whose neighbour lists it took
             tasks["pair", space, a, b] = delayed(fan_in.compare_pair)(
-                data[a], data[b], summaries[a], summaries[b], comparison, same=a == b
+                data[a], data[b], summaries[a], summaries[b], comparison, same=a == b, taken=taken
             )
     if client is not None:
         results = client.gather(client.compute(tasks))

@@ -45,7 +45,8 @@ def summarise(embedding: str, projection: str, anchors: str, output: str, settin
         source = fan_in.neighbours_from(space, settings)
         neighbours = out["summary"][source].neighbours if source else None
         summary = fan_in.summarise(x, comparison, neighbours)
-        return space, summary, fan_in.compare_pair(x, x, summary, summary, comparison, same=True)
+        taken = out["self"][source] if source else None
+        return space, summary, fan_in.compare_pair(x, x, summary, summary, comparison, same=True, taken=taken)
 
     for batch in in_dependency_order(SPACES):
         for space, summary, itself in _threads(one, batch, settings.threads):
@@ -97,7 +98,9 @@ def compare_pair(
 
     def one(space):
         x, y = first[space], second[space]
-        return space, fan_in.compare_pair(x, y, summary_of(0, x, space), summary_of(1, y, space), comparison)
+        source = fan_in.neighbours_from(space, settings)
+        sx, sy = summary_of(0, x, space), summary_of(1, y, space)
+        return space, fan_in.compare_pair(x, y, sx, sy, comparison, taken=result[source] if source else None)
 
     result = {}
     for batch in in_dependency_order(SPACES):
