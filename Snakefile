@@ -51,6 +51,10 @@ rule all:
             f"results/analysis/{DATASET}/training_vs_architecture.csv",
             f"results/figures/{DATASET}/overview/training_vs_architecture.png",
         ],
+        anchor_sensitivity=[
+            f"results/analysis/{DATASET}/anchor_sensitivity.csv",
+            f"results/figures/{DATASET}/overview/anchor_sensitivity.png",
+        ],
         provenance=f"results/provenance/{DATASET}.html",
         layers=(
             [
