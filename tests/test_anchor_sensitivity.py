@@ -8,6 +8,7 @@ import json
 
 import numpy as np
 import pytest
+import xarray as xr
 from analysis_stores import rotation, write_study
 
 from platonic.cli import main
@@ -27,10 +28,11 @@ FAMILIES = {"alpha": "one", "alpha-turned": "one", "beta": "two", "gamma": "thre
 NUMBERS = ("mean", "ci_low", "ci_high", "standard_error", "chance")
 
 
-def _study(tmp_path, seed=0, n_structures=30):
+def _study(tmp_path, seed=0, n_structures=30, left_out=False):
     """Five models of 90-odd atoms in 30 structures, two atoms of a structure often one orbit (symmetry copies):
     alpha, alpha turned by a rotation (same family), beta and gamma (two other families, from alpha's latent rows)
-    and a control of noise; the anchors stage's store on alpha and every model's projection. Returns the paths."""
+    and a control of noise; the anchors stage's store on alpha and every model's projection. ``left_out``: beta did
+    not embed two structures without anchor atoms. Returns the paths."""
     rng = np.random.default_rng(seed)
     structure_index = np.repeat(np.arange(n_structures), rng.integers(2, 5, n_structures))
     n = len(structure_index)
@@ -59,6 +61,13 @@ def _study(tmp_path, seed=0, n_structures=30):
     paths["anchors"] = tmp_path / "anchors.zarr"
     assert main(["anchors", str(paths["anchors"]), "--structures", str(paths["structures"]), "--embedding",
                  str(paths["embeddings"][0]), "--settings", json.dumps(SELECTION)]) == 0  # fmt: skip
+    if left_out:
+        anchored = np.unique(structure_index[open_store(paths["anchors"])["anchor_atom"].values])
+        missing = np.isin(structure_index, np.setdiff1d(np.arange(n_structures), anchored)[:2])
+        store = open_store(paths["embeddings"][2]).load()  # beta
+        store["valid"] = ("atom", ~missing)
+        store["embedding"] = store["embedding"].where(store["valid"])
+        write_store(store, paths["embeddings"][2])
     paths["projections"] = []
     for path in paths["embeddings"]:
         paths["projections"].append(tmp_path / f"projected/{open_store(path).attrs['model']}.zarr")
@@ -80,6 +89,28 @@ def _run(tmp_path, paths, settings: dict, similarity=SIMILARITY, figure=False) -
         assert (tmp_path / "sensitivity.png").stat().st_size > 0 and (tmp_path / "sensitivity.svg").exists()
     with open(table) as handle:
         return list(csv.DictReader(handle))
+
+
+def _fan_in_jobs(tmp_path, paths) -> xr.Dataset:
+    """The similarity store of the workflow's fan-in jobs (summarise, compare-pair, gather) through the CLI."""
+    options = ["--settings", json.dumps(SIMILARITY), "--anchors", str(paths["anchors"])]
+    models = list(FAMILIES)
+    stores = {m: (str(e), str(p)) for m, e, p in zip(models, paths["embeddings"], paths["projections"], strict=True)}
+    summaries = {m: str(tmp_path / f"summaries/{m}.zarr") for m in models}
+    for model, (embedding, projection) in stores.items():
+        assert main(["summarise", summaries[model], "--embedding", embedding, "--projection", projection,
+                     *options]) == 0  # fmt: skip
+    pairs = []
+    for i, a in enumerate(models):
+        for b in models[i + 1 :]:
+            pairs.append(str(tmp_path / f"pairs/{a}__{b}.zarr"))
+            assert main(["compare-pair", pairs[-1], "--embeddings", stores[a][0], stores[b][0],
+                         "--projections", stores[a][1], stores[b][1], "--summaries", summaries[a], summaries[b],
+                         *options]) == 0  # fmt: skip
+    out = tmp_path / "similarity.zarr"
+    assert main(["gather", str(out), str(tmp_path / "similarity.csv"), "--summaries", *summaries.values(),
+                 "--pairs", *pairs, "--controls", "noise", *options]) == 0  # fmt: skip
+    return open_store(out).load()
 
 
 def _stored(paths, spaces: dict) -> tuple:
@@ -109,15 +140,18 @@ def _stored(paths, spaces: dict) -> tuple:
 
 
 def test_the_configured_direct_row_is_the_headline_of_the_stored_anchor_space_bit_for_bit(tmp_path):
-    """At the configured anchors (DIRECT, anchors.n) the table's rows are the headline's anchor-space rows of a
-    fan-in on the projection stores the anchors and project stages wrote, with every configured similarity metric
-    (the sensitivity computes only linear CKA and mutual k-NN): mean, interval, standard error and chance level,
-    to the last bit through the CSV."""
-    paths = _study(tmp_path)
-    rows = _run(tmp_path, paths, {"n_anchors": [5, 30], "random_seeds": 2}, figure=True)
+    """At the configured anchors (DIRECT, anchors.n) the table's rows are the headline's anchor-space rows of the
+    similarity store that the fan-in's jobs gather from the anchors and project stages' stores, with every configured
+    similarity metric (the sensitivity computes only linear CKA and mutual k-NN): mean, interval, standard error and
+    chance level, to the last bit through the CSV. One model left out two structures: its pairs are compared on
+    fewer atoms, in the jobs and here, and no anchor set of the sensitivity holds an atom it did not embed."""
+    paths = _study(tmp_path, left_out=True)
+    rows = _run(tmp_path, paths, {"n_anchors": [5, 30], "random_seeds": 2})
     configured = [r for r in rows if r["configured"] == "True"]
     assert {(r["method"], r["n_anchors"], r["seed"]) for r in configured} == {("direct", "12", "")}
-    expected = [r for r in headline_rows(_stored(paths, ("raw", "anchor"))) if r["space"] == "anchor"]
+    gathered = _fan_in_jobs(tmp_path, paths)
+    assert gathered["pair_atoms"].values.min() < gathered["pair_atoms"].values.max()
+    expected = [r for r in headline_rows(gathered) if r["space"] == "anchor"]
     assert len(expected) == len(configured) == 2 * 3  # two metrics, three groups with pairs
     by_key = {(r["metric"], r["group"]): r for r in configured}
     for row in expected:
@@ -134,7 +168,7 @@ def test_the_unit_line_is_the_fan_in_unit_space(tmp_path):
     """The unit rows are the fan-in's unit space (``spaces.unit_space`` of the stored rows) group means, bit for
     bit; the same-family pair (alpha and alpha turned) agrees exactly in linear CKA there."""
     paths = _study(tmp_path)
-    rows = _run(tmp_path, paths, {"n_anchors": [5], "methods": ["direct"]})
+    rows = _run(tmp_path, paths, {"n_anchors": [5], "methods": ["direct"]}, figure=True)
     ds = _stored(paths, ("unit",))
     unit = {(r["metric"], r["group"]): r for r in rows if r["space"] == "unit"}
     assert len(unit) == 6

@@ -3,10 +3,11 @@ k-NN within a family, across families, model vs control) as a function of the nu
 are chosen, beside the unit space (each model's rows scaled to unit length, no anchors) that the anchor space
 starts from.
 
-Every anchor set is a space of its own compared by the one-process fan-in (``pairwise_similarity``: the same
-atoms, row weights, draws, bootstrap replicates and permutations as the similarity store), and its group means are
-those of the headline (``headline.pair_groups``, ``pair_means.group_mean``), so the row of the configured anchors is
-the headline's anchor-space row. A projection is one matrix product of unit rows computed once per model
+Every anchor set is a space of its own, compared pair by pair as the fan-in's jobs compare it (``fan_in.summarise``,
+``fan_in.compare_pair``, assembled by ``similarity.assemble``: each pair on the atoms both its models embedded, with
+the similarity store's row weights, draws, bootstrap replicates and permutations), and its group means are those of
+the headline (``headline.pair_groups``, ``pair_means.group_mean``), so the row of the configured anchors is the
+headline's anchor-space row. A projection is one matrix product of unit rows computed once per model
 (``projection.unit_projection``). Random anchors are drawn several times; their row without a seed is the mean over
 the draws, its interval from the mean of their replicates (the same structure draws for every anchor set) and its
 ``seeds_min``/``seeds_max`` the range of the draws' means.
@@ -58,8 +59,9 @@ def anchor_draws(methods, counts, seed: int, random_seeds: int) -> list[tuple[st
 
 def sensitivity_rows(
     raw: dict[str, np.ndarray],
+    valid: dict[str, np.ndarray],
     anchor_sets: dict[tuple[str, int, int | None], np.ndarray],
-    structure_index: np.ndarray,
+    structure_ids: np.ndarray,
     settings: SimilaritySettings,
     weights: np.ndarray | None = None,
     control: np.ndarray | None = None,
@@ -67,45 +69,86 @@ def sensitivity_rows(
     configured: tuple[str, int, int | None] | None = None,
 ) -> list[dict]:
     """The table's rows (``COLUMNS``): ``settings.metrics`` over the headline's pair groups in the unit space and
-    in the anchor space of every anchor set.
+    in the anchor space of every anchor set, each pair compared on the atoms both its models embedded (as the
+    fan-in's pair jobs compare it).
 
-    ``raw``: ``{model: features (n, d)}`` on the compared atoms, in the similarity store's model order;
-    ``anchor_sets``: ``{(method, K, seed): row indices (K,) into those atoms}``; ``structure_index (n,)``,
-    ``weights (n,)`` and ``settings`` as ``pairwise_similarity`` takes them; ``control``/``family (models,)``: the
+    ``raw``: ``{model: features (n, d)}`` on the compared atoms, in the similarity store's model order, and
+    ``valid``: ``{model: (n,) bool}`` the atoms each embedded; ``anchor_sets``: ``{(method, K, seed): row indices
+    (K,) into the n atoms}``, atoms every model embedded; ``structure_ids (n,)``: each atom's structure;
+    ``weights (n,)``: the moment metrics' row weights (None: uniform); ``control``/``family (models,)``: the
     similarity store's ``control`` and ``family`` (default: no controls, each model its own family);
     ``configured``: the anchor set of the anchors stage, ``(method, K, seed)``, marked in the ``configured`` column.
     """
-    from platonic.compare.similarity import pairwise_similarity
-
     models = list(raw)
     control = np.zeros(len(models), bool) if control is None else np.asarray(control, bool)
     family = np.array(models) if family is None else np.asarray(family)
-
-    def compare(spaces: dict[str, dict[str, np.ndarray]]) -> xr.Dataset:
-        ds = pairwise_similarity(spaces, structure_index=structure_index, settings=settings, weights=weights)
-        ds["control"] = ("model", control)
-        ds["family"] = ("model", family)
-        return ds
-
-    unit = compare({UNIT: {m: unit_space(x) for m, x in raw.items()}})
+    pairs = PairAtoms(models, valid, np.asarray(structure_ids), weights, settings)
+    unit = pairs.compare(UNIT, {m: unit_space(x) for m, x in raw.items()}, control, family)
     rows = [_row(r, UNIT, "", "", "") for r in _group_rows(unit, UNIT, settings.metrics)]
     unit_64 = {m: unit_rows(np.asarray(x, dtype=np.float64)) for m, x in raw.items()}
-    for k in sorted({key[1] for key in anchor_sets}):
-        keys = [key for key in anchor_sets if key[1] == k]
-        names = {key: f"{key[0]} K={k} seed={key[2]}" for key in keys}
-        spaces = {names[key]: {m: unit_projection(u, u[anchor_sets[key]]) for m, u in unit_64.items()} for key in keys}
-        ds = compare(spaces)
-        by_seed: dict[str, list[dict]] = {}
-        for key in keys:
-            method, _, seed = key
-            chosen = configured is not None and key == tuple(configured)
-            for r in _group_rows(ds, names[key], settings.metrics):
-                rows.append(_row(r, ANCHOR, method, k, "" if seed is None else seed, configured=chosen))
-                if method == "random":
-                    by_seed.setdefault((r["metric"], r["group"]), []).append(r)
-        for draws in by_seed.values():
-            rows.append(_seed_mean(draws, k))
+    by_seed: dict[tuple, list[dict]] = {}
+    for key in sorted(anchor_sets, key=lambda key: (key[1], METHOD_ORDER.get(key[0], 3), key[2] or 0)):
+        method, k, seed = key
+        space = {m: unit_projection(u, u[anchor_sets[key]]) for m, u in unit_64.items()}
+        ds = pairs.compare(ANCHOR, space, control, family)
+        chosen = configured is not None and key == tuple(configured)
+        for r in _group_rows(ds, ANCHOR, settings.metrics):
+            rows.append(_row(r, ANCHOR, method, k, "" if seed is None else seed, configured=chosen))
+            if method == "random":
+                by_seed.setdefault((k, r["metric"], r["group"]), []).append(r)
+    rows += [_seed_mean(draws, key[0]) for key, draws in by_seed.items()]
     return rows
+
+
+METHOD_ORDER = {"direct": 0, "random": 1, "farthest-point": 2}
+
+
+class PairAtoms:
+    """The model pairs of a study, each with the atoms both its models embedded and the fan-in's draws on them
+    (``fan_in.Comparison``, one per distinct set of atoms): ``compare`` gives one space's similarity-like dataset."""
+
+    def __init__(self, models, valid, structure_ids, weights, settings: SimilaritySettings):
+        from platonic.compare import fan_in
+
+        self.models, self.settings = list(models), settings
+        self.pairs = [fan_in.pair_key(a, b) for i, a in enumerate(self.models) for b in self.models[i + 1 :]]
+        self.atoms, self.comparisons = {}, {}
+        for a, b in self.pairs:
+            mask = np.asarray(valid[a], bool) & np.asarray(valid[b], bool)
+            key = mask.tobytes()
+            self.atoms[a, b] = key
+            if key not in self.comparisons:
+                ids = np.array([str(i) for i in structure_ids[mask]], dtype=object)
+                self.comparisons[key] = (mask, fan_in.Comparison.build(
+                    int(mask.sum()), np.unique(ids, return_inverse=True)[1],
+                    None if weights is None else np.asarray(weights)[mask], settings,
+                ))  # fmt: skip
+
+    def compare(self, space: str, features: dict[str, np.ndarray], control, family) -> xr.Dataset:
+        """``features`` ``{model: (n, d)}`` of one space compared pair by pair (``fan_in.summarise``,
+        ``fan_in.compare_pair``), assembled as the gather assembles the similarity store, ``control``/``family``
+        marked; only model pairs, no model with itself."""
+        from platonic.compare import fan_in, metrics
+        from platonic.compare.similarity import assemble
+
+        summaries: dict[tuple[str, bytes], tuple] = {}
+
+        def summary(model: str, key: bytes):
+            if (model, key) not in summaries:
+                mask, comparison = self.comparisons[key]
+                x = metrics.Features(features[model][mask])
+                summaries[model, key] = (x, fan_in.summarise(x, comparison))
+            return summaries[model, key]
+
+        results = {}
+        for a, b in self.pairs:
+            key = self.atoms[a, b]
+            (x, sx), (y, sy) = summary(a, key), summary(b, key)
+            results[space, a, b] = fan_in.compare_pair(x, y, sx, sy, self.comparisons[key][1])
+        ds = assemble(self.models, [space], results, {}, self.settings)
+        ds["control"] = ("model", np.asarray(control, bool))
+        ds["family"] = ("model", np.asarray(family))
+        return ds
 
 
 def _group_rows(ds: xr.Dataset, space: str, metrics) -> list[dict]:
