@@ -78,21 +78,28 @@ def sensitivity_rows(
     ``weights (n,)``: the moment metrics' row weights (None: uniform); ``control``/``family (models,)``: the
     similarity store's ``control`` and ``family`` (default: no controls, each model its own family);
     ``configured``: the anchor set of the anchors stage, ``(method, K, seed)``, marked in the ``configured`` column.
+    The anchor sets run on ``settings.threads`` threads.
     """
     models = list(raw)
     control = np.zeros(len(models), bool) if control is None else np.asarray(control, bool)
     family = np.array(models) if family is None else np.asarray(family)
     pairs = PairAtoms(models, valid, np.asarray(structure_ids), weights, settings)
-    unit = pairs.compare(UNIT, {m: unit_space(x) for m, x in raw.items()}, control, family)
-    rows = [_row(r, UNIT, "", "", "") for r in _group_rows(unit, UNIT, settings.metrics)]
     unit_64 = {m: unit_rows(np.asarray(x, dtype=np.float64)) for m, x in raw.items()}
-    by_seed: dict[tuple, list[dict]] = {}
-    for key in sorted(anchor_sets, key=lambda key: (key[1], METHOD_ORDER.get(key[0], 3), key[2] or 0)):
-        method, k, seed = key
+
+    def one(key):
+        if key is None:  # the unit space
+            ds = pairs.compare(UNIT, {m: unit_space(x) for m, x in raw.items()}, control, family)
+            return _group_rows(ds, UNIT, settings.metrics)
         space = {m: unit_projection(u, u[anchor_sets[key]]) for m, u in unit_64.items()}
-        ds = pairs.compare(ANCHOR, space, control, family)
-        chosen = configured is not None and key == tuple(configured)
-        for r in _group_rows(ds, ANCHOR, settings.metrics):
+        return _group_rows(pairs.compare(ANCHOR, space, control, family), ANCHOR, settings.metrics)
+
+    keys = sorted(anchor_sets, key=lambda key: (key[1], METHOD_ORDER.get(key[0], 3), key[2] or 0))
+    unit, *found_sets = _map(one, [None, *keys], settings.threads)
+    rows = [_row(r, UNIT, "", "", "") for r in unit]
+    by_seed: dict[tuple, list[dict]] = {}
+    for (method, k, seed), found in zip(keys, found_sets, strict=True):
+        chosen = configured is not None and (method, k, seed) == tuple(configured)
+        for r in found:
             rows.append(_row(r, ANCHOR, method, k, "" if seed is None else seed, configured=chosen))
             if method == "random":
                 by_seed.setdefault((k, r["metric"], r["group"]), []).append(r)
@@ -101,6 +108,24 @@ def sensitivity_rows(
 
 
 METHOD_ORDER = {"direct": 0, "random": 1, "farthest-point": 2}
+
+
+def _map(function, items, threads: int) -> list:
+    """``function`` over ``items`` on ``threads`` worker threads (one: in this thread), results in order; each
+    worker's BLAS and OpenMP get one thread (the anchor sets' small products gain more from running side by side)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from platonic.process import limit_openmp, limit_threads
+
+    if threads <= 1 or len(items) <= 1:
+        return [function(item) for item in items]
+
+    def worker(item):
+        with limit_openmp(1):
+            return function(item)
+
+    with limit_threads(1), ThreadPoolExecutor(max_workers=threads) as pool:
+        return list(pool.map(worker, items))
 
 
 class PairAtoms:
