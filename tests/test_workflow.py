@@ -70,9 +70,10 @@ def test_default_config_dry_run_fans_out_one_embed_per_model():
         "atom_modes": 1,
         "summary": 1,
         "training_vs_architecture": 1,
+        "anchor_sensitivity": 1,
         "layer_similarity": 1,  # the models with `layers: all`, layer by layer
         "all": 1,
-        "total": 30 + 12 + 66 + 1 + len(metrics) + len(OVERVIEW) + 2 + 6,
+        "total": 30 + 12 + 66 + 1 + len(metrics) + len(OVERVIEW) + 2 + 7,
     }
 
 
@@ -259,6 +260,7 @@ CAPTIONS = {
     "model_statistics.png": "Per-model intrinsic dimension and embedding norms on",
     "model_tree.png": "Which models think alike, from",
     "training_vs_architecture.png": "Training data vs architecture on",
+    "anchor_sensitivity.png": "agreement depends on its anchors",
     "tiny.html": "Provenance of this run",
     "tiny.csv": "Every metric for every ordered pair",
 }
