@@ -26,7 +26,7 @@ from platonic.projection import unit_projection
 from platonic.settings import SimilaritySettings
 from platonic.spaces import unit_space
 
-__all__ = ["COLUMNS", "anchor_counts", "anchor_draws", "reading", "sensitivity_rows"]
+__all__ = ["COLUMNS", "PairAtoms", "anchor_counts", "anchor_draws", "curve", "reading", "sensitivity_rows", "unit_row"]
 
 COLUMNS = ["metric", "group", "space", "method", "n_anchors", "seed", "n_seeds", "n_pairs", "mean", "ci_low",
            "ci_high", "standard_error", "chance", "seeds_min", "seeds_max", "configured"]  # fmt: skip
