@@ -55,6 +55,10 @@ rule all:
             f"results/analysis/{DATASET}/protocol_ladder.csv",
             f"results/figures/{DATASET}/overview/protocol_ladder.png",
         ],
+        anchor_sensitivity=[
+            f"results/analysis/{DATASET}/anchor_sensitivity.csv",
+            f"results/figures/{DATASET}/overview/anchor_sensitivity.png",
+        ],
         provenance=f"results/provenance/{DATASET}.html",
         layers=(
             [

@@ -71,9 +71,10 @@ def test_default_config_dry_run_fans_out_one_embed_per_model():
         "summary": 1,
         "training_vs_architecture": 1,
         "protocol_ladder": 1,
+        "anchor_sensitivity": 1,
         "layer_similarity": 1,  # the models with `layers: all`, layer by layer
         "all": 1,
-        "total": 31 + 12 + 66 + 1 + len(metrics) + len(OVERVIEW) + 2 + 6,
+        "total": 31 + 12 + 66 + 1 + len(metrics) + len(OVERVIEW) + 2 + 7,
     }
 
 
@@ -261,6 +262,7 @@ CAPTIONS = {
     "model_tree.png": "Which models think alike, from",
     "training_vs_architecture.png": "Training data vs architecture on",
     "protocol_ladder.png": "From the reference protocol to platonic's on",
+    "anchor_sensitivity.png": "agreement depends on its anchors",
     "tiny.html": "Provenance of this run",
     "tiny.csv": "Every metric for every ordered pair",
 }

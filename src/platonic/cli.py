@@ -16,7 +16,7 @@ import typing
 
 from platonic import process, venvs
 from platonic import settings as S
-from platonic.stages import align, analysis, embed, fan_in, figures, ladder, layers, prepare, similarity
+from platonic.stages import align, analysis, embed, fan_in, figures, ladder, layers, prepare, sensitivity, similarity
 
 log = logging.getLogger("platonic")
 
@@ -81,6 +81,13 @@ COMMANDS: dict[str, tuple] = {
                         [("table", {}), ("--figure", {"required": True}), ("--structures", {"required": True}),
                          ("--embeddings", STORES), ("--projections", STORES), ("--anchors", {"required": True}),
                          ("--controls", CONTROLS), ("--also", {"nargs": "*", "default": ()})]),
+    "anchor-sensitivity": ("the anchor space's headline agreement against the number of anchors and their choice",
+                           sensitivity.anchor_sensitivity,
+                           {"settings": S.AnchorSensitivitySettings, "selection": S.AnchorSettings,
+                            "similarity": S.SimilaritySettings},
+                           [("table", {}), ("--structures", {"required": True}), ("--embeddings", STORES),
+                            ("--anchors", {"required": True}), ("--figure", {}), ("--also", {"nargs": "*",
+                            "default": ()}), ("--controls", CONTROLS)]),
     "figures": ("draw the model x model heatmaps", figures.heatmaps, {},
                 [("similarity", {}), ("--out-dir", {}), ("--output", {}), ("--metric", {}),
                  ("--also", {"nargs": "*", "default": (), "choices": ["svg", "pdf"]})]),

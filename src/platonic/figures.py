@@ -1028,4 +1028,86 @@ def protocol_ladder(rows: list[dict]) -> plt.Figure:
     axes[0, -1].legend(fontsize=6, loc="best", frameon=False)
     fig.suptitle("From the reference protocol to platonic's, one choice at a time (shaded: configured)", fontsize=9)
     fig.tight_layout()
+
+
+# ----------------------------------------------------------------------------------------------
+# anchor sensitivity: the anchor space's agreement against the number of anchors and how they are chosen
+
+SENSITIVITY_STYLES = {  # method -> (colour, marker, label)
+    "direct": ("#0072B2", "o", "DIRECT, 95 % interval"),
+    "random": ("#E69F00", "s", "random: mean of the draws, their range"),
+    "farthest-point": ("#009E73", "^", "farthest-point"),
+}
+
+
+def anchor_sensitivity_figure(rows: list[dict], reading: str = "", title: str = "") -> plt.Figure:
+    """One panel per metric and pair group of the anchor-sensitivity ``rows`` (``compare.anchor_sensitivity``):
+    each method's group mean against the number of anchors K (log axis), DIRECT with its 95 % interval, random as
+    the mean of its draws with their range (each draw a faint point), the unit space (no anchors) as a dashed line
+    with its interval, DIRECT's chance level dotted and the configured K as a vertical line; ``reading`` below."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+    from matplotlib.ticker import NullLocator
+
+    from platonic.compare.anchor_sensitivity import curve, unit_row
+
+    metrics = list(dict.fromkeys(r["metric"] for r in rows))
+    groups = list(dict.fromkeys(r["group"] for r in rows))
+    fig, axes = _grid(len(metrics) * len(groups), len(groups), 3.2, extra_width=0.3)
+    entries = {}
+    for ax, (metric, group) in zip(axes, itertools.product(metrics, groups), strict=True):
+        reference = unit_row(rows, metric, group)
+        n_pairs = reference["n_pairs"] if reference else ""
+        ax.set_title(f"{metric_label(metric)}, {group} ({n_pairs} pair{'' if n_pairs == 1 else 's'})", fontsize=7.5)
+        if reference is not None:
+            entries["unit space (no anchors), 95 % interval"] = ax.axhline(
+                reference["mean"], color="black", linestyle="--", linewidth=1.1, zorder=3, gid="unit"
+            )
+            if np.isfinite(reference["ci_low"]):
+                ax.axhspan(reference["ci_low"], reference["ci_high"], color="0.5", alpha=0.18, linewidth=0, zorder=0,
+                           gid="unit interval")  # fmt: skip
+        for method, (colour, marker, name) in SENSITIVITY_STYLES.items():
+            line = curve(rows, metric, group, method)
+            if not line:
+                continue
+            k = np.array([r["n_anchors"] for r in line], dtype=float)
+            mean = np.array([r["mean"] for r in line])
+            ax.plot(k, mean, color=colour, marker=marker, markersize=3.5, linewidth=1.2, zorder=4, gid=method)
+            entries[name] = Line2D([], [], color=colour, marker=marker, markersize=3.5, linewidth=1.2)
+            if method == "direct":
+                low, high = np.array([r["ci_low"] for r in line]), np.array([r["ci_high"] for r in line])
+                if np.isfinite(low).all():
+                    ax.fill_between(k, low, high, color=colour, alpha=0.2, linewidth=0, zorder=1, gid="direct interval")
+                chance = np.array([r["chance"] for r in line])
+                if np.isfinite(chance).any():
+                    ax.plot(k, chance, color=colour, linestyle=":", linewidth=0.9, zorder=2, gid="chance")
+                    entries["DIRECT's chance level (structures permuted)"] = Line2D(
+                        [], [], color=colour, linestyle=":", linewidth=0.9
+                    )
+            if method == "random":
+                low, high = np.array([r["seeds_min"] for r in line]), np.array([r["seeds_max"] for r in line])
+                ax.fill_between(k, low, high, color=colour, alpha=0.25, linewidth=0, zorder=1, gid="random range")
+                draws = [r for r in rows if r["space"] == "anchor" and r["method"] == "random" and r["seed"] != ""
+                         and (r["metric"], r["group"]) == (metric, group)]  # fmt: skip
+                ax.scatter([r["n_anchors"] for r in draws], [r["mean"] for r in draws], s=5, color=colour, alpha=0.5,
+                           linewidth=0, zorder=2, gid="random draws")  # fmt: skip
+        configured = [r["n_anchors"] for r in rows if r["configured"] and r["metric"] == metric]
+        if configured:
+            entries[f"configured anchors (K = {configured[0]})"] = ax.axvline(
+                configured[0], color="0.4", linewidth=0.7, linestyle="-.", zorder=0, gid="configured"
+            )
+        ax.set_xscale("log")
+        counts = sorted({r["n_anchors"] for r in rows if r["space"] == "anchor"})
+        ax.set_xticks(counts, [str(k) for k in counts])
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.set_xlabel("anchors K", fontsize=7)
+        ax.set_ylabel(metric_label(metric), fontsize=7)
+        ax.tick_params(labelsize=6.5)
+    entries.setdefault("unit space (no anchors), 95 % interval", Patch(color="0.5", alpha=0.3))
+    fig.legend(list(entries.values()), list(entries), loc="outside lower center", ncols=3, fontsize=6.5,
+               frameon=False)  # fmt: skip
+    import textwrap
+
+    heading = "Anchor sensitivity: the anchor space's agreement against the number of anchors and their choice"
+    fig.suptitle("\n".join([heading, *([title] if title else []), *textwrap.wrap(reading, 150)]), fontsize=8.5)
     return fig

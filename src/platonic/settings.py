@@ -257,6 +257,16 @@ class LayerSettings(Settings):
     threads: int
 
 
+@config_section("analysis", "anchor_sensitivity")
+class AnchorSensitivitySettings(Settings):
+    """The anchor space's headline agreement against the number of anchors and how they are chosen."""
+
+    n_anchors: tuple[int, ...]
+    methods: tuple[str, ...]
+    random_seeds: int
+    threads: int
+
+
 STAGE_SETTINGS: tuple[type[Settings], ...] = (
     DatasetSettings,
     ModelSpec,
@@ -270,6 +280,7 @@ STAGE_SETTINGS: tuple[type[Settings], ...] = (
     SymmetrySettings,
     ArithmeticSettings,
     LayerSettings,
+    AnchorSensitivitySettings,
 )
 
 

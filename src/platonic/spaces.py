@@ -15,7 +15,7 @@ import numpy as np
 
 from platonic.compare.metrics import Features
 
-__all__ = ["LABELS", "SAME_NEIGHBOURS", "SPACES", "STEPS", "in_dependency_order", "model_spaces"]
+__all__ = ["LABELS", "SAME_NEIGHBOURS", "SPACES", "STEPS", "in_dependency_order", "model_spaces", "unit_space"]
 
 SPACES = ("raw", "unit", "anchor")
 LABELS = {"raw": "raw latent spaces", "unit": "unit-normalised raw spaces", "anchor": "shared anchor space"}
@@ -28,6 +28,12 @@ STEPS = (
 # spaces whose cosine neighbour lists are those of another space by construction (a row and its unit row have the
 # same cosine to every other row), so a summary takes them over instead of searching again
 SAME_NEIGHBOURS = {"unit": "raw"}
+
+
+def unit_space(raw: np.ndarray) -> Features:
+    """The unit space of raw features ``raw (n, d)``: their float64 unit rows, which are their own unit rows."""
+    unit = Features(np.asarray(raw)).unit
+    return Features(unit, unit=unit)
 
 
 def model_spaces(raw: np.ndarray, anchor: np.ndarray) -> dict[str, Features]:

@@ -1,6 +1,7 @@
 # What the shared space makes possible: zero-shot stitching of property heads across models, a
-# consistency audit (where the models disagree, and which model departs on which element) and
-# embedding arithmetic on mean element vectors.
+# consistency audit (where the models disagree, and which model departs on which element),
+# embedding arithmetic on mean element vectors and how the anchor space's agreement depends on
+# its anchors (their number and how they are chosen).
 
 
 rule transfer:
@@ -142,3 +143,43 @@ rule symmetry_audit:
         " --structures {input.structures:q} --embeddings {input.embeddings:q}"
         " --anchors {input.anchors:q} --figure {output.figure:q}"
         " --settings {params.settings:q} > {log} 2>&1"
+
+
+rule anchor_sensitivity:
+    input:
+        structures="results/structures/{dataset}.zarr",
+        embeddings=embedding_stores,
+        anchors="results/anchors/{dataset}.zarr",
+    output:
+        table=report(
+            "results/analysis/{dataset}/anchor_sensitivity.csv",
+            caption="../report/anchor_sensitivity.rst",
+            category="Shared-space analyses",
+            labels={"table": "anchor sensitivity"},
+        ),
+        png=report(
+            "results/figures/{dataset}/overview/anchor_sensitivity.png",
+            caption="../report/anchor_sensitivity.rst",
+            category="Overview",
+            labels={"figure": "anchor sensitivity"},
+        ),
+        svg="results/figures/{dataset}/overview/anchor_sensitivity.svg",
+    log:
+        "results/logs/analysis/{dataset}/anchor_sensitivity.log",
+    benchmark:
+        "results/benchmarks/anchor_sensitivity/{dataset}.tsv"
+    conda:
+        "../../envs/analysis.yaml"
+    threads: config["analysis"]["anchor_sensitivity"]["threads"]
+    resources:
+        mem_mb=lambda wildcards, attempt: 4000 * attempt,
+    params:
+        controls=CONTROLS,
+        settings=section("analysis", "anchor_sensitivity"),
+        selection=section("anchors"),
+        similarity=section("similarity"),
+    shell:
+        "python -m platonic anchor-sensitivity {output.table:q} --figure {output.png:q} --also svg"
+        " --structures {input.structures:q} --embeddings {input.embeddings:q} --anchors {input.anchors:q}"
+        " --settings {params.settings:q} --selection {params.selection:q}"
+        " --similarity {params.similarity:q} --controls {params.controls:q} --threads {threads} > {log} 2>&1"

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+
+import numpy as np
+import xarray as xr
 
 from platonic.settings import AnchorSettings, SimilaritySettings
 from platonic.stages.common import check_same_structures, model_stores, open_structures, valid_mask
@@ -18,16 +22,74 @@ def anchors(
     the structure store ``structures``; else every atom) it embedded. With ``settings.candidates == "common"`` the
     anchors are chosen among the compared atoms every model of ``embeddings`` (every configured model's store)
     embedded too; otherwise the store depends on the reference model alone."""
-    import numpy as np
-
-    from platonic.anchors import anchor_dataset, compared_atoms, select_anchors
+    from platonic.anchors import anchor_dataset
     from platonic.store import open_store, write_store
 
     reference = open_store(embedding)
+    pool = anchor_candidates(structures, reference, settings, embeddings)
+    chosen = choose_anchors(reference["embedding"].values, settings.n, settings.method, settings.seed, pool.candidates)
+    extra = {"candidate_models": pool.candidate_models} if pool.candidate_models else {}
+    ds = anchor_dataset(
+        chosen,
+        pool.reference_valid,
+        reference["Z"].values,
+        reference["structure_id"].values,
+        compared=pool.compared,
+        multiplicity=pool.structures["multiplicity"].values,
+        atoms=pool.atoms,
+        symprec=pool.structures.attrs["symprec"],
+        reference_model=pool.reference_model,
+        method=settings.method,
+        seed=settings.seed,
+        candidates=settings.candidates,
+        n_candidates=int(pool.candidates.sum()),
+        structure_set_hash=reference.attrs["structure_set_hash"],
+        **extra,
+    )
+    write_store(ds, output)
+    log.info(
+        "%d anchors on %s (%s, seed %d) among %d candidates (%s); %d atoms compared (atoms: %s), %d of them"
+        " embedded by %s",
+        settings.n,
+        pool.reference_model,
+        settings.method,
+        settings.seed,
+        int(pool.candidates.sum()),
+        settings.candidates,
+        int(pool.compared.sum()),
+        pool.atoms,
+        int((pool.compared & pool.reference_valid).sum()),
+        pool.reference_model,
+    )
+
+
+@dataclass(frozen=True)
+class AnchorPool:
+    """Where the anchors are chosen: the reference model's name, the atoms the study compares (``atoms``: unique or
+    all; ``compared (N,)``, before any model's exclusions), those the reference model embedded (``reference_valid
+    (N,)``) and the candidates ``(N,)`` among them, the structure store, and the models whose exclusions the
+    candidates honour (``candidate_models``; None with ``candidates: reference``)."""
+
+    reference_model: str
+    atoms: str
+    compared: np.ndarray
+    reference_valid: np.ndarray
+    candidates: np.ndarray
+    structures: xr.Dataset
+    candidate_models: list[str] | None
+
+
+def anchor_candidates(
+    structures: str, reference: xr.Dataset, settings: AnchorSettings, embeddings: tuple[str, ...] = ()
+) -> AnchorPool:
+    """The ``AnchorPool`` of the reference model's embedding store ``reference`` on the structure store
+    ``structures``; with ``settings.candidates == "common"``, every model's embedding store ``embeddings`` too."""
+    from platonic.anchors import compared_atoms
+
     reference_model = str(reference.attrs["model"])
     if settings.reference_model and settings.reference_model != reference_model:
         raise ValueError(
-            f"{embedding} is the embedding store of {reference_model!r}, not of the reference model"
+            f"the store given is the embedding store of {reference_model!r}, not of the reference model"
             f" {settings.reference_model!r} (anchors.reference_model)"
         )
     structure_store = open_structures(structures, reference)
@@ -37,9 +99,12 @@ def anchors(
     compared = compared_atoms(np.ones(len(orbit), bool), orbit, atoms)
     reference_valid = reference["valid"].values.astype(bool)
     if len(reference_valid) != len(compared):
-        raise ValueError(f"{embedding} has {len(reference_valid)} atoms, {structures} {len(compared)}; re-run embed")
+        raise ValueError(
+            f"the embedding store of {reference_model} has {len(reference_valid)} atoms, {structures}"
+            f" {len(compared)}; re-run embed"
+        )
     candidates = compared & reference_valid
-    extra = {}
+    candidate_models = None
     if settings.candidates == "common":
         if not embeddings:
             raise ValueError(
@@ -50,47 +115,21 @@ def anchors(
         stores.setdefault(reference_model, reference)
         check_same_structures(stores)
         candidates &= valid_mask(stores)
-        extra["candidate_models"] = list(stores)
+        candidate_models = list(stores)
     elif embeddings:
         log.info("anchors.candidates is 'reference': the other models' embedding stores are not read")
+    return AnchorPool(reference_model, atoms, compared, reference_valid, candidates, structure_store, candidate_models)
+
+
+def choose_anchors(features: np.ndarray, n: int, method: str, seed: int, candidates: np.ndarray) -> np.ndarray:
+    """``platonic.anchors.select_anchors`` on the reference model's ``features (N, d)`` among ``candidates (N,)``,
+    its errors naming the config keys; sorted global atom indices ``(n,)``."""
+    from platonic.anchors import select_anchors
+
     try:
-        chosen = select_anchors(
-            reference["embedding"].values, settings.n, settings.method, settings.seed, candidates=candidates
-        )
+        return select_anchors(features, n, method, seed, candidates=candidates)
     except ValueError as err:
         raise ValueError(f"{err} (anchors.n, anchors.method, anchors.candidates)") from err
-    ds = anchor_dataset(
-        chosen,
-        reference_valid,
-        reference["Z"].values,
-        reference["structure_id"].values,
-        compared=compared,
-        multiplicity=structure_store["multiplicity"].values,
-        atoms=atoms,
-        symprec=structure_store.attrs["symprec"],
-        reference_model=reference_model,
-        method=settings.method,
-        seed=settings.seed,
-        candidates=settings.candidates,
-        n_candidates=int(candidates.sum()),
-        structure_set_hash=reference.attrs["structure_set_hash"],
-        **extra,
-    )
-    write_store(ds, output)
-    log.info(
-        "%d anchors on %s (%s, seed %d) among %d candidates (%s); %d atoms compared (atoms: %s), %d of them"
-        " embedded by %s",
-        settings.n,
-        reference_model,
-        settings.method,
-        settings.seed,
-        int(candidates.sum()),
-        settings.candidates,
-        int(compared.sum()),
-        atoms,
-        int((compared & reference_valid).sum()),
-        reference_model,
-    )
 
 
 def missing_anchors(store, anchor_store) -> list[str]:
