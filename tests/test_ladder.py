@@ -82,7 +82,7 @@ def test_subsample_rung_counts_only_the_subsample():
         metrics=("mutual_knn",), k=5, bootstrap=8, permutations=2, knn_subsample=60, knn_similarity="inner_product"
     )
     ds = pairwise_similarity(spaces, groups, settings)
-    rows = fan_in.knn_draw(len(groups), 60, settings.seed)
+    rows = fan_in.knn_draw(len(groups), 60, settings.knn_subsample_seed)
     x, y = spaces["raw"]["a1"].x[rows], spaces["raw"]["b1"].x[rows]
     gram_x, gram_y = x @ x.T, y @ y.T
     np.fill_diagonal(gram_x, -np.inf)

@@ -1028,6 +1028,7 @@ def protocol_ladder(rows: list[dict]) -> plt.Figure:
     axes[0, -1].legend(fontsize=6, loc="best", frameon=False)
     fig.suptitle("From the reference protocol to platonic's, one choice at a time (shaded: configured)", fontsize=9)
     fig.tight_layout()
+    return fig
 
 
 # ----------------------------------------------------------------------------------------------

@@ -165,6 +165,7 @@ class SimilaritySettings(Settings):
     k: int
     knn_similarity: str
     knn_subsample: int | None
+    knn_subsample_seed: int
     lfre_k: int
     subsample: int
     queries: int

@@ -90,7 +90,7 @@ class Comparison:
         weights = None if weights is None else np.asarray(weights, np.float64)
         knn_rows, knn_permutations = None, []
         if settings.knn_subsample is not None:
-            knn_rows = knn_draw(n, settings.knn_subsample, settings.seed)
+            knn_rows = knn_draw(n, settings.knn_subsample, settings.knn_subsample_seed)
             if len(knn_rows) <= min(settings.k, n - 1):
                 raise ValueError(f"a k-NN subsample of {len(knn_rows)} atoms needs more than k = {settings.k}")
             dense = np.unique(groups, return_inverse=True)[1][knn_rows]

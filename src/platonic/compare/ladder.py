@@ -5,8 +5,9 @@ The reference (Li & Walsh 2026, their notebook ``PlatonicRep.ipynb``) scores a p
 included), neighbours by the raw inner product among those 1,000 only. Each rung after the first changes one of
 those choices, in ``STEPS`` order, and keeps the others: inner product -> cosine; the subsample -> every atom;
 every atom -> one per crystallographic orbit; any neighbour -> neighbours from other structures only. The rest of
-a rung's settings are the configured ``similarity`` section (k, the bootstrap, the permutations, the seed, which
-also seeds the subsample: the reference's seed was 42), so every rung resamples the same structures and the change
+a rung's settings are the configured ``similarity`` section (k, the bootstrap, the permutations, the seed, and the
+subsample's own seed ``knn_subsample_seed``, 42 by default as the reference's), so every rung resamples the same
+structures and the change
 from one rung to the next gets an interval from the same replicates. The rung whose settings are the configured
 ones gives the numbers of the similarity store (and of the headline) exactly.
 
