@@ -7,6 +7,7 @@ from platonic import venvs
 from platonic.compare import registry
 from platonic.compare.fan_in import pair_key
 from platonic.settings import RESOURCE_KEYS, SimilaritySettings
+from platonic.spaces import SPACES
 
 # (validate_config in the Snakefile resolved every derived value: anchors.reference_model,
 # figures.tree_metric, figures.seed, analysis.audit.neighbour_search)

@@ -21,6 +21,8 @@ rule summarise:
         mem_mb=lambda wildcards, attempt: config["similarity"]["mem_mb"] * attempt,
     params:
         settings=section("similarity"),
+        # not passed on: the stores hold every space, so a change of the list re-runs the fan-in
+        spaces=SPACES,
     shell:
         "python -m platonic summarise {output:q} --embedding {input.embedding:q}"
         " --projection {input.projection:q} --anchors {input.anchors:q}"
@@ -55,6 +57,7 @@ rule compare_pair:
         mem_mb=lambda wildcards, attempt: config["similarity"]["mem_mb"] * attempt,
     params:
         settings=section("similarity"),
+        spaces=SPACES,
     shell:
         "python -m platonic compare-pair {output:q} --embeddings {input.embeddings:q}"
         " --projections {input.projections:q} --summaries {input.summaries:q}"
