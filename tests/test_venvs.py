@@ -87,10 +87,10 @@ def test_build_installs_torch_then_the_project_then_the_steps_in_order(project, 
     assert python == prefix / "bin" / "python"
     torch = venvs.torch_requirement()
     assert [c[3:] for c in calls] == [
-        ["install", "--quiet", torch],
-        ["install", "--quiet", "-e", str(project.resolve()), "pytest"],
-        ["install", "--quiet", "--no-build-isolation", "a==1", "b"],
-        ["install", "--quiet", "--no-deps", "c==2"],
+        ["install", "--quiet", "--no-compile", torch],
+        ["install", "--quiet", "--no-compile", "-e", str(project.resolve()), "pytest"],
+        ["install", "--quiet", "--no-compile", "--no-build-isolation", "a==1", "b"],
+        ["install", "--quiet", "--no-compile", "--no-deps", "c==2"],
     ]
     assert all(c[:3] == [str(python), "-m", "pip"] for c in calls)
     stamp = json.loads((prefix / venvs.STAMP).read_text())
@@ -101,7 +101,7 @@ def test_build_installs_torch_then_the_project_then_the_steps_in_order(project, 
     # a changed recipe (or pyproject.toml) rebuilds it
     (project / venvs.RECIPES / "fam.yaml").write_text("steps:\n  - packages: [d]\n")
     venvs.build("fam", prefix, project)
-    assert len(calls) == 7 and calls[-1][5:] == ["d"]
+    assert len(calls) == 7 and calls[-1][5:] == ["--no-compile", "d"]
 
 
 def test_a_failed_step_names_it_and_leaves_no_stamp(project, pip_calls, tmp_path):
@@ -110,7 +110,7 @@ def test_a_failed_step_names_it_and_leaves_no_stamp(project, pip_calls, tmp_path
     prefix.mkdir()
     (prefix / venvs.STAMP).write_text("{}")
     state["fail_at"] = 3
-    with pytest.raises(RuntimeError, match=r"failed at step 3 \(pip install --no-build-isolation a==1 b"):
+    with pytest.raises(RuntimeError, match=r"failed at step 3 \(pip install --no-compile --no-build-isolation a==1 b"):
         venvs.build("fam", prefix, project)
     assert len(calls) == 3 and not (prefix / venvs.STAMP).exists()
 
