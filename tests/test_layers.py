@@ -14,6 +14,7 @@ from platonic.compare.layers import Layer, layer_similarity
 from platonic.compare.metrics import linear_cka
 from platonic.embedding import embedding_dataset
 from platonic.settings import SimilaritySettings
+from platonic.spaces import SPACES
 from platonic.store import open_store, write_store
 
 SETTINGS = {"atoms": "all", "k": 5, "subsample": 80, "queries": 60, "bootstrap": 8, "permutations": 2, "threads": 2}
@@ -123,7 +124,7 @@ def test_layers_stage_writes_the_store_table_and_figures(tmp_path):
     expected = linear_cka(models["alpha"][0].astype(np.float32), models["beta"][0].astype(np.float32))
     assert float(raw.sel(layer_a="alpha/block0", layer_b="beta/block0")) == pytest.approx(expected, rel=1e-6)
     rows = table.read_text().splitlines()
-    assert len(rows) == 1 + len(METRICS) * 2 * 5 * 5
+    assert len(rows) == 1 + len(METRICS) * len(SPACES) * 5 * 5
     assert rows[0].startswith("metric,space,model_a,layer_a,depth_a,model_b,layer_b,depth_b,value")
     assert heatmaps.stat().st_size > 10_000 and depth.stat().st_size > 10_000
 

@@ -165,7 +165,9 @@ def tiny_config() -> dict:
         },
         "embed": {"device": "cpu", "threads": 1},
         "anchors": {"n": 10, "seed": 3},
-        "similarity": {"k": 4},
+        # fewer replicates and anchor sets than the defaults: the tiny run checks the wiring, not the numbers
+        "similarity": {"k": 4, "bootstrap": 30, "permutations": 2},
+        "analysis": {"anchor_sensitivity": {"n_anchors": [5], "random_seeds": 2}},
     }
 
 
@@ -255,7 +257,7 @@ def test_tiny_end_to_end_run_with_two_real_models_and_a_control(tiny_run):
 
 # the first words of each caption file (workflow/report/*.rst)
 CAPTIONS = {
-    "agreement.png": "What the anchors buy",
+    "agreement.png": "What the anchors add, and what normalising does",
     "shared_space.png": "The shared (",
     "periodic_trends.png": "Periodic trends on",
     "model_statistics.png": "Per-model intrinsic dimension and embedding norms on",
@@ -297,8 +299,10 @@ def test_report_has_every_figure_and_caption(tiny_run):
         rows = {(r["metric"], r["space"], r["group"]): r for r in csv.DictReader(handle)}
     assert {group for _, _, group in rows} == {"across families", "model vs control"}
     across = rows["linear_cka", "raw", "across families"]
-    numbers = f"{float(across['mean']):.2f} [{float(across['ci_low']):.2f}, {float(across['ci_high']):.2f}] raw"
-    assert "Headline" in html and numbers in html
+    numbers = f"{float(across['mean']):.2f} [{float(across['ci_low']):.2f}, {float(across['ci_high']):.2f}]"
+    step = rows["linear_cka", "anchor - unit", "across families"]
+    change = f"{float(step['mean']):+.2f} [{float(step['ci_low']):+.2f}, {float(step['ci_high']):+.2f}]"
+    assert "Headline" in html and numbers in html and change in html
     # the control is marked in the store and the table, and left out of the audit's consensus
     with open(tiny_run[0] / "results/similarity/tiny.csv") as handle:
         marked = {(r["model_a"], r["control_a"]) for r in csv.DictReader(handle)}
