@@ -58,6 +58,7 @@ def test_a_replicate_drawing_every_structure_once_reproduces_the_value(weighted)
     weights = np.random.default_rng(1).integers(1, 4, size=len(x)).astype(float) if weighted else None
     settings = SimilaritySettings(metrics=ALL_BUT_OT, bootstrap=0, permutations=0, subsample=100, queries=80, k=5)
     ds = pairwise_similarity({"raw": {"x": x, "y": y}}, structure_index=groups, settings=settings, weights=weights)
+    names = list(ds.metric.values)
     # the same split and queries as the fan-in
     from platonic.compare.fan_in import structure_split as _structure_split
 
@@ -69,17 +70,21 @@ def test_a_replicate_drawing_every_structure_once_reproduces_the_value(weighted)
     queries = np.sort(rng.choice(len(x), size=min(settings.queries, len(x)), replace=False))
     resampling = one_draw_each(groups, train_structures, weights)
     nx, ny = nearest_neighbours(x, 20), nearest_neighbours(y, 20)
+    # the relative ridges the values chose, kept by the replicates
+    ridge = ds["ridge"].sel(space="raw").values
+    ridges = {(m, forward): float(ridge[names.index(m)][(0, 1) if forward else (1, 0)])
+              for m in ("gfre", "lfre") for forward in (True, False)}  # fmt: skip
     terms = {
         ("mutual_knn", True): metrics.shared_neighbours(nx[:, :5], ny[:, :5]),
         ("information_imbalance", True): metrics.neighbour_ranks(y, nx, queries),
         ("information_imbalance", False): metrics.neighbour_ranks(x, ny, queries),
-        ("lfre", True): metrics.lfre_errors(x, y, nx[:, :20], queries),
-        ("lfre", False): metrics.lfre_errors(y, x, ny[:, :20], queries),
+        ("lfre", True): metrics.lfre_errors(x, y, nx[:, :20], queries, ridges["lfre", True]),
+        ("lfre", False): metrics.lfre_errors(y, x, ny[:, :20], queries, ridges["lfre", False]),
     }
     replicates = bootstrap.pair_replicates(
         x, y, bootstrap.ReplicateMoments(x, resampling), bootstrap.ReplicateMoments(y, resampling), nx, ny, terms,
         resampling, wanted=set(ALL_BUT_OT), k=5, queries=queries, subsample=subsample,
-        distances=(metrics.distance_matrix(x[subsample]), metrics.distance_matrix(y[subsample])),
+        distances=(metrics.distance_matrix(x[subsample]), metrics.distance_matrix(y[subsample])), ridges=ridges,
     )  # fmt: skip
     for (metric, forward), values in replicates.items():
         expected = ds["similarity"].sel(metric=metric, space="raw").values[(0, 1) if forward else (1, 0)]

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from scipy.stats import ortho_group
 
-from platonic.compare import metrics
+from platonic.compare import fan_in, metrics
 from platonic.compare.neighbours import nearest_neighbours
 from platonic.compare.registry import NAMES as METRICS
 from platonic.compare.similarity import pairwise_similarity, similarity_table
@@ -38,10 +38,12 @@ def test_every_pair_matches_the_metric_called_directly(spaces, result):
     rng = np.random.default_rng(settings.seed)
     subsample = np.sort(rng.choice(400, size=150, replace=False))
     queries = np.sort(rng.choice(400, size=120, replace=False))
+    train = fan_in.structure_split(groups, settings)
     for space, models in spaces.items():
         for a, x in models.items():
             for b, y in models.items():
                 got = ds["similarity"].sel(space=space, model_a=a, model_b=b)
+                ridge = ds["ridge"].sel(space=space, model_a=a, model_b=b)
                 nx, ny = nearest_neighbours(x, 12, "exact"), nearest_neighbours(y, 12, "exact")
                 expected = {
                     "linear_cka": metrics.linear_cka(x, y),
@@ -50,7 +52,9 @@ def test_every_pair_matches_the_metric_called_directly(spaces, result):
                     "cknna": metrics.cknna(x, y, nx[:, :5], ny[:, :5]),
                     "distance_correlation": metrics.distance_correlation(x[subsample], y[subsample]),
                     "information_imbalance": metrics.information_imbalance(x, y, nx, queries),
-                    "lfre": metrics.lfre(x, y, nx, queries),
+                    # with the relative ridge its cross-validation chose (tests/test_metrics.py checks the choice)
+                    "lfre": metrics.lfre(x, y, nx, queries, float(ridge.sel(metric="lfre"))),
+                    "gfre": metrics.gfre(x, y, train, float(ridge.sel(metric="gfre"))),
                 }
                 for metric, value in expected.items():
                     assert float(got.sel(metric=metric)) == pytest.approx(value, abs=1e-9, nan_ok=True), metric

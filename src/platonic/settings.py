@@ -170,6 +170,10 @@ class SimilaritySettings(Settings):
     subsample: int
     queries: int
     train_fraction: float
+    ridge: str | float
+    ridge_grid: tuple[float, ...]
+    svcca_max_fraction: float
+    width_ratio_threshold: float
     neighbour_search: str
     n_probe: int
     bootstrap: int

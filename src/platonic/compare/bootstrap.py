@@ -154,7 +154,10 @@ class ReplicateMoments:
     all of them (the other moment metrics), as ``(B, ...)`` stacks; with ``svcca``/``gfre`` also the per-space
     parts of those metrics, computed once per replicate rather than once per pair and replicate."""
 
-    def __init__(self, x: np.ndarray, resampling: Resampling, svcca: bool = True, gfre: bool = True):
+    def __init__(
+        self, x: np.ndarray, resampling: Resampling, svcca: bool = True, gfre: bool = True,
+        svcca_directions: int | None = None,
+    ):  # fmt: skip
         self.resampling = resampling
         self.gram_train, self.gram_test = replicate_sums(x, x, resampling)
         ones = np.ones((len(x), 1))
@@ -169,14 +172,15 @@ class ReplicateMoments:
         self.centred_gram = self.gram_train + self.gram_test - _outer(self.total, self.total) / _per(self.n)
         self.row_sq = np.einsum("ij,ij->i", np.asarray(x, np.float64), np.asarray(x, np.float64))
         self.row_dot_total = np.asarray(x, np.float64) @ self.total.T  # (N, B)
-        self.whitening = [_whitening(gram) for gram in self.centred_gram] if svcca else None
+        self.whitening = [_whitening(gram, svcca_directions) for gram in self.centred_gram] if svcca else None
         if gfre:
             self._gfre_parts()
 
-    def _gfre_parts(self, regularisation: float = 1e-8) -> None:
-        """GFRE's scaling and ridge system as a source, and its scaled test Gram, centred on the train means (as
-        ``metrics.gfre_from_moments``). A replicate that drew no training or no test structure (possible on tiny
-        sets), or no variance, has no GFRE (``gfre_defined``)."""
+    def _gfre_parts(self) -> None:
+        """GFRE's scaling, its scaled training Gram ``gfre_gram (B, d, d)`` as a source with its largest eigenvalue
+        ``ridge_scale (B,)`` (a relative ridge r adds ``r * ridge_scale``), and its scaled test Gram, centred on the
+        train means (as ``metrics.gfre_from_moments``). A replicate that drew no training or no test structure
+        (possible on tiny sets), or no variance, has no GFRE (``gfre_defined``)."""
         n_train = np.where(self.n_train > 0, self.n_train, 1.0)
         self.mean_train = self.total_train / n_train[:, None]
         centred_train = self.gram_train - _outer(self.total_train, self.total_train) / _per(n_train)
@@ -184,8 +188,8 @@ class ReplicateMoments:
         self.gfre_defined = (self.n_train > 0) & (self.n_test > 0) & (self.scale > 0)
         self.scale = np.where(self.gfre_defined, self.scale, 1.0)
         cxx = np.where(_per(self.gfre_defined), centred_train / _per(self.scale**2), np.eye(centred_train.shape[1]))
-        ridge = regularisation * np.maximum(np.linalg.eigvalsh(cxx)[:, -1], 1e-300)
-        self.ridge_system = cxx + _per(ridge) * np.eye(cxx.shape[1])
+        self.ridge_scale = np.maximum(np.linalg.eigvalsh(cxx)[:, -1], 1e-300)
+        self.gfre_gram = cxx
         mean = self.mean_train
         test = self.gram_test - _outer(self.total_test, mean) - _outer(mean, self.total_test)
         self.test_gram = (test + _per(self.n_test) * _outer(mean, mean)) / _per(self.scale**2)
@@ -201,17 +205,24 @@ class ReplicateMoments:
         )
 
 
-def _whitening(centred_gram: np.ndarray) -> np.ndarray | None:
+def _whitening(centred_gram: np.ndarray, max_directions: int | None = None) -> np.ndarray | None:
     """``metrics.svcca_whitening``, or None for a replicate without variance."""
     try:
-        return metrics.svcca_whitening(centred_gram) if np.all(np.isfinite(centred_gram)) else None
+        if not np.all(np.isfinite(centred_gram)):
+            return None
+        return metrics.svcca_whitening(centred_gram, max_directions=max_directions)
     except (ValueError, np.linalg.LinAlgError):
         return None
 
 
-def gfre_replicates(cross_train: np.ndarray, cross_test: np.ndarray, sx: ReplicateMoments, sy: ReplicateMoments):
+def gfre_replicates(
+    cross_train: np.ndarray, cross_test: np.ndarray, sx: ReplicateMoments, sy: ReplicateMoments,
+    regularisation: float = 1e-8,
+):  # fmt: skip
     """GFRE of y from x in every replicate, ``(B,)``, from the replicates' raw ``X^T Y`` on the train and the test
-    structures ``(B, d_x, d_y)``: ``metrics.gfre_from_moments`` on stacks."""
+    structures ``(B, d_x, d_y)``: ``metrics.gfre_from_moments`` on stacks, with the relative ridge
+    ``regularisation`` (the value's, kept fixed: the replicates do not cross-validate again). One replicate's system
+    at a time, so that no second ``(B, d_x, d_x)`` stack is held."""
     scales = _per(sx.scale * sy.scale)
     mx, my = sx.mean_train, sy.mean_train
 
@@ -220,7 +231,10 @@ def gfre_replicates(cross_train: np.ndarray, cross_test: np.ndarray, sx: Replica
 
     cxy = centred(cross_train, sx.total_train, sy.total_train, sx.n_train)
     txy = centred(cross_test, sx.total_test, sy.total_test, sx.n_test)
-    weights = np.linalg.solve(sx.ridge_system, cxy)
+    eye = np.eye(sx.gfre_gram.shape[1])
+    weights = np.empty_like(cxy)
+    for b in range(len(cxy)):
+        weights[b] = np.linalg.solve(sx.gfre_gram[b] + regularisation * sx.ridge_scale[b] * eye, cxy[b])
     residual = (
         np.trace(sy.test_gram, axis1=1, axis2=2)
         - 2 * np.sum(weights * txy, axis=(1, 2))
@@ -230,9 +244,13 @@ def gfre_replicates(cross_train: np.ndarray, cross_test: np.ndarray, sx: Replica
         return np.where(sx.gfre_defined & sy.gfre_defined, np.sqrt(np.maximum(residual, 0.0) / sx.n_test), np.nan)
 
 
-def moment_replicates(wanted, cross_train, cross_test, mx: ReplicateMoments, my: ReplicateMoments) -> dict:
+def moment_replicates(
+    wanted, cross_train, cross_test, mx: ReplicateMoments, my: ReplicateMoments, ridges: dict | None = None
+) -> dict:
     """The moment metrics of one pair in every replicate, ``{(metric, forward): (B,)}``, from the replicates'
-    cross Grams on the train and test structures ``(B, d_x, d_y)``; directed GFRE has both directions."""
+    cross Grams on the train and test structures ``(B, d_x, d_y)``; directed GFRE has both directions, each with
+    the relative ridge its value chose, ``ridges[("gfre", forward)]`` (default 1e-8)."""
+    ridges = ridges or {}
     out = {}
     cross = cross_train + cross_test
     centred = cross - _outer(mx.total, my.total) / _per(mx.n)
@@ -256,32 +274,43 @@ def moment_replicates(wanted, cross_train, cross_test, mx: ReplicateMoments, my:
             [metrics.debiased_cka_from_moments(cross[b], mx.full(b), my.full(b)) for b in range(len(cross))]
         )
     if "gfre" in wanted:
-        out["gfre", True] = gfre_replicates(cross_train, cross_test, mx, my)
+        out["gfre", True] = gfre_replicates(cross_train, cross_test, mx, my, ridges.get(("gfre", True), 1e-8))
         flip = (0, 2, 1)
-        out["gfre", False] = gfre_replicates(cross_train.transpose(flip), cross_test.transpose(flip), my, mx)
+        out["gfre", False] = gfre_replicates(
+            cross_train.transpose(flip), cross_test.transpose(flip), my, mx, ridges.get(("gfre", False), 1e-8)
+        )
     return out
 
 
-def moment_values(wanted, cross, mx: Moments, my: Moments, split=None) -> dict[tuple[str, bool], float]:
+def moment_values(
+    wanted, cross, mx: Moments, my: Moments, split=None, grid=(1e-8,), svcca_directions: int | None = None
+) -> tuple[dict[tuple[str, bool], float], dict[tuple[str, bool], float]]:
     """The moment metrics of one pair from its raw cross Gram ``cross`` and moments; ``split`` = (train cross,
-    test cross, split moments of x, of y) for GFRE. Returns ``{(metric, forward): value}``; directed GFRE has
-    both directions."""
-    out = {}
+    test cross, split moments of x, of y, the cross Grams of the two folds' training rows or None) for GFRE, whose
+    relative ridge is the one of ``grid`` that ``metrics.gfre_ridge_cv`` chooses (a grid of one value: that one);
+    ``svcca_directions``: SVCCA's cap on the directions kept. Returns ``{(metric, forward): value}`` and GFRE's
+    chosen ridges ``{("gfre", forward): ridge}``; directed GFRE has both directions."""
+    out, ridges = {}, {}
     if wanted & {"linear_cka", "svcca", "procrustes"}:
         covariances = metrics.centred_cross(cross, mx, my), mx.centred_gram, my.centred_gram
         if "linear_cka" in wanted:
             out["linear_cka", True] = metrics.cka_from_covariances(*covariances)
         if "svcca" in wanted:
-            out["svcca", True] = metrics.svcca_from_covariances(*covariances)
+            out["svcca", True] = metrics.svcca_from_covariances(*covariances, max_directions=svcca_directions)
         if "procrustes" in wanted:
             out["procrustes", True] = metrics.procrustes_from_covariances(*covariances)
     if "debiased_cka" in wanted:
         out["debiased_cka", True] = metrics.debiased_cka_from_moments(cross, mx, my)
     if "gfre" in wanted and split is not None:
-        cross_train, cross_test, sx, sy = split
-        out["gfre", True] = metrics.gfre_from_moments(cross_train, cross_test, sx, sy)
-        out["gfre", False] = metrics.gfre_from_moments(cross_train.T, cross_test.T, sy, sx)
-    return out
+        cross_train, cross_test, sx, sy, cross_folds = split
+        for forward, (a, b, crosses) in ((True, (sx, sy, cross_folds)), (False, (sy, sx, cross_folds))):
+            if len(grid) == 1:
+                ridge = float(grid[0])
+            else:
+                ridge = metrics.gfre_ridge_cv(crosses if forward else [c.T for c in crosses], a, b, grid)[0]
+            train, test = (cross_train, cross_test) if forward else (cross_train.T, cross_test.T)
+            out["gfre", forward], ridges["gfre", forward] = metrics.gfre_from_moments(train, test, a, b, ridge), ridge
+    return out, ridges
 
 
 MOMENT_METRICS = frozenset({"linear_cka", "debiased_cka", "svcca", "procrustes", "gfre"})
@@ -290,18 +319,19 @@ TERMS = frozenset({"mutual_knn", "information_imbalance", "lfre"})  # a value th
 
 def pair_replicates(x, y, mx: ReplicateMoments | None, my: ReplicateMoments | None, nx, ny, terms, resampling,
                     wanted, k, queries, subsample, distances=(None, None), kernels=None,
-                    knn_rows=None) -> dict:  # fmt: skip
+                    knn_rows=None, ridges=None) -> dict:  # fmt: skip
     """Every bootstrap replicate of every ``wanted`` metric of one pair (x, y): ``{(metric, forward): (B,)}``;
     ``forward`` False is the directed metric from y to x. ``nx``/``ny`` are the pair's neighbour lists (None where
     no neighbour metric is wanted); ``terms[(metric, forward)]`` the per-atom terms the value was the mean of
     (``TERMS``: shared neighbours, query ranks, squared LFRE errors); ``distances`` the two subsample distance
     matrices (distance correlation); ``kernels``: CKNNA's ``metrics.cknna_kernels`` of the pair, where the value
     already built them; ``knn_rows``: the rows of mutual k-NN's terms, where it has a subsample of its own
-    (``similarity.knn_subsample``)."""
+    (``similarity.knn_subsample``); ``ridges``: GFRE's relative ridges ``{("gfre", forward): ridge}``, the value's
+    (``moment_values``), kept in every replicate."""
     n_rep = resampling.n_replicates
     out: dict[tuple[str, bool], np.ndarray] = {}
     if wanted & MOMENT_METRICS:
-        out.update(moment_replicates(wanted, *replicate_sums(x, y, resampling), mx, my))
+        out.update(moment_replicates(wanted, *replicate_sums(x, y, resampling), mx, my, ridges))
     if "mutual_knn" in wanted:
         out["mutual_knn", True] = resampling.mean(terms["mutual_knn", True] / k, knn_rows)
     if "cknna" in wanted:
@@ -335,26 +365,31 @@ def permuted_mutual_knn(nx: np.ndarray, ny: np.ndarray, permutations) -> np.ndar
     return out
 
 
-def chance_moments(y: np.ndarray, resampling: Resampling, train: np.ndarray, wanted, subsample) -> list:
+def chance_moments(y: np.ndarray, resampling: Resampling, train: np.ndarray, wanted, subsample, folds=None) -> list:
     """Per permutation, what the chance level needs of the permuted space, computed once per model: its moments
-    and train/test split moments (row weights staying with the rows of model A), and its subsample's distance
-    matrix; None where no wanted metric needs it."""
+    and train/test split moments (with ``folds (N,)``, the rows' cross-validation folds, also the folds'; row
+    weights and folds staying with the rows of model A), and its subsample's distance matrix; None where no wanted
+    metric needs it."""
     out = []
     for perm in resampling.permutations:
         permuted = y[perm]
         moments = metrics.moments(permuted, weights=resampling.weights) if wanted & MOMENT_METRICS else None
-        split = metrics.split_moments(permuted, train, resampling.weights) if "gfre" in wanted else None
+        split = metrics.split_moments(permuted, train, resampling.weights, folds) if "gfre" in wanted else None
         distances = metrics.distance_matrix(permuted[subsample]) if "distance_correlation" in wanted else None
         out.append((moments, split, distances))
     return out
 
 
 def pair_chance(x, y, mx: Moments | None, my_permuted: list, nx, ny, resampling, wanted, train, k, lfre_k, queries,
-                distances=None, excluded=None, kernels=None) -> dict[tuple[str, bool], np.ndarray]:  # fmt: skip
+                distances=None, excluded=None, kernels=None, split_x=None, folds=None, grid=(1e-8,),
+                svcca_directions=None) -> dict[tuple[str, bool], np.ndarray]:  # fmt: skip
     """Every ``wanted`` metric of (x, y permuted by whole structures) for each of ``resampling.permutations``:
-    ``{(metric, forward): (P,)}``. ``mx``: x's moments; ``my_permuted``: ``chance_moments`` of y; ``distances``:
-    x's subsample distance matrix; ``kernels``: the pair's ``metrics.cknna_kernels``, where already built. ``x`` and
-    ``y`` are arrays or ``metrics.Features``: a permutation of y takes y's unit rows and centring along."""
+    ``{(metric, forward): (P,)}``. ``mx``: x's moments; ``split_x``: its split moments (``metrics.split_moments``
+    with ``folds``; computed here where not given); ``my_permuted``: ``chance_moments`` of y; ``distances``: x's
+    subsample distance matrix; ``kernels``: the pair's ``metrics.cknna_kernels``, where already built. GFRE and LFRE
+    choose their ridge from ``grid`` on each permuted pair (by ``folds (N,)``, the rows' cross-validation folds) as
+    their values do; SVCCA keeps at most ``svcca_directions``. ``x`` and ``y`` are arrays or ``metrics.Features``:
+    a permutation of y takes y's unit rows and centring along."""
     fx, fy = metrics.features(x), metrics.features(y)
     x, y = fx.x, fy.x
     n_perm = len(resampling.permutations)
@@ -366,7 +401,9 @@ def pair_chance(x, y, mx: Moments | None, my_permuted: list, nx, ny, resampling,
     w = resampling.weights
     few = queries[np.unique(np.linspace(0, len(queries) - 1, min(len(queries), CHANCE_QUERIES)).astype(np.int64))]
     out: dict[tuple[str, bool], np.ndarray] = {}
-    split_x = metrics.split_moments(x, train, w) if "gfre" in wanted else None
+    cv = len(grid) > 1
+    if "gfre" in wanted and split_x is None:
+        split_x = metrics.split_moments(x, train, w, folds if cv else None)
 
     def put(key, p, value):
         out.setdefault(key, np.full(n_perm, np.nan))[p] = value
@@ -384,8 +421,12 @@ def pair_chance(x, y, mx: Moments | None, my_permuted: list, nx, ny, resampling,
                 w_train, w_test = (None, None) if w is None else (w[train], w[~train])
                 cross_train = metrics.cross_gram(x[train], yp[train], weights=w_train)
                 cross_test = metrics.cross_gram(x[~train], yp[~train], weights=w_test)
-                split = (cross_train, cross_test, split_x, split_yp)
-            for key, value in moment_values(wanted, metrics.cross_gram(x, yp, weights=w), mx, myp, split).items():
+                cross_folds = metrics.fold_crosses(x, yp, train, folds, w) if cv else None
+                split = (cross_train, cross_test, split_x, split_yp, cross_folds)
+            values, _ = moment_values(
+                wanted, metrics.cross_gram(x, yp, weights=w), mx, myp, split, grid, svcca_directions
+            )
+            for key, value in values.items():
                 put(key, p, value)
         if "mutual_knn" in wanted:
             put(("mutual_knn", True), p, metrics.mutual_knn_alignment(nx[:, :k], nyp[:, :k]))
@@ -401,7 +442,10 @@ def pair_chance(x, y, mx: Moments | None, my_permuted: list, nx, ny, resampling,
                 value = metrics.information_imbalance(source, target, neighbours, few, groups=excluded)
                 put(("information_imbalance", forward), p, value)
             if "lfre" in wanted:
-                put(("lfre", forward), p, metrics.lfre(source, target, neighbours[:, :lfre_k], few))
+                # folds go by row, like the split: a permutation moves whole structures, so a row's two structures
+                # (of x and of permuted y) are each in one fold
+                errors, _ = metrics.lfre_errors_chosen(source, target, neighbours[:, :lfre_k], few, grid, folds)
+                put(("lfre", forward), p, float(np.sqrt(errors.mean())))
     if "optimal_transport" in wanted:
         out["optimal_transport", True] = np.full(n_perm, np.nan)
     return out

@@ -50,7 +50,9 @@ class Comparison:
     ``weights`` (None: uniform), the subsample and the queries (row indices), GFRE's ``train`` rows, the rows whose
     neighbours are excluded (``excluded``: each row's structure with ``neighbours == "other-structures"``) and the
     bootstrap/permutation ``resampling`` (None when neither is asked for); with ``knn_subsample``, mutual k-NN's
-    rows ``knn_rows`` (``knn_draw``) and its structure-block permutations of them, ``knn_permutations``."""
+    rows ``knn_rows`` (``knn_draw``) and its structure-block permutations of them, ``knn_permutations``. GFRE's and
+    LFRE's relative ridges: ``ridge_grid`` (one value: that ridge; several: chosen by cross-validation on the rows'
+    two ``folds (n,)``, ``cv_folds``); SVCCA keeps at most ``svcca_directions`` directions per space."""
 
     settings: SimilaritySettings
     n: int
@@ -66,6 +68,9 @@ class Comparison:
     wanted: frozenset = field(default_factory=frozenset)
     knn_rows: np.ndarray | None = None
     knn_permutations: list = field(default_factory=list)
+    ridge_grid: tuple[float, ...] = (1e-8,)
+    folds: np.ndarray | None = None
+    svcca_directions: int | None = None
 
     @classmethod
     def build(
@@ -111,7 +116,26 @@ class Comparison:
             wanted=frozenset(settings.metrics),
             knn_rows=knn_rows,
             knn_permutations=knn_permutations,
+            ridge_grid=ridge_grid(settings),
+            folds=cv_folds(groups, train, settings.seed + 5) if settings.ridge == "cv" else None,
+            svcca_directions=metrics.svcca_max_directions(n, settings.svcca_max_fraction),
         )
+
+    @property
+    def cross_validated(self) -> bool:
+        """Whether GFRE and LFRE choose their ridge by cross-validation (``ridge_grid`` has several values)."""
+        return len(self.ridge_grid) > 1
+
+    def width_ratios(self, width_x: int, width_y: int, directions=(0, 0)) -> dict[tuple[str, bool], float]:
+        """The ratio each wide-sensitive estimator depends on, ``{(metric, forward): ratio}``, for spaces of widths
+        ``width_x``, ``width_y`` whose SVCCA needs ``directions`` (``metrics.principal_directions_count``): GFRE's
+        source width over its training atoms, LFRE's over its neighbours, SVCCA's directions over the atoms."""
+        n_train = max(int(np.count_nonzero(self.train)), 1)
+        out = {("svcca", True): max(directions) / self.n}
+        for forward, width in ((True, width_x), (False, width_y)):
+            out["gfre", forward] = width / n_train
+            out["lfre", forward] = width / self.lfre_k
+        return {key: value for key, value in out.items() if key[0] in self.wanted}
 
     @property
     def needs_neighbours(self) -> bool:
@@ -136,6 +160,25 @@ def knn_draw(n: int, size: int, seed: int) -> np.ndarray:
     else:
         order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).numpy()
     return np.asarray(order[: min(size, n)], dtype=np.int64)
+
+
+def ridge_grid(settings: SimilaritySettings) -> tuple[float, ...]:
+    """The relative ridges GFRE and LFRE choose from: ``similarity.ridge_grid`` with ``ridge: cv``, else the one
+    fixed ridge."""
+    return tuple(float(r) for r in settings.ridge_grid) if settings.ridge == "cv" else (float(settings.ridge),)
+
+
+def cv_folds(groups: np.ndarray, train: np.ndarray, seed: int) -> np.ndarray:
+    """Each row's cross-validation fold, 0 or 1, ``(n,)`` int8, by structure: a seeded half of the training
+    structures (the first half of ``numpy.random.default_rng(seed).permutation`` of them) is fold 0, and a half of
+    the others likewise (LFRE's neighbourhoods span both sides of GFRE's split)."""
+    rng = np.random.default_rng(seed)
+    folds = np.zeros(len(groups), dtype=np.int8)
+    for side in (train, ~train):
+        structures = np.unique(groups[side])
+        second = rng.permutation(structures)[len(structures) // 2 :]
+        folds[side & np.isin(groups, second)] = 1
+    return folds
 
 
 def structure_split(groups: np.ndarray, settings: SimilaritySettings) -> np.ndarray:
@@ -186,7 +229,9 @@ def summary_moments(x, c: Comparison) -> Moments | None:
 
 
 def summary_split(x, c: Comparison) -> SplitMoments | None:
-    return metrics.split_moments(x, c.train, c.weights) if "gfre" in c.wanted else None
+    if "gfre" not in c.wanted:
+        return None
+    return metrics.split_moments(x, c.train, c.weights, c.folds if c.cross_validated else None)
 
 
 def summary_neighbours(x, c: Comparison) -> np.ndarray | None:
@@ -219,13 +264,16 @@ def summary_distances(x, c: Comparison) -> np.ndarray | None:
 def summary_replicates(x, c: Comparison) -> ReplicateMoments | None:
     if c.resampling is None or not c.resampling.n_replicates or not c.wanted & MOMENT_METRICS:
         return None
-    return ReplicateMoments(x, c.resampling, svcca="svcca" in c.wanted, gfre="gfre" in c.wanted)
+    return ReplicateMoments(
+        x, c.resampling, svcca="svcca" in c.wanted, gfre="gfre" in c.wanted, svcca_directions=c.svcca_directions
+    )
 
 
 def summary_chance(x, c: Comparison) -> list | None:
     if c.resampling is None or not c.resampling.permutations:
         return None
-    return bootstrap.chance_moments(x, c.resampling, c.train, c.wanted, c.subsample)
+    folds = c.folds if c.cross_validated else None
+    return bootstrap.chance_moments(x, c.resampling, c.train, c.wanted, c.subsample, folds)
 
 
 def neighbours_from(space: str, settings: SimilaritySettings) -> str | None:
@@ -258,12 +306,17 @@ class PairResult:
     """One pair's metrics in one space, ``{(metric, forward): ...}`` (``forward`` False: a directed metric from the
     pair's second model to its first): the ``values``, the bootstrap ``replicates (B,)`` (empty for a model with
     itself, whose interval is its value) and the ``chance`` levels ``(P,)``; ``atoms_used`` as
-    ``Comparison.atoms_used``."""
+    ``Comparison.atoms_used``; the relative ``ridges`` GFRE and LFRE used, the ``ratios`` their estimators and
+    SVCCA's depend on (``Comparison.width_ratios``) and the ``directions`` SVCCA needs in each of the two spaces
+    (for 99 % of the variance, before its cap; 0 without SVCCA)."""
 
     values: dict
     replicates: dict
     chance: dict
     atoms_used: dict
+    ridges: dict = field(default_factory=dict)
+    ratios: dict = field(default_factory=dict)
+    directions: tuple[int, int] = (0, 0)
 
 
 def compare_pair(
@@ -286,15 +339,19 @@ def compare_pair(
     x, y = fx.x, fy.x
     wanted, w, k = c.wanted, c.weights, c.k
     values: dict[tuple[str, bool], float] = {}
+    ridges: dict[tuple[str, bool], float] = {}
     terms: dict[tuple[str, bool], np.ndarray] = {}
     if wanted & MOMENT_METRICS:
         cross = metrics.cross_gram(x, y, weights=w) if wanted & COVARIANCE_METRICS else None
         split = None
         if "gfre" in wanted:
-            split = (*split_cross(x, y, c.train, w), sx.split, sy.split)
-        for key, value in bootstrap.moment_values(wanted, cross, sx.moments, sy.moments, split).items():
-            if key[1] or not same:
-                values[key] = value
+            folds = metrics.fold_crosses(x, y, c.train, c.folds, w) if c.cross_validated else None
+            split = (*split_cross(x, y, c.train, w), sx.split, sy.split, folds)
+        moments, chosen = bootstrap.moment_values(
+            wanted, cross, sx.moments, sy.moments, split, c.ridge_grid, c.svcca_directions
+        )
+        for store, got in ((values, moments), (ridges, chosen)):
+            store.update({key: value for key, value in got.items() if key[1] or not same})
     nx, ny = sx.neighbours, sy.neighbours
     knn = None  # mutual k-NN's own neighbour lists, on its subsample
     if "mutual_knn" in wanted and c.knn_rows is not None:
@@ -315,7 +372,9 @@ def compare_pair(
         if same and not forward:
             continue
         if "lfre" in wanted:
-            terms["lfre", forward] = metrics.lfre_errors(source, target, neighbours[:, : c.lfre_k], c.queries)
+            terms["lfre", forward], ridges["lfre", forward] = metrics.lfre_errors_chosen(
+                source, target, neighbours[:, : c.lfre_k], c.queries, c.ridge_grid, c.folds
+            )
         if "information_imbalance" in wanted:
             terms["information_imbalance", forward] = metrics.neighbour_ranks(
                 target, neighbours, c.queries, groups=c.excluded
@@ -327,17 +386,26 @@ def compare_pair(
         replicates = bootstrap.pair_replicates(
             x, y, sx.replicates, sy.replicates, nx, ny, terms, r, wanted=wanted, k=k, queries=c.queries,
             subsample=c.subsample, distances=(sx.distances, sy.distances), kernels=kernels, knn_rows=c.knn_rows,
+            ridges=ridges,
         )  # fmt: skip
     if r is not None and r.permutations:
         chance = bootstrap.pair_chance(
             fx, fy, sx.moments, sy.chance, nx, ny, r, wanted=wanted - {"mutual_knn"} if knn else wanted, train=c.train,
             k=k, lfre_k=c.lfre_k, queries=c.queries, distances=sx.distances, excluded=c.excluded, kernels=kernels,
+            split_x=sx.split, folds=c.folds, grid=c.ridge_grid, svcca_directions=c.svcca_directions,
         )  # fmt: skip
         if knn:
             chance["mutual_knn", True] = bootstrap.permuted_mutual_knn(*knn, c.knn_permutations)
         if same:
             chance = {key: v for key, v in chance.items() if key[1]}
-    return PairResult(values, replicates, chance, c.atoms_used)
+    directions = (0, 0)
+    if "svcca" in wanted:
+        count = metrics.principal_directions_count
+        directions = (count(sx.moments.centred_gram), count(sy.moments.centred_gram))
+    ratios = c.width_ratios(x.shape[1], y.shape[1], directions)
+    if same:
+        ratios = {key: value for key, value in ratios.items() if key[1]}
+    return PairResult(values, replicates, chance, c.atoms_used, ridges, ratios, directions)
 
 
 def value_from_terms(metric: str, value, n: int, k: int) -> float:

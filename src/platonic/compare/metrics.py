@@ -219,29 +219,68 @@ def debiased_cka(x: np.ndarray, y: np.ndarray) -> float:
     return debiased_cka_from_moments(cross_gram(x, y), mx, my)
 
 
-def _principal_directions(centred_gram: np.ndarray, variance_kept: float) -> tuple[np.ndarray, np.ndarray]:
-    """Eigenvectors ``(d, r)`` and eigenvalues ``(r,)`` of a centred Gram covering ``variance_kept``."""
+def _principal_directions(
+    centred_gram: np.ndarray, variance_kept: float, max_directions: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenvectors ``(d, r)`` and eigenvalues ``(r,)`` of a centred Gram covering ``variance_kept``, at most
+    ``max_directions`` of them (None: no cap)."""
     values, vectors = np.linalg.eigh(centred_gram)
     order = np.argsort(values)[::-1]
     values, vectors = np.clip(values[order], 0, None), vectors[:, order]
-    if values.sum() == 0:
-        raise ValueError("a space has zero variance")
-    r = int(np.searchsorted(np.cumsum(values) / values.sum(), variance_kept) + 1)
-    r = min(r, int(np.count_nonzero(values > values[0] * 1e-12)))
+    r = _kept_directions(values, variance_kept)
+    if max_directions is not None:
+        r = min(r, max(1, int(max_directions)))
     return vectors[:, :r], values[:r]
 
 
-def svcca_from_covariances(cross_c: np.ndarray, cxx: np.ndarray, cyy: np.ndarray, variance_kept: float = 0.99) -> float:
+def _kept_directions(values: np.ndarray, variance_kept: float) -> int:
+    """How many of the descending, non-negative eigenvalues ``values (d,)`` cover ``variance_kept`` of their sum
+    (numerically zero ones never count)."""
+    if values.sum() == 0:
+        raise ValueError("a space has zero variance")
+    r = int(np.searchsorted(np.cumsum(values) / values.sum(), variance_kept) + 1)
+    return min(r, int(np.count_nonzero(values > values[0] * 1e-12)))
+
+
+def principal_directions_count(centred_gram: np.ndarray, variance_kept: float = 0.99) -> int:
+    """How many principal directions of a centred Gram ``(d, d)`` cover ``variance_kept`` of its variance: what
+    SVCCA keeps of a space before its cap (``svcca_whitening``'s ``max_directions``); 0 for a space without
+    variance."""
+    values = np.clip(np.linalg.eigvalsh(centred_gram)[::-1], 0, None)
+    return _kept_directions(values, variance_kept) if values.sum() > 0 else 0
+
+
+def svcca_max_directions(n_atoms: int, max_fraction: float) -> int:
+    """SVCCA's cap on the directions a space keeps: ``max_fraction`` of the compared atoms, at least one.
+
+    For two independent spaces of r_x <= r_y kept directions on n atoms (Gaussian rows), the mean squared
+    canonical correlation is r_y / (n - 1) (the expected trace of the product of two independent random
+    projections of ranks r_x and r_y, over r_x), so the mean correlation, SVCCA, is at most sqrt(r_y / (n - 1)) by
+    chance alone: capping r at a fraction f of the atoms bounds SVCCA's chance level by about sqrt(f) however wide
+    the spaces are."""
+    return max(1, int(np.floor(max_fraction * n_atoms)))
+
+
+def svcca_from_covariances(
+    cross_c: np.ndarray, cxx: np.ndarray, cyy: np.ndarray, variance_kept: float = 0.99,
+    max_directions: int | None = None,
+) -> float:  # fmt: skip
     """SVCCA (Raghu et al. 2017): keep the principal directions explaining ``variance_kept`` of each
-    space's variance, then the mean canonical correlation between the reduced spaces. Inputs are
-    centred ``Xc^T Yc``, ``Xc^T Xc``, ``Yc^T Yc``."""
-    return svcca_from_whitening(cross_c, svcca_whitening(cxx, variance_kept), svcca_whitening(cyy, variance_kept))
+    space's variance (at most ``max_directions``, ``svcca_max_directions``), then the mean canonical correlation
+    between the reduced spaces. Inputs are centred ``Xc^T Yc``, ``Xc^T Xc``, ``Yc^T Yc``."""
+    return svcca_from_whitening(
+        cross_c,
+        svcca_whitening(cxx, variance_kept, max_directions),
+        svcca_whitening(cyy, variance_kept, max_directions),
+    )
 
 
-def svcca_whitening(centred_gram: np.ndarray, variance_kept: float = 0.99) -> np.ndarray:
-    """One space's half of SVCCA: its principal directions covering ``variance_kept``, scaled to unit variance,
-    ``(d, r)``."""
-    vectors, values = _principal_directions(centred_gram, variance_kept)
+def svcca_whitening(
+    centred_gram: np.ndarray, variance_kept: float = 0.99, max_directions: int | None = None
+) -> np.ndarray:
+    """One space's half of SVCCA: its principal directions covering ``variance_kept`` (at most ``max_directions``),
+    scaled to unit variance, ``(d, r)``."""
+    vectors, values = _principal_directions(centred_gram, variance_kept, max_directions)
     return vectors / np.sqrt(values)
 
 
@@ -262,16 +301,100 @@ def procrustes_from_covariances(cross_c: np.ndarray, cxx: np.ndarray, cyy: np.nd
 
 @dataclass
 class SplitMoments:
-    """Moments of a space on the train and test rows of a split (for GFRE)."""
+    """Moments of a space on the train and test rows of a split (for GFRE); with ``folds``, also on the training rows
+    of each of the two cross-validation folds, and their ``RidgeFolds`` ``ridge``."""
 
     train: Moments
     test: Moments
+    folds: list[Moments] | None = None
+    ridge: RidgeFolds | None = None
 
 
-def split_moments(x: np.ndarray, train: np.ndarray, weights: np.ndarray | None = None) -> SplitMoments:
+@dataclass
+class RidgeFolds:
+    """A source space's half of GFRE's two-fold ridge cross-validation (``gfre_ridge_cv``), from its fold moments:
+    each fold's Gram on the training side's scale (centred on the training mean, divided by the training mean squared
+    norm, as in ``gfre_from_moments``) as eigenvalues ``values (2, d)`` and eigenvectors ``vectors (2, d, d)``, the
+    other fold's Gram in that basis ``other (2, d, d)``, and ``scale``, the largest eigenvalue of the whole training
+    side's Gram: a relative ridge r adds ``r * scale`` in the folds' fits as in the final fit."""
+
+    values: np.ndarray
+    vectors: np.ndarray
+    other: np.ndarray
+    scale: float
+
+
+def split_moments(
+    x: np.ndarray, train: np.ndarray, weights: np.ndarray | None = None, folds: np.ndarray | None = None
+) -> SplitMoments:
+    """Moments of ``x (N, d)`` on the ``train (N,)`` rows and the rest; with ``folds (N,)`` (0 or 1: each row's
+    cross-validation fold), also on each fold's training rows, and their ``RidgeFolds``."""
     if weights is None:
-        return SplitMoments(moments(x[train]), moments(x[~train]))
-    return SplitMoments(moments(x[train], weights=weights[train]), moments(x[~train], weights=weights[~train]))
+        split = SplitMoments(moments(x[train]), moments(x[~train]))
+    else:
+        split = SplitMoments(moments(x[train], weights=weights[train]), moments(x[~train], weights=weights[~train]))
+    if folds is not None:
+        rows = [train & (folds == f) for f in (0, 1)]
+        split.folds = [moments(x[r], weights=None if weights is None else weights[r]) for r in rows]
+        split.ridge = ridge_folds(split)
+    return split
+
+
+def _centred_sum(gram, total_a, mean_a, total_b, mean_b, n) -> np.ndarray:
+    """``sum_i (a_i - mean_a)(b_i - mean_b)^T`` from the raw sums ``gram = sum_i a_i b_i^T`` and the totals."""
+    return gram - np.outer(total_a, mean_b) - np.outer(mean_a, total_b) + n * np.outer(mean_a, mean_b)
+
+
+def _training_scale(split: SplitMoments) -> tuple[np.ndarray, float]:
+    """The training mean ``(d,)`` and root mean squared centred norm of a space: GFRE's centring and scaling."""
+    train = split.train
+    return train.mean, float(np.sqrt(np.trace(train.centred_gram) / train.n))
+
+
+def ridge_folds(split: SplitMoments) -> RidgeFolds:
+    """``RidgeFolds`` of a space from its ``split_moments`` with folds (an eigendecomposition per fold)."""
+    mean, scale = _training_scale(split)
+    grams = [_centred_sum(f.gram, f.total, mean, f.total, mean, f.n) / scale**2 for f in split.folds]
+    train = _centred_sum(split.train.gram, split.train.total, mean, split.train.total, mean, split.train.n)
+    largest = max(float(np.linalg.eigvalsh(train / scale**2)[-1]), 1e-300)
+    values, vectors, other = [], [], []
+    for a in (0, 1):
+        e, v = np.linalg.eigh(grams[a])
+        values.append(e)
+        vectors.append(v)
+        other.append(v.T @ grams[1 - a] @ v)
+    return RidgeFolds(np.array(values), np.array(vectors), np.array(other), largest)
+
+
+def gfre_ridge_cv(cross_folds: list[np.ndarray], mx: SplitMoments, my: SplitMoments, grid) -> tuple[float, np.ndarray]:
+    """GFRE's relative ridge for Y from X, chosen by two-fold cross-validation on the training rows alone: for each
+    relative ridge r of ``grid``, a ridge map with penalty ``r * mx.ridge.scale`` fitted on one fold predicts the
+    other (on the training side's centring and scale, as ``gfre_from_moments``), and the squared errors of both
+    held-out folds are summed. ``cross_folds``: raw ``X^T Y`` on each fold's training rows; ``mx``/``my``:
+    ``split_moments`` with folds. Returns the ridge of least error (the first of equals) and the errors ``(G,)``.
+
+    Each fold is solved once, in the eigenbasis of its Gram C = V diag(e) V^T: with P = V^T D_a (D_a the fold's cross
+    Gram) and Q = V^T D_b, the held-out error is ``tr(Y_b^T Y_b) - 2 sum_i g_i (P Q^T)_ii + g^T (V^T C_b V o P P^T) g``,
+    g = 1 / (e + ridge), so every ridge of the grid costs O(d^2)."""
+    basis = mx.ridge
+    mean_x, scale_x = _training_scale(mx)
+    mean_y, scale_y = _training_scale(my)
+    ridges = np.asarray(grid, dtype=np.float64) * basis.scale
+    errors = np.zeros(len(ridges))
+    for a in (0, 1):
+        b = 1 - a
+        fx, fy = mx.folds, my.folds
+        cross = [
+            _centred_sum(cross_folds[f], fx[f].total, mean_x, fy[f].total, mean_y, fx[f].n) / (scale_x * scale_y)
+            for f in (a, b)
+        ]
+        target = np.trace(_centred_sum(fy[b].gram, fy[b].total, mean_y, fy[b].total, mean_y, fy[b].n)) / scale_y**2
+        p, q = basis.vectors[a].T @ cross[0], basis.vectors[a].T @ cross[1]
+        linear = np.einsum("ij,ij->i", p, q)
+        quadratic = basis.other[a] * (p @ p.T)
+        g = 1.0 / (basis.values[a][None, :] + ridges[:, None])  # (G, d)
+        errors += target - 2 * g @ linear + np.einsum("gi,ij,gj->g", g, quadratic, g)
+    return float(np.asarray(grid)[int(np.argmin(errors))]), errors
 
 
 def gfre_from_moments(
@@ -316,6 +439,23 @@ def gfre(x: np.ndarray, y: np.ndarray, train: np.ndarray, regularisation: float 
         split_moments(y, train),
         regularisation,
     )
+
+
+def fold_crosses(x, y, train, folds, weights=None) -> list[np.ndarray]:
+    """Raw ``X^T Y`` on the training rows of each cross-validation fold (``folds (n,)``, 0 or 1), two
+    ``(d_x, d_y)``: GFRE's ridge cross-validation (``metrics.gfre_ridge_cv``)."""
+    rows = [train & (folds == f) for f in (0, 1)]
+    return [cross_gram(x[r], y[r], weights=None if weights is None else weights[r]) for r in rows]
+
+
+def gfre_cross_validated(
+    x: np.ndarray, y: np.ndarray, train: np.ndarray, folds: np.ndarray, grid
+) -> tuple[float, float]:
+    """GFRE of ``y`` from ``x`` with the relative ridge of ``grid`` that ``gfre_ridge_cv`` chooses on the ``train``
+    rows split by ``folds (N,)`` (0 or 1); returns (GFRE, chosen ridge)."""
+    mx, my = split_moments(x, train, folds=folds), split_moments(y, train, folds=folds)
+    ridge, _ = gfre_ridge_cv(fold_crosses(x, y, train, folds), mx, my, grid)
+    return gfre_from_moments(cross_gram(x[train], y[train]), cross_gram(x[~train], y[~train]), mx, my, ridge), ridge
 
 
 # ----------------------------------------------------------------------------------------------
@@ -567,6 +707,63 @@ def lfre_errors(
         prediction = my[:, 0] + (similarity @ alpha)[:, 0]
         errors[start : start + len(batch)] = np.sum((y_rows(batch) - prediction) ** 2, axis=1)
     return errors
+
+
+def lfre_ridge_cv(
+    x, y, neighbours_x: np.ndarray, queries: np.ndarray, folds: np.ndarray, grid
+) -> tuple[float, np.ndarray]:
+    """LFRE's relative ridge for Y from X, chosen by two-fold cross-validation on the neighbourhoods alone (the
+    training side of each query; a query's own Y never enters): each query's neighbours are split by their
+    ``folds (N,)`` (0 or 1, by structure), a local ridge map fitted on one fold's neighbours (centred on them, penalty
+    ``r`` times the trace of the whole neighbourhood's centred Gram, as ``lfre_errors``) predicts the other fold's, and
+    the squared errors over every query and both folds are summed for each relative ridge r of ``grid``. A fold of
+    fewer than two neighbours fits nothing. Returns the ridge of least error (the first of equals) and the errors
+    ``(G,)``.
+
+    Each fold's dual Gram is decomposed once, G_a = V diag(e) V^T (the other fold's rows and columns zero), so that
+    with A = K_ba V (K_ba: the other fold's similarities to this fold), B = V^T Y_a and the targets T, the error is
+    ``|T|^2 - 2 sum_i g_i (A^T T o B)_i + g^T (A^T A o B B^T) g``, g = 1 / (e + ridge): O(k^2) per ridge."""
+    fx, fy = features(x), features(y)
+    (mean_x, scale_x), (mean_y, scale_y) = fx.centring, fy.centring
+    grid = np.asarray(grid, dtype=np.float64)
+    errors = np.zeros(len(grid))
+    k = neighbours_x.shape[1]
+    chunk = max(1, 2**22 // (k * (fx.shape[1] + fy.shape[1])))
+    for start in range(0, len(queries), chunk):
+        local = neighbours_x[np.asarray(queries[start : start + chunk])]  # (c, k)
+        xl = (np.asarray(fx.x[local], dtype=np.float64) - mean_x) / scale_x
+        yl = (np.asarray(fy.x[local], dtype=np.float64) - mean_y) / scale_y
+        xc = xl - xl.mean(axis=1, keepdims=True)
+        trace = np.maximum(np.einsum("cij,cij->c", xc, xc), 1e-300)  # of the whole neighbourhood's centred Gram
+        side = folds[local]
+        for a in (0, 1):
+            own, other = (side == a)[:, :, None], (side != a)[:, :, None]
+            count = own.sum(axis=1)  # (c, 1)
+            used = (count[:, 0] >= 2) & (other.sum(axis=(1, 2)) >= 1)
+            if not used.any():
+                continue
+            own, other, count = own[used], other[used], count[used]
+            mx = (xl[used] * own).sum(axis=1, keepdims=True) / count[:, :, None]
+            my = (yl[used] * own).sum(axis=1, keepdims=True) / count[:, :, None]
+            xa, ya = (xl[used] - mx) * own, (yl[used] - my) * own
+            values, vectors = np.linalg.eigh(xa @ xa.transpose(0, 2, 1))
+            kernel = ((xl[used] - mx) * other) @ xa.transpose(0, 2, 1)  # (c, k, k): held-out rows only
+            target = (yl[used] - my) * other
+            left, right = kernel @ vectors, vectors.transpose(0, 2, 1) @ ya
+            linear = np.einsum("cij,cij->ci", left.transpose(0, 2, 1) @ target, right)
+            quadratic = (left.transpose(0, 2, 1) @ left) * (right @ right.transpose(0, 2, 1))
+            base = np.einsum("cij,cij->", target, target)
+            for i, r in enumerate(grid):
+                g = 1.0 / (values + r * trace[used][:, None])
+                errors[i] += base - 2 * np.einsum("ci,ci->", g, linear) + np.einsum("ci,cij,cj->", g, quadratic, g)
+    return float(grid[int(np.argmin(errors))]), errors
+
+
+def lfre_errors_chosen(x, y, neighbours_x, queries, grid, folds=None) -> tuple[np.ndarray, float]:
+    """``lfre_errors`` with the relative ridge ``lfre_ridge_cv`` chooses from ``grid`` (a grid of one value is that
+    ridge, with no cross-validation and no ``folds``); returns the per-query squared errors and the ridge."""
+    ridge = float(grid[0]) if len(grid) == 1 else lfre_ridge_cv(x, y, neighbours_x, queries, folds, grid)[0]
+    return lfre_errors(x, y, neighbours_x, queries, ridge), ridge
 
 
 # ----------------------------------------------------------------------------------------------

@@ -16,10 +16,10 @@ import numpy as np
 
 from platonic.compare.bootstrap import ReplicateMoments, Resampling
 from platonic.compare.fan_in import ModelSummary, PairResult
-from platonic.compare.metrics import Moments, SplitMoments
+from platonic.compare.metrics import Moments, RidgeFolds, SplitMoments
 from platonic.store import atomic_directory
 
-CLASSES = {cls.__name__: cls for cls in (Moments, SplitMoments, ReplicateMoments, ModelSummary, PairResult)}
+CLASSES = {cls.__name__: cls for cls in (Moments, SplitMoments, RidgeFolds, ReplicateMoments, ModelSummary, PairResult)}
 FORMAT = 1
 
 

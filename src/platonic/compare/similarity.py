@@ -119,6 +119,8 @@ def assemble(
     table = np.full(shape, np.nan)
     spread = {name: np.full(shape, np.nan) for name in INTERVAL_DESCRIPTIONS}
     replicates = np.full((*shape, settings.bootstrap), np.nan)
+    estimator = {"ridge": np.full(shape, np.nan), "width_ratio": np.full(shape, np.nan)}
+    directions = np.zeros((len(space_names), len(models)), dtype=np.int64)
     pair_atoms = np.zeros((len(models), len(models)), dtype=np.int64)
     used: dict[str, set] = {}
     for (space, a, b), result in pairs.items():
@@ -131,6 +133,12 @@ def assemble(
             i = names.index(key[0])
             for row, column in _cells(key, a == b):
                 table[i, j, ends[row], ends[column]] = value
+        for name, got in (("ridge", result.ridges), ("width_ratio", result.ratios)):
+            for key, value in got.items():
+                for row, column in _cells(key, a == b):
+                    estimator[name][names.index(key[0]), j, ends[row], ends[column]] = value
+        if a == b:
+            directions[j, ends[0]] = result.directions[0]
         for key, values in result.replicates.items():
             i = names.index(key[0])
             for row, column in _cells(key, a == b):
@@ -167,6 +175,8 @@ def assemble(
             "n_samples": (("metric",), np.array(n_samples, dtype=np.int64)),
             "pair_atoms": (("model_a", "model_b"), pair_atoms),
             "intrinsic_dimension": (("space", "model"), dimension),
+            **{name: (dims, values) for name, values in estimator.items()},
+            **({"svcca_directions": (("space", "model"), directions)} if "svcca" in names else {}),
         },
         coords={"metric": names, "space": space_names, "model_a": models, "model_b": models, "model": models},
     )
@@ -184,11 +194,16 @@ def assemble(
         "atoms each metric used (all, its subsample, its queries or GFRE's test atoms), the fewest over the pairs"
     )
     ds["pair_atoms"].attrs["description"] = "atoms the pair was compared on: those both models embedded"
+    for name, description in ESTIMATOR_DESCRIPTIONS.items():
+        if name in ds:
+            ds[name].attrs["description"] = description
     recorded = {k: v for k, v in asdict(settings).items() if k not in ("metrics", "threads")}
     if weights is not None:
         recorded["n_weighted_atoms"] = float(np.sum(weights))
     wanted = set(settings.metrics)
     ds.attrs.update(kind="similarity", n_atoms=min(used["all"]), directed_metrics=sorted(DIRECTED & wanted), **recorded)
+    if "svcca" in names:
+        ds.attrs["svcca_max_directions"] = metrics.svcca_max_directions(min(used["all"]), settings.svcca_max_fraction)
     return ds
 
 
@@ -210,11 +225,38 @@ INTERVAL_DESCRIPTIONS = {
 }
 
 
+ESTIMATOR_DESCRIPTIONS = {
+    "ridge": (
+        "the relative ridge GFRE and LFRE used (attrs ridge: cv = chosen from ridge_grid by two-fold cross-validation"
+        " on the training side, per pair, direction and space, and kept in every bootstrap replicate); NaN for the"
+        " other metrics"
+    ),
+    "width_ratio": (
+        "the ratio the estimator depends on: GFRE's source width over its training atoms, LFRE's over its"
+        " neighbours (lfre_k), SVCCA's directions for 99 % of the variance (the larger space's) over the compared"
+        " atoms; above attrs width_ratio_threshold a table or figure cell is marked; NaN for the other metrics"
+    ),
+    "svcca_directions": (
+        "the principal directions covering 99 % of the space's variance; SVCCA keeps at most attrs"
+        " svcca_max_directions of them (similarity.svcca_max_fraction of the compared atoms)"
+    ),
+}
+
+
+def wide(ds: xr.Dataset) -> xr.DataArray:
+    """Where a value's ``width_ratio`` exceeds the store's ``width_ratio_threshold`` (False without them), like
+    ``ds.similarity``."""
+    if "width_ratio" not in ds or "width_ratio_threshold" not in ds.attrs:
+        return xr.zeros_like(ds["similarity"], dtype=bool)
+    return ds["width_ratio"] > ds.attrs["width_ratio_threshold"]
+
+
 def similarity_table(ds: xr.Dataset) -> list[dict]:
     """Tidy rows (one per metric, space and ordered pair) for the CSV next to the store."""
     rows = []
     values = ds["similarity"].values
-    extra = [name for name in INTERVAL_DESCRIPTIONS if name in ds]
+    extra = [name for name in (*INTERVAL_DESCRIPTIONS, "ridge", "width_ratio") if name in ds]
+    marked = wide(ds).values
     control = dict(zip(map(str, ds.model.values), ds["control"].values, strict=True)) if "control" in ds else {}
     for i, metric in enumerate(ds.metric.values):
         for j, space in enumerate(ds.space.values):
@@ -233,6 +275,7 @@ def similarity_table(ds: xr.Dataset) -> list[dict]:
                             ),
                             "value": float(values[i, j, ia, ib]),
                             **{name: float(ds[name].values[i, j, ia, ib]) for name in extra},
+                            **({"wide": bool(marked[i, j, ia, ib])} if "width_ratio" in ds else {}),
                             "n_samples": int(ds["n_samples"].values[i]),
                             **({"pair_atoms": int(ds["pair_atoms"].values[ia, ib])} if "pair_atoms" in ds else {}),
                         }
