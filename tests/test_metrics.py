@@ -10,16 +10,24 @@ from platonic.compare.metrics import (
     cross_gram,
     debiased_cka,
     distance_correlation,
+    fold_crosses,
     gfre,
+    gfre_cross_validated,
+    gfre_ridge_cv,
     information_imbalance,
     knn_indices,
     lfre,
+    lfre_errors_chosen,
+    lfre_ridge_cv,
     linear_cka,
     moments,
     mutual_knn_alignment,
     optimal_transport_distance,
+    principal_directions_count,
     procrustes_from_covariances,
+    split_moments,
     svcca_from_covariances,
+    svcca_max_directions,
     twonn_dimension,
 )
 from platonic.compare.neighbours import nearest_neighbours
@@ -269,3 +277,93 @@ def test_features_give_the_array_metrics_and_a_permutation_keeps_the_centring(pa
 def test_invalid_k_raises():
     with pytest.raises(ValueError, match="k must be between"):
         knn_indices(np.zeros((5, 2)), 5)
+
+
+GRID = (1e-8, 1e-6, 1e-4, 1e-2, 1.0)
+
+
+def wide_pair(seed, n_structures=80, atoms=3, width=60):
+    """A source ``width`` columns wide (a 4-dimensional latent plus noise) and a target from the same latent, on
+    structures of ``atoms`` atoms: the training half holds about as many atoms as the source has columns."""
+    rng = np.random.default_rng(seed)
+    groups = np.repeat(np.arange(n_structures), atoms)
+    z = rng.normal(size=(len(groups), 4))
+    x = z @ rng.normal(size=(4, width)) + rng.normal(size=(len(groups), width)) + 1.0
+    y = np.tanh(z @ rng.normal(size=(4, 7))) + 0.3 * rng.normal(size=(len(groups), 7))
+    return x, y, groups
+
+
+def test_gfre_ridge_cross_validation_equals_explicit_fold_fits():
+    """The eigenbasis shortcut of gfre_ridge_cv against a ridge solved on each fold for each ridge of the grid: the
+    same held-out errors and choice, and the value is GFRE with that ridge."""
+    x, y, groups = wide_pair(0)
+    train = groups % 2 == 0
+    folds = (groups % 4 >= 2).astype(np.int8)  # two folds of whole structures
+    mean_x, mean_y = x[train].mean(0), y[train].mean(0)
+    xs = (x - mean_x) / np.sqrt(np.mean(np.sum((x[train] - mean_x) ** 2, axis=1)))
+    ys = (y - mean_y) / np.sqrt(np.mean(np.sum((y[train] - mean_y) ** 2, axis=1)))
+    largest = np.linalg.eigvalsh(xs[train].T @ xs[train])[-1]
+    expected = []
+    for ridge in GRID:
+        error = 0.0
+        for a in (0, 1):
+            fit, held_out = train & (folds == a), train & (folds != a)
+            w = np.linalg.solve(xs[fit].T @ xs[fit] + ridge * largest * np.eye(x.shape[1]), xs[fit].T @ ys[fit])
+            error += np.sum((ys[held_out] - xs[held_out] @ w) ** 2)
+        expected.append(error)
+    split_x, split_y = split_moments(x, train, folds=folds), split_moments(y, train, folds=folds)
+    chosen, errors = gfre_ridge_cv(fold_crosses(x, y, train, folds), split_x, split_y, GRID)
+    np.testing.assert_allclose(errors, expected, rtol=1e-8)
+    assert chosen == GRID[int(np.argmin(expected))] and chosen > GRID[0]  # wide: least squares is not chosen
+    value, ridge = gfre_cross_validated(x, y, train, folds, GRID)
+    assert ridge == chosen and value == pytest.approx(gfre(x, y, train, chosen), rel=1e-12)
+    assert value < gfre(x, y, train, 1e-8)
+
+
+def test_lfre_ridge_cross_validation_equals_explicit_neighbourhood_fits():
+    """lfre_ridge_cv against a dual ridge solved for each query, fold and ridge: fit on one fold of the query's
+    neighbours (centred on them), predict the other fold's, penalty relative to the whole neighbourhood's trace."""
+    x, y, groups = wide_pair(1, width=30)
+    folds = (groups % 2).astype(np.int8)
+    neighbours = knn_indices(x, 12)
+    queries = np.arange(0, len(x), 7)
+    xs = (x - x.mean(0)) / np.sqrt(np.mean(np.sum((x - x.mean(0)) ** 2, axis=1)))
+    ys = (y - y.mean(0)) / np.sqrt(np.mean(np.sum((y - y.mean(0)) ** 2, axis=1)))
+    expected = np.zeros(len(GRID))
+    for q in queries:
+        local = neighbours[q]
+        trace = np.sum((xs[local] - xs[local].mean(0)) ** 2)
+        for a in (0, 1):
+            fit, held_out = local[folds[local] == a], local[folds[local] != a]
+            if len(fit) < 2 or len(held_out) < 1:
+                continue
+            xa, ya = xs[fit] - xs[fit].mean(0), ys[fit] - ys[fit].mean(0)
+            for i, ridge in enumerate(GRID):
+                alpha = np.linalg.solve(xa @ xa.T + ridge * trace * np.eye(len(fit)), ya)
+                prediction = ys[fit].mean(0) + (xs[held_out] - xs[fit].mean(0)) @ xa.T @ alpha
+                expected[i] += np.sum((ys[held_out] - prediction) ** 2)
+    chosen, errors = lfre_ridge_cv(x, y, neighbours, queries, folds, GRID)
+    np.testing.assert_allclose(errors, expected, rtol=1e-6)
+    assert chosen == GRID[int(np.argmin(expected))]
+    squared, ridge = lfre_errors_chosen(x, y, neighbours, queries, GRID, folds)
+    assert ridge == chosen and np.sqrt(squared.mean()) == pytest.approx(lfre(x, y, neighbours, queries, chosen))
+    squared, ridge = lfre_errors_chosen(x, y, neighbours, queries, (1e-8,))  # one ridge: no cross-validation
+    assert ridge == 1e-8 and np.sqrt(squared.mean()) == lfre(x, y, neighbours, queries)
+
+
+def test_svcca_cap_keeps_the_leading_directions_and_counts_them(pair):
+    x, y = pair
+    expected = []
+    for z in (x, y):
+        zc = z - z.mean(0)
+        _, _, vt = np.linalg.svd(zc, full_matrices=False)
+        expected.append(np.linalg.qr(zc @ vt[:5].T)[0])  # the five leading directions
+    correlations = np.linalg.svd(expected[0].T @ expected[1], compute_uv=False)
+    value = svcca_from_covariances(*_covariances(x, y), max_directions=5)
+    assert value == pytest.approx(correlations.mean(), abs=1e-9)
+    # a cap above what 99 % of the variance needs changes nothing
+    assert svcca_from_covariances(*_covariances(x, y), max_directions=20) == svcca_from_covariances(*_covariances(x, y))
+    _, s, _ = np.linalg.svd(x - x.mean(0), full_matrices=False)
+    kept = int(np.searchsorted(np.cumsum(s**2) / np.sum(s**2), 0.99) + 1)
+    assert principal_directions_count(_covariances(x, x)[1]) == kept
+    assert svcca_max_directions(984, 0.1) == 98 and svcca_max_directions(5, 0.1) == 1
