@@ -103,6 +103,21 @@ def test_heatmap_sets_controls_apart_and_annotates_intervals():
     assert "95 % interval, 50 structure-bootstrap resamples" in note and "control" in note
 
 
+def test_heatmap_marks_cells_whose_width_ratio_passes_the_threshold():
+    """A cell whose width ratio exceeds the store's width_ratio_threshold carries a dagger, the others not, and the
+    title says why; a store without ratios marks nothing (the earlier test)."""
+    ds = _similarity(["a", "b", "c"])
+    ratio = np.full(ds["similarity"].shape, 0.05)
+    ratio[1, 0, 2, 0] = 0.3  # mutual_knn, raw, c -> a
+    ds = ds.assign(width_ratio=(ds["similarity"].dims, ratio)).assign_attrs(width_ratio_threshold=0.1)
+    fig = similarity_heatmaps(ds, "mutual_knn")
+    raw, anchor = [ax for ax in fig.axes if ax.get_title()]
+    marked = {(round(t.get_position()[1]), round(t.get_position()[0])) for t in raw.texts if "\u2020" in t.get_text()}
+    assert marked == {(2, 0)} and not any("\u2020" in t.get_text() for t in anchor.texts)
+    assert "\u2020: width ratio above 0.1" in fig._suptitle.get_text()
+    assert "\u2020" not in similarity_heatmaps(ds, "linear_cka")._suptitle.get_text()
+
+
 @pytest.mark.parametrize("uncertain", [False, True])
 def test_many_long_model_names_still_draw(tmp_path, uncertain):
     models = [f"a-rather-long-model-name-{i:02d}" for i in range(14)]

@@ -104,3 +104,35 @@ def test_metric_subset_and_bad_requests(spaces):
         pairwise_similarity(spaces, settings=SimilaritySettings(metrics=("nope",)))
     with pytest.raises(ValueError, match="expected"):
         pairwise_similarity({"raw": spaces["raw"], "anchor": {"a": spaces["anchor"]["a"]}})
+
+
+def test_the_store_records_each_value_s_ridge_and_width_ratio_and_the_csv_marks_wide_cells(spaces, result):
+    """GFRE's and LFRE's chosen relative ridges come from the grid (least squares for a model with itself); each
+    value's width ratio is its source's width over GFRE's training atoms or LFRE's neighbours, SVCCA's directions
+    over the atoms; the CSV carries both and marks the cells above the threshold. A fixed ridge is that ridge
+    everywhere."""
+    ds, groups, settings = result
+    ridge, ratio = ds["ridge"], ds["width_ratio"]
+    chosen = ridge.sel(metric=["gfre", "lfre"]).values
+    assert np.isin(chosen, settings.ridge_grid).all()
+    assert (ridge.sel(metric="gfre", space="raw", model_a="a", model_b="a") == settings.ridge_grid[0]).all()
+    assert np.isnan(ridge.sel(metric="linear_cka")).all() and np.isnan(ratio.sel(metric="cknna")).all()
+    n_train = int(fan_in.structure_split(groups, settings).sum())
+    for space, models in spaces.items():
+        for a, x in models.items():
+            row = ratio.sel(space=space, model_a=a)
+            np.testing.assert_array_equal(row.sel(metric="gfre").values, x.shape[1] / n_train)
+            np.testing.assert_array_equal(row.sel(metric="lfre").values, x.shape[1] / settings.lfre_k)
+            directions = ds["svcca_directions"].sel(space=space)
+            for b in models:
+                expected = max(int(directions.sel(model=a)), int(directions.sel(model=b))) / 400
+                assert float(row.sel(metric="svcca", model_b=b)) == expected
+    assert int(ds["svcca_directions"].sel(space="raw", model="a")) == 6 and ds.attrs["svcca_max_directions"] == 40
+    rows = similarity_table(ds)
+    wide = {(r["metric"], r["space"], r["model_a"], r["model_b"]) for r in rows if r["wide"]}
+    assert ("lfre", "raw", "a", "c") in wide and ("gfre", "raw", "a", "c") not in wide  # 6 / 12 > 0.1 > 6 / ~200
+    assert all(r["width_ratio"] > settings.width_ratio_threshold for r in rows if r["wide"])
+    fixed = pairwise_similarity(
+        spaces, structure_index=groups, settings=SimilaritySettings(metrics=("gfre", "lfre"), ridge=1e-4, lfre_k=12)
+    )
+    assert (fixed["ridge"].values == 1e-4).all()

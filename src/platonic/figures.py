@@ -32,14 +32,18 @@ def similarity_heatmaps(ds: xr.Dataset, metric: str) -> plt.Figure:
     Models in the order given, control representations (``ds.control``) moved after the MLIPs behind a separator
     line on both axes, their tick labels grey italic with "(control)" and every cell involving one hatched. Where
     the store has bootstrap intervals (``ci_low``, ``ci_high``) each off-diagonal cell gives its 95 % interval on a
-    second, smaller line. Cells are annotated up to 12 models.
+    second, smaller line. Cells are annotated up to 12 models; a value whose estimator's width ratio passes the
+    store's threshold (``platonic.compare.similarity.wide``) carries a dagger.
     """
+    from platonic.compare.similarity import wide
+
     data = ds["similarity"].sel(metric=metric)
     control = _controls(ds, data.model_a.values)
     order = np.argsort(control, kind="stable")  # MLIPs, then controls, each in the order given
     control = control[order]
     models = _model_labels(data.model_a.values[order], control)
     data = data.isel(model_a=order, model_b=order)
+    marked = wide(ds).sel(metric=metric).isel(model_a=order, model_b=order)
     interval = _interval(ds, metric)
     if interval is not None:
         interval = [bound.isel(model_a=order, model_b=order) for bound in interval]
@@ -67,10 +71,11 @@ def similarity_heatmaps(ds: xr.Dataset, metric: str) -> plt.Figure:
         if not annotate:
             continue
         low, high = (None, None) if interval is None else (bound.sel(space=space).values for bound in interval)
+        dagger = marked.sel(space=space).values
         for i, j in np.ndindex(values.shape):
             if np.isfinite(values[i, j]):
                 cell = None if low is None or i == j else (low[i, j], high[i, j])
-                _annotate_cell(ax, i, j, values[i, j], cell, ink[i, j])
+                _annotate_cell(ax, i, j, values[i, j], cell, ink[i, j], WIDE_MARK if dagger[i, j] else "")
     fig.colorbar(image, ax=list(axes), shrink=0.8, label=metric_label(metric))
     suffix = f", k = {ds.attrs['k']}" if metric in ("mutual_knn", "cknna") and "k" in ds.attrs else ""
     n_atoms = ds.attrs.get("n_atoms", "?")
@@ -82,17 +87,35 @@ def similarity_heatmaps(ds: xr.Dataset, metric: str) -> plt.Figure:
         notes.append(f"second line: 95 % interval, {ds.attrs.get('bootstrap', '?')} structure-bootstrap resamples")
     if control.any():
         notes.append("after the line, hatched: control representations")
+    if annotate and marked.values.any():
+        notes.append(f"{WIDE_MARK}: {wide_note(metric, ds.attrs['width_ratio_threshold'])}")
     note = "\n" + "; ".join(notes) if notes else ""
     fig.suptitle(f"{metric_label(metric)} ({atoms}{suffix}{anchors}){note}", fontsize=11)
     return fig
 
 
-def _annotate_cell(ax, i: int, j: int, value: float, interval: tuple[float, float] | None, colour: str) -> None:
-    """Heatmap cell (i, j): its value, and below it in smaller type its interval [low, high] where that is finite."""
+WIDE_MARK = "\u2020"  # a dagger: the value's estimator leans on its width ratio (``platonic.compare.similarity.wide``)
+
+
+def wide_note(metric: str, threshold: float) -> str:
+    """Why a cell of ``metric`` carries ``WIDE_MARK``: its ratio and what guards the estimator there."""
+    ratio = {
+        "gfre": "source width / training atoms",
+        "lfre": "source width / neighbours",
+        "svcca": "directions for 99 % of the variance / atoms",
+    }.get(metric, "width ratio")
+    guard = "its directions capped" if metric == "svcca" else "its ridge chosen by cross-validation"
+    return f"{ratio} above {threshold:g}: the value leans on its estimator ({guard})"
+
+
+def _annotate_cell(ax, i: int, j: int, value: float, interval: tuple[float, float] | None, colour: str,
+                   mark: str = "") -> None:  # fmt: skip
+    """Heatmap cell (i, j): its value (followed by ``mark``), and below it in smaller type its interval [low, high]
+    where that is finite."""
     if interval is None or not np.isfinite(interval).all():
-        ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7, color=colour)
+        ax.text(j, i, f"{value:.2f}{mark}", ha="center", va="center", fontsize=7, color=colour)
         return
-    ax.text(j, i - 0.13, f"{value:.2f}", ha="center", va="center", fontsize=7, color=colour)
+    ax.text(j, i - 0.13, f"{value:.2f}{mark}", ha="center", va="center", fontsize=7, color=colour)
     low, high = interval
     ax.text(j, i + 0.22, f"[{low:.2f}, {high:.2f}]", ha="center", va="center", fontsize=4.5, color=colour)
 

@@ -720,9 +720,10 @@ def lfre_ridge_cv(
     fewer than two neighbours fits nothing. Returns the ridge of least error (the first of equals) and the errors
     ``(G,)``.
 
-    Each fold's dual Gram is decomposed once, G_a = V diag(e) V^T (the other fold's rows and columns zero), so that
-    with A = K_ba V (K_ba: the other fold's similarities to this fold), B = V^T Y_a and the targets T, the error is
-    ``|T|^2 - 2 sum_i g_i (A^T T o B)_i + g^T (A^T A o B B^T) g``, g = 1 / (e + ridge): O(k^2) per ridge."""
+    Everything is a ``(k, k)`` product of the neighbourhood's Grams H = X X^T and L = Y Y^T: with C the centring on
+    the fitting fold (zero elsewhere) and E the held-out rows less the fitting fold's mean, the fold's Gram is
+    C H C = V diag(e) V^T, A = E H C V, and the held-out error is ``tr(E L E^T) - 2 sum_i g_i (A^T E L C V)_ii +
+    g^T (A^T A o V^T C L C V) g``, g = 1 / (e + ridge): the width enters once, in H and L."""
     fx, fy = features(x), features(y)
     (mean_x, scale_x), (mean_y, scale_y) = fx.centring, fy.centring
     grid = np.asarray(grid, dtype=np.float64)
@@ -733,28 +734,26 @@ def lfre_ridge_cv(
         local = neighbours_x[np.asarray(queries[start : start + chunk])]  # (c, k)
         xl = (np.asarray(fx.x[local], dtype=np.float64) - mean_x) / scale_x
         yl = (np.asarray(fy.x[local], dtype=np.float64) - mean_y) / scale_y
-        xc = xl - xl.mean(axis=1, keepdims=True)
-        trace = np.maximum(np.einsum("cij,cij->c", xc, xc), 1e-300)  # of the whole neighbourhood's centred Gram
-        side = folds[local]
+        gram_x, gram_y = xl @ xl.transpose(0, 2, 1), yl @ yl.transpose(0, 2, 1)  # (c, k, k)
+        # the trace of the whole neighbourhood's centred Gram
+        trace_all = np.maximum(np.einsum("cii->c", gram_x) - gram_x.sum(axis=(1, 2)) / k, 1e-300)
         for a in (0, 1):
-            own, other = (side == a)[:, :, None], (side != a)[:, :, None]
-            count = own.sum(axis=1)  # (c, 1)
-            used = (count[:, 0] >= 2) & (other.sum(axis=(1, 2)) >= 1)
+            own = (folds[local] == a).astype(np.float64)
+            used = (own.sum(axis=1) >= 2) & (own.sum(axis=1) <= k - 1)
             if not used.any():
                 continue
-            own, other, count = own[used], other[used], count[used]
-            mx = (xl[used] * own).sum(axis=1, keepdims=True) / count[:, :, None]
-            my = (yl[used] * own).sum(axis=1, keepdims=True) / count[:, :, None]
-            xa, ya = (xl[used] - mx) * own, (yl[used] - my) * own
-            values, vectors = np.linalg.eigh(xa @ xa.transpose(0, 2, 1))
-            kernel = ((xl[used] - mx) * other) @ xa.transpose(0, 2, 1)  # (c, k, k): held-out rows only
-            target = (yl[used] - my) * other
-            left, right = kernel @ vectors, vectors.transpose(0, 2, 1) @ ya
-            linear = np.einsum("cij,cij->ci", left.transpose(0, 2, 1) @ target, right)
-            quadratic = (left.transpose(0, 2, 1) @ left) * (right @ right.transpose(0, 2, 1))
-            base = np.einsum("cij,cij->", target, target)
+            own, h, ly, trace = own[used], gram_x[used], gram_y[used], trace_all[used]
+            weights = own / own.sum(axis=1, keepdims=True)  # the fitting fold's mean
+            centre = own[:, :, None] * (np.eye(k) - weights[:, None, :])  # C, symmetric
+            held = (1 - own)[:, :, None] * (np.eye(k) - weights[:, None, :])  # E
+            values, vectors = np.linalg.eigh(centre @ h @ centre)
+            left = held @ h @ centre @ vectors  # A
+            fitted = vectors.transpose(0, 2, 1) @ centre @ ly  # V^T C L
+            linear = np.einsum("cji,cji->ci", left, held @ fitted.transpose(0, 2, 1))  # (A^T E L C V)_ii
+            quadratic = (left.transpose(0, 2, 1) @ left) * (fitted @ centre @ vectors)
+            base = np.einsum("cij,cjk,cik->", held, ly, held)
             for i, r in enumerate(grid):
-                g = 1.0 / (values + r * trace[used][:, None])
+                g = 1.0 / (values + r * trace[:, None])
                 errors[i] += base - 2 * np.einsum("ci,ci->", g, linear) + np.einsum("ci,cij,cj->", g, quadratic, g)
     return float(grid[int(np.argmin(errors))]), errors
 

@@ -70,7 +70,8 @@ METRICS: dict[str, Metric] = {
         ),
         Metric(
             "svcca", "SVCCA",
-            "mean canonical correlation after keeping 99 % of each space's variance",
+            "mean canonical correlation after keeping 99 % of each space's variance, at most"
+            " similarity.svcca_max_fraction of the atoms as directions",
             "Raghu et al., NeurIPS 2017", True, False, "all", False, "from streamed covariances",
             "exact, from per-structure sums",
         ),
@@ -105,14 +106,17 @@ METRICS: dict[str, Metric] = {
             "gfre", "GFRE (row predicts column)",
             "global feature reconstruction error of the column model from the row model (ridge)",
             "Goscinski et al., MLST 2021", False, True, "test", False,
-            "ridge from train/test moment matrices, atoms of a structure on one side of the split",
-            "exact, from per-structure sums (fixed split)",
+            "ridge from train/test moment matrices, atoms of a structure on one side of the split; relative ridge"
+            " by two-fold cross-validation on the training structures (similarity.ridge)",
+            "exact, from per-structure sums (fixed split, the value's ridge)",
         ),
         Metric(
             "lfre", "LFRE (row predicts column)",
             "local feature reconstruction error of the column model from the row model (similarity.lfre_k"
             " neighbours)",
-            "Goscinski et al., MLST 2021", False, True, "queries", True, "local ridge on each query's neighbourhood",
+            "Goscinski et al., MLST 2021", False, True, "queries", True,
+            "local ridge on each query's neighbourhood; relative ridge by two-fold cross-validation on the"
+            " neighbourhoods (similarity.ridge)",
             "each query's error kept fixed",
         ),
     )
