@@ -10,7 +10,6 @@ from platonic.compare.metrics import (
     cross_gram,
     debiased_cka,
     distance_correlation,
-    fold_crosses,
     gfre,
     gfre_cross_validated,
     gfre_ridge_cv,
@@ -25,6 +24,7 @@ from platonic.compare.metrics import (
     optimal_transport_distance,
     principal_directions_count,
     procrustes_from_covariances,
+    split_crosses,
     split_moments,
     svcca_from_covariances,
     svcca_max_directions,
@@ -312,7 +312,7 @@ def test_gfre_ridge_cross_validation_equals_explicit_fold_fits():
             error += np.sum((ys[held_out] - xs[held_out] @ w) ** 2)
         expected.append(error)
     split_x, split_y = split_moments(x, train, folds=folds), split_moments(y, train, folds=folds)
-    chosen, errors = gfre_ridge_cv(fold_crosses(x, y, train, folds), split_x, split_y, GRID)
+    chosen, errors = gfre_ridge_cv(split_crosses(x, y, train, folds=folds)[2], split_x, split_y, GRID)
     np.testing.assert_allclose(errors, expected, rtol=1e-8)
     assert chosen == GRID[int(np.argmin(expected))] and chosen > GRID[0]  # wide: least squares is not chosen
     value, ridge = gfre_cross_validated(x, y, train, folds, GRID)

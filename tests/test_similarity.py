@@ -57,7 +57,9 @@ def test_every_pair_matches_the_metric_called_directly(spaces, result):
                     "gfre": metrics.gfre(x, y, train, float(ridge.sel(metric="gfre"))),
                 }
                 for metric, value in expected.items():
-                    assert float(got.sel(metric=metric)) == pytest.approx(value, abs=1e-9, nan_ok=True), metric
+                    # GFRE's training cross Gram is the sum of its folds' here: round-off, whose root is ~1e-8 at 0
+                    tolerance = 1e-7 if metric == "gfre" else 1e-9
+                    assert float(got.sel(metric=metric)) == pytest.approx(value, abs=tolerance, nan_ok=True), metric
     raw = ds["similarity"].sel(space="raw")
     for metric in ("linear_cka", "debiased_cka", "svcca", "mutual_knn", "cknna", "distance_correlation"):
         assert float(raw.sel(metric=metric, model_a="a", model_b="b")) == pytest.approx(1.0, abs=1e-9), metric

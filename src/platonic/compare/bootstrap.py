@@ -6,7 +6,8 @@ searches neighbours again or rereads atoms:
 
 - moment metrics (linear CKA, debiased CKA, SVCCA, Procrustes, GFRE) are exact: every replicate's Grams, cross
   Grams and totals are the counts times per-structure sums (``replicate_sums``), then the same formulas as the
-  value (``platonic.compare.metrics``);
+  value (``platonic.compare.metrics``), GFRE with the relative ridge its value chose (no replicate
+  cross-validates again) and SVCCA with the value's cap on its directions;
 - neighbour metrics keep each atom's neighbour list fixed (an approximation: in a resample, neighbours from
   structures not drawn would be replaced by others): mutual k-NN is the count-weighted mean of each atom's shared
   neighbours, CKNNA the unbiased HSIC of the masked kernels with rows repeated by their counts, information
@@ -19,9 +20,9 @@ The diagonal (a model with itself) does not move with the draw: its interval is 
 **Chance level.** Model B's rows are permuted by whole structures (``block_permutation``: B's structures in a
 random order, each structure's rows kept together), so that every atom of A meets an atom of an unrelated
 structure of B while B's own geometry is untouched; every metric is computed again on (A, permuted B) with
-B's neighbour lists permuted along (no new search). Optimal transport compares unpaired point clouds and does
-not change under a permutation, so it has no chance level; information imbalance and LFRE use at most
-``CHANCE_QUERIES`` of the queries.
+B's neighbour lists permuted along (no new search); GFRE and LFRE choose their ridge on each permuted pair as the
+value does. Optimal transport compares unpaired point clouds and does not change under a permutation, so it has no
+chance level; information imbalance and LFRE use at most ``CHANCE_QUERIES`` of the queries.
 """
 
 from __future__ import annotations
@@ -418,11 +419,8 @@ def pair_chance(x, y, mx: Moments | None, my_permuted: list, nx, ny, resampling,
             myp, split_yp, _ = my_permuted[p]
             split = None
             if "gfre" in wanted:
-                w_train, w_test = (None, None) if w is None else (w[train], w[~train])
-                cross_train = metrics.cross_gram(x[train], yp[train], weights=w_train)
-                cross_test = metrics.cross_gram(x[~train], yp[~train], weights=w_test)
-                cross_folds = metrics.fold_crosses(x, yp, train, folds, w) if cv else None
-                split = (cross_train, cross_test, split_x, split_yp, cross_folds)
+                crosses = metrics.split_crosses(x, yp, train, w, folds if cv else None)
+                split = (*crosses[:2], split_x, split_yp, crosses[2])
             values, _ = moment_values(
                 wanted, metrics.cross_gram(x, yp, weights=w), mx, myp, split, grid, svcca_directions
             )

@@ -345,8 +345,8 @@ def compare_pair(
         cross = metrics.cross_gram(x, y, weights=w) if wanted & COVARIANCE_METRICS else None
         split = None
         if "gfre" in wanted:
-            folds = metrics.fold_crosses(x, y, c.train, c.folds, w) if c.cross_validated else None
-            split = (*split_cross(x, y, c.train, w), sx.split, sy.split, folds)
+            train, test, folds = metrics.split_crosses(x, y, c.train, w, c.folds if c.cross_validated else None)
+            split = (train, test, sx.split, sy.split, folds)
         moments, chosen = bootstrap.moment_values(
             wanted, cross, sx.moments, sy.moments, split, c.ridge_grid, c.svcca_directions
         )
@@ -416,16 +416,6 @@ def value_from_terms(metric: str, value, n: int, k: int) -> float:
     if metric == "information_imbalance":
         return float(2.0 / n * value.mean())
     return float(np.sqrt(value.mean()))  # lfre
-
-
-def split_cross(x, y, train, weights=None) -> tuple[np.ndarray, np.ndarray]:
-    """Raw ``X^T Y`` on the train and on the test rows (computed once per pair, used both ways)."""
-    if weights is None:
-        return metrics.cross_gram(x[train], y[train]), metrics.cross_gram(x[~train], y[~train])
-    return (
-        metrics.cross_gram(x[train], y[train], weights=weights[train]),
-        metrics.cross_gram(x[~train], y[~train], weights=weights[~train]),
-    )
 
 
 def directed_cells(key: tuple[str, bool]) -> list[tuple[int, int]]:

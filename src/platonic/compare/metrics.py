@@ -441,11 +441,21 @@ def gfre(x: np.ndarray, y: np.ndarray, train: np.ndarray, regularisation: float 
     )
 
 
-def fold_crosses(x, y, train, folds, weights=None) -> list[np.ndarray]:
-    """Raw ``X^T Y`` on the training rows of each cross-validation fold (``folds (n,)``, 0 or 1), two
-    ``(d_x, d_y)``: GFRE's ridge cross-validation (``metrics.gfre_ridge_cv``)."""
-    rows = [train & (folds == f) for f in (0, 1)]
-    return [cross_gram(x[r], y[r], weights=None if weights is None else weights[r]) for r in rows]
+def split_crosses(
+    x: np.ndarray, y: np.ndarray, train: np.ndarray, weights: np.ndarray | None = None, folds: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, list[np.ndarray] | None]:
+    """Raw ``X^T Y`` (``X^T W Y`` with row ``weights``) on the ``train (N,)`` rows and on the rest, ``(d_x, d_y)``
+    each, and with ``folds (N,)`` (0 or 1) on each fold's training rows (GFRE's ridge cross-validation), whose sum is
+    then the training one; without, None."""
+
+    def cross(rows):
+        return cross_gram(x[rows], y[rows], weights=None if weights is None else weights[rows])
+
+    test = cross(~train)
+    if folds is None:
+        return cross(train), test, None
+    crosses = [cross(train & (folds == f)) for f in (0, 1)]
+    return crosses[0] + crosses[1], test, crosses
 
 
 def gfre_cross_validated(
@@ -454,8 +464,9 @@ def gfre_cross_validated(
     """GFRE of ``y`` from ``x`` with the relative ridge of ``grid`` that ``gfre_ridge_cv`` chooses on the ``train``
     rows split by ``folds (N,)`` (0 or 1); returns (GFRE, chosen ridge)."""
     mx, my = split_moments(x, train, folds=folds), split_moments(y, train, folds=folds)
-    ridge, _ = gfre_ridge_cv(fold_crosses(x, y, train, folds), mx, my, grid)
-    return gfre_from_moments(cross_gram(x[train], y[train]), cross_gram(x[~train], y[~train]), mx, my, ridge), ridge
+    cross_train, cross_test, crosses = split_crosses(x, y, train, folds=folds)
+    ridge, _ = gfre_ridge_cv(crosses, mx, my, grid)
+    return gfre_from_moments(cross_train, cross_test, mx, my, ridge), ridge
 
 
 # ----------------------------------------------------------------------------------------------
