@@ -97,8 +97,9 @@ def test_derived_values_are_resolved_once_and_written_back():
 
 
 def test_library_defaults_that_mirror_the_schema_agree_with_it():
-    from platonic import symmetry
+    from platonic import anchors, symmetry
 
+    assert anchors.DIRECT_THRESHOLD_INIT == S.AnchorSettings().threshold_init == 0.5  # maml's, today's default
     assert symmetry.DEFAULT_SYMPREC == S.DatasetSettings().symprec
     assert symmetry.DEFAULT_BREAKING_THRESHOLD == S.SymmetrySettings().threshold
 

@@ -145,6 +145,9 @@ def test_schema_fills_defaults():
         "reference_model": None,
         "n": 100,
         "method": "direct",
+        "threshold_init": 0.5,
+        "indices": None,
+        "indices_order": None,
         "seed": 0,
         "atoms": None,
         "candidates": "reference",
@@ -187,6 +190,23 @@ def test_the_anchors_read_the_reference_model_alone_unless_candidates_common(tmp
     stores = [f"results/embeddings/tiny/{m}.zarr" for m in config["models"]]
     expected = ["results/embeddings/tiny/sevennet-0.zarr"] if candidates == "reference" else stores
     assert set(planned_inputs(out, "anchors")) == {"results/structures/tiny.zarr", *expected}
+
+
+def test_given_anchors_make_their_files_inputs_of_the_anchors(tmp_path):
+    """With anchors.method indices the anchors job reads the index file and the order CSV (null: dataset.path):
+    both are its inputs, so editing either re-runs it."""
+    config = tiny_config()
+    index_file = ROOT / "data/reference/li-walsh-2026/mp20_train_anchor_indices_100.txt"
+    config["anchors"].update(method="indices", indices=str(index_file), n=100, atoms="all")
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    out = snakemake("--snakefile", str(ROOT / "Snakefile"), "--directory", str(tmp_path), "--configfile",
+                    str(tmp_path / "config.yaml"), "-n", "--forceall", cwd=tmp_path).stdout  # fmt: skip
+    assert set(planned_inputs(out, "anchors")) == {
+        "results/structures/tiny.zarr",
+        "results/embeddings/tiny/chgnet-0.3.0.zarr",
+        config["dataset"]["path"],
+        str(index_file),
+    }
 
 
 @pytest.fixture(scope="module")

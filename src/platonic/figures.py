@@ -1038,6 +1038,7 @@ SENSITIVITY_STYLES = {  # method -> (colour, marker, label)
     "direct": ("#0072B2", "o", "DIRECT, 95 % interval"),
     "random": ("#E69F00", "s", "random: mean of the draws, their range"),
     "farthest-point": ("#009E73", "^", "farthest-point"),
+    "indices": ("#CC79A7", "D", "given anchors (anchors.indices)"),
 }
 
 

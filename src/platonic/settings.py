@@ -149,6 +149,9 @@ class AnchorSettings(Settings):
     reference_model: str | None
     n: int
     method: str
+    threshold_init: float
+    indices: str | tuple[int, ...] | None
+    indices_order: str | None
     seed: int
     atoms: str | None
     candidates: str

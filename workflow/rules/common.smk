@@ -161,6 +161,20 @@ def anchor_candidate_stores(wildcards):
     return []
 
 
+def given_anchor_files(wildcards):
+    """With anchors.method indices, the files the given anchors are read from (the index file, when
+    anchors.indices is one, and the order CSV, anchors.indices_order): editing either re-runs the anchors;
+    else none.
+    """
+    anchors = config["anchors"]
+    if anchors["method"] != "indices":
+        return []
+    files = [anchors["indices_order"]]
+    if isinstance(anchors["indices"], str):
+        files.append(anchors["indices"])
+    return files
+
+
 def projection_stores(wildcards):
     return expand(
         "results/platonic/{dataset}/{model}.zarr",
