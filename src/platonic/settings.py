@@ -168,6 +168,11 @@ class SimilaritySettings(Settings):
     knn_subsample_seed: int
     lfre_k: int
     subsample: int
+    ot_cost: str
+    twonn_distance: str
+    twonn_duplicates: str
+    twonn_zero_tolerance: float
+    twonn_discard: float
     queries: int
     train_fraction: float
     neighbour_search: str
