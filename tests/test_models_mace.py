@@ -121,6 +121,26 @@ def test_features_equal_maces_own_descriptors(checkpoint, few_structures):
         np.testing.assert_allclose(b, theirs[:, CHANNELS:], rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_default_features_are_get_descriptors_of_one_layer(dtype, checkpoint, few_structures):
+    """Li & Walsh's MACE reading: ``MACECalculator.get_descriptors(atoms, num_layers=1)`` (invariants_only is True by
+    default), one structure at a time. mace-torch 0.3.16, which envs/mace.yaml and envs/venv/mace.yaml pin, returns
+    the 0e part of the first block there (so does every release since 0.3.9, ACEsuit/mace PR 695; up to 0.3.8 it was
+    the last block's): our default features, one structure per batch as theirs, are those numbers exactly, and not
+    the last block's."""
+    from mace.calculators import MACECalculator
+
+    structures = few_structures.atoms[:4]
+    ours = MACEAdapter(checkpoint=str(checkpoint), device="cpu", dtype=dtype, batch_size=1).embed(structures)
+    last = MACEAdapter(checkpoint=str(checkpoint), device="cpu", dtype=dtype, layer=-1).embed(structures)
+    calculator = MACECalculator(model_paths=str(checkpoint), device="cpu", default_dtype=dtype)
+    for atoms, a, b in zip(structures, ours, last, strict=True):
+        theirs = calculator.get_descriptors(atoms, num_layers=1)
+        assert theirs.dtype == a.dtype and theirs.shape == a.shape == (len(atoms), CHANNELS)
+        np.testing.assert_array_equal(a, theirs)
+        assert np.abs(b - theirs).max() > 0.1
+
+
 def test_layer_selects_the_block_and_matches_its_product_output(checkpoint, few_structures):
     """layer=1 (the last block, which outputs only scalars) differs from the default; a forward hook on
     products[-1] sees exactly those numbers."""

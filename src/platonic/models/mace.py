@@ -33,7 +33,10 @@ class MACEAdapter(Adapter):
     the format MACE distributes; it is unpickled, so only load files you trust).
 
     The default ``layer`` (0) is the invariant (``0e``) part of the node features after the first interaction and
-    product block, as in Li & Walsh (2026): ``(n_atoms, n_channels)``, e.g. 128 wide for MACE-MP-0. An integer ``k``
+    product block, as in Li & Walsh (2026), who took ``MACECalculator.get_descriptors(atoms, num_layers=1)``:
+    ``(n_atoms, n_channels)``, e.g. 128 wide for MACE-MP-0. That call returns the first block in mace-torch 0.3.9 and
+    later (ACEsuit/mace PR 695; PR 703 did the same for ``invariants_only=False``), so in the 0.3.16 that envs/mace.yaml
+    and envs/venv/mace.yaml pin; up to 0.3.8 ``num_layers=1`` returned the last block's invariants. An integer ``k``
     takes the ``0e`` part after block ``k`` (0-based, negative from the end); the last block outputs scalars only.
     The forward pass runs in ``float32`` or ``float64`` (the model is cast, the graph built in that dtype). The node
     features do not depend on the readout head; multi-head models take ``options.head`` (default: the model's
