@@ -222,6 +222,38 @@ def test_foundation_models_come_from_the_cache_dir(checkpoint, tmp_path, monkeyp
     assert adapter.provenance()["checkpoint"] == "medium"
 
 
+def test_a_url_names_a_release_that_maces_list_lacks(checkpoint, tmp_path):
+    """Li & Walsh's MACE-MP-0 large is 2024-01-07-mace-128-L2_epoch-199.model (MACE-MP-0a large in mace's README),
+    which no name of mace's list reaches: its "large" is MACE_MPtrj_2022.9.model. Its URL is a checkpoint: looked for
+    in the cache under the name mace's downloader gives it (used there without any network), else fetched with mace's
+    downloader, which here fails with an error naming the URL and the folder and leaves nothing behind."""
+    from mace.calculators import foundations_models
+
+    release = "2024-01-07-mace-128-L2_epoch-199.model"
+    assert foundations_models.mace_mp_urls["large"].endswith("/mace_mp_0/MACE_MPtrj_2022.9.model")
+    assert not any(url.endswith(release) for url in foundations_models.mace_mp_urls.values())
+    url = f"https://github.com/ACEsuit/mace-foundations/releases/download/mace_mp_0/{release}"
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    unreachable = f"http://127.0.0.1:9/{release}"
+    expected = (
+        rf"MACE checkpoint '{unreachable}' is not in .*cache and downloading it from {unreachable} failed "
+        r"\(URLError.*as 20240107mace128L2_epoch199model"
+    )
+    with pytest.raises(ModelError, match=expected):
+        MACEAdapter(checkpoint=unreachable, cache_dir=cache, device="cpu").load()
+    assert list(cache.iterdir()) == []
+
+    shutil.copy(checkpoint, cache / "20240107mace128L2_epoch199model")
+    adapter = MACEAdapter(checkpoint=url, cache_dir=cache, device="cpu")
+    assert adapter.checkpoint_path == cache / "20240107mace128L2_epoch199model"
+    info = adapter.provenance()
+    assert info["checkpoint"] == url and info["checkpoint_file"] == "20240107mace128L2_epoch199model"
+    assert info["checkpoint_sha256"] == file_sha256(checkpoint)
+    with pytest.raises(ModelError, match=r"nor the URL \(https://\.\.\.\) of a \.model file"):
+        MACEAdapter(checkpoint="large-0a", cache_dir=cache, device="cpu").load()
+
+
 def test_default_cache_is_maces_own(tmp_path, monkeypatch):
     """Without cache_dir the model is looked for (and would be downloaded) where mace_mp() keeps it."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
