@@ -21,6 +21,7 @@ are configured or in which order.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -132,6 +133,9 @@ def knn_draw(n: int, size: int, seed: int) -> np.ndarray:
     try:
         import torch
     except ImportError:
+        logging.getLogger("platonic").warning(
+            "torch is not installed: the k-NN subsample is numpy's draw, not torch.randperm's (the reference study's)"
+        )
         order = np.random.default_rng(seed).permutation(n)
     else:
         order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).numpy()
