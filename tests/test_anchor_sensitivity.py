@@ -28,11 +28,11 @@ FAMILIES = {"alpha": "one", "alpha-turned": "one", "beta": "two", "gamma": "thre
 NUMBERS = ("mean", "ci_low", "ci_high", "standard_error", "chance")
 
 
-def _study(tmp_path, seed=0, n_structures=30, left_out=False):
+def _study(tmp_path, seed=0, n_structures=30, left_out=False, selection=SELECTION):
     """Five models of 90-odd atoms in 30 structures, two atoms of a structure often one orbit (symmetry copies):
     alpha, alpha turned by a rotation (same family), beta and gamma (two other families, from alpha's latent rows)
     and a control of noise; the anchors stage's store on alpha and every model's projection. ``left_out``: beta did
-    not embed two structures without anchor atoms. Returns the paths."""
+    not embed two structures without anchor atoms; ``selection``: the anchors section. Returns the paths."""
     rng = np.random.default_rng(seed)
     structure_index = np.repeat(np.arange(n_structures), rng.integers(2, 5, n_structures))
     n = len(structure_index)
@@ -60,7 +60,7 @@ def _study(tmp_path, seed=0, n_structures=30, left_out=False):
         write_store(store, path)
     paths["anchors"] = tmp_path / "anchors.zarr"
     assert main(["anchors", str(paths["anchors"]), "--structures", str(paths["structures"]), "--embedding",
-                 str(paths["embeddings"][0]), "--settings", json.dumps(SELECTION)]) == 0  # fmt: skip
+                 str(paths["embeddings"][0]), "--settings", json.dumps(selection)]) == 0  # fmt: skip
     if left_out:
         anchored = np.unique(structure_index[open_store(paths["anchors"])["anchor_atom"].values])
         missing = np.isin(structure_index, np.setdiff1d(np.arange(n_structures), anchored)[:2])
@@ -75,13 +75,18 @@ def _study(tmp_path, seed=0, n_structures=30, left_out=False):
     return paths
 
 
-def _run(tmp_path, paths, settings: dict, similarity=SIMILARITY, figure=False) -> list[dict]:
+def _argv(tmp_path, paths, settings: dict, similarity=SIMILARITY, selection=SELECTION) -> list[str]:
+    """The anchor-sensitivity stage's command line, its table ``sensitivity.csv`` in ``tmp_path``."""
+    return ["anchor-sensitivity", str(tmp_path / "sensitivity.csv"), "--structures", str(paths["structures"]),
+            "--embeddings", *map(str, paths["embeddings"]), "--anchors", str(paths["anchors"]), "--controls", "noise",
+            "--settings", json.dumps(settings), "--selection", json.dumps(selection),
+            "--similarity", json.dumps(similarity)]  # fmt: skip
+
+
+def _run(tmp_path, paths, settings: dict, similarity=SIMILARITY, figure=False, selection=SELECTION) -> list[dict]:
     """The anchor-sensitivity stage through the CLI; its table's rows (strings, as written)."""
     table = tmp_path / "sensitivity.csv"
-    argv = ["anchor-sensitivity", str(table), "--structures", str(paths["structures"]), "--embeddings",
-            *map(str, paths["embeddings"]), "--anchors", str(paths["anchors"]), "--controls", "noise",
-            "--settings", json.dumps(settings), "--selection", json.dumps(SELECTION),
-            "--similarity", json.dumps(similarity)]  # fmt: skip
+    argv = _argv(tmp_path, paths, settings, similarity, selection)
     if figure:
         argv += ["--figure", str(tmp_path / "sensitivity.png"), "--also", "svg"]
     assert main(argv) == 0
@@ -162,6 +167,56 @@ def test_the_configured_direct_row_is_the_headline_of_the_stored_anchor_space_bi
     # the anchor sets of other K and methods are other numbers
     other = [r for r in rows if r["space"] == "anchor" and r["n_anchors"] == "5" and r["method"] == "direct"]
     assert all(float(r["mean"]) != by_key[r["metric"], r["group"]]["mean"] for r in other)
+
+
+def test_direct_starts_from_the_configured_threshold_everywhere(tmp_path, capsys):
+    """anchors.threshold_init reaches the anchors stage and the sensitivity's DIRECT: the stage re-chooses the
+    configured set from it and finds the stored one; from maml's default 0.5 DIRECT picks another set here, and the
+    same store is then refused as out of date."""
+    from platonic.anchors import direct_sampling
+
+    selection = {**SELECTION, "threshold_init": 0.05}
+    paths = _study(tmp_path, selection=selection)
+    stored = open_store(paths["anchors"])
+    assert stored.attrs["threshold_init"] == 0.05
+    alpha = open_store(paths["embeddings"][0])["embedding"].values
+    pool = np.flatnonzero(stored["compared"].values)
+    np.testing.assert_array_equal(
+        stored["anchor_atom"].values, pool[direct_sampling(alpha[pool], 12, threshold_init=0.05)]
+    )
+    assert not np.array_equal(stored["anchor_atom"].values, pool[direct_sampling(alpha[pool], 12)])
+    rows = _run(tmp_path, paths, {"n_anchors": [5], "methods": ["direct"]}, selection=selection)
+    assert {(r["method"], r["n_anchors"]) for r in rows if r["configured"] == "True"} == {("direct", "12")}
+    assert main(_argv(tmp_path, paths, {"n_anchors": [5], "methods": ["direct"]})) == 1
+    assert "holds other anchors than the anchors section chooses; re-run anchors" in capsys.readouterr().err
+
+
+def test_given_anchors_are_the_configured_row_beside_the_chosen_ones(tmp_path, capsys):
+    """With anchors.method indices the configured row is the given set (method ``indices`` at anchors.n), beside
+    DIRECT and the random draws chosen at every K. Here the given atoms are the random draw of seed 3 (the anchor
+    store made by the random method, its attrs as the indices route writes them), so the given row equals that
+    draw's row at K = 12 to the last bit and differs from DIRECT's; an index list other than the store's is refused."""
+    from platonic.anchor_indices import indices_sha256
+
+    paths = _study(tmp_path, selection={**SELECTION, "method": "random"})
+    store = open_store(paths["anchors"]).load()
+    given = [int(i) for i in store["anchor_atom"].values]
+    store.attrs.update(method="indices", indices_sha256=indices_sha256(given))
+    write_store(store, paths["anchors"])
+    selection = {**SELECTION, "method": "indices", "indices": given}
+    settings = {"n_anchors": [5], "methods": ["direct", "random"], "random_seeds": 2}
+    rows = _run(tmp_path, paths, settings, selection=selection, figure=True)
+    configured = {(r["metric"], r["group"]): r for r in rows if r["configured"] == "True"}
+    assert {(r["method"], r["n_anchors"], r["seed"]) for r in configured.values()} == {("indices", "12", "")}
+    assert len(configured) == 6
+    for method, seed in (("random", "3"), ("direct", "")):
+        at_12 = [r for r in rows if (r["method"], r["n_anchors"], r["seed"]) == (method, "12", seed)]
+        assert len(at_12) == 6
+        for row in at_12:
+            same = all(row[name] == configured[row["metric"], row["group"]][name] for name in NUMBERS)
+            assert same == (method == "random"), (method, row["metric"], row["group"])
+    assert main(_argv(tmp_path, paths, settings, selection={**selection, "indices": given[1:], "n": 11})) == 1
+    assert "holds other anchors than anchors.indices gives; re-run anchors" in capsys.readouterr().err
 
 
 def test_the_unit_line_is_the_fan_in_unit_space(tmp_path):

@@ -188,3 +188,24 @@ def test_a_result_store_gives_back_every_array_bit_for_bit(tmp_path):
         else:
             np.testing.assert_array_equal(read[key], value, err_msg=key)
             assert np.asarray(read[key]).dtype == np.asarray(value).dtype, key
+
+
+def test_the_settings_hash_leaves_out_later_keys_only_at_their_default():
+    """A summary or pair store made before ot_cost and the twonn_* keys existed holds the numbers of their defaults
+    and stays valid: the default hash is the hash of the settings without those keys; setting any of them to
+    another value changes it."""
+    import hashlib
+
+    from platonic.settings import ADDED_LATER
+    from platonic.stages.fan_in import _settings_hash
+
+    later = ADDED_LATER["similarity",]
+    settings = SimilaritySettings.from_mapping(SETTINGS)
+    before = {k: v for k, v in dataclasses.asdict(settings).items() if k != "threads" and k not in later}
+    expected = hashlib.sha256(repr(sorted((before | {"spaces": SPACES}).items())).encode()).hexdigest()
+    assert _settings_hash(settings) == expected
+    others = {"ot_cost": "euclidean", "twonn_distance": "euclidean", "twonn_duplicates": "drop",
+              "twonn_zero_tolerance": 0.0, "twonn_discard": 0.0}  # fmt: skip
+    assert set(others) == set(later)
+    hashes = {_settings_hash(dataclasses.replace(settings, **{key: value})) for key, value in others.items()}
+    assert len(hashes) == len(others) and expected not in hashes

@@ -280,6 +280,11 @@ def test_agreement_scatter_with_only_unscaled_metrics_says_so():
     fig = agreement_scatter(_full_similarity(["a", "b"], metrics=("optimal_transport",)))
     assert [t.get_text() for ax in fig.axes for t in ax.texts] == ["no scale-free metric"]
     assert "left out: 2-Wasserstein distance" in fig._suptitle.get_text()
+    # the label follows the store's transport cost (similarity.ot_cost)
+    ds = _full_similarity(["a", "b"], metrics=("optimal_transport",))
+    ds.attrs["ot_cost"] = "euclidean"
+    assert "left out: 1-Wasserstein distance" in agreement_scatter(ds)._suptitle.get_text()
+    assert similarity_heatmaps(ds, "optimal_transport")._suptitle.get_text().startswith("1-Wasserstein distance (")
 
 
 def test_shared_space_maps_same_atoms_in_every_panel(tmp_path):

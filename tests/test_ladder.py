@@ -39,7 +39,7 @@ def test_inner_product_on_raw_rows_matches_brute_force():
     assert np.array_equal(found, expected)
     assert not np.array_equal(found, nearest_neighbours(x, 7, "exact"))  # the choice matters on these rows
     with pytest.raises(ValueError, match="unknown neighbour similarity"):
-        nearest_neighbours(x, 3, similarity="euclidean")
+        nearest_neighbours(x, 3, similarity="manhattan")
 
 
 def test_knn_draw_is_the_reference_draw():

@@ -29,6 +29,8 @@ from platonic.compare.metrics import (
     svcca_from_covariances,
     svcca_max_directions,
     twonn_dimension,
+    twonn_fit,
+    twonn_ratios,
 )
 from platonic.compare.neighbours import nearest_neighbours
 
@@ -208,6 +210,82 @@ def test_twonn_recovers_the_dimension_of_a_plane_in_64_dimensions(d):
     assert twonn_dimension(copies, nearest_neighbours(copies, 6, "exact")) == pytest.approx(d, rel=0.12)
 
 
+def _uniform(shape: str, n: int, d: int, rng) -> np.ndarray:
+    """``n`` points uniform in the unit d-cube or d-ball, ``(n, d)``."""
+    if shape == "cube":
+        return rng.uniform(size=(n, d))
+    direction = rng.normal(size=(n, d))
+    return direction / np.linalg.norm(direction, axis=1, keepdims=True) * rng.uniform(size=(n, 1)) ** (1 / d)
+
+
+AUTHORS_TWONN = {"discard": 0.0, "zero_tolerance": 0.0, "duplicates": "drop", "distance": "euclidean"}
+
+
+@pytest.mark.parametrize("shape", ["cube", "ball"])
+@pytest.mark.parametrize("d", [2, 5])
+def test_both_twonn_protocols_recover_the_dimension_of_a_flat_set_in_64_dimensions(shape, d):
+    """platonic's (unit rows, duplicates skipped, 10 % of the ratios discarded) and the reference study's (the rows
+    as given, duplicates dropped, only the largest ratio discarded)."""
+    rng = np.random.default_rng(10 * d + len(shape))
+    points = _uniform(shape, 5000, d, rng) @ np.linalg.qr(rng.normal(size=(64, d)))[0].T + 3.0
+    assert twonn_dimension(points, knn_indices(points, 2)) == pytest.approx(d, rel=0.12)
+    euclidean = nearest_neighbours(points, 2, "exact", similarity="euclidean")
+    assert twonn_dimension(points, euclidean, **AUTHORS_TWONN) == pytest.approx(d, rel=0.12)
+
+
+def reference_twonn(x: np.ndarray) -> float:
+    """The reference study's TwoNN, written out in plain numpy: Euclidean distances between the rows as given, each
+    row's two nearest others, rows whose nearest is at distance exactly 0 left out, mu = r2 / r1 sorted,
+    F = i / N, the last ratio left out, least squares of -log(1 - F) on log(mu) through the origin."""
+    distances = np.sqrt(((x[:, None, :] - x[None, :, :]) ** 2).sum(axis=2))
+    nearest = np.sort(distances, axis=1)[:, :3]  # itself (0) and the two nearest others
+    r1, r2 = nearest[:, 1], nearest[:, 2]
+    mu = np.sort(r2[r1 > 0] / r1[r1 > 0])
+    f = np.arange(1, len(mu) + 1) / len(mu)
+    slope = np.linalg.lstsq(np.log(mu[:-1])[:, None], -np.log(1 - f[:-1]), rcond=None)[0]
+    return float(slope[0])
+
+
+def reference_duplicates(rng) -> np.ndarray:
+    """400 rows in 7 dimensions, 30 of them twice and 10 three times (the copies exactly equal)."""
+    x = rng.normal(size=(400, 7)) * rng.uniform(0.5, 3.0, size=7)
+    x[100:130] = x[:30]
+    x[130:140] = x[200:210]
+    x[140:150] = x[200:210]
+    return x[rng.permutation(400)]
+
+
+def test_the_reference_twonn_protocol_is_the_reference_procedure_on_rows_with_duplicates():
+    x = reference_duplicates(np.random.default_rng(21))
+    neighbours = nearest_neighbours(x, 2, "exact", similarity="euclidean")
+    expected = reference_twonn(x)
+    assert twonn_dimension(x, neighbours, **AUTHORS_TWONN) == pytest.approx(expected, rel=1e-12)
+    # a duplicate's nearest other is its copy: dropped, not skipped (skipping gives another number)
+    skipped = twonn_dimension(x, neighbours, **{**AUTHORS_TWONN, "duplicates": "skip"})
+    assert abs(skipped - expected) > 1e-3
+
+
+def test_twonn_ratios_and_fit_closed_cases():
+    distances = np.array([[0.0, 2.0, 3.0], [1.0, 1.0, 4.0], [2.0, 0.0, 6.0], [0.5, 1.0, 1.5]])
+    # drop: the two nearest as they are, a row whose nearest is within the tolerance left out
+    np.testing.assert_array_equal(twonn_ratios(distances, 0.0, "drop"), [1.0, 2.0])
+    np.testing.assert_array_equal(twonn_ratios(distances, 0.6, "drop"), [1.0])
+    # skip: past the zeros, r2 the first beyond r1 by more than the tolerance
+    np.testing.assert_array_equal(twonn_ratios(distances, 0.0, "skip"), [1.5, 2.0, 3.0, 4.0])
+    # ratios on the curve -log(1 - i/n) = d log(mu_i) (the largest anywhere above): the fit through the origin is d
+    n, d = 200, 3.0
+    mu = (1 - np.arange(1, n) / n) ** (-1 / d)
+    mu = np.append(mu, 2 * mu[-1])
+    assert twonn_fit(mu, 0.0) == pytest.approx(d, rel=1e-12)
+    # the largest 10 % moved off the curve: only the fit that discards them still gives d
+    mu[180:] *= 1.5
+    assert twonn_fit(mu, 0.1) == pytest.approx(d, rel=1e-12)
+    assert twonn_fit(mu, 0.0) < 0.95 * d
+    assert np.isnan(twonn_fit(mu[:9], 0.0))
+    with pytest.raises(ValueError, match="unknown TwoNN distance"):
+        twonn_dimension(np.eye(3), np.array([[1, 2], [0, 2], [0, 1]]), distance="cosine")
+
+
 def test_lfre_of_a_linear_map_is_zero_and_of_noise_is_large():
     rng = np.random.default_rng(8)
     x = rng.normal(size=(800, 6))
@@ -234,7 +312,33 @@ def test_optimal_transport_between_shifted_and_identical_clouds():
     shift = np.array([3.0, 0, 0, 4.0, 0])
     # translating a cloud moves every point by |shift|: W2 = |shift| = 5
     assert optimal_transport_distance(x, x + shift) == pytest.approx(5.0, abs=1e-6)
+    # and W1 = |shift| too: at least the distance between the means, at most the translation's cost
+    assert optimal_transport_distance(x, x + shift, cost="euclidean") == pytest.approx(5.0, abs=1e-6)
     assert np.isnan(optimal_transport_distance(x, x[:, :3]))
+
+
+@pytest.mark.parametrize("d", [1, 4])
+def test_exact_transport_between_equal_uniform_clouds_is_the_optimal_assignment(d):
+    """Equal sizes and uniform weights: the exact plan is a permutation (Birkhoff), so W1 is the mean Euclidean cost
+    of the optimal assignment and W2 the root of the mean squared cost of its own optimal assignment; in 1-D both
+    match the sorted samples."""
+    from scipy.optimize import linear_sum_assignment
+    from scipy.spatial.distance import cdist
+
+    rng = np.random.default_rng(30 + d)
+    x, y = rng.normal(size=(60, d)), 1.5 * rng.normal(size=(60, d)) + 0.7
+    for metric in ("euclidean", "sqeuclidean"):
+        cost = cdist(x, y, metric=metric)
+        rows, columns = linear_sum_assignment(cost)
+        total = cost[rows, columns].mean()
+        expected = total if metric == "euclidean" else np.sqrt(total)
+        assert optimal_transport_distance(x, y, cost=metric) == pytest.approx(expected, rel=1e-10), metric
+    if d == 1:
+        gap = np.sort(x[:, 0]) - np.sort(y[:, 0])
+        assert optimal_transport_distance(x, y, cost="euclidean") == pytest.approx(np.abs(gap).mean(), rel=1e-10)
+        assert optimal_transport_distance(x, y) == pytest.approx(np.sqrt(np.mean(gap**2)), rel=1e-10)
+    with pytest.raises(ValueError, match="unknown transport cost"):
+        optimal_transport_distance(x, y, cost="cosine")
 
 
 def test_information_imbalance_identical_and_independent():

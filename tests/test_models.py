@@ -104,6 +104,94 @@ def test_sevennet_features_feed_its_own_readout(few_structures):
     assert energy == pytest.approx(atoms.get_potential_energy(), abs=1e-3)
 
 
+@pytest.mark.parametrize("cutoff", [None, 4.0])
+def test_sevennet_default_features_are_the_input_of_its_readout(cutoff, few_structures):
+    """Li & Walsh's SevenNet reading, done with sevenn alone: its own model (model_from_checkpoint), one graph per
+    structure from unlabeled_atoms_to_input with the radius given by hand, sevenn's whole forward pass (energy and
+    forces), and hooks that keep the node features entering reduce_input_to_hidden and those leaving the module
+    before it (the one they hooked). Our batched default features are exactly those numbers, at the checkpoint's
+    cutoff and at the smaller one options.cutoff sets."""
+    import sevenn._keys as KEY
+    from sevenn.util import model_from_checkpoint, unlabeled_atoms_to_input
+
+    structures = few_structures.atoms[:4]
+    adapter = load_adapter("sevenn", checkpoint="7net-0_11Jul2024", device="cpu", batch_size=4, cutoff=cutoff)
+    ours = adapter.embed(structures)
+    model, config = model_from_checkpoint(str(adapter.checkpoint_path))
+    model.eval()
+    model.set_is_batch_data(False)
+    names = list(model._modules)
+    before = names[names.index("reduce_input_to_hidden") - 1]
+    assert before == "4_equivariant_gate"  # the last interaction block's gate
+    entering, leaving = [], []
+    hooks = [
+        model._modules["reduce_input_to_hidden"].register_forward_pre_hook(
+            lambda _m, inputs: entering.append(inputs[0][KEY.NODE_FEATURE].detach().clone())
+        ),
+        model._modules[before].register_forward_hook(
+            lambda _m, _inputs, output: leaving.append(output.x.detach().clone())  # KEY.NODE_FEATURE is "x"
+        ),
+    ]
+    try:
+        for atoms in structures:
+            model(unlabeled_atoms_to_input(atoms, config[KEY.CUTOFF] if cutoff is None else cutoff))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    assert len(entering) == len(leaving) == len(structures)
+    for atoms, features, a, b in zip(structures, ours, entering, leaving, strict=True):
+        assert features.shape == (len(atoms), 128)
+        np.testing.assert_array_equal(features, a.numpy())
+        np.testing.assert_array_equal(features, b.numpy())
+    assert np.abs(np.concatenate(ours)).max() > 1  # not all zero
+
+
+def test_sevennet_graph_cutoff_is_an_option(few_structures):
+    """options.cutoff: the checkpoint's own radius (SevenNet-0's config says 5 A) changes nothing; a smaller one
+    leaves out exactly the neighbours beyond it (edge counts against ase's own neighbour list) and changes the
+    features; given as text (the command line's --options cutoff=4) it is the same number."""
+    from ase.neighborlist import neighbor_list
+
+    structures = few_structures.atoms[:3]
+    default = load_adapter("sevenn", checkpoint="7net-0_11Jul2024", device="cpu")
+    own = load_adapter("sevenn", checkpoint="7net-0_11Jul2024", device="cpu", cutoff=5.0)
+    smaller = load_adapter("sevenn", checkpoint="7net-0_11Jul2024", device="cpu", cutoff=4.0)
+    text = load_adapter("sevenn", checkpoint="7net-0_11Jul2024", device="cpu", cutoff="4")
+    reference = default.embed(structures)
+    for a, b in zip(reference, own.embed(structures), strict=True):
+        np.testing.assert_array_equal(a, b)
+    smaller.load(), text.load()
+    assert default.cutoff == own.cutoff == 5.0 and smaller.cutoff == text.cutoff == 4.0
+    assert smaller.provenance()["options"] == {"cutoff": "4.0"}
+    for adapter in (default, smaller):
+        for atoms in structures:
+            edges = adapter._batch([atoms]).edge_index.shape[1]
+            assert edges == len(neighbor_list("i", atoms, adapter.cutoff)) > 0
+    assert all(
+        len(neighbor_list("i", atoms, 4.0)) < len(neighbor_list("i", atoms, 5.0)) for atoms in structures
+    )  # every structure loses neighbours, so every structure's features must change
+    changed = smaller.embed(structures)
+    for a, b, c in zip(reference, changed, text.embed(structures), strict=True):
+        assert a.shape == b.shape
+        assert np.abs(a - b).max() > 0.05
+        np.testing.assert_array_equal(b, c)
+
+
+@pytest.mark.parametrize(
+    "cutoff, message",
+    [
+        (0, "options.cutoff is a positive number of Angstrom \\(or null\\), not 0"),
+        (-1.5, "not -1.5"),
+        ("five", "not 'five'"),
+        (float("nan"), "not nan"),
+        (5.5, "options.cutoff 5.5 A exceeds the cutoff of checkpoint '7net-0_11Jul2024' \\(5 A\\).*at most 5"),
+    ],
+)
+def test_sevennet_bad_cutoffs_fail_clearly(cutoff, message):
+    with pytest.raises(ModelError, match=message):
+        load_adapter("sevenn", checkpoint="7net-0_11Jul2024", device="cpu", cutoff=cutoff).load()
+
+
 def test_unsupported_elements_are_reported():
     import ase
 

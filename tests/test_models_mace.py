@@ -121,6 +121,26 @@ def test_features_equal_maces_own_descriptors(checkpoint, few_structures):
         np.testing.assert_allclose(b, theirs[:, CHANNELS:], rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_default_features_are_get_descriptors_of_one_layer(dtype, checkpoint, few_structures):
+    """Li & Walsh's MACE reading: ``MACECalculator.get_descriptors(atoms, num_layers=1)`` (invariants_only is True by
+    default), one structure at a time. mace-torch 0.3.16, which envs/mace.yaml and envs/venv/mace.yaml pin, returns
+    the 0e part of the first block there (so does every release since 0.3.9, ACEsuit/mace PR 695; up to 0.3.8 it was
+    the last block's): our default features, one structure per batch as theirs, are those numbers exactly, and not
+    the last block's."""
+    from mace.calculators import MACECalculator
+
+    structures = few_structures.atoms[:4]
+    ours = MACEAdapter(checkpoint=str(checkpoint), device="cpu", dtype=dtype, batch_size=1).embed(structures)
+    last = MACEAdapter(checkpoint=str(checkpoint), device="cpu", dtype=dtype, layer=-1).embed(structures)
+    calculator = MACECalculator(model_paths=str(checkpoint), device="cpu", default_dtype=dtype)
+    for atoms, a, b in zip(structures, ours, last, strict=True):
+        theirs = calculator.get_descriptors(atoms, num_layers=1)
+        assert theirs.dtype == a.dtype and theirs.shape == a.shape == (len(atoms), CHANNELS)
+        np.testing.assert_array_equal(a, theirs)
+        assert np.abs(b - theirs).max() > 0.1
+
+
 def test_layer_selects_the_block_and_matches_its_product_output(checkpoint, few_structures):
     """layer=1 (the last block, which outputs only scalars) differs from the default; a forward hook on
     products[-1] sees exactly those numbers."""
@@ -200,6 +220,38 @@ def test_foundation_models_come_from_the_cache_dir(checkpoint, tmp_path, monkeyp
     assert adapter.checkpoint_path == cache / "20231203mace128L1_epoch199model"
     assert adapter.provenance()["checkpoint_sha256"] == file_sha256(checkpoint)
     assert adapter.provenance()["checkpoint"] == "medium"
+
+
+def test_a_url_names_a_release_that_maces_list_lacks(checkpoint, tmp_path):
+    """Li & Walsh's MACE-MP-0 large is 2024-01-07-mace-128-L2_epoch-199.model (MACE-MP-0a large in mace's README),
+    which no name of mace's list reaches: its "large" is MACE_MPtrj_2022.9.model. Its URL is a checkpoint: looked for
+    in the cache under the name mace's downloader gives it (used there without any network), else fetched with mace's
+    downloader, which here fails with an error naming the URL and the folder and leaves nothing behind."""
+    from mace.calculators import foundations_models
+
+    release = "2024-01-07-mace-128-L2_epoch-199.model"
+    assert foundations_models.mace_mp_urls["large"].endswith("/mace_mp_0/MACE_MPtrj_2022.9.model")
+    assert not any(url.endswith(release) for url in foundations_models.mace_mp_urls.values())
+    url = f"https://github.com/ACEsuit/mace-foundations/releases/download/mace_mp_0/{release}"
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    unreachable = f"http://127.0.0.1:9/{release}"
+    expected = (
+        rf"MACE checkpoint '{unreachable}' is not in .*cache and downloading it from {unreachable} failed "
+        r"\(URLError.*as 20240107mace128L2_epoch199model"
+    )
+    with pytest.raises(ModelError, match=expected):
+        MACEAdapter(checkpoint=unreachable, cache_dir=cache, device="cpu").load()
+    assert list(cache.iterdir()) == []
+
+    shutil.copy(checkpoint, cache / "20240107mace128L2_epoch199model")
+    adapter = MACEAdapter(checkpoint=url, cache_dir=cache, device="cpu")
+    assert adapter.checkpoint_path == cache / "20240107mace128L2_epoch199model"
+    info = adapter.provenance()
+    assert info["checkpoint"] == url and info["checkpoint_file"] == "20240107mace128L2_epoch199model"
+    assert info["checkpoint_sha256"] == file_sha256(checkpoint)
+    with pytest.raises(ModelError, match=r"nor the URL \(https://\.\.\.\) of a \.model file"):
+        MACEAdapter(checkpoint="large-0a", cache_dir=cache, device="cpu").load()
 
 
 def test_default_cache_is_maces_own(tmp_path, monkeypatch):

@@ -130,6 +130,35 @@ def test_default_features_are_orbs_own_node_features(kind, checkpoints, few_stru
     assert np.abs(ours[0] - ours[0].mean(axis=0)).max() > 0.1
 
 
+@pytest.mark.parametrize("kind", ["direct", "conservative"])
+def test_default_features_are_the_backbone_output_on_orbs_own_graphs(kind, checkpoints, few_structures):
+    """Li & Walsh's Orb reading: per structure, orb's own graph (ase_atoms_to_atom_graphs with the model's
+    system_config and orb's defaults otherwise), the backbone alone (``model.model``, the MoleculeGNS) and its output
+    ``node_features``, run at their precision, float32-high (which allows TF32 matmuls: GPUs only, so float32 here).
+    Our default features are that tensor: exactly, one structure per batch, where their graph is built in float64 as
+    ours is; within float32 rounding (a few 1e-6 here) with orb's default float32 neighbour search and our batches.
+    Structures from CIFs are in standard orientation already, so ours are built as given."""
+    structures = few_structures.atoms
+    ours = small(kind, checkpoints[kind]).embed(structures)
+    one_by_one = OrbAdapter(
+        checkpoint=str(checkpoints[kind]), device="cpu", batch_size=1, architecture=f"orb-v3-{kind}", model_kwargs=SMALL
+    ).embed(structures)
+    with adapter_module._torch_globals_restored(), torch.no_grad():  # float32-high holds until the block ends
+        model = pretrained.load_model(
+            build(kind, seed=5), str(checkpoints[kind]), "cpu", precision="float32-high", compile=False
+        )
+        assert torch.get_float32_matmul_precision() == "high"
+        for atoms, features, single in zip(structures, ours, one_by_one, strict=True):
+            graph = ase_atoms_to_atom_graphs(atoms, model.system_config, device=torch.device("cpu"))
+            theirs = model.model(graph)["node_features"]
+            assert features.shape == tuple(theirs.shape) == (len(atoms), WIDTH)
+            np.testing.assert_allclose(features, theirs.numpy(), rtol=1e-5, atol=1e-5)
+            graph = ase_atoms_to_atom_graphs(
+                atoms, model.system_config, device=torch.device("cpu"), graph_construction_dtype=torch.float64
+            )
+            np.testing.assert_array_equal(single, model.model(graph)["node_features"].numpy())
+
+
 def test_crystals_are_embedded_in_standard_orientation(checkpoints, few_structures):
     """Orb itself is not rotation-invariant (random weights show it plainly; trained ones approximately): as given, a
     rotated crystal gets other features. In ase's standard orientation, which CIF input already has, it does not."""

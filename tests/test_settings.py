@@ -96,9 +96,24 @@ def test_derived_values_are_resolved_once_and_written_back():
     assert config["figures"]["tree_metric"] == "svcca" and config["figures"]["seed"] == 11
 
 
-def test_library_defaults_that_mirror_the_schema_agree_with_it():
-    from platonic import symmetry
+def test_keys_added_later_leave_a_rules_params_as_they_were_at_their_default():
+    """What a rule passes (common.smk's section) and what a store's hash records: the similarity keys added after
+    results were made are left out at their default, kept otherwise; the settings they build are the same."""
+    config = validate_config(yaml.safe_load((ROOT / "config/config.yaml").read_text()))
+    later = S.ADDED_LATER["similarity",]
+    assert set(later) <= set(config["similarity"])  # the defaults are filled in
+    passed = S.without_later_defaults(("similarity",), config["similarity"])
+    assert set(config["similarity"]) - set(passed) == set(later)
+    assert S.SimilaritySettings.from_mapping(passed) == S.SimilaritySettings.from_mapping(config["similarity"])
+    changed = S.without_later_defaults(("similarity",), {**config["similarity"], "twonn_discard": 0.0})
+    assert changed["twonn_discard"] == 0.0
+    assert set(config["similarity"]) - set(changed) == set(later) - {"twonn_discard"}
 
+
+def test_library_defaults_that_mirror_the_schema_agree_with_it():
+    from platonic import anchors, symmetry
+
+    assert anchors.DIRECT_THRESHOLD_INIT == S.AnchorSettings().threshold_init == 0.5  # maml's, today's default
     assert symmetry.DEFAULT_SYMPREC == S.DatasetSettings().symprec
     assert symmetry.DEFAULT_BREAKING_THRESHOLD == S.SymmetrySettings().threshold
 

@@ -92,6 +92,38 @@ def test_intrinsic_dimension_per_model_and_space(result):
     assert 3 < a < 8 and b > 3
 
 
+def test_the_reference_protocol_keys_reach_the_transport_cost_and_the_twonn_fit(spaces):
+    """ot_cost and the twonn_* keys as the reference study chose them: the store's optimal transport is the optimal
+    assignment's mean Euclidean cost (all 400 atoms, equal sizes), its intrinsic dimension the reference procedure
+    on the rows as given, and its attrs and labels say so."""
+    from scipy.optimize import linear_sum_assignment
+    from scipy.spatial.distance import cdist
+    from test_metrics import reference_twonn
+
+    from platonic.compare import registry
+
+    reference = {"ot_cost": "euclidean", "twonn_distance": "euclidean", "twonn_duplicates": "drop",
+                 "twonn_zero_tolerance": 0.0, "twonn_discard": 0.0}  # fmt: skip
+    chosen = {"metrics": ["mutual_knn", "optimal_transport"], "k": 5, "subsample": 400, "neighbour_search": "exact",
+              "bootstrap": 0, "permutations": 0}  # fmt: skip
+    settings = SimilaritySettings.from_mapping({**chosen, **reference})
+    ds = pairwise_similarity(spaces, settings=settings)
+    for space, models in spaces.items():
+        for m, x in models.items():
+            got = float(ds["intrinsic_dimension"].sel(space=space, model=m))
+            assert got == pytest.approx(reference_twonn(x), rel=1e-12), (space, m)
+        x, y = models["a"], models["c"]
+        if x.shape[1] == y.shape[1]:
+            cost = cdist(x, y)
+            rows, columns = linear_sum_assignment(cost)
+            got = float(ds["similarity"].sel(metric="optimal_transport", space=space, model_a="a", model_b="c"))
+            assert got == pytest.approx(cost[rows, columns].mean(), rel=1e-10)
+    assert {k: ds.attrs[k] for k in reference} == reference
+    assert registry.label("optimal_transport", ds.attrs) == "1-Wasserstein distance"
+    assert registry.label("optimal_transport", SimilaritySettings()) == "2-Wasserstein distance"
+    assert "total Euclidean cost" in registry.caption("optimal_transport", settings)
+
+
 def test_tidy_table_has_one_row_per_metric_space_and_ordered_pair(result):
     ds, _, _ = result
     rows = similarity_table(ds)

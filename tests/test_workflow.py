@@ -78,17 +78,72 @@ def test_default_config_dry_run_fans_out_one_embed_per_model():
     }
 
 
-def test_paper_config_dry_run_replaces_the_default_models():
-    out = snakemake(
-        "--profile", "profiles/default", "--configfile", "config/paper.yaml", "-n", "--forceall", "-p"
+def paper_dry_run(name: str) -> str:
+    """Dry-run of config/<name>.yaml with the SLURM profile (conda left out: env-modules stands in for it here)."""
+    pytest.importorskip("snakemake_executor_plugin_slurm", reason="the SLURM executor plugin is not installed")
+    return snakemake(
+        "--profile",
+        "profiles/slurm",
+        "--sdm",
+        "env-modules",
+        "--configfile",
+        f"config/{name}.yaml",
+        "-n",
+        "--forceall",
+        "-p",
     ).stdout
+
+
+def settings_of(out: str, command: str) -> dict:
+    """The --settings JSON of the first `platonic <command>` in a dry-run's printed shell commands."""
+    line = next(line for line in out.splitlines() if f"python -m platonic {command} " in line)
+    return json.loads(re.search(r"--settings '([^']*)'", line).group(1))
+
+
+AUTHORS_LARGE = (
+    "https://github.com/ACEsuit/mace-foundations/releases/download/mace_mp_0/2024-01-07-mace-128-L2_epoch-199.model"
+)
+
+
+def test_paper_config_replays_the_authors_protocol_on_the_slurm_profile():
+    out = paper_dry_run("paper")
     counts = job_counts(out)
-    assert counts["embed"] == counts["project"] == counts["summarise"] == 7
-    assert counts["compare_pair"] == 21 and counts["gather"] == 1
+    assert counts["embed"] == counts["project"] == 7 and counts["gather"] == 1
     assert counts.get("download_dataset", 0) == (0 if (ROOT / "data/mp_20/train.csv").exists() else 1)
-    spec = '{"checkpoint": "medium", "control": false, "family": "mace"'
-    assert f"--model mace-mp-0-medium --spec '{spec}" in out
     assert "chgnet-0.3.0" not in out  # the default's models are not merged in
+    assert '"checkpoint": "' + AUTHORS_LARGE + '"' in out
+    assert '"family": "sevenn", "layer": null, "options": {"cutoff": 5.0}' in out
+    anchors = settings_of(out, "anchors")
+    assert anchors["method"] == "indices" and anchors["n"] == 100 and anchors["atoms"] == "all"
+    assert anchors["reference_model"] == "mace-mp-0-small" and anchors["threshold_init"] == 0.3
+    assert anchors["indices_order"] == "data/mp_20/train.csv"  # the flattened order of the dataset itself
+    indices = (ROOT / anchors["indices"]).read_text().split()
+    assert len(indices) == 100
+    assert settings_of(out, "prepare")["max_volume_per_atom"] is None
+    similarity = yaml.safe_load((ROOT / "config/paper.yaml").read_text())["similarity"]
+    assert {k: similarity[k] for k in ("k", "knn_similarity", "knn_subsample", "knn_subsample_seed", "atoms")} == {
+        "k": 10,
+        "knn_similarity": "inner_product",
+        "knn_subsample": 1000,
+        "knn_subsample_seed": 42,
+        "atoms": "all",
+    }
+    assert similarity["ot_cost"] == "euclidean" and similarity["twonn_distance"] == "euclidean"
+
+
+def test_paper_careful_config_runs_the_same_models_with_platonic_defaults():
+    out = paper_dry_run("paper-careful")
+    counts = job_counts(out)
+    assert counts["embed"] == counts["project"] == 7 and counts["gather"] == 1
+    assert '"checkpoint": "' + AUTHORS_LARGE + '"' in out
+    assert '"family": "sevenn", "layer": null, "options": {}' in out
+    anchors = settings_of(out, "anchors")
+    assert anchors["method"] == "direct" and anchors["reference_model"] == "mace-mp-0-small"
+    assert anchors["threshold_init"] == 0.5 and anchors["atoms"] == "unique"
+    paper = yaml.safe_load((ROOT / "config/paper.yaml").read_text())
+    careful = yaml.safe_load((ROOT / "config/paper-careful.yaml").read_text())
+    assert list(paper["models"]) == list(careful["models"])  # the same seven models, in the same order
+    assert set(careful["similarity"]) == {"k", "threads"}  # everything else at the schema's defaults
 
 
 def test_slurm_profile_asks_one_gpu_per_embed_job_with_its_family_env():
@@ -145,6 +200,9 @@ def test_schema_fills_defaults():
         "reference_model": None,
         "n": 100,
         "method": "direct",
+        "threshold_init": 0.5,
+        "indices": None,
+        "indices_order": None,
         "seed": 0,
         "atoms": None,
         "candidates": "reference",
@@ -187,6 +245,23 @@ def test_the_anchors_read_the_reference_model_alone_unless_candidates_common(tmp
     stores = [f"results/embeddings/tiny/{m}.zarr" for m in config["models"]]
     expected = ["results/embeddings/tiny/sevennet-0.zarr"] if candidates == "reference" else stores
     assert set(planned_inputs(out, "anchors")) == {"results/structures/tiny.zarr", *expected}
+
+
+def test_given_anchors_make_their_files_inputs_of_the_anchors(tmp_path):
+    """With anchors.method indices the anchors job reads the index file and the order CSV (null: dataset.path):
+    both are its inputs, so editing either re-runs it."""
+    config = tiny_config()
+    index_file = ROOT / "data/reference/li-walsh-2026/mp20_train_anchor_indices_100.txt"
+    config["anchors"].update(method="indices", indices=str(index_file), n=100, atoms="all")
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    out = snakemake("--snakefile", str(ROOT / "Snakefile"), "--directory", str(tmp_path), "--configfile",
+                    str(tmp_path / "config.yaml"), "-n", "--forceall", cwd=tmp_path).stdout  # fmt: skip
+    assert set(planned_inputs(out, "anchors")) == {
+        "results/structures/tiny.zarr",
+        "results/embeddings/tiny/chgnet-0.3.0.zarr",
+        config["dataset"]["path"],
+        str(index_file),
+    }
 
 
 @pytest.fixture(scope="module")

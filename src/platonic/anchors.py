@@ -10,6 +10,9 @@ import xarray as xr
 
 METHODS = ("direct", "random", "farthest-point")
 
+# DIRECT's first Birch threshold: maml's BirchClustering default, and the schema's default of anchors.threshold_init
+DIRECT_THRESHOLD_INIT = 0.5
+
 
 def common_valid(masks: list[np.ndarray]) -> np.ndarray:
     """Atoms every model of ``masks`` (their ``valid (N,)`` masks) embedded."""
@@ -20,11 +23,17 @@ def common_valid(masks: list[np.ndarray]) -> np.ndarray:
 
 
 def select_anchors(
-    features: np.ndarray, n: int, method: str, seed: int, candidates: np.ndarray | None = None
+    features: np.ndarray,
+    n: int,
+    method: str,
+    seed: int,
+    candidates: np.ndarray | None = None,
+    threshold_init: float = DIRECT_THRESHOLD_INIT,
 ) -> np.ndarray:
     """Pick ``n`` anchor rows of ``features (N, d)``; returns sorted row indices, shape ``(n,)``.
 
-    ``candidates`` (bool mask, shape ``(N,)``) restricts the choice, e.g. to the compared atoms the model embedded.
+    ``candidates`` (bool mask, shape ``(N,)``) restricts the choice, e.g. to the compared atoms the model embedded;
+    ``threshold_init`` is DIRECT's first Birch threshold (`direct_sampling`; the other methods ignore it).
     """
     features = np.asarray(features)
     pool = np.flatnonzero(candidates) if candidates is not None else np.arange(len(features))
@@ -34,7 +43,7 @@ def select_anchors(
         raise ValueError(f"cannot pick {n} anchors from {len(pool)} candidate atoms")
     rng = np.random.default_rng(seed)
     if method == "direct":
-        chosen = pool[direct_sampling(features[pool], n)]
+        chosen = pool[direct_sampling(features[pool], n, threshold_init=threshold_init)]
     elif method == "random":
         chosen = rng.choice(pool, size=n, replace=False)
     elif method == "farthest-point":
@@ -44,14 +53,16 @@ def select_anchors(
     return np.sort(chosen)
 
 
-def direct_sampling(features: np.ndarray, n: int, k: int = 1, threshold_init: float = 0.5) -> np.ndarray:
+def direct_sampling(
+    features: np.ndarray, n: int, k: int = 1, threshold_init: float = DIRECT_THRESHOLD_INIT
+) -> np.ndarray:
     """DIRECT sampling (Qi et al., npj Comput. Mater. 10, 43 (2024)); returns sorted row indices.
 
     Standardise the features; PCA, keeping the components whose eigenvalue exceeds 1 (Kaiser's
     rule), each scaled by its explained-variance ratio; Birch clustering into ``n`` clusters (the
-    threshold shrinks until Birch finds at least ``n`` subclusters); then from each cluster the
-    ``k`` rows spread evenly over the ranking by distance to the cluster's centre (``k = 1``: the
-    closest). As in the reference implementation (maml's ``DIRECTSampler``), a cluster's centre is
+    threshold starts at ``threshold_init`` and shrinks until Birch finds at least ``n`` subclusters); then
+    from each cluster the ``k`` rows spread evenly over the ranking by distance to the cluster's centre
+    (``k = 1``: the closest). As in the reference implementation (maml's ``DIRECTSampler``), a cluster's centre is
     the centre of a Birch subcluster carrying its label. Deterministic: no random state involved.
     """
     from sklearn.cluster import Birch
@@ -59,6 +70,8 @@ def direct_sampling(features: np.ndarray, n: int, k: int = 1, threshold_init: fl
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.preprocessing import StandardScaler
 
+    if not threshold_init > 0:
+        raise ValueError(f"DIRECT: the initial Birch threshold must be positive, got {threshold_init}")
     x = StandardScaler().fit_transform(np.asarray(features, dtype=np.float64))
     pca = PCA().fit(x)
     kept = int(np.count_nonzero(pca.explained_variance_ > 1))

@@ -67,6 +67,8 @@ def resolve_derived(config: dict) -> dict:
     - ``figures.seed``: null -> ``similarity.seed`` (the shared-space sample);
     - ``analysis.audit.neighbour_search``: null -> ``similarity.neighbour_search``;
     - ``anchors.atoms``: null -> ``similarity.atoms`` (what counts as an atom, for every stage after anchors);
+    - ``anchors.indices_order``: null -> ``dataset.path``, with ``anchors.method`` indices (the atom order the given
+      indices count in);
     - ``figures.bootstrap`` and ``analysis.transfer.bootstrap``: null -> ``similarity.bootstrap``;
     - ``models.<name>.architecture``, ``training_data``, ``fidelity``: see `resolve_model_metadata`.
     """
@@ -80,6 +82,8 @@ def resolve_derived(config: dict) -> dict:
         figures["seed"] = config["similarity"]["seed"]
     if config["anchors"]["atoms"] is None:
         config["anchors"]["atoms"] = config["similarity"]["atoms"]
+    if config["anchors"]["method"] == "indices" and config["anchors"]["indices_order"] is None:
+        config["anchors"]["indices_order"] = config["dataset"]["path"]
     audit = config["analysis"]["audit"]
     if audit["neighbour_search"] is None:
         audit["neighbour_search"] = config["similarity"]["neighbour_search"]
@@ -207,6 +211,7 @@ def _cross_key_problems(config: dict, families: Iterable[str] | None) -> list[st
             f"anchors.reference_model {reference!r} is not one of the configured models: {', '.join(models)}"
             + _suggestion(reference, models)
         )
+    problems += _given_anchor_problems(config)
     metrics = config["similarity"]["metrics"]
     tree_metric = config.get("figures", {}).get("tree_metric")
     if tree_metric is not None and tree_metric not in metrics:
@@ -234,6 +239,44 @@ def _cross_key_problems(config: dict, families: Iterable[str] | None) -> list[st
                     f"{key_path(['models', name, 'family'])}: unknown model family {spec['family']!r}; "
                     f"known families: {', '.join(sorted(known))}" + _suggestion(spec["family"], known)
                 )
+    return problems
+
+
+def _given_anchor_problems(config: dict) -> list[str]:
+    """``anchors.indices`` and ``anchors.indices_order`` with ``anchors.method`` indices only; the index list
+    readable (a file: relative to the working directory), one index per anchor (``anchors.n``); the order a CSV."""
+    from platonic.anchor_indices import read_indices
+
+    anchors = config["anchors"]
+    if anchors["method"] != "indices":
+        return [
+            f"anchors.{key} is given but anchors.method is {anchors['method']!r}: set anchors.method: indices to use"
+            f" it, or leave anchors.{key} out"
+            for key in ("indices", "indices_order")
+            if anchors.get(key) is not None
+        ]
+    if anchors["indices"] is None:
+        return [
+            "anchors.method is 'indices' but anchors.indices is not given: list the anchor atoms' global indices, or"
+            " give the path of a text file of them (one per line)"
+        ]
+    try:
+        indices = read_indices(anchors["indices"])
+    except ValueError as err:
+        return [f"anchors.indices: {err}"]
+    problems = []
+    if len(indices) != anchors["n"]:
+        problems.append(
+            f"anchors.n is {anchors['n']} but anchors.indices gives {len(indices)} anchor atoms: set anchors.n:"
+            f" {len(indices)}"
+        )
+    order = anchors.get("indices_order") or config["dataset"]["path"]
+    if Path(order).suffix.lower() != ".csv":
+        key = "anchors.indices_order" if anchors.get("indices_order") else "dataset.path (anchors.indices_order null)"
+        problems.append(
+            f"{key} {order!r} is not a CSV: anchors.indices count the atoms of an MP-20 style CSV (columns cif,"
+            " material_id); set anchors.indices_order to the CSV the indices were made on"
+        )
     return problems
 
 

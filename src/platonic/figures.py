@@ -76,7 +76,7 @@ def similarity_heatmaps(ds: xr.Dataset, metric: str) -> plt.Figure:
             if np.isfinite(values[i, j]):
                 cell = None if low is None or i == j else (low[i, j], high[i, j])
                 _annotate_cell(ax, i, j, values[i, j], cell, ink[i, j], WIDE_MARK if dagger[i, j] else "")
-    fig.colorbar(image, ax=list(axes), shrink=0.8, label=metric_label(metric))
+    fig.colorbar(image, ax=list(axes), shrink=0.8, label=metric_label(metric, ds.attrs))
     suffix = f", k = {ds.attrs['k']}" if metric in ("mutual_knn", "cknna") and "k" in ds.attrs else ""
     n_atoms = ds.attrs.get("n_atoms", "?")
     used = int(ds["n_samples"].sel(metric=metric)) if "n_samples" in ds else n_atoms
@@ -90,7 +90,7 @@ def similarity_heatmaps(ds: xr.Dataset, metric: str) -> plt.Figure:
     if annotate and marked.values.any():
         notes.append(f"{WIDE_MARK}: {wide_note(metric, ds.attrs['width_ratio_threshold'])}")
     note = "\n" + "; ".join(notes) if notes else ""
-    fig.suptitle(f"{metric_label(metric)} ({atoms}{suffix}{anchors}){note}", fontsize=11)
+    fig.suptitle(f"{metric_label(metric, ds.attrs)} ({atoms}{suffix}{anchors}){note}", fontsize=11)
     return fig
 
 
@@ -276,7 +276,7 @@ def agreement_scatter(ds: xr.Dataset) -> plt.Figure:
         uncertainty.append(f"grey bands: chance level, {ds.attrs.get('permutations', '?')} structure permutations")
     notes = ["; ".join(uncertainty)] if uncertainty else []
     if left_out:
-        names = ", ".join(metric_label(m) for m in left_out)
+        names = ", ".join(metric_label(m, ds.attrs) for m in left_out)
         notes.append(f"left out: {names} (not scale-free: their values are in each space's own units)")
     versus = ", then ".join(f"{later} vs {earlier}" for earlier, later in steps)
     fig.suptitle(
@@ -312,7 +312,7 @@ def _agreement_panel(ax, ds: xr.Dataset, metric: str, control: np.ndarray, earli
 
     raw, anchor = at("similarity", earlier), at("similarity", later)  # x and y
     ok = np.isfinite(raw) & np.isfinite(anchor)
-    ax.set_title(metric_label(metric), fontsize=8)
+    ax.set_title(metric_label(metric, ds.attrs), fontsize=8)
     ax.set_xlabel(SPACE_LABELS.get(earlier, earlier), fontsize=8)
     ax.set_ylabel(SPACE_LABELS.get(later, later), fontsize=8)
     ax.tick_params(labelsize=7)
@@ -372,7 +372,7 @@ def _agreement_panel(ax, ds: xr.Dataset, metric: str, control: np.ndarray, earli
     over = ", MLIP pairs" if control.any() else ""
     shift = f"{np.mean(anchor[mlips] - raw[mlips]):+.3g}" if mlips.any() else "no MLIP pair"
     ax.set_title(
-        f"{metric_label(metric)}\n{better} the line: closer in the {later} space\n"
+        f"{metric_label(metric, ds.attrs)}\n{better} the line: closer in the {later} space\n"
         f"mean shift {later} - {earlier}{over}: {shift}",
         fontsize=7.5,
     )
@@ -636,7 +636,7 @@ def model_tree(ds: xr.Dataset, metric: str, metadata: dict | None = None) -> plt
         space_label = SPACE_LABELS.get(space, space)
         if not np.isfinite(distances).all() or len(models) < 2:
             for ax in (tree_ax, map_ax):
-                ax.text(0.5, 0.5, f"{metric_label(metric)}\nnot defined in the {space_label}",
+                ax.text(0.5, 0.5, f"{metric_label(metric, ds.attrs)}\nnot defined in the {space_label}",
                         ha="center", va="center", transform=ax.transAxes)  # fmt: skip
                 ax.set_axis_off()
             continue
@@ -697,7 +697,7 @@ def model_tree(ds: xr.Dataset, metric: str, metadata: dict | None = None) -> plt
     anchors = f", {ds.attrs['n_anchors']} anchors" if "n_anchors" in ds.attrs else ""
     note = "; controls: italic labels, hollow squares" if control.any() else ""
     note += "; colour: architecture, marker: training data" if metadata else ""
-    fig.suptitle(f"Which models think alike: {metric_label(metric)} ({kind}{anchors}){note}", fontsize=10)
+    fig.suptitle(f"Which models think alike: {metric_label(metric, ds.attrs)} ({kind}{anchors}){note}", fontsize=10)
     return fig
 
 
@@ -735,7 +735,7 @@ def training_vs_architecture(ds: xr.Dataset, metadata: dict, metrics=None) -> pl
     entries = {}
     for k, (metric, space) in enumerate(itertools.product(metrics, spaces)):
         ax = axes[k]
-        ax.set_title(f"{metric_label(metric)}, {SPACE_LABELS.get(space, space)}", fontsize=7.5)
+        ax.set_title(f"{metric_label(metric, ds.attrs)}, {SPACE_LABELS.get(space, space)}", fontsize=7.5)
         drawn, bands = [], []
         for x, (group, pairs) in enumerate(grouped.groups.items()):
             colour, marker = GROUP_STYLES[group]
@@ -772,7 +772,7 @@ def training_vs_architecture(ds: xr.Dataset, metadata: dict, metrics=None) -> pl
                                            for g, p in grouped.groups.items()], fontsize=6.5)  # fmt: skip
         ax.set_xlim(-0.6, len(GROUPS) - 0.4)
         ax.tick_params(axis="y", labelsize=7)
-        ax.set_ylabel(metric_label(metric), fontsize=7)
+        ax.set_ylabel(metric_label(metric, ds.attrs), fontsize=7)
         if not drawn:
             if any(grouped.groups.values()):
                 ax.text(0.5, 0.75, f"not defined in the\n{SPACE_LABELS.get(space, space)}", ha="center",
@@ -1061,6 +1061,7 @@ SENSITIVITY_STYLES = {  # method -> (colour, marker, label)
     "direct": ("#0072B2", "o", "DIRECT, 95 % interval"),
     "random": ("#E69F00", "s", "random: mean of the draws, their range"),
     "farthest-point": ("#009E73", "^", "farthest-point"),
+    "indices": ("#CC79A7", "D", "given anchors (anchors.indices)"),
 }
 
 

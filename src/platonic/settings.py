@@ -17,7 +17,16 @@ from typing import Any, ClassVar
 
 from platonic.config import SCHEMA_PATH, schema, validate_section
 
-__all__ = ["SCHEMA_PATH", "STAGE_SETTINGS", "Settings", "config_section", "schema", "section_schema"]
+__all__ = [
+    "ADDED_LATER",
+    "SCHEMA_PATH",
+    "STAGE_SETTINGS",
+    "Settings",
+    "config_section",
+    "schema",
+    "section_schema",
+    "without_later_defaults",
+]
 
 
 def section_schema(path: tuple[str, ...]) -> dict:
@@ -68,6 +77,20 @@ class Settings:
 # keys of a config section that size the Snakemake job rather than steer the stage: rules leave them out of the
 # JSON they pass (changing them does not re-run finished jobs) and hand ``threads`` over as ``--threads``
 RESOURCE_KEYS = ("threads", "mem_mb", "runtime")
+
+# keys a section gained after results were first made with it, whose defaults give the numbers those results hold:
+# while at their default they are left out of what decides a re-run (a rule's params, a store's settings hash), so
+# that adding them re-runs nothing
+ADDED_LATER: dict[tuple[str, ...], tuple[str, ...]] = {
+    ("similarity",): ("ot_cost", "twonn_distance", "twonn_duplicates", "twonn_zero_tolerance", "twonn_discard"),
+}
+
+
+def without_later_defaults(path: tuple[str, ...], values: dict) -> dict:
+    """``values`` of config section ``path`` less its ``ADDED_LATER`` keys that hold the schema's default."""
+    properties = section_schema(path)["properties"]
+    later = ADDED_LATER.get(tuple(path), ())
+    return {k: v for k, v in values.items() if not (k in later and v == properties[k].get("default"))}
 
 
 def config_section(*path: str):
@@ -149,6 +172,9 @@ class AnchorSettings(Settings):
     reference_model: str | None
     n: int
     method: str
+    threshold_init: float
+    indices: str | tuple[int, ...] | None
+    indices_order: str | None
     seed: int
     atoms: str | None
     candidates: str
@@ -168,6 +194,11 @@ class SimilaritySettings(Settings):
     knn_subsample_seed: int
     lfre_k: int
     subsample: int
+    ot_cost: str
+    twonn_distance: str
+    twonn_duplicates: str
+    twonn_zero_tolerance: float
+    twonn_discard: float
     queries: int
     train_fraction: float
     ridge: str | float

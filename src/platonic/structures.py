@@ -73,7 +73,7 @@ def read_structures(
     elif path.suffix.lower() == ".cif":
         parsed = _parse_cif_entries([(path.stem, path.read_text(errors="replace"), {})], limit, check)
     elif path.suffix.lower() == ".csv":
-        parsed = _parse_cif_entries(_read_mp20_csv(path), limit, check)
+        parsed = _parse_cif_entries(mp20_rows(path), limit, check)
     elif path.suffix.lower() in {".xyz", ".extxyz"}:
         parsed = _read_extxyz(path, limit, check)
     else:
@@ -87,7 +87,10 @@ def read_structures(
     return parsed
 
 
-def _read_mp20_csv(path: Path):
+def mp20_rows(path: str | Path):
+    """``(structure_id, cif text, labels)`` of each row of an MP-20 style CSV, in file order; the id is the row's
+    ``material_id``, or ``row-<n>`` (from 0) where the CSV has no such column."""
+    path = Path(path)
     csv.field_size_limit(sys.maxsize)
     try:
         with open(path, newline="") as handle:
@@ -125,7 +128,7 @@ def _parse_cif_entries(entries, limit: int | None, check: dict) -> StructureSet:
             continue
         seen.add(structure_id)
         try:
-            atoms = _parse_cif(cif_text)
+            atoms = parse_cif(cif_text)
             validate_atoms(atoms, **check)
         except StructureError as err:
             result.rejected.append((structure_id, str(err)))
@@ -140,7 +143,7 @@ def _parse_cif_entries(entries, limit: int | None, check: dict) -> StructureSet:
     return result
 
 
-def _parse_cif(cif_text: str) -> ase.Atoms:
+def parse_cif(cif_text: str) -> ase.Atoms:
     """One CIF entry as ``ase.Atoms``; ASE's parser errors (often bare) become a ``StructureError``."""
     if not cif_text.strip():
         raise StructureError("empty CIF")

@@ -3,6 +3,7 @@ rule anchors:
         structures="results/structures/{dataset}.zarr",
         embedding=reference_embedding_store,
         embeddings=anchor_candidate_stores,
+        given=given_anchor_files,
     output:
         directory("results/anchors/{dataset}.zarr"),
     log:

@@ -6,7 +6,7 @@ from pathlib import Path
 from platonic import venvs
 from platonic.compare import registry
 from platonic.compare.fan_in import pair_key
-from platonic.settings import RESOURCE_KEYS, SimilaritySettings
+from platonic.settings import RESOURCE_KEYS, SimilaritySettings, without_later_defaults
 from platonic.spaces import SPACES
 
 # (validate_config in the Snakefile resolved every derived value: anchors.reference_model,
@@ -49,14 +49,14 @@ wildcard_constraints:
 
 def section(*path):
     """A config section, whole, as the JSON a stage's `--settings` takes; the keys that only
-    size the job (threads, mem_mb, runtime) are left out, so changing them re-runs nothing.
+    size the job (threads, mem_mb, runtime) are left out, so changing them re-runs nothing, and so
+    are keys added later while at their default (settings.ADDED_LATER: adding them re-runs nothing).
     """
     node = config
     for key in path:
         node = node[key]
-    return json.dumps(
-        {k: v for k, v in node.items() if k not in RESOURCE_KEYS}, sort_keys=True
-    )
+    kept = {k: v for k, v in node.items() if k not in RESOURCE_KEYS}
+    return json.dumps(without_later_defaults(path, kept), sort_keys=True)
 
 
 # what a model entry says about the model (resolved from the presets by validate_config): figures and tables read
@@ -159,6 +159,20 @@ def anchor_candidate_stores(wildcards):
     if config["anchors"]["candidates"] == "common":
         return embedding_stores(wildcards)
     return []
+
+
+def given_anchor_files(wildcards):
+    """With anchors.method indices, the files the given anchors are read from (the index file, when
+    anchors.indices is one, and the order CSV, anchors.indices_order): editing either re-runs the anchors;
+    else none.
+    """
+    anchors = config["anchors"]
+    if anchors["method"] != "indices":
+        return []
+    files = [anchors["indices_order"]]
+    if isinstance(anchors["indices"], str):
+        files.append(anchors["indices"])
+    return files
 
 
 def projection_stores(wildcards):

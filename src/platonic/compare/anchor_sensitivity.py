@@ -77,7 +77,8 @@ def sensitivity_rows(
     (K,) into the n atoms}``, atoms every model embedded; ``structure_ids (n,)``: each atom's structure;
     ``weights (n,)``: the moment metrics' row weights (None: uniform); ``control``/``family (models,)``: the
     similarity store's ``control`` and ``family`` (default: no controls, each model its own family);
-    ``configured``: the anchor set of the anchors stage, ``(method, K, seed)``, marked in the ``configured`` column.
+    ``configured``: the anchor set of the anchors stage, ``(method, K, seed)``, marked in the ``configured`` column
+    (method ``indices``: the anchors given by anchors.indices, seed None).
     The anchor sets run on ``settings.threads`` threads.
     """
     models = list(raw)
@@ -93,7 +94,7 @@ def sensitivity_rows(
         space = {m: unit_projection(u, u[anchor_sets[key]]) for m, u in unit_64.items()}
         return _group_rows(pairs.compare(ANCHOR, space, control, family), ANCHOR, settings.metrics)
 
-    keys = sorted(anchor_sets, key=lambda key: (key[1], METHOD_ORDER.get(key[0], 3), key[2] or 0))
+    keys = sorted(anchor_sets, key=lambda key: (key[1], METHOD_ORDER.get(key[0], 4), key[2] or 0))
     unit, *found_sets = _map(one, [None, *keys], settings.threads)
     rows = [_row(r, UNIT, "", "", "") for r in unit]
     by_seed: dict[tuple, list[dict]] = {}
@@ -107,7 +108,7 @@ def sensitivity_rows(
     return rows
 
 
-METHOD_ORDER = {"direct": 0, "random": 1, "farthest-point": 2}
+METHOD_ORDER = {"direct": 0, "random": 1, "farthest-point": 2, "indices": 3}  # indices: anchors given, not chosen
 
 
 def _map(function, items, threads: int) -> list:

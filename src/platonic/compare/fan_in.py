@@ -21,6 +21,7 @@ are configured or in which order.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -156,6 +157,9 @@ def knn_draw(n: int, size: int, seed: int) -> np.ndarray:
     try:
         import torch
     except ImportError:
+        logging.getLogger("platonic").warning(
+            "torch is not installed: the k-NN subsample is numpy's draw, not torch.randperm's (the reference study's)"
+        )
         order = np.random.default_rng(seed).permutation(n)
     else:
         order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).numpy()
@@ -253,8 +257,20 @@ def subsample_neighbours(x, c: Comparison) -> np.ndarray:
     )
 
 
-def summary_dimension(x, neighbours) -> float:
-    return float("nan") if neighbours is None else metrics.twonn_dimension(x, neighbours)
+def summary_dimension(x, neighbours, c: Comparison) -> float:
+    """TwoNN on the k-NN metrics' lists ``neighbours (n, k_max)`` (None: no neighbour metric is wanted, NaN), or
+    with ``twonn_distance: euclidean`` on as many neighbours searched by Euclidean distance."""
+    if neighbours is None:
+        return float("nan")
+    s = c.settings
+    if s.twonn_distance == "euclidean":
+        neighbours = nearest_neighbours(
+            metrics.features(x).x, neighbours.shape[1], s.neighbour_search, n_probe=s.n_probe, seed=s.seed,
+            groups=c.excluded, similarity="euclidean",
+        )  # fmt: skip
+    return metrics.twonn_dimension(
+        x, neighbours, s.twonn_discard, s.twonn_zero_tolerance, s.twonn_duplicates, s.twonn_distance
+    )
 
 
 def summary_distances(x, c: Comparison) -> np.ndarray | None:
@@ -294,7 +310,7 @@ def summarise(x: np.ndarray | metrics.Features, c: Comparison, neighbours: np.nd
         moments=summary_moments(x, c),
         split=summary_split(x, c),
         neighbours=neighbours,
-        dimension=summary_dimension(fx, neighbours),
+        dimension=summary_dimension(fx, neighbours, c),
         distances=summary_distances(x, c),
         replicates=summary_replicates(x, c),
         chance=summary_chance(x, c),
@@ -367,7 +383,9 @@ def compare_pair(
     if "distance_correlation" in wanted:
         values["distance_correlation", True] = metrics.distance_correlation_from_distances(sx.distances, sy.distances)
     if "optimal_transport" in wanted:
-        values["optimal_transport", True] = metrics.optimal_transport_distance(x[c.subsample], y[c.subsample])
+        values["optimal_transport", True] = metrics.optimal_transport_distance(
+            x[c.subsample], y[c.subsample], c.settings.ot_cost
+        )
     for forward, (source, target, neighbours) in ((True, (fx, fy, nx)), (False, (fy, fx, ny))):
         if same and not forward:
             continue

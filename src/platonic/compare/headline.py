@@ -140,7 +140,7 @@ def headline_text(rows: list[dict], ds: xr.Dataset) -> str:
                 by_key.get((metric, "unit - raw", group)), by_key.get((metric, "anchor - unit", group))
             )
             cells = [
-                label(metric),
+                label(metric, ds.attrs),
                 f"{group} ({first['n_pairs']})",
                 *(_interval(by_key[metric, s, group]) for s in spaces),
                 *(_interval(by_key[metric, s, group], signed=True) for s in steps),

@@ -4,7 +4,7 @@ Three kinds, by what they need:
 - second moments (d x d Gram and cross-covariance matrices, streamed over row chunks): linear CKA,
   debiased CKA, SVCCA, orthogonal Procrustes, GFRE. Memory grows with d, never with N.
 - neighbour lists (N x k, from ``knn_indices``/``platonic.compare.neighbours``): mutual k-NN, CKNNA,
-  TwoNN intrinsic dimension, LFRE.
+  TwoNN intrinsic dimension (or its own Euclidean lists), LFRE.
 - a seeded subsample (inherently quadratic): distance correlation, optimal transport,
   information imbalance (queries on a subsample, ranks over all N).
 
@@ -633,51 +633,86 @@ def weighted_cknna(kernels: tuple, weights: np.ndarray) -> np.ndarray:
     return np.where(denominator > 0, out, np.nan)
 
 
-def neighbour_distances(x: np.ndarray, neighbours: np.ndarray) -> np.ndarray:
-    """Distances between unit-normalised rows and their listed neighbours, ``(N, k)`` float64,
-    computed in blocks of bounded size."""
-    unit = features(x).unit
+def neighbour_distances(x: np.ndarray, neighbours: np.ndarray, unit: bool = True) -> np.ndarray:
+    """Distances between the rows of ``x`` and their listed ``neighbours (N, k)``, ``(N, k)`` float64, computed from
+    the rows' differences in blocks of bounded size: between unit-normalised rows (``unit``) or the rows as given."""
+    fx = features(x)
+    rows = fx.unit if unit else np.asarray(fx.x, dtype=np.float64)
     n, k = neighbours.shape
-    chunk = max(64, 2**24 // (k * unit.shape[1]))
+    chunk = max(64, 2**24 // (k * rows.shape[1]))
     out = np.empty((n, k))
     for start in range(0, n, chunk):
-        rows = slice(start, start + chunk)
-        own = unit[rows]
-        other = unit[neighbours[rows].ravel()].reshape(len(own), k, -1)
-        out[rows] = np.linalg.norm(own[:, None, :] - other, axis=2)
+        block = slice(start, start + chunk)
+        own = rows[block]
+        other = rows[neighbours[block].ravel()].reshape(len(own), k, -1)
+        out[block] = np.linalg.norm(own[:, None, :] - other, axis=2)
     return out
 
 
-def twonn_dimension(
-    x: np.ndarray, neighbours: np.ndarray, discard_fraction: float = 0.1, duplicate_tolerance: float = 1e-5
-) -> float:
-    """TwoNN intrinsic dimension (Facco et al., Sci. Rep. 7, 12140 (2017)) from the ratio of the
-    second to the first nearest-neighbour distance, fitting ``-log(1 - F(mu)) = d log(mu)``
-    through the origin after discarding the largest ``discard_fraction`` of the ratios, as the
-    authors recommend. Distances are between unit-normalised rows, the geometry in which the
-    neighbour lists (cosine) were found.
+TWONN_DISTANCES = ("unit", "euclidean")  # similarity.twonn_distance
+TWONN_DUPLICATES = ("skip", "drop")  # similarity.twonn_duplicates
 
-    Symmetry-equivalent atoms of a crystal have (numerically) identical embeddings; such
-    duplicates would make ``mu`` blow up (float32 round-off leaves them ~1e-6 apart on the unit
-    sphere, distinct atoms are ~1e-3 or more), so neighbours closer than ``duplicate_tolerance`` are
-    skipped and r2 is the first neighbour farther than r1 by more than the tolerance. Atoms
-    without two distinct neighbours in their list are left out."""
-    distances = np.sort(neighbour_distances(x, neighbours), axis=1)
-    distinct = distances > duplicate_tolerance
+
+def twonn_ratios(distances: np.ndarray, zero_tolerance: float = 1e-5, duplicates: str = "skip") -> np.ndarray:
+    """TwoNN's ratios ``mu = r2 / r1``, sorted, ``(M,)`` with M <= N, from each row's distances to its nearest
+    neighbours ``(N, k)`` (any order). Neighbours ``zero_tolerance`` or closer count as the row's own position:
+    ``duplicates="skip"`` passes over them (r1 is the first distance above the tolerance, r2 the first above r1 plus
+    the tolerance; rows without two such neighbours are left out); ``"drop"`` takes the two nearest as they are and
+    leaves out a row whose r1 is within the tolerance."""
+    if duplicates not in TWONN_DUPLICATES:
+        raise ValueError(f"unknown duplicates {duplicates!r}; use {' or '.join(TWONN_DUPLICATES)}")
+    distances = np.sort(distances, axis=1)
+    if duplicates == "drop":
+        r1, r2 = distances[:, 0], distances[:, 1]
+        kept = r1 > zero_tolerance
+        return np.sort(r2[kept] / r1[kept])
+    distinct = distances > zero_tolerance
     has_first = distinct.any(axis=1)
     first_index = np.argmax(distinct, axis=1)
-    r1 = distances[np.arange(len(x)), first_index]
-    beyond = distances > r1[:, None] + duplicate_tolerance
+    r1 = distances[np.arange(len(distances)), first_index]
+    beyond = distances > r1[:, None] + zero_tolerance
     has_second = beyond.any(axis=1) & has_first
-    r2 = distances[np.arange(len(x)), np.argmax(beyond, axis=1)]
-    mu = np.sort(r2[has_second] / r1[has_second])
+    r2 = distances[np.arange(len(distances)), np.argmax(beyond, axis=1)]
+    return np.sort(r2[has_second] / r1[has_second])
+
+
+def twonn_fit(mu: np.ndarray, discard: float = 0.1) -> float:
+    """TwoNN's dimension from the sorted ratios ``mu (M,)``: the least-squares slope through the origin of
+    ``-log(1 - i/M)`` on ``log(mu_i)``, i = 1.. the ratios kept: the largest ``discard`` fraction is left out, and
+    always at least the largest (``-log(1 - M/M)`` is infinite). NaN with fewer than 10 ratios."""
     n = len(mu)
     if n < 10:
         return float("nan")
-    kept = int(np.floor(n * (1 - discard_fraction)))
+    kept = min(int(np.floor(n * (1 - discard))), n - 1)
     log_mu = np.log(mu[:kept])
     empirical = -np.log(1 - np.arange(1, kept + 1) / n)
     return float(log_mu @ empirical / (log_mu @ log_mu))
+
+
+def twonn_dimension(
+    x: np.ndarray,
+    neighbours: np.ndarray,
+    discard: float = 0.1,
+    zero_tolerance: float = 1e-5,
+    duplicates: str = "skip",
+    distance: str = "unit",
+) -> float:
+    """TwoNN intrinsic dimension (Facco et al., Sci. Rep. 7, 12140 (2017)) of ``x (N, d)`` from the ratio of the
+    second to the first nearest-neighbour distance (``twonn_ratios``), fitting ``-log(1 - F(mu)) = d log(mu)``
+    through the origin after discarding the largest ``discard`` fraction of the ratios (``twonn_fit``; 0.1 as Facco
+    et al. recommend). ``neighbours (N, k)``: each row's nearest neighbours (k >= 2) in the geometry of
+    ``distance``: ``"unit"``, distances between unit-normalised rows (the cosine geometry of the k-NN lists), or
+    ``"euclidean"``, between the rows as given (lists searched by Euclidean distance).
+
+    Symmetry-equivalent atoms of a crystal have (numerically) identical embeddings; such duplicates would make
+    ``mu`` blow up (float32 round-off leaves them ~1e-6 apart on the unit sphere, distinct atoms are ~1e-3 or
+    more), so by default (``duplicates="skip"``) neighbours within ``zero_tolerance`` are skipped and r2 is the
+    first neighbour farther than r1 by more than the tolerance; ``"drop"`` leaves out the atoms whose nearest
+    neighbour is within the tolerance instead."""
+    if distance not in TWONN_DISTANCES:
+        raise ValueError(f"unknown TwoNN distance {distance!r}; use {' or '.join(TWONN_DISTANCES)}")
+    distances = neighbour_distances(x, neighbours, unit=distance == "unit")
+    return twonn_fit(twonn_ratios(distances, zero_tolerance, duplicates), discard)
 
 
 def lfre(x: np.ndarray, y: np.ndarray, neighbours_x: np.ndarray, queries: np.ndarray, regularisation=1e-8) -> float:
@@ -824,17 +859,24 @@ def weighted_distance_correlations(a: np.ndarray, b: np.ndarray, p: np.ndarray) 
     return np.where((xx > 0) & (yy > 0), out, np.nan)
 
 
-def optimal_transport_distance(x: np.ndarray, y: np.ndarray) -> float:
-    """2-Wasserstein distance between the two point clouds (uniform weights, exact EMD with POT,
-    squared Euclidean ground cost). Needs spaces of the same width (e.g. the anchor space)."""
+OT_COSTS = ("sqeuclidean", "euclidean")  # similarity.ot_cost
+
+
+def optimal_transport_distance(x: np.ndarray, y: np.ndarray, cost: str = "sqeuclidean") -> float:
+    """Wasserstein distance between the point clouds ``x (m, d)`` and ``y (m', d)``: uniform weights, the exact
+    earth mover's plan ``P`` of POT for the ground ``cost``. ``"sqeuclidean"``: the 2-Wasserstein distance
+    ``sqrt(sum_ij P_ij |x_i - y_j|^2)``; ``"euclidean"``: the 1-Wasserstein distance ``sum_ij P_ij |x_i - y_j|``
+    (the plan's total cost). NaN for spaces of different widths (compare e.g. the anchor space)."""
     import ot
 
+    if cost not in OT_COSTS:
+        raise ValueError(f"unknown transport cost {cost!r}; use {' or '.join(OT_COSTS)}")
     if x.shape[1] != y.shape[1]:
         return float("nan")
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
-    cost = ot.dist(x, y, metric="sqeuclidean")
     weights_x, weights_y = np.full(len(x), 1 / len(x)), np.full(len(y), 1 / len(y))
-    return float(np.sqrt(max(ot.emd2(weights_x, weights_y, cost, numItermax=10_000_000), 0.0)))
+    total = ot.emd2(weights_x, weights_y, ot.dist(x, y, metric=cost), numItermax=10_000_000)
+    return float(np.sqrt(max(total, 0.0))) if cost == "sqeuclidean" else float(total)
 
 
 def information_imbalance(

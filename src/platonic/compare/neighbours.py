@@ -10,6 +10,10 @@ against the exact lists is measured in ``benchmarks/fan_in.py``.
 reference study's mutual k-NN, Li & Walsh 2026): the same indices on the raw rows, a row never its own neighbour
 (under the inner product a row need not be nearest to itself). An IVF index clusters the raw rows then, which
 suits the inner product less well than unit rows.
+
+``similarity="euclidean"`` ranks by the Euclidean distance between the rows as given (TwoNN's own lists with
+``similarity.twonn_distance: euclidean``): a faiss L2 index (flat, or IVF on the raw rows), candidates re-ranked by
+their float64 distances.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import numpy as np
 
 EXACT_LIMIT = 50_000
 SIMILARITIES = ("cosine", "inner_product")  # similarity.knn_similarity
+ORDERS = (*SIMILARITIES, "euclidean")  # what nearest_neighbours ranks by
 
 
 def unit_rows(x: np.ndarray) -> np.ndarray:
@@ -39,13 +44,14 @@ def nearest_neighbours(
     similarity: str = "cosine",
 ) -> np.ndarray:
     """The ``k`` nearest neighbours of every row of ``x (N, d)`` by cosine similarity (``similarity``:
-    ``cosine``) or by the raw inner product (``inner_product``), excluding the row itself; ``(N, k)`` int64,
+    ``cosine``), by the raw inner product (``inner_product``) or by the Euclidean distance between the rows as given
+    (``euclidean``), excluding the row itself; ``(N, k)`` int64,
     nearest first. ``method``: ``exact``, ``ivf`` or ``auto`` (exact up to ``exact_limit`` rows). With
     ``groups (N,)`` (e.g. each row's structure), rows of the same group are never neighbours."""
     import faiss
 
-    if similarity not in SIMILARITIES:
-        raise ValueError(f"unknown neighbour similarity {similarity!r}; use {' or '.join(SIMILARITIES)}")
+    if similarity not in ORDERS:
+        raise ValueError(f"unknown neighbour similarity {similarity!r}; use {', '.join(ORDERS)}")
     n = len(x)
     if not 1 <= k < n:
         raise ValueError(f"k must be between 1 and N-1 = {n - 1}, got {k}")
@@ -57,11 +63,13 @@ def nearest_neighbours(
     rows = np.asarray(x, dtype=np.float64)
     unit = np.ascontiguousarray(unit_rows(rows) if similarity == "cosine" else rows, dtype=np.float32)
     d = unit.shape[1]
+    flat = faiss.IndexFlatL2 if similarity == "euclidean" else faiss.IndexFlatIP
     if method == "exact":
-        index = faiss.IndexFlatIP(d)
+        index = flat(d)
     elif method == "ivf":
         n_lists = int(max(16, min(4 * np.sqrt(n), n // 40)))
-        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, n_lists, faiss.METRIC_INNER_PRODUCT)
+        kind = faiss.METRIC_L2 if similarity == "euclidean" else faiss.METRIC_INNER_PRODUCT
+        index = faiss.IndexIVFFlat(flat(d), d, n_lists, kind)
         rng = np.random.default_rng(seed)
         training = unit[rng.choice(n, size=min(n, 64 * n_lists), replace=False)]
         index.cp.seed = seed  # deterministic k-means
@@ -80,14 +88,16 @@ def nearest_neighbours(
     _, found = index.search(unit, candidates)
     if (found < 0).any():
         raise RuntimeError("the neighbour index returned too few neighbours; raise n_probe")
-    return _rerank(np.asarray(x), found, k, groups, normalise=similarity == "cosine")
+    return _rerank(np.asarray(x), found, k, groups, similarity)
 
 
 def _rerank(
-    x: np.ndarray, found: np.ndarray, k: int, groups: np.ndarray | None = None, normalise: bool = True
+    x: np.ndarray, found: np.ndarray, k: int, groups: np.ndarray | None = None, similarity: str = "cosine"
 ) -> np.ndarray:
-    """Exact float64 cosine order (``normalise`` False: inner-product order) of each row's candidates (self
-    removed, ties by lower index); the first ``k``. Works block by block, so memory stays bounded whatever N."""
+    """Exact float64 order by ``similarity`` (cosine, inner product, or the negative Euclidean distance from the
+    rows' differences) of each row's candidates (self removed, ties by lower index); the first ``k``. Works block by
+    block, so memory stays bounded whatever N."""
+    normalise = similarity == "cosine"
     chunk = max(64, 2**24 // (found.shape[1] * x.shape[1]))  # gathered candidates: <= 128 MiB per block
     norms = np.ones(len(x))
     for start in range(0, len(x), 65536) if normalise else ():
@@ -98,11 +108,16 @@ def _rerank(
         rows = np.arange(start, min(start + chunk, len(found)))
         candidates = found[rows]
         gathered = np.asarray(x[candidates], dtype=np.float64)
-        similarity = np.einsum("id,icd->ic", np.asarray(x[rows], dtype=np.float64), gathered)
-        similarity /= norms[rows, None] * norms[candidates]
-        similarity[candidates == rows[:, None]] = -np.inf  # never a row's own neighbour
+        own = np.asarray(x[rows], dtype=np.float64)
+        if similarity == "euclidean":
+            difference = own[:, None, :] - gathered
+            score = -np.einsum("icd,icd->ic", difference, difference)
+        else:
+            score = np.einsum("id,icd->ic", own, gathered)
+            score /= norms[rows, None] * norms[candidates]
+        score[candidates == rows[:, None]] = -np.inf  # never a row's own neighbour
         if groups is not None:
-            similarity[groups[candidates] == groups[rows][:, None]] = -np.inf
-        order = np.lexsort((candidates, -similarity), axis=1)[:, :k]
+            score[groups[candidates] == groups[rows][:, None]] = -np.inf
+        order = np.lexsort((candidates, -score), axis=1)[:, :k]
         out[rows] = np.take_along_axis(candidates, order, axis=1)
     return out

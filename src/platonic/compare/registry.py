@@ -7,7 +7,8 @@ the order of the ``metric`` dimension of the similarity store.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 
 # which atoms a metric's number is computed on
 ATOMS = {
@@ -122,28 +123,54 @@ METRICS: dict[str, Metric] = {
     )
 }  # fmt: skip
 
+# what a metric is under a similarity setting other than the default its entry describes: (metric, similarity key,
+# value) -> the fields of its entry that change (its name, the config and store key, stays)
+VARIANTS: dict[tuple[str, str, str], dict[str, str]] = {
+    # the default (ot_cost: sqeuclidean): squared Euclidean ground cost, the root of the exact plan's total cost (W2)
+    ("optimal_transport", "ot_cost", "euclidean"): {
+        "label": "1-Wasserstein distance",
+        "description": "1-Wasserstein distance between the point clouds, the exact plan's total Euclidean cost;"
+        " defined where the spaces have equal width (the anchor space)",
+        "reference": "exact EMD with POT (Flamary et al., JMLR 2021), Euclidean ground cost as Li & Walsh 2026",
+        "computation": "exact earth mover's distance, Euclidean ground cost, no root",
+    },
+}
+
 NAMES: tuple[str, ...] = tuple(METRICS)
 DIRECTED: frozenset[str] = frozenset(m.name for m in METRICS.values() if m.directed)
 SIMILARITIES: frozenset[str] = frozenset(m.name for m in METRICS.values() if m.similarity)
 SCALE_FREE: frozenset[str] = frozenset(m.name for m in METRICS.values() if m.scale_free)
 
 
-def metric(name: str) -> Metric:
-    """The registry entry of ``name``; a clear error listing the known metrics otherwise."""
+def metric(name: str, settings=None) -> Metric:
+    """The registry entry of ``name`` as the similarity ``settings`` make it (``VARIANTS``; a ``SimilaritySettings``
+    or a mapping such as a similarity store's attrs; None or a key not there: the defaults); a clear error listing the
+    known metrics otherwise."""
     if name not in METRICS:
         raise ValueError(f"unknown metric {name!r}; available: {', '.join(NAMES)}")
-    return METRICS[name]
+    entry = METRICS[name]
+    for (which, key, value), fields in VARIANTS.items():
+        if which == name and _setting(settings, key) == value:
+            entry = replace(entry, **fields)
+    return entry
 
 
-def label(name: str) -> str:
-    """Axis/title text of a metric (the name itself for one not in the registry)."""
-    return METRICS[name].label if name in METRICS else name
+def _setting(settings, key: str):
+    if settings is None:
+        return None
+    return settings.get(key) if isinstance(settings, Mapping) else getattr(settings, key, None)
+
+
+def label(name: str, settings=None) -> str:
+    """Axis/title text of a metric under ``settings`` (as ``metric``; the name itself for one not in the
+    registry)."""
+    return metric(name, settings).label if name in METRICS else name
 
 
 def caption(name: str, settings) -> str:
     """One sentence for a report caption: what ``name`` measures, its reference, and on which atoms with the
     numbers of ``settings`` (a ``SimilaritySettings``)."""
-    m = metric(name)
+    m = metric(name, settings)
     atoms = {
         "all": "every compared atom",
         "queries": f"{settings.queries} seeded query atoms (at most all atoms), neighbourhoods and ranks over all",

@@ -76,7 +76,7 @@ def pairwise_similarity(
                 moments=delayed(fan_in.summary_moments)(x, comparison),
                 split=delayed(fan_in.summary_split)(x, comparison),
                 neighbours=neighbours,
-                dimension=delayed(fan_in.summary_dimension)(data[m], neighbours),
+                dimension=delayed(fan_in.summary_dimension)(data[m], neighbours, comparison),
                 distances=delayed(fan_in.summary_distances)(x, comparison),
                 replicates=delayed(fan_in.summary_replicates)(x, comparison),
                 chance=delayed(fan_in.summary_chance)(x, comparison),

@@ -21,19 +21,27 @@ from platonic.models.base import Adapter, ModelError, default_dtype
 
 # Foundation models by the names ``mace.calculators.mace_mp`` takes; their URLs live in mace's ``mace_mp_urls``.
 FOUNDATION_MODELS = ("small", "medium", "large", "medium-omat-0", "medium-mpa-0")
+# A checkpoint starting with one of these is the URL of a .model file.
+URL_SCHEMES = ("https://", "http://")
 # mace's own per-read socket timeout for model downloads (foundations_models._DOWNLOAD_TIMEOUT in 0.3.16).
 DOWNLOAD_TIMEOUT_S = 120.0
 
 
 class MACEAdapter(Adapter):
     """``checkpoint`` is a MACE-MP foundation-model name (``small``, ``medium``, ``large`` for MACE-MP-0,
-    ``medium-omat-0``, ``medium-mpa-0``, or any other key of mace's ``mace_mp_urls``), looked up in ``cache_dir``
-    when set, else in mace's own cache (``$XDG_CACHE_HOME/mace``, default ``~/.cache/mace``), and downloaded there
-    with mace's downloader when missing; or the path of a ``.model`` file (a whole model written by ``torch.save``,
-    the format MACE distributes; it is unpickled, so only load files you trust).
+    ``medium-omat-0``, ``medium-mpa-0``, or any other key of mace's ``mace_mp_urls``) or the ``http(s)://`` URL of a
+    released ``.model`` file, looked up in ``cache_dir`` when set, else in mace's own cache (``$XDG_CACHE_HOME/mace``,
+    default ``~/.cache/mace``), under the name mace's own downloader gives it, and downloaded there with that
+    downloader when missing; or the path of a ``.model`` file (a whole model written by ``torch.save``, the format
+    MACE distributes; it is unpickled, so only load files you trust). A URL names releases that mace's list does not:
+    its ``large`` is ``MACE_MPtrj_2022.9.model``, while the MACE-MP-0a large of mace's README (the one Li & Walsh
+    used) is ``mace_mp_0/2024-01-07-mace-128-L2_epoch-199.model``.
 
     The default ``layer`` (0) is the invariant (``0e``) part of the node features after the first interaction and
-    product block, as in Li & Walsh (2026): ``(n_atoms, n_channels)``, e.g. 128 wide for MACE-MP-0. An integer ``k``
+    product block, as in Li & Walsh (2026), who took ``MACECalculator.get_descriptors(atoms, num_layers=1)``:
+    ``(n_atoms, n_channels)``, e.g. 128 wide for MACE-MP-0. That call returns the first block in mace-torch 0.3.9 and
+    later (ACEsuit/mace PR 695; PR 703 did the same for ``invariants_only=False``), so in the 0.3.16 that envs/mace.yaml
+    and envs/venv/mace.yaml pin; up to 0.3.8 ``num_layers=1`` returned the last block's invariants. An integer ``k``
     takes the ``0e`` part after block ``k`` (0-based, negative from the end); the last block outputs scalars only.
     The forward pass runs in ``float32`` or ``float64`` (the model is cast, the graph built in that dtype). The node
     features do not depend on the readout head; multi-head models take ``options.head`` (default: the model's
@@ -99,7 +107,7 @@ class MACEAdapter(Adapter):
         return defaults[0] if defaults else self._heads[-1]
 
     def _resolve_checkpoint(self) -> Path:
-        """An existing file, or a foundation-model name found in (or downloaded into) the cache folder."""
+        """An existing file, or a foundation-model name or URL found in (or downloaded into) the cache folder."""
         name = str(self.checkpoint)
         path = Path(name).expanduser()
         if path.is_file():
@@ -107,17 +115,21 @@ class MACEAdapter(Adapter):
         from mace.calculators import foundations_models
 
         urls = foundations_models.mace_mp_urls
-        if name not in urls:
+        if name.startswith(URL_SCHEMES):
+            url = name
+        elif name in urls:
+            # medium-mpa-0 may ship inside the mace package; download_mace_mp_checkpoint then uses that copy.
+            if name == "medium-mpa-0" and Path(foundations_models.local_model_path).is_file():
+                return Path(foundations_models.local_model_path)
+            url = urls[name]
+        else:
             raise ModelError(
                 f"MACE checkpoint {name!r} is neither an existing file nor a MACE-MP foundation model "
-                f"({', '.join(FOUNDATION_MODELS)}; also {', '.join(k for k in urls if k not in FOUNDATION_MODELS)})"
+                f"({', '.join(FOUNDATION_MODELS)}; also {', '.join(k for k in urls if k not in FOUNDATION_MODELS)}) "
+                "nor the URL (https://...) of a .model file"
             )
-        # medium-mpa-0 may ship inside the mace package; download_mace_mp_checkpoint then uses that copy.
-        if name == "medium-mpa-0" and Path(foundations_models.local_model_path).is_file():
-            return Path(foundations_models.local_model_path)
         from mace.tools.utils import get_cache_dir
 
-        url = urls[name]
         cache = self.cache_dir or Path(get_cache_dir())
         cached = cache / _cached_name(url)
         if cached.is_file():  # no network needed, and none is tried

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import ase
@@ -28,7 +29,13 @@ class SevenNetAdapter(Adapter):
     ``options.seed``; the parameters it does not learn (the convolutions' denominator, the average
     neighbour count of the training data, and the energy shift and scale) stay the checkpoint's.
     ``layers`` takes the scalars of any interaction blocks (``all``: every block) from one pass through the
-    modules, each read where ``layer: k`` stops, together with the default features at the readout's input."""
+    modules, each read where ``layer: k`` stops, together with the default features at the readout's input.
+
+    Graphs join atoms closer than the checkpoint's own cutoff (5 A for SevenNet-0). ``options.cutoff`` (A) builds
+    them with a smaller one instead, as ``sevenn.util.unlabeled_atoms_to_input(atoms, cutoff)`` does when given a
+    cutoff by hand (Li & Walsh built SevenNet-omat's graphs with 5.0): the network, its radial basis and envelope stay
+    the checkpoint's, the neighbours beyond ``cutoff`` are left out. A cutoff above the checkpoint's is refused: the
+    envelope is not zero past it, so those neighbours would enter with weights the model never saw."""
 
     family = "sevenn"
     package = "sevenn"
@@ -55,7 +62,7 @@ class SevenNetAdapter(Adapter):
             self.model = random_weights(build, self.model, self.random_seed, f"SevenNet {self.checkpoint}")
         self.model.set_is_batch_data(True)
         self.model.to(self.device).eval()
-        self.cutoff = float(checkpoint.config[KEY.CUTOFF])
+        self.cutoff = _graph_cutoff(self.options.get("cutoff"), float(checkpoint.config[KEY.CUTOFF]), self.checkpoint)
         self.type_map = dict(checkpoint.config[KEY.TYPE_MAP])
         self.modal = self.options.get("modal")
         modal_map = self.model.modal_map or {}
@@ -174,6 +181,26 @@ class SevenNetAdapter(Adapter):
                 graph[KEY.DATA_MODALITY] = self.modal
             graphs.append(graph)
         return Batch.from_data_list(graphs).to(self.device)
+
+
+def _graph_cutoff(option, own: float, checkpoint) -> float:
+    """The radius (A) graphs are built with: ``own``, the checkpoint's cutoff, unless ``option`` (options.cutoff,
+    a number or its text) asks for a smaller positive one."""
+    if option is None:
+        return own
+    try:
+        cutoff = float(option)
+    except (TypeError, ValueError):
+        cutoff = math.nan
+    if not math.isfinite(cutoff) or cutoff <= 0:
+        raise ModelError(f"SevenNet options.cutoff is a positive number of Angstrom (or null), not {option!r}")
+    if cutoff > own:
+        raise ModelError(
+            f"SevenNet options.cutoff {cutoff:g} A exceeds the cutoff of checkpoint {checkpoint!r} ({own:g} A): its "
+            "radial envelope is not zero beyond that, so the model cannot take the extra neighbours; give at most "
+            f"{own:g}, or null for the checkpoint's own"
+        )
+    return cutoff
 
 
 def _download_error(checkpoint, url, target, err) -> ModelError:

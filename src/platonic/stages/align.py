@@ -21,14 +21,24 @@ def anchors(
     ``embedding``) among the compared atoms (with ``settings.atoms == "unique"``, one per crystallographic orbit of
     the structure store ``structures``; else every atom) it embedded. With ``settings.candidates == "common"`` the
     anchors are chosen among the compared atoms every model of ``embeddings`` (every configured model's store)
-    embedded too; otherwise the store depends on the reference model alone."""
+    embedded too; otherwise the store depends on the reference model alone. With ``settings.method == "indices"``
+    the anchors are not chosen but given (`given_anchors`), and must be among those candidates."""
     from platonic.anchors import anchor_dataset
     from platonic.store import open_store, write_store
 
     reference = open_store(embedding)
     pool = anchor_candidates(structures, reference, settings, embeddings)
-    chosen = choose_anchors(reference["embedding"].values, settings.n, settings.method, settings.seed, pool.candidates)
     extra = {"candidate_models": pool.candidate_models} if pool.candidate_models else {}
+    if settings.method == "indices":
+        chosen, given = given_anchors(settings, pool)
+        extra.update(given)
+        how = f"given by {given['indices_source']}"
+    else:
+        chosen = choose_anchors(
+            reference["embedding"].values, settings.n, settings.method, settings.seed, pool.candidates,
+            settings.threshold_init,
+        )  # fmt: skip
+        how = settings.method + (f", threshold_init {settings.threshold_init:g}" if settings.method == "direct" else "")
     ds = anchor_dataset(
         chosen,
         pool.reference_valid,
@@ -40,6 +50,7 @@ def anchors(
         symprec=pool.structures.attrs["symprec"],
         reference_model=pool.reference_model,
         method=settings.method,
+        threshold_init=settings.threshold_init,
         seed=settings.seed,
         candidates=settings.candidates,
         n_candidates=int(pool.candidates.sum()),
@@ -50,9 +61,9 @@ def anchors(
     log.info(
         "%d anchors on %s (%s, seed %d) among %d candidates (%s); %d atoms compared (atoms: %s), %d of them"
         " embedded by %s",
-        settings.n,
+        len(chosen),
         pool.reference_model,
-        settings.method,
+        how,
         settings.seed,
         int(pool.candidates.sum()),
         settings.candidates,
@@ -121,15 +132,79 @@ def anchor_candidates(
     return AnchorPool(reference_model, atoms, compared, reference_valid, candidates, structure_store, candidate_models)
 
 
-def choose_anchors(features: np.ndarray, n: int, method: str, seed: int, candidates: np.ndarray) -> np.ndarray:
-    """``platonic.anchors.select_anchors`` on the reference model's ``features (N, d)`` among ``candidates (N,)``,
-    its errors naming the config keys; sorted global atom indices ``(n,)``."""
+def choose_anchors(
+    features: np.ndarray, n: int, method: str, seed: int, candidates: np.ndarray, threshold_init: float
+) -> np.ndarray:
+    """``platonic.anchors.select_anchors`` on the reference model's ``features (N, d)`` among ``candidates (N,)``
+    (DIRECT from ``threshold_init``), its errors naming the config keys; sorted global atom indices ``(n,)``."""
     from platonic.anchors import select_anchors
 
     try:
-        return select_anchors(features, n, method, seed, candidates=candidates)
+        return select_anchors(features, n, method, seed, candidates=candidates, threshold_init=threshold_init)
     except ValueError as err:
-        raise ValueError(f"{err} (anchors.n, anchors.method, anchors.candidates)") from err
+        raise ValueError(f"{err} (anchors.n, anchors.method, anchors.threshold_init, anchors.candidates)") from err
+
+
+def given_anchors(settings: AnchorSettings, pool: AnchorPool) -> tuple[np.ndarray, dict]:
+    """The anchors ``settings.indices`` gives (method ``indices``), mapped from the atom order of
+    ``settings.indices_order`` (null: the CSV the structure store was read from) onto the study's atoms: global atom
+    indices ``(n,)`` in the order given, and the anchor store attrs that say where they come from. Every anchor must
+    be a candidate of ``pool``; errors name the index, its structure and site, and the config keys."""
+    from platonic.anchor_indices import file_sha256, flatten_order, indices_sha256, map_indices, read_indices
+
+    if settings.indices is None:
+        raise ValueError("anchors.method is 'indices' but anchors.indices is not given")
+    try:
+        indices = read_indices(settings.indices)
+    except ValueError as err:
+        raise ValueError(f"anchors.indices: {err}") from err
+    if len(indices) != settings.n:
+        raise ValueError(f"anchors.indices gives {len(indices)} atoms but anchors.n is {settings.n}: set anchors.n:"
+                         f" {len(indices)}")  # fmt: skip
+    store = pool.structures
+    order_path = settings.indices_order or str(store.attrs["source"])
+    try:
+        order = flatten_order(order_path, until=max(indices))
+        rejected = dict(zip(store.attrs.get("rejected_ids", []), store.attrs.get("rejected_reasons", []), strict=True))
+        atoms = map_indices(indices, order, store["material_id"].values, store["first_atom"].values,
+                            store["n_atoms"].values, store["Z"].values, rejected)  # fmt: skip
+    except ValueError as err:
+        raise ValueError(
+            f"{err} (anchors.indices, anchors.indices_order: null reads dataset.path; the study's structures:"
+            " dataset.path, dataset.limit)"
+        ) from err
+    problems = []
+    ids, sites, orbit = store["structure_id"].values, store["site"].values, store["orbit"].values
+    for index, atom in zip(indices, atoms, strict=True):
+        if pool.candidates[atom]:
+            continue
+        where = f"index {index} (site {int(sites[atom])} of {ids[atom]}, atom {atom} of this study)"
+        if not pool.compared[atom]:
+            problems.append(
+                f"{where} is a symmetry copy of atom {int(orbit[atom])}, its orbit's representative: with anchors.atoms"
+                " unique only representatives are compared and can be anchors; set anchors.atoms: all (Li & Walsh"
+                " compare every atom)"
+            )
+        elif not pool.reference_valid[atom]:
+            problems.append(
+                f"{where} was not embedded by the reference model {pool.reference_model}: choose another"
+                " anchors.reference_model, or leave the index out"
+            )
+        else:
+            problems.append(
+                f"{where} was not embedded by every model ({', '.join(pool.candidate_models or [])}; anchors.candidates"
+                " common): leave the index out, or set anchors.candidates: reference"
+            )
+    if problems:
+        shown = "; ".join(problems[:10]) + (f"; and {len(problems) - 10} more" if len(problems) > 10 else "")
+        raise ValueError(f"{len(problems)} of the {len(indices)} given anchors are not anchor candidates: {shown}")
+    given = {
+        "indices_source": str(settings.indices) if isinstance(settings.indices, str) else "anchors.indices (a list)",
+        "indices_sha256": indices_sha256(indices),
+        "indices_order": str(order_path),
+        "indices_order_sha256": file_sha256(order_path),
+    }
+    return atoms, given
 
 
 def missing_anchors(store, anchor_store) -> list[str]:

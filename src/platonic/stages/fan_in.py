@@ -18,7 +18,7 @@ import numpy as np
 import xarray as xr
 
 from platonic.process import limit_openmp, limit_threads
-from platonic.settings import SimilaritySettings
+from platonic.settings import SimilaritySettings, without_later_defaults
 from platonic.spaces import SPACES, in_dependency_order, model_spaces
 from platonic.stages.common import atom_counts, compared_mask, write_rows
 
@@ -240,11 +240,13 @@ def finish(ds: xr.Dataset, anchor_store: xr.Dataset, valid: np.ndarray, families
 
 
 def _settings_hash(settings: SimilaritySettings) -> str:
-    """What a summary's and a pair's numbers depend on: every similarity setting but the thread count, and the
-    spaces (a store made before a space was added lacks it)."""
+    """What a summary's and a pair's numbers depend on: every similarity setting but the thread count (less the keys
+    added later, at their default: ``settings.without_later_defaults``), and the spaces (a store made before a space
+    was added lacks it)."""
     from dataclasses import asdict
 
-    recorded = {k: v for k, v in asdict(settings).items() if k != "threads"} | {"spaces": SPACES}
+    recorded = {k: v for k, v in asdict(settings).items() if k != "threads"}
+    recorded = without_later_defaults(settings.section, recorded) | {"spaces": SPACES}
     return hashlib.sha256(repr(sorted(recorded.items())).encode()).hexdigest()
 
 

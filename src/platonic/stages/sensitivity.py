@@ -31,7 +31,9 @@ def anchor_sensitivity(
     store ``anchors``'s compared atoms both its models embedded (as in the similarity store), in the unit space and in
     the anchor space of each anchor set, chosen as the anchors stage chooses them (``selection``: the config section
     ``anchors``) on the structure store ``structures`` among the candidate atoms every model embedded; the
-    configured set is the anchor store's. ``similarity``'s settings but for its metrics."""
+    configured set is the anchor store's (with ``selection.method`` indices, the given anchors: method ``indices``,
+    beside DIRECT, random and farthest-point chosen from ``selection.threshold_init`` and ``selection.seed`` at every
+    K). ``similarity``'s settings but for its metrics."""
     from platonic.compare import anchor_sensitivity as sensitivity
     from platonic.compare.headline import HEADLINE_METRICS
     from platonic.stages.align import anchor_candidates, choose_anchors
@@ -59,7 +61,8 @@ def anchor_sensitivity(
                  int(pool.candidates.sum() - candidates.sum()), int(pool.candidates.sum()))  # fmt: skip
     counts = sensitivity.anchor_counts(settings.n_anchors, selection.n, int(candidates.sum()))
     draws = sensitivity.anchor_draws(settings.methods, counts, selection.seed, settings.random_seeds)
-    configured = (selection.method, selection.n, None if selection.method == "direct" else selection.seed)
+    # the anchor store's set: DIRECT and the given indices draw nothing (seed None)
+    configured = (selection.method, selection.n, None if selection.method in ("direct", "indices") else selection.seed)
     if configured not in draws:
         draws.append(configured)
     anchor_sets = {}
@@ -68,7 +71,7 @@ def anchor_sensitivity(
             chosen = _configured(anchor_store, anchors, reference_features, selection, pool, candidates)
         else:
             draw_seed = selection.seed if seed is None else seed  # DIRECT draws nothing
-            chosen = choose_anchors(reference_features, k, method, draw_seed, candidates)
+            chosen = choose_anchors(reference_features, k, method, draw_seed, candidates, selection.threshold_init)
         anchor_sets[method, k, seed] = np.searchsorted(rows, chosen)
     compare = dataclasses.replace(similarity, metrics=HEADLINE_METRICS, threads=settings.threads)
     multiplicity = row_weights(anchor_store, pool.compared, compare)
@@ -98,13 +101,19 @@ def anchor_sensitivity(
 
 
 def _configured(anchor_store, path: str, features: np.ndarray, selection: AnchorSettings, pool, candidates):
-    """The configured anchor set: the anchor store's own atoms. Where every model embedded every candidate atom of
-    the anchors stage, they are chosen again here and must be the same (else the store is out of date)."""
+    """The configured anchor set: the anchor store's own atoms, in its order. Given anchors (method indices) must come
+    from the index list configured (its sha256); chosen ones, where every model embedded every candidate atom of the
+    anchors stage, are chosen again here and must be the same (else the store is out of date)."""
+    from platonic.anchor_indices import indices_sha256, read_indices
     from platonic.stages.align import choose_anchors
 
-    stored = np.sort(anchor_store["anchor_atom"].values)
-    if np.array_equal(candidates, pool.candidates):
-        chosen = choose_anchors(features, selection.n, selection.method, selection.seed, candidates)
-        if not np.array_equal(stored, chosen):
+    stored = anchor_store["anchor_atom"].values
+    if selection.method == "indices":
+        if anchor_store.attrs.get("indices_sha256") != indices_sha256(read_indices(selection.indices)):
+            raise ValueError(f"{path} holds other anchors than anchors.indices gives; re-run anchors")
+    elif np.array_equal(candidates, pool.candidates):
+        chosen = choose_anchors(features, selection.n, selection.method, selection.seed, candidates,
+                                selection.threshold_init)  # fmt: skip
+        if not np.array_equal(np.sort(stored), chosen):
             raise ValueError(f"{path} holds other anchors than the anchors section chooses; re-run anchors")
     return stored
