@@ -189,6 +189,20 @@ def test_a_result_store_gives_back_every_array_bit_for_bit(tmp_path):
             np.testing.assert_array_equal(read[key], value, err_msg=key)
             assert np.asarray(read[key]).dtype == np.asarray(value).dtype, key
 
+    # one space's summary read alone (a pair job reads each space's when it compares it) is that space's, exactly
+    other = fan_in.summarise(x[:, ::-1].copy(), c)
+    result_store.save({"summary": {"raw": summary, "unit": other}, "atoms": np.arange(4)}, tmp_path / "m.zarr")
+    alone = result_store.load_item(tmp_path / "m.zarr", ("summary", "unit"), c.resampling)
+    assert alone.replicates.resampling is c.resampling
+    expected = dict(flat(other))
+    got = dict(flat(alone))
+    assert expected.keys() == got.keys()
+    for key, value in expected.items():
+        if value is not None:
+            np.testing.assert_array_equal(got[key], value, err_msg=key)
+    with pytest.raises(ValueError, match="has no \\('summary', 'anchor'\\)"):
+        result_store.load_item(tmp_path / "m.zarr", ("summary", "anchor"))
+
 
 def test_the_settings_hash_leaves_out_later_keys_only_at_their_default():
     """A summary or pair store made before ot_cost and the twonn_* keys existed holds the numbers of their defaults

@@ -65,8 +65,11 @@ class Features:
     def take(self, rows: np.ndarray) -> Features:
         """The rows ``rows`` (e.g. a permutation), with what is already derived taken along; the centring stays
         (a permutation does not move it)."""
+        x = self.x[rows]
+        if self._unit is self.x:  # the unit space: its rows are their own unit rows, taken once
+            return Features(x, x, None if self._square is None else self._square[rows], self._centring)
         return Features(
-            self.x[rows],
+            x,
             None if self._unit is None else self._unit[rows],
             None if self._square is None else self._square[rows],
             self._centring,

@@ -56,6 +56,21 @@ def load(path: str | Path, resampling: Resampling | None = None, keys=None):
     return _rebuild(outline, group, resampling), attrs
 
 
+def load_item(path: str | Path, item: tuple, resampling: Resampling | None = None):
+    """One nested item of the dict ``save`` wrote to ``path``, e.g. ``("summary", "raw")``: only its arrays are
+    read (a pair job holds one space's summaries at a time)."""
+    import zarr
+
+    group = zarr.open_group(str(path), mode="r")
+    outline = group.attrs["outline"]
+    for key in item:
+        found = [v for k, v in outline.get("items", []) if _unkey(k) == key]
+        if not found:
+            raise ValueError(f"{path} has no {item!r}; re-run the job that wrote it")
+        outline = found[0]
+    return _rebuild(outline, group, resampling)
+
+
 def attributes(path: str | Path) -> dict:
     """The attributes of the result store ``path``, without reading its arrays."""
     import zarr
