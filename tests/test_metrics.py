@@ -106,14 +106,19 @@ def _covariances(x, y):
     return xc.T @ yc, xc.T @ xc, yc.T @ yc
 
 
+def _leading_basis(z, kept):
+    """An orthonormal basis of ``z``'s centred rows projected on its ``kept(s)`` leading principal directions
+    (``s``: the singular values)."""
+    zc = z - z.mean(0)
+    _, s, vt = np.linalg.svd(zc, full_matrices=False)
+    return np.linalg.qr(zc @ vt[: kept(s)].T)[0]
+
+
 def test_svcca_equals_pca_then_qr_cca(pair):
     x, y = pair
-    expected = []
-    for z in (x, y):
-        zc = z - z.mean(0)
-        _, s, vt = np.linalg.svd(zc, full_matrices=False)
-        r = int(np.searchsorted(np.cumsum(s**2) / np.sum(s**2), 0.99) + 1)
-        expected.append(np.linalg.qr(zc @ vt[:r].T)[0])
+    expected = [
+        _leading_basis(z, lambda s: int(np.searchsorted(np.cumsum(s**2) / np.sum(s**2), 0.99) + 1)) for z in (x, y)
+    ]
     correlations = np.linalg.svd(expected[0].T @ expected[1], compute_uv=False)
     assert svcca_from_covariances(*_covariances(x, y)) == pytest.approx(correlations.mean(), abs=1e-9)
     rotated = 2 * x @ ortho_group.rvs(12, random_state=5) - 1
@@ -457,11 +462,7 @@ def test_lfre_ridge_cross_validation_equals_explicit_neighbourhood_fits():
 
 def test_svcca_cap_keeps_the_leading_directions_and_counts_them(pair):
     x, y = pair
-    expected = []
-    for z in (x, y):
-        zc = z - z.mean(0)
-        _, _, vt = np.linalg.svd(zc, full_matrices=False)
-        expected.append(np.linalg.qr(zc @ vt[:5].T)[0])  # the five leading directions
+    expected = [_leading_basis(z, lambda s: 5) for z in (x, y)]  # the five leading directions
     correlations = np.linalg.svd(expected[0].T @ expected[1], compute_uv=False)
     value = svcca_from_covariances(*_covariances(x, y), max_directions=5)
     assert value == pytest.approx(correlations.mean(), abs=1e-9)
