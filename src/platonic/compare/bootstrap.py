@@ -383,14 +383,15 @@ def chance_moments(y: np.ndarray, resampling: Resampling, train: np.ndarray, wan
 
 def pair_chance(x, y, mx: Moments | None, my_permuted: list, nx, ny, resampling, wanted, train, k, lfre_k, queries,
                 distances=None, excluded=None, kernels=None, split_x=None, folds=None, grid=(1e-8,),
-                svcca_directions=None) -> dict[tuple[str, bool], np.ndarray]:  # fmt: skip
+                svcca_directions=None, forward_only=False) -> dict[tuple[str, bool], np.ndarray]:  # fmt: skip
     """Every ``wanted`` metric of (x, y permuted by whole structures) for each of ``resampling.permutations``:
     ``{(metric, forward): (P,)}``. ``mx``: x's moments; ``split_x``: its split moments (``metrics.split_moments``
     with ``folds``; computed here where not given); ``my_permuted``: ``chance_moments`` of y; ``distances``: x's
     subsample distance matrix; ``kernels``: the pair's ``metrics.cknna_kernels``, where already built. GFRE and LFRE
     choose their ridge from ``grid`` on each permuted pair (by ``folds (N,)``, the rows' cross-validation folds) as
     their values do; SVCCA keeps at most ``svcca_directions``. ``x`` and ``y`` are arrays or ``metrics.Features``:
-    a permutation of y takes y's unit rows and centring along."""
+    a permutation of y takes y's unit rows and centring along. ``forward_only``: the directed metrics from x to y
+    only (a model with itself, whose other direction is the same number)."""
     fx, fy = metrics.features(x), metrics.features(y)
     x, y = fx.x, fy.x
     n_perm = len(resampling.permutations)
@@ -436,6 +437,8 @@ def pair_chance(x, y, mx: Moments | None, my_permuted: list, nx, ny, resampling,
             value = metrics.distance_correlation_from_distances(distances, my_permuted[p][2])
             put(("distance_correlation", True), p, value)
         for forward, (source, target, neighbours) in ((True, (fx, fyp, nx)), (False, (fyp, fx, nyp))):
+            if forward_only and not forward:
+                continue
             if "information_imbalance" in wanted:
                 value = metrics.information_imbalance(source, target, neighbours, few, groups=excluded)
                 put(("information_imbalance", forward), p, value)

@@ -410,7 +410,7 @@ def compare_pair(
         chance = bootstrap.pair_chance(
             fx, fy, sx.moments, sy.chance, nx, ny, r, wanted=wanted - {"mutual_knn"} if knn else wanted, train=c.train,
             k=k, lfre_k=c.lfre_k, queries=c.queries, distances=sx.distances, excluded=c.excluded, kernels=kernels,
-            split_x=sx.split, folds=c.folds, grid=c.ridge_grid, svcca_directions=c.svcca_directions,
+            split_x=sx.split, folds=c.folds, grid=c.ridge_grid, svcca_directions=c.svcca_directions, forward_only=same,
         )  # fmt: skip
         if knn:
             chance["mutual_knn", True] = bootstrap.permuted_mutual_knn(*knn, c.knn_permutations)
