@@ -9,7 +9,8 @@ ties). The anchor store compares one atom per orbit (``compared``), with the orb
 and 100 anchors among the compared atoms; the projections are ``anchor_projection(x, x[anchors])``.
 
 Every job is timed on its own: wall time, CPU time (user + system) and peak RSS, from ``os.wait4`` on the job's
-process (so peak RSS is that job's alone, not this script's). Jobs run one after another unless ``--parallel J``.
+process (so peak RSS is that job's alone, not this script's). Jobs run one after another unless ``--parallel J``;
+as Snakemake schedules them, a pair starts once its two summaries are written and the gather once every pair is.
 
     python benchmarks/fan_in_jobs.py --models 3 --atoms 3000
     python benchmarks/fan_in_jobs.py --models 4 --atoms 5000 --add-one --json /tmp/fan_in_jobs.json
@@ -223,6 +224,7 @@ class Job:
     name: str
     argv: list[str]
     log: Path
+    needs: tuple[str, ...] = ()  # the names of the jobs whose outputs this one reads
 
 
 @dataclass
@@ -246,12 +248,21 @@ def environment() -> dict[str, str]:
 
 
 def run_jobs(jobs: list[Job], parallel: int, phase: str) -> list[Measured]:
-    """Run ``jobs`` (up to ``parallel`` at once), each timed by ``os.wait4`` on its own process; stops at the
-    first failure, showing the end of its log."""
+    """Run ``jobs`` (up to ``parallel`` at once), each once the jobs it ``needs`` have finished, the first ready
+    one in list order first (as Snakemake starts a pair job as soon as its two summaries exist, with no barrier
+    between the kinds); each timed by ``os.wait4`` on its own process; stops at the first failure, showing the end
+    of its log."""
     env, pending, running, done = environment(), list(jobs), {}, []
+    finished: set[str] = set()
     while pending or running:
-        while pending and len(running) < parallel:
-            job = pending.pop(0)
+        while len(running) < parallel:
+            ready = next((job for job in pending if finished.issuperset(job.needs)), None)
+            if ready is None:
+                if not running:
+                    raise SystemExit(f"jobs waiting on jobs that never run: {[job.name for job in pending]}")
+                break
+            pending.remove(ready)
+            job = ready
             job.log.parent.mkdir(parents=True, exist_ok=True)
             handle = open(job.log, "w")  # noqa: SIM115 (closed when the job ends)
             start = time.perf_counter()
@@ -278,6 +289,7 @@ def run_jobs(jobs: list[Job], parallel: int, phase: str) -> list[Measured]:
             warnings=[line for line in text.splitlines() if "WARNING" in line or "Warning" in line],
         )
         done.append(measured)
+        finished.add(job.name)
         print(
             f"  {job.kind:12s} {job.name:28s} wall {measured.wall_s:8.2f} s  CPU {measured.cpu_s:8.2f} s  "
             f"peak RSS {measured.peak_rss_gib:6.2f} GiB",
@@ -322,7 +334,7 @@ class Study:
                 "--projections", str(self.projections[a]), str(self.projections[b]),
                 "--summaries", str(self.summaries[a]), str(self.summaries[b]),
                 *self._common(), "--threads", str(self.threads)]  # fmt: skip
-        return Job("compare_pair", f"{a}__{b}", argv, self.root / "logs" / "compare_pair" / f"{a}__{b}.log")
+        return Job("compare_pair", f"{a}__{b}", argv, self.root / "logs" / "compare_pair" / f"{a}__{b}.log", (a, b))
 
     def gather(self, models: list[str], tag: str) -> Job:
         pairs = [self.pairs[key] for key in itertools.combinations(sorted(models), 2)]
@@ -330,7 +342,8 @@ class Study:
         argv = [sys.executable, "-m", "platonic", "gather", str(out), str(out.with_suffix(".csv")),
                 "--summaries", *(str(self.summaries[m]) for m in models), "--pairs", *map(str, pairs),
                 *self._common()]  # fmt: skip
-        return Job("gather", f"{len(models)} models", argv, self.root / "logs" / "gather" / f"{tag}.log")
+        pair_jobs = tuple(f"{a}__{b}" for a, b in itertools.combinations(sorted(models), 2))
+        return Job("gather", f"{len(models)} models", argv, self.root / "logs" / "gather" / f"{tag}.log", pair_jobs)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -560,10 +573,9 @@ def benchmark(args, root: Path, settings_json: str, resolved) -> dict:
     models = [model_name(m) for m in range(args.models)]
     print(f"\nfan-in of {args.models} models:")
     began = time.perf_counter()
-    measured = run_jobs([study.summarise(m) for m in models], args.parallel, "study")
-    measured += run_jobs([study.compare_pair(a, b) for a, b in itertools.combinations(models, 2)], args.parallel,
-                         "study")  # fmt: skip
-    measured += run_jobs([study.gather(models, f"{args.models}-models")], 1, "study")
+    jobs = [study.summarise(m) for m in models]
+    jobs += [study.compare_pair(a, b) for a, b in itertools.combinations(models, 2)]
+    measured = run_jobs([*jobs, study.gather(models, f"{args.models}-models")], args.parallel, "study")
     elapsed = time.perf_counter() - began
     kinds, total = by_kind(measured), totals(measured, elapsed)
     print_table(f"fan-in of M = {args.models} models, N = {args.atoms} atoms ({n_compared} compared)", kinds, total)
@@ -584,9 +596,11 @@ def benchmark(args, root: Path, settings_json: str, resolved) -> dict:
         new = model_name(args.models)
         print(f"\nadding {new}:")
         began = time.perf_counter()
-        added = run_jobs([study.summarise(new)], 1, "add-one")
-        added += run_jobs([study.compare_pair(m, new) for m in models], args.parallel, "add-one")
-        added += run_jobs([study.gather([*models, new], f"{args.models + 1}-models")], 1, "add-one")
+        jobs = [study.summarise(new), *(study.compare_pair(m, new) for m in models)]
+        jobs.append(study.gather([*models, new], f"{args.models + 1}-models"))
+        for job in jobs:  # the study's summaries and pairs exist already
+            job.needs = tuple(name for name in job.needs if new in name)
+        added = run_jobs(jobs, args.parallel, "add-one")
         elapsed = time.perf_counter() - began
         added_kinds, added_total = by_kind(added), totals(added, elapsed)
         print_table(f"adding model {args.models + 1} to the {args.models}-model study", added_kinds, added_total)
