@@ -67,8 +67,11 @@ browser:
 		   (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)) ; } || \
 		echo "chromium not installed (needs root and apt-get): the headless-browser check of the report is skipped"
 
+# the tests run on every core (pytest-xdist), a module's tests on one worker so that its fixtures are built once;
+# TEST_WORKERS=1 runs them in one process
+TEST_WORKERS ?= auto
 test: setup-dev $(addprefix test-,$(MODEL_VENVS)) browser
-	$(WITH_VENV) python -m pytest
+	$(WITH_VENV) python -m pytest -n $(TEST_WORKERS) --dist loadfile
 	$(WITH_VENV) snakemake --lint
 	$(WITH_VENV) snakefmt --check .
 	$(WITH_VENV) ruff check src tests benchmarks
