@@ -19,7 +19,7 @@ MODEL_VENVS := mace orb hienet
 # would cause
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: setup setup-dev run report test $(addprefix test-,$(MODEL_VENVS)) browser clean
+.PHONY: setup setup-dev run report test test-fast $(addprefix test-,$(MODEL_VENVS)) browser clean
 
 setup: $(STAMP)
 
@@ -76,6 +76,10 @@ test: setup-dev $(addprefix test-,$(MODEL_VENVS)) browser
 	$(WITH_VENV) snakefmt --check .
 	$(WITH_VENV) ruff check src tests benchmarks
 	$(WITH_VENV) ruff format --check src tests benchmarks
+
+# the unit tests: no model virtualenvs, no full workflow runs, nothing marked slow (under 3 minutes on 2 cores)
+test-fast: setup-dev
+	$(WITH_VENV) python -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not slow"
 
 clean:
 	rm -rf results .snakemake

@@ -200,6 +200,7 @@ def test_the_shipped_list_is_li_and_walshs_hundred_indices():
 # (d) identity on the study's own CSV
 
 
+@pytest.mark.slow
 def test_indices_into_the_studys_own_csv_map_to_themselves():
     """Every atom of the bundled sample's training split, counted in that same CSV with nothing rejected: the map
     is the identity."""

@@ -144,6 +144,7 @@ def _stored(paths, spaces: dict) -> tuple:
     return ds
 
 
+@pytest.mark.slow
 def test_the_configured_direct_row_is_the_headline_of_the_stored_anchor_space_bit_for_bit(tmp_path):
     """At the configured anchors (DIRECT, anchors.n) the table's rows are the headline's anchor-space rows of the
     similarity store that the fan-in's jobs gather from the anchors and project stages' stores, with every configured

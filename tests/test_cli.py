@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from platonic.cli import describe_model, main
 from platonic.compare.registry import NAMES as METRICS
@@ -43,6 +44,7 @@ def test_embed_needs_a_family_for_unknown_models(tmp_path, sample_csv, capsys):
     assert "give its family and checkpoint" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_stage_chain_on_two_real_models(tmp_path, sample_csv):
     """prepare -> embed x2 -> anchors -> project -> similarity, through the CLI only."""
     s, e1, e2 = tmp_path / "s.zarr", tmp_path / "e1.zarr", tmp_path / "e2.zarr"

@@ -8,9 +8,10 @@ from test_workflow import ROOT, SNAKEMAKE, snakemake
 
 from platonic.store import open_store
 
-pytestmark = pytest.mark.skipif(
-    SNAKEMAKE is None, reason="snakemake is not installed (pip install 'platonic[workflow]')"
-)
+pytestmark = [
+    pytest.mark.skipif(SNAKEMAKE is None, reason="snakemake is not installed (pip install 'platonic[workflow]')"),
+    pytest.mark.slow,  # full workflow runs: `make test-fast` leaves them out
+]
 
 CONFIG = {
     "dataset": {"name": "twice", "path": str(ROOT / "data/mp20_sample/train.csv"), "limit": 6},

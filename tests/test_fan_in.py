@@ -80,6 +80,7 @@ def _assert_same(a: xr.Dataset, b: xr.Dataset, variables):
 
 
 @pytest.mark.parametrize("neighbours", ["all", "other-structures"])
+@pytest.mark.slow
 def test_the_jobs_give_the_numbers_of_the_one_process_fan_in_bit_for_bit(tmp_path, neighbours):
     """Every variable of the gathered store equals the one-process fan-in's exactly: both run the same functions
     (fan_in.summarise, fan_in.compare_pair, similarity.assemble) on the same float32 rows with the same draws,
@@ -101,6 +102,7 @@ def test_the_jobs_give_the_numbers_of_the_one_process_fan_in_bit_for_bit(tmp_pat
     assert (gathered["pair_atoms"].values == len(structure_index)).all()
 
 
+@pytest.mark.slow
 def test_a_pair_compares_the_atoms_both_models_embedded(tmp_path):
     """A model that left out two structures: its pairs are compared on the other atoms (the other model's summary
         is computed again there), the other pairs on every atom; each pair equals the one-process fan-in on those atoms,
@@ -134,6 +136,7 @@ def test_a_pair_compares_the_atoms_both_models_embedded(tmp_path):
                 np.testing.assert_array_equal(got, expected, err_msg=f"{models} {name}")
 
 
+@pytest.mark.slow
 def test_gather_names_a_missing_pair_and_a_summary_made_with_other_settings(tmp_path, capsys):
     paths, _, _, _ = _study(tmp_path, n_structures=12)
     _, summaries, pairs = _run_jobs(tmp_path, paths, SETTINGS)

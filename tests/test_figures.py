@@ -309,6 +309,7 @@ def test_shared_space_maps_same_atoms_in_every_panel(tmp_path):
     assert _non_blank(save_figure(fig, tmp_path / "map.png"))
 
 
+@pytest.mark.slow
 def test_shared_space_umap_panel_when_installed(tmp_path):
     pytest.importorskip("umap", reason="umap-learn is not installed (pip install 'platonic[umap]')")
     rng = np.random.default_rng(3)

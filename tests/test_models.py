@@ -25,6 +25,7 @@ def test_rotation_translation_permutation_invariance(adapter, few_structures):
     check_invariance(adapter, few_structures.atoms[:4])
 
 
+@pytest.mark.slow
 def test_batched_equals_one_by_one_and_repeats_are_identical(adapter, few_structures):
     check_batching(adapter, few_structures.atoms)
 
@@ -81,6 +82,7 @@ def test_chgnet_default_layer_is_chgnets_own_atom_features(few_structures):
     assert ours[0].shape[1] == 64
 
 
+@pytest.mark.slow
 def test_sevennet_features_feed_its_own_readout(few_structures):
     """Pushing our features through SevenNet's remaining modules reproduces its calculator's energy."""
     from sevenn.calculator import SevenNetCalculator
@@ -105,6 +107,7 @@ def test_sevennet_features_feed_its_own_readout(few_structures):
 
 
 @pytest.mark.parametrize("cutoff", [None, 4.0])
+@pytest.mark.slow
 def test_sevennet_default_features_are_the_input_of_its_readout(cutoff, few_structures):
     """Li & Walsh's SevenNet reading, done with sevenn alone: its own model (model_from_checkpoint), one graph per
     structure from unlabeled_atoms_to_input with the radius given by hand, sevenn's whole forward pass (energy and
@@ -146,6 +149,7 @@ def test_sevennet_default_features_are_the_input_of_its_readout(cutoff, few_stru
     assert np.abs(np.concatenate(ours)).max() > 1  # not all zero
 
 
+@pytest.mark.slow
 def test_sevennet_graph_cutoff_is_an_option(few_structures):
     """options.cutoff: the checkpoint's own radius (SevenNet-0's config says 5 A) changes nothing; a smaller one
     leaves out exactly the neighbours beyond it (edge counts against ase's own neighbour list) and changes the
@@ -238,6 +242,7 @@ def test_sevennet_downloaded_checkpoints_use_the_cache_dir(tmp_path):
     assert adapter.provenance()["checkpoint_sha256"] == reference.provenance()["checkpoint_sha256"]
 
 
+@pytest.mark.slow
 def test_any_interaction_layer_can_be_chosen(few_structures):
     structures = few_structures.atoms[:2]
     default = load_adapter("chgnet", checkpoint="0.3.0", device="cpu")

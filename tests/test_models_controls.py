@@ -138,6 +138,7 @@ def untrained(request):
     return adapters | {"trained": load_adapter(**spec, device="cpu", batch_size=3)}
 
 
+@pytest.mark.slow
 def test_untrained_contract(untrained, few_structures):
     adapter = untrained[0]
     check_invariance(adapter, few_structures.atoms[:2])
@@ -153,6 +154,8 @@ def test_untrained_weights_are_the_architectures_own_seeded_init(untrained):
     import torch
 
     adapter = untrained[0]
+    for loaded in (adapter, untrained["trained"]):  # adapters load lazily; this test may be the first to need them
+        loaded.load()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         if adapter.family == "chgnet":
@@ -172,6 +175,7 @@ def test_untrained_weights_are_the_architectures_own_seeded_init(untrained):
         torch.testing.assert_close(ours[name], expected, rtol=0, atol=0)
 
 
+@pytest.mark.slow
 def test_untrained_seeds_and_the_trained_weights_differ(untrained, few_structures):
     import torch
 

@@ -53,6 +53,7 @@ def case(request):
     return family, checkpoint, names, default, stack
 
 
+@pytest.mark.slow
 def test_the_layer_stack_equals_a_single_layer_pass_per_layer(case, tiny):
     family, checkpoint, names, default, stack = case
     assert stack.available_layers == tuple(names)
@@ -71,6 +72,7 @@ def test_the_layer_stack_equals_a_single_layer_pass_per_layer(case, tiny):
         assert item[default].shape == (len(atoms), {"chgnet": 64, "sevenn": 128}[family])
 
 
+@pytest.mark.slow
 def test_every_layer_passes_the_adapter_contract(case, tiny):
     check_every_layer(case[-1], tiny)
 

@@ -82,6 +82,7 @@ def _finished_shards(output: Path) -> list[Path]:
     return sorted(p for p in shards.glob("structures-*.zarr")) if shards.exists() else []
 
 
+@pytest.mark.slow
 def test_sigkill_mid_run_then_rerun_redoes_only_unfinished_shards_bit_identically(workspace):
     tmp, structures, env = workspace
     # the uninterrupted reference run

@@ -140,6 +140,7 @@ def test_store_records_unanalysable_structures():
     assert ds["symmetry_reason"].values[0] == "" and "periodic" in ds["symmetry_reason"].values[1]
 
 
+@pytest.mark.slow
 def test_bundled_sample_orbit_counts_by_symprec(sample_csv):
     from platonic.structures import read_structures
 

@@ -20,9 +20,10 @@ from platonic.store import open_store
 ROOT = Path(__file__).resolve().parents[1]
 OVERVIEW = ["agreement", "shared_space", "periodic_trends", "model_statistics", "model_tree"]
 SNAKEMAKE = shutil.which("snakemake", path=str(Path(sys.executable).parent)) or shutil.which("snakemake")
-pytestmark = pytest.mark.skipif(
-    SNAKEMAKE is None, reason="snakemake is not installed (pip install 'platonic[workflow]')"
-)
+pytestmark = [
+    pytest.mark.skipif(SNAKEMAKE is None, reason="snakemake is not installed (pip install 'platonic[workflow]')"),
+    pytest.mark.slow,  # full workflow runs: `make test-fast` leaves them out
+]
 
 
 def snakemake(*args, cwd=ROOT, check=True):
