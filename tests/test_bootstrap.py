@@ -60,9 +60,9 @@ def test_a_replicate_drawing_every_structure_once_reproduces_the_value(weighted)
     ds = pairwise_similarity({"raw": {"x": x, "y": y}}, structure_index=groups, settings=settings, weights=weights)
     names = list(ds.metric.values)
     # the same split and queries as the fan-in
-    from platonic.compare.fan_in import structure_split as _structure_split
+    from platonic.compare.fan_in import train_mask
 
-    train = _structure_split(groups, settings)
+    train = train_mask(groups, settings)
     train_structures = np.zeros(groups.max() + 1, dtype=bool)
     train_structures[groups[train]] = True
     rng = np.random.default_rng(settings.seed)

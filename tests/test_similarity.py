@@ -38,7 +38,7 @@ def test_every_pair_matches_the_metric_called_directly(spaces, result):
     rng = np.random.default_rng(settings.seed)
     subsample = np.sort(rng.choice(400, size=150, replace=False))
     queries = np.sort(rng.choice(400, size=120, replace=False))
-    train = fan_in.structure_split(groups, settings)
+    train = fan_in.train_mask(groups, settings)
     for space, models in spaces.items():
         for a, x in models.items():
             for b, y in models.items():
@@ -151,7 +151,7 @@ def test_the_store_records_each_value_s_ridge_and_width_ratio_and_the_csv_marks_
     assert np.isin(chosen, settings.ridge_grid).all()
     assert (ridge.sel(metric="gfre", space="raw", model_a="a", model_b="a") == settings.ridge_grid[0]).all()
     assert np.isnan(ridge.sel(metric="linear_cka")).all() and np.isnan(ratio.sel(metric="cknna")).all()
-    n_train = int(fan_in.structure_split(groups, settings).sum())
+    n_train = int(fan_in.train_mask(groups, settings).sum())
     for space, models in spaces.items():
         for a, x in models.items():
             row = ratio.sel(space=space, model_a=a)

@@ -25,17 +25,17 @@ def test_the_group_target_puts_the_f_block_in_group_3():
         periodic_group(np.array([0, 5]), f_block=3)
 
 
-def test_structure_split_keeps_every_structure_on_one_side():
+def test_held_out_mask_keeps_every_structure_on_one_side():
     structure_index = np.repeat(np.arange(200), np.random.default_rng(1).integers(1, 9, 200))
-    test = transfer.structure_split(structure_index, 0.25, seed=3)
+    test = transfer.held_out_mask(structure_index, 0.25, seed=3)
     in_test = set(structure_index[test])
     in_train = set(structure_index[~test])
     assert in_test.isdisjoint(in_train) and len(in_test | in_train) == 200
     assert len(in_test) == 50
-    np.testing.assert_array_equal(test, transfer.structure_split(structure_index, 0.25, seed=3))
-    assert not np.array_equal(test, transfer.structure_split(structure_index, 0.25, seed=4))
+    np.testing.assert_array_equal(test, transfer.held_out_mask(structure_index, 0.25, seed=3))
+    assert not np.array_equal(test, transfer.held_out_mask(structure_index, 0.25, seed=4))
     with pytest.raises(ValueError, match="between 0 and 1"):
-        transfer.structure_split(structure_index, 1.0, seed=0)
+        transfer.held_out_mask(structure_index, 1.0, seed=0)
 
 
 def test_pool_by_structure_is_the_mean_per_structure():

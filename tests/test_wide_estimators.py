@@ -38,7 +38,7 @@ def gfre_study(width: int, seed: int = 0) -> dict:
     """GFRE of y from x at one width: the population value, the fixed ridge of earlier runs (1e-8) and the
     cross-validated one (with the ridge it chose), on the fan-in's structure split and folds."""
     x, y, groups, population = latent_pair(seed, width)
-    train = fan_in.structure_split(groups, SETTINGS)
+    train = fan_in.train_mask(groups, SETTINGS)
     folds = fan_in.cv_folds(groups, train, SETTINGS.seed + 5)
     value, ridge = metrics.gfre_cross_validated(x, y, train, folds, GRID)
     fixed = metrics.gfre(x, y, train, 1e-8)
@@ -49,7 +49,7 @@ def gfre_study(width: int, seed: int = 0) -> dict:
 def lfre_study(width: int, k: int = 20, seed: int = 0) -> dict:
     """LFRE of y from x on k = 20 neighbours at one width: the fixed ridge of earlier runs and the cross-validated."""
     x, y, groups, _ = latent_pair(seed, width)
-    folds = fan_in.cv_folds(groups, fan_in.structure_split(groups, SETTINGS), SETTINGS.seed + 5)
+    folds = fan_in.cv_folds(groups, fan_in.train_mask(groups, SETTINGS), SETTINGS.seed + 5)
     neighbours = nearest_neighbours(x, k, "exact")
     queries = np.arange(0, len(x), 2)
     squared, ridge = metrics.lfre_errors_chosen(x, y, neighbours, queries, GRID, folds)
@@ -148,7 +148,7 @@ def test_cross_validated_gfre_equals_scikit_matter_on_the_same_split_and_folds()
     from skmatter.metrics import global_reconstruction_error
 
     x, y, groups, _ = latent_pair(1, 190)
-    train = fan_in.structure_split(groups, SETTINGS)
+    train = fan_in.train_mask(groups, SETTINGS)
     folds = fan_in.cv_folds(groups, train, SETTINGS.seed + 5)
     value, ridge = metrics.gfre_cross_validated(x, y, train, folds, GRID)
     train_rows = np.flatnonzero(train)

@@ -33,7 +33,7 @@ from platonic.settings import SimilaritySettings, TransferSettings
 CHUNK = 16384
 HEADS = ("ridge", "mlp")
 ATOM_TARGETS = ("element", "group")
-METRICS = ("mae", "r2", "accuracy")
+PROBE_METRICS = ("mae", "r2", "accuracy")
 ESTIMATES = ("score", "standard_error", "ci_low", "ci_high")  # the score and its structure-bootstrap interval
 KINDS = {False: "structure regression", True: "atom classification"}
 
@@ -42,7 +42,7 @@ KINDS = {False: "structure regression", True: "atom classification"}
 # targets and splits
 
 
-def structure_split(structure_index: np.ndarray, test_fraction: float, seed: int) -> np.ndarray:
+def held_out_mask(structure_index: np.ndarray, test_fraction: float, seed: int) -> np.ndarray:
     """Boolean test mask over atoms (or structures): a seeded ``test_fraction`` of the distinct
     structures in ``structure_index (N,)``, each structure whole on one side of the split."""
     if not 0 < test_fraction < 1:
@@ -348,7 +348,7 @@ def transfer_scores(
     structure_index = np.asarray(structure_index, dtype=np.int64)
     n_structures = int(structure_index.max()) + 1
     n_atoms = len(structure_index)
-    test_atoms = structure_split(structure_index, settings.test_fraction, settings.seed)
+    test_atoms = held_out_mask(structure_index, settings.test_fraction, settings.seed)
     test_structure = np.zeros(n_structures, dtype=bool)
     test_structure[structure_index[test_atoms]] = True
     present = np.bincount(structure_index, minlength=n_structures) > 0
@@ -433,12 +433,12 @@ def transfer_scores(
 
     heads = list(settings.heads)
     table = np.full(
-        (len(ESTIMATES), len(heads), len(space_names), len(target_names), len(METRICS), len(models), len(models)),
+        (len(ESTIMATES), len(heads), len(space_names), len(target_names), len(PROBE_METRICS), len(models), len(models)),
         np.nan,
     )
     for (head, space, name, source, target), result in values.items():
         cell = (heads.index(head), space_names.index(space), target_names.index(name))
-        for k, metric in enumerate(METRICS):
+        for k, metric in enumerate(PROBE_METRICS):
             table[(slice(None), *cell, k, models.index(source), models.index(target))] = result[metric]
     alpha = np.full((len(heads), len(space_names), len(target_names), len(models)), np.nan)
     for (head, space, name, source), value in alphas.items():
@@ -464,7 +464,7 @@ def transfer_scores(
             "space": space_names,
             "target": target_names,
             "target_kind": ("target", [KINDS[t in atom_targets] for t in target_names]),
-            "metric": list(METRICS),
+            "metric": list(PROBE_METRICS),
             "source_model": models,
             "target_model": models,
             "model": models,

@@ -92,7 +92,7 @@ class Comparison:
         groups = np.asarray(structure_index) if structure_index is not None else np.arange(n)
         if len(groups) != n:
             raise ValueError(f"structure_index has {len(groups)} entries for {n} atoms")
-        train = structure_split(groups, settings)
+        train = train_mask(groups, settings)
         weights = None if weights is None else np.asarray(weights, np.float64)
         knn_rows, knn_permutations = None, []
         if settings.knn_subsample is not None:
@@ -185,8 +185,9 @@ def cv_folds(groups: np.ndarray, train: np.ndarray, seed: int) -> np.ndarray:
     return folds
 
 
-def structure_split(groups: np.ndarray, settings: SimilaritySettings) -> np.ndarray:
-    """Boolean train mask: a seeded ``train_fraction`` of the groups (structures), whole."""
+def train_mask(groups: np.ndarray, settings: SimilaritySettings) -> np.ndarray:
+    """GFRE's boolean train mask over the rows: a seeded ``train_fraction`` of the groups (structures), whole
+    (the transfer probes' split is ``platonic.analysis.transfer.held_out_mask``, a test mask)."""
     unique = np.unique(groups)
     rng = np.random.default_rng(settings.seed + 1)
     n_train = int(round(settings.train_fraction * len(unique)))
