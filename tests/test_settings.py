@@ -125,6 +125,13 @@ def test_the_schema_enum_and_default_list_every_registered_metric_in_order():
     assert S.SimilaritySettings().metrics == registry.NAMES
 
 
+def test_the_layers_schema_enum_is_the_registrys_symmetric_scale_free_metrics():
+    spec = S.section_schema(("analysis",))["properties"]["layers"]["properties"]["metrics"]
+    assert tuple(spec["items"]["enum"]) == registry.LAYER_METRICS
+    assert "optimal_transport" not in registry.LAYER_METRICS and "gfre" not in registry.LAYER_METRICS
+    assert set(spec["default"]) <= set(registry.LAYER_METRICS)
+
+
 def test_the_readme_metric_table_is_the_registry():
     readme = (ROOT / "README.md").read_text()
     assert registry.markdown_table() in readme

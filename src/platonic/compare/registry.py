@@ -140,6 +140,9 @@ NAMES: tuple[str, ...] = tuple(METRICS)
 DIRECTED: frozenset[str] = frozenset(m.name for m in METRICS.values() if m.directed)
 SIMILARITIES: frozenset[str] = frozenset(m.name for m in METRICS.values() if m.similarity)
 SCALE_FREE: frozenset[str] = frozenset(m.name for m in METRICS.values() if m.scale_free)
+# what the layer x layer table (analysis.layers.metrics) may compare: one number per pair of layers (not directed)
+# that means the same between layers of different widths and scales (scale-free)
+LAYER_METRICS: tuple[str, ...] = tuple(name for name in NAMES if name not in DIRECTED and name in SCALE_FREE)
 
 
 def metric(name: str, settings=None) -> Metric:
