@@ -11,7 +11,7 @@ from scipy.stats import ortho_group
 
 from platonic.cli import main
 from platonic.compare.layers import Layer, layer_similarity
-from platonic.compare.metrics import linear_cka
+from platonic.compare.oracle import linear_cka
 from platonic.embedding import embedding_dataset
 from platonic.settings import SimilaritySettings
 from platonic.spaces import SPACES

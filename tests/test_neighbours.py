@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from platonic.compare.metrics import knn_indices
 from platonic.compare.neighbours import nearest_neighbours
+from platonic.compare.oracle import knn_indices
 
 pytest.importorskip("faiss", reason="faiss-cpu is a dependency of platonic; install it")
 

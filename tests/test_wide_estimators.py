@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from platonic.compare import fan_in, metrics
+from platonic.compare import fan_in, metrics, oracle
 from platonic.compare.neighbours import nearest_neighbours
 from platonic.compare.similarity import pairwise_similarity
 from platonic.settings import SimilaritySettings
@@ -40,8 +40,8 @@ def gfre_study(width: int, seed: int = 0) -> dict:
     x, y, groups, population = latent_pair(seed, width)
     train = fan_in.train_mask(groups, SETTINGS)
     folds = fan_in.cv_folds(groups, train, SETTINGS.seed + 5)
-    value, ridge = metrics.gfre_cross_validated(x, y, train, folds, GRID)
-    fixed = metrics.gfre(x, y, train, 1e-8)
+    value, ridge = oracle.gfre_cross_validated(x, y, train, folds, GRID)
+    fixed = oracle.gfre(x, y, train, 1e-8)
     return {"width": width, "ratio": width / train.sum(), "population": population, "fixed": fixed, "cv": value,
             "ridge": ridge}  # fmt: skip
 
@@ -53,7 +53,7 @@ def lfre_study(width: int, k: int = 20, seed: int = 0) -> dict:
     neighbours = nearest_neighbours(x, k, "exact")
     queries = np.arange(0, len(x), 2)
     squared, ridge = metrics.lfre_errors_chosen(x, y, neighbours, queries, GRID, folds)
-    fixed = metrics.lfre(x, y, neighbours, queries, 1e-8)
+    fixed = oracle.lfre(x, y, neighbours, queries, 1e-8)
     return {"width": width, "ratio": width / k, "fixed": fixed, "cv": float(np.sqrt(squared.mean())), "ridge": ridge}
 
 
@@ -150,7 +150,7 @@ def test_cross_validated_gfre_equals_scikit_matter_on_the_same_split_and_folds()
     x, y, groups, _ = latent_pair(1, 190)
     train = fan_in.train_mask(groups, SETTINGS)
     folds = fan_in.cv_folds(groups, train, SETTINGS.seed + 5)
-    value, ridge = metrics.gfre_cross_validated(x, y, train, folds, GRID)
+    value, ridge = oracle.gfre_cross_validated(x, y, train, folds, GRID)
     train_rows = np.flatnonzero(train)
     centred = x[train] - x[train].mean(0)
     scaled = centred / np.sqrt(np.mean(np.sum(centred**2, axis=1)))
@@ -171,7 +171,7 @@ def test_cross_validated_gfre_equals_scikit_matter_on_the_same_split_and_folds()
     assert chosen == pytest.approx(ridge, rel=1e-12) and ridge > 1e-8
     assert value == pytest.approx(expected, rel=1e-7)
     fixed, _ = scikit_matter([1e-8])
-    assert metrics.gfre(x, y, train, 1e-8) == pytest.approx(fixed, rel=1e-6) and fixed > 1
+    assert oracle.gfre(x, y, train, 1e-8) == pytest.approx(fixed, rel=1e-6) and fixed > 1
 
 
 def study_table() -> str:

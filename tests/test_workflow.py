@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import yaml
 
-from platonic.compare.metrics import linear_cka
+from platonic.compare.oracle import linear_cka
 from platonic.compare.registry import NAMES as METRICS
 from platonic.store import open_store
 

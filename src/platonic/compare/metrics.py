@@ -3,12 +3,14 @@
 Three kinds, by what they need:
 - second moments (d x d Gram and cross-covariance matrices, streamed over row chunks): linear CKA,
   debiased CKA, SVCCA, orthogonal Procrustes, GFRE. Memory grows with d, never with N.
-- neighbour lists (N x k, from ``knn_indices``/``platonic.compare.neighbours``): mutual k-NN, CKNNA,
+- neighbour lists (N x k, from ``platonic.compare.neighbours``): mutual k-NN, CKNNA,
   TwoNN intrinsic dimension (or its own Euclidean lists), LFRE.
 - a seeded subsample (inherently quadratic): distance correlation, optimal transport,
   information imbalance (queries on a subsample, ranks over all N).
 
-Every function takes arrays and returns numbers; inputs are ``(N, d)`` with the same N rows.
+Every function takes arrays and returns numbers; inputs are ``(N, d)`` with the same N rows. The one-call forms
+(``linear_cka(x, y)``, ``gfre(x, y, train)``, exact ``knn_indices``, ...) that the tests check these pieces against
+are in ``platonic.compare.oracle``.
 """
 
 from __future__ import annotations
@@ -157,28 +159,6 @@ def centred_cross(cross: np.ndarray, mx: Moments, my: Moments) -> np.ndarray:
     return cross - np.outer(mx.total, my.total) / mx.n
 
 
-def centred_cross_covariance(x: np.ndarray, y: np.ndarray, chunk: int = ROW_CHUNK) -> np.ndarray:
-    """``Xc^T Yc`` (column-centred), shape ``(d_x, d_y)``, accumulated in float64 over row chunks."""
-    if len(x) != len(y):
-        raise ValueError(f"spaces have different numbers of atoms: {len(x)} vs {len(y)}")
-    total_x = np.zeros(x.shape[1])
-    total_y = np.zeros(y.shape[1])
-    for start in range(0, len(x), chunk):
-        total_x += np.asarray(x[start : start + chunk], dtype=np.float64).sum(axis=0)
-        total_y += np.asarray(y[start : start + chunk], dtype=np.float64).sum(axis=0)
-    return cross_gram(x, y, chunk) - np.outer(total_x, total_y) / len(x)
-
-
-def linear_cka(x: np.ndarray, y: np.ndarray) -> float:
-    """Linear centred kernel alignment (Kornblith et al. 2019) of ``x (N, d_x)`` and ``y (N, d_y)``.
-
-    Uses the feature-space identity ``||Xc^T Yc||_F^2 / (||Xc^T Xc||_F ||Yc^T Yc||_F)``.
-    """
-    return cka_from_covariances(
-        centred_cross_covariance(x, y), centred_cross_covariance(x, x), centred_cross_covariance(y, y)
-    )
-
-
 def cka_from_covariances(cross: np.ndarray, self_x: np.ndarray, self_y: np.ndarray) -> float:
     """CKA from centred (cross-)covariances, so per-model Grams are computed once."""
     denominator = np.linalg.norm(self_x) * np.linalg.norm(self_y)
@@ -215,11 +195,6 @@ def debiased_cka_from_moments(cross: np.ndarray, mx: Moments, my: Moments) -> fl
     if hsic_xx <= 0 or hsic_yy <= 0:
         return float("nan")
     return float(hsic_xy / np.sqrt(hsic_xx * hsic_yy))
-
-
-def debiased_cka(x: np.ndarray, y: np.ndarray) -> float:
-    mx, my = moments(x), moments(y)
-    return debiased_cka_from_moments(cross_gram(x, y), mx, my)
 
 
 def _principal_directions(
@@ -433,17 +408,6 @@ def gfre_from_moments(
     return float(np.sqrt(max(residual, 0.0) / n_test))
 
 
-def gfre(x: np.ndarray, y: np.ndarray, train: np.ndarray, regularisation: float = 1e-8) -> float:
-    """GFRE of ``y`` from ``x``; ``train`` is a boolean row mask (the rest is the test split)."""
-    return gfre_from_moments(
-        cross_gram(x[train], y[train]),
-        cross_gram(x[~train], y[~train]),
-        split_moments(x, train),
-        split_moments(y, train),
-        regularisation,
-    )
-
-
 def split_crosses(
     x: np.ndarray, y: np.ndarray, train: np.ndarray, weights: np.ndarray | None = None, folds: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray, list[np.ndarray] | None]:
@@ -461,36 +425,8 @@ def split_crosses(
     return crosses[0] + crosses[1], test, crosses
 
 
-def gfre_cross_validated(
-    x: np.ndarray, y: np.ndarray, train: np.ndarray, folds: np.ndarray, grid
-) -> tuple[float, float]:
-    """GFRE of ``y`` from ``x`` with the relative ridge of ``grid`` that ``gfre_ridge_cv`` chooses on the ``train``
-    rows split by ``folds (N,)`` (0 or 1); returns (GFRE, chosen ridge)."""
-    mx, my = split_moments(x, train, folds=folds), split_moments(y, train, folds=folds)
-    cross_train, cross_test, crosses = split_crosses(x, y, train, folds=folds)
-    ridge, _ = gfre_ridge_cv(crosses, mx, my, grid)
-    return gfre_from_moments(cross_train, cross_test, mx, my, ridge), ridge
-
-
 # ----------------------------------------------------------------------------------------------
 # neighbour lists
-
-
-def knn_indices(x: np.ndarray, k: int, chunk: int = CHUNK) -> np.ndarray:
-    """Exact ``k`` nearest neighbours by cosine similarity, excluding self; shape ``(N, k)``,
-    nearest first. Ties are broken by the lower row index, so results are deterministic."""
-    x = np.asarray(x, dtype=np.float64)
-    if not 1 <= k < len(x):
-        raise ValueError(f"k must be between 1 and N-1 = {len(x) - 1}, got {k}")
-    unit = unit_rows(x)
-    out = np.empty((len(x), k), dtype=np.int64)
-    for start in range(0, len(x), chunk):
-        similarity = unit[start : start + chunk] @ unit.T
-        rows = np.arange(similarity.shape[0])
-        similarity[rows, start + rows] = -np.inf
-        # stable sort on -similarity: equal similarities keep index order
-        out[start : start + chunk] = np.argsort(-similarity, axis=1, kind="stable")[:, :k]
-    return out
 
 
 def mutual_knn_alignment(neighbours_a: np.ndarray, neighbours_b: np.ndarray) -> float:
@@ -561,13 +497,6 @@ def _sparse_unbiased_hsic(a, b) -> float:
     ab = float(np.asarray(a.sum(axis=0)).ravel() @ np.asarray(b.sum(axis=1)).ravel())  # 1^T A B 1
     ba = float(np.asarray(b.sum(axis=0)).ravel() @ np.asarray(a.sum(axis=1)).ravel())  # 1^T B A 1
     return (trace_term + a.sum() * b.sum() / ((m - 1) * (m - 2)) - (ab + ba) / (m - 2)) / (m * (m - 3))
-
-
-def cknna(x: np.ndarray, y: np.ndarray, neighbours_x: np.ndarray, neighbours_y: np.ndarray) -> float:
-    """Centred kernel nearest-neighbour alignment (Huh et al. 2024): unbiased HSIC of the cosine
-    kernels restricted to pairs that are k-nearest neighbours in both spaces, normalised by each
-    space's own restricted HSIC. Sparse, so it runs on all N."""
-    return cknna_from_kernels(cknna_kernels(x, y, neighbours_x, neighbours_y))
 
 
 def cknna_kernels(x: np.ndarray, y: np.ndarray, neighbours_x: np.ndarray, neighbours_y: np.ndarray) -> tuple:
@@ -718,14 +647,6 @@ def twonn_dimension(
     return twonn_fit(twonn_ratios(distances, zero_tolerance, duplicates), discard)
 
 
-def lfre(x: np.ndarray, y: np.ndarray, neighbours_x: np.ndarray, queries: np.ndarray, regularisation=1e-8) -> float:
-    """Local feature reconstruction error (Goscinski et al. 2021) of Y from X: for each query atom,
-    a ridge map fitted on its k neighbours in X (centred on the neighbourhood) reconstructs the
-    query's Y features; root-mean-square error over the queries. Spaces are first scaled to unit
-    mean squared norm (after centring), like GFRE."""
-    return float(np.sqrt(lfre_errors(x, y, neighbours_x, queries, regularisation).mean()))
-
-
 def lfre_errors(
     x: np.ndarray, y: np.ndarray, neighbours_x: np.ndarray, queries: np.ndarray, regularisation=1e-8
 ) -> np.ndarray:
@@ -816,12 +737,6 @@ def lfre_errors_chosen(x, y, neighbours_x, queries, grid, folds=None) -> tuple[n
 
 # ----------------------------------------------------------------------------------------------
 # subsample metrics
-
-
-def distance_correlation(x: np.ndarray, y: np.ndarray) -> float:
-    """Distance correlation (Székely et al., Ann. Stat. 35, 2769 (2007)); O(m^2) memory, so it is
-    called on a subsample of ``m`` rows."""
-    return distance_correlation_from_distances(distance_matrix(x), distance_matrix(y))
 
 
 def distance_correlation_from_distances(distances_x: np.ndarray, distances_y: np.ndarray) -> float:
