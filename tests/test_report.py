@@ -101,3 +101,21 @@ def test_provenance_page_has_every_table(tmp_path):
             "--anchors", paths[3], "--similarity", paths[4], "--parameters", str(parameters)]  # fmt: skip
     assert main(argv) == 0
     assert out.read_text() == page
+
+
+def test_the_provenance_row_names_a_given_anchor_sets_source_not_a_seed():
+    from platonic.report import data_rows
+
+    structures = xr.Dataset(attrs={"source": "train.csv", "n_structures": 3, "n_atoms": 9})
+    similarity = xr.Dataset()
+    drawn = xr.Dataset({"anchor_atom": ("anchor", np.arange(4))}, attrs={"method": "direct", "seed": 7})
+    given = xr.Dataset(
+        {"anchor_atom": ("anchor", np.arange(4))},
+        attrs={"method": "indices", "seed": 7, "indices_source": "anchors.txt", "indices_sha256": "ab" * 32},
+    )
+    rows = {}
+    for name, anchors in (("drawn", drawn), ("given", given)):
+        table = {row["item"]: row["value"] for row in data_rows(structures, anchors, similarity)}
+        rows[name] = table["anchor method, n, seed (or source)"]
+    assert rows["drawn"] == "direct, 4, 7"
+    assert rows["given"] == f"indices, 4, given by anchors.txt ({'ab' * 6})"

@@ -68,12 +68,15 @@ def data_rows(structures: xr.Dataset, anchors: xr.Dataset, similarity: xr.Datase
     """Key/value rows for the structure set, the anchors and the comparison."""
     rejected = list(structures.attrs.get("rejected_ids", []))
     anchor_choice = f"{anchors.attrs.get('method')}, {anchors.sizes.get('anchor')}, {anchors.attrs.get('seed')}"
+    if anchors.attrs.get("method") == "indices":  # given, not drawn: the seed played no part, the file did
+        sha, source = str(anchors.attrs.get("indices_sha256", ""))[:12], anchors.attrs.get("indices_source")
+        anchor_choice = f"indices, {anchors.sizes.get('anchor')}, given by {source} ({sha})"
     pairs = [
         ("structure source", structures.attrs.get("source", "")),
         ("structures (atoms)", f"{structures.attrs.get('n_structures', '?')} ({structures.attrs.get('n_atoms', '?')})"),
         ("structure_set_hash", structures.attrs.get("structure_set_hash", "")),
         ("structures rejected while parsing", len(rejected)),
-        ("anchor method, n, seed", anchor_choice),
+        ("anchor method, n, seed (or source)", anchor_choice),
         ("anchor reference model", anchors.attrs.get("reference_model", "")),
         ("anchor_set_hash", anchors.attrs.get("anchor_set_hash", "")),
         (
