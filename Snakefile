@@ -37,7 +37,7 @@ rule all:
     default_target: True
     input:
         similarity_table=f"results/similarity/{DATASET}.csv",
-        summary="results/summary.csv",
+        headline="results/headline.csv",
         atom_modes=f"results/similarity/{DATASET}_atoms.csv",
         figures=expand(
             "results/figures/{dataset}/{metric}.png", dataset=DATASET, metric=METRICS

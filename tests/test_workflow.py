@@ -69,7 +69,7 @@ def test_default_config_dry_run_fans_out_one_embed_per_model():
         "analogies": 1,
         "symmetry_audit": 1,
         "atom_modes": 1,
-        "summary": 1,
+        "headline": 1,
         "training_vs_architecture": 1,
         "protocol_ladder": 1,
         "anchor_sensitivity": 1,
@@ -370,8 +370,8 @@ def test_report_has_every_figure_and_caption(tiny_run):
     settings = SimilaritySettings.from_mapping(config_of(tiny_run)["similarity"])
     for name in METRICS:
         assert caption(name, settings).split(" (")[0] in html, name
-    # the first page states the headline of results/summary.csv, with its intervals
-    with open(tiny_run[0] / "results/summary.csv") as handle:
+    # the first page states the headline of results/headline.csv, with its intervals
+    with open(tiny_run[0] / "results/headline.csv") as handle:
         rows = {(r["metric"], r["space"], r["group"]): r for r in csv.DictReader(handle)}
     assert {group for _, _, group in rows} == {"across families", "model vs control"}
     across = rows["linear_cka", "raw", "across families"]

@@ -131,22 +131,22 @@ rule layer_similarity:
         " --heatmaps {output.heatmaps:q} --depth {output.depth:q} > {log} 2>&1"
 
 
-rule summary:
+rule headline:
     input:
         f"results/similarity/{DATASET}.zarr",
     output:
         table=report(
-            "results/summary.csv",
-            caption="../report/summary.rst",
+            "results/headline.csv",
+            caption="../report/headline.rst",
             category="Similarity",
         ),
-        text="results/summary.rst",
+        text="results/headline.rst",
     log:
-        "results/logs/summary.log",
+        "results/logs/headline.log",
     conda:
         "../../envs/analysis.yaml"
     shell:
-        "python -m platonic summary {input:q} {output.table:q} {output.text:q} > {log} 2>&1"
+        "python -m platonic headline {input:q} {output.table:q} {output.text:q} > {log} 2>&1"
 
 
 rule training_vs_architecture:

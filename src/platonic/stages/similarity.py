@@ -77,7 +77,7 @@ def by_space(embeddings: dict, projections: dict, keep: np.ndarray) -> dict[str,
     return {space: {m: features[space] for m, features in per_model.items()} for space in SPACES}
 
 
-def summary(similarity: str, table: str, text: str) -> None:
+def headline(similarity: str, table: str, text: str) -> None:
     """The run's headline from the similarity store: the CSV ``table`` (``platonic.compare.headline``) and the
     reStructuredText ``text`` the report's first page includes."""
     from pathlib import Path
