@@ -37,15 +37,22 @@ def save(value, path: str | Path, **attrs) -> Path:
     return Path(path)
 
 
-def load(path: str | Path, resampling: Resampling | None = None, keys=None):
-    """The value ``save`` wrote to ``path``, and its attributes; ``resampling`` fills in what was left out. With
-    ``keys``, of a stored dict only those items are read."""
+def _open(path: str | Path):
+    """The zarr group of the result store ``path`` and its attributes (the outline among them), checked to be a
+    result store of this version."""
     import zarr
 
     group = zarr.open_group(str(path), mode="r")
     attrs = dict(group.attrs)
     if attrs.get("format") != FORMAT:
         raise ValueError(f"{path} is not a result store of this version of platonic (format {attrs.get('format')})")
+    return group, attrs
+
+
+def load(path: str | Path, resampling: Resampling | None = None, keys=None):
+    """The value ``save`` wrote to ``path``, and its attributes; ``resampling`` fills in what was left out. With
+    ``keys``, of a stored dict only those items are read."""
+    group, attrs = _open(path)
     outline = attrs.pop("outline")
     if keys is not None:
         stored = [_unkey(k) for k, _ in outline.get("items", [])]
@@ -59,10 +66,8 @@ def load(path: str | Path, resampling: Resampling | None = None, keys=None):
 def load_item(path: str | Path, item: tuple, resampling: Resampling | None = None):
     """One nested item of the dict ``save`` wrote to ``path``, e.g. ``("summary", "raw")``: only its arrays are
     read (a pair job holds one space's summaries at a time)."""
-    import zarr
-
-    group = zarr.open_group(str(path), mode="r")
-    outline = group.attrs["outline"]
+    group, attrs = _open(path)
+    outline = attrs["outline"]
     for key in item:
         found = [v for k, v in outline.get("items", []) if _unkey(k) == key]
         if not found:
