@@ -67,10 +67,12 @@ def exclusion_rows(embeddings: list[xr.Dataset]) -> list[dict[str, str]]:
 def data_rows(structures: xr.Dataset, anchors: xr.Dataset, similarity: xr.Dataset) -> list[dict[str, str]]:
     """Key/value rows for the structure set, the anchors and the comparison."""
     rejected = list(structures.attrs.get("rejected_ids", []))
-    anchor_choice = f"{anchors.attrs.get('method')}, {anchors.sizes.get('anchor')}, {anchors.attrs.get('seed')}"
-    if anchors.attrs.get("method") == "indices":  # given, not drawn: the seed played no part, the file did
+    method, n_anchors = anchors.attrs.get("method"), anchors.sizes.get("anchor")
+    if method == "indices":  # given, not drawn: the seed played no part, the file did
         sha, source = str(anchors.attrs.get("indices_sha256", ""))[:12], anchors.attrs.get("indices_source")
-        anchor_choice = f"indices, {anchors.sizes.get('anchor')}, given by {source} ({sha})"
+        anchor_choice = f"indices, {n_anchors}, given by {source} ({sha})"
+    else:
+        anchor_choice = f"{method}, {n_anchors}, {anchors.attrs.get('seed')}"
     pairs = [
         ("structure source", structures.attrs.get("source", "")),
         ("structures (atoms)", f"{structures.attrs.get('n_structures', '?')} ({structures.attrs.get('n_atoms', '?')})"),
