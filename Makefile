@@ -70,8 +70,9 @@ browser:
 # the tests run on every core (pytest-xdist), a module's tests on one worker so that its fixtures are built once;
 # TEST_WORKERS=1 runs them in one process
 TEST_WORKERS ?= auto
+PYTEST := python -m pytest -n $(TEST_WORKERS) --dist loadfile
 test: setup-dev $(addprefix test-,$(MODEL_VENVS)) browser
-	$(WITH_VENV) python -m pytest -n $(TEST_WORKERS) --dist loadfile
+	$(WITH_VENV) $(PYTEST)
 	$(WITH_VENV) snakemake --lint
 	$(WITH_VENV) snakefmt --check .
 	$(WITH_VENV) ruff check src tests benchmarks
@@ -79,7 +80,7 @@ test: setup-dev $(addprefix test-,$(MODEL_VENVS)) browser
 
 # the unit tests: no model virtualenvs, no full workflow runs, nothing marked slow (under 3 minutes on 2 cores)
 test-fast: setup-dev
-	$(WITH_VENV) python -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not slow"
+	$(WITH_VENV) $(PYTEST) -m "not slow"
 
 clean:
 	rm -rf results .snakemake
