@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from platonic.compare.model_space import classical_mds, model_distances
+from platonic.compare.model_space import classical_mds, linkage_and_mds, model_distances
 from platonic.elements import periodic_group
 from platonic.figures import (
     agreement_scatter,
@@ -287,35 +287,44 @@ def test_agreement_scatter_with_only_unscaled_metrics_says_so():
     assert similarity_heatmaps(ds, "optimal_transport")._suptitle.get_text().startswith("1-Wasserstein distance (")
 
 
-def test_shared_space_maps_same_atoms_in_every_panel(tmp_path):
+def test_shared_space_maps_draw_the_maps_they_are_given(tmp_path):
+    from platonic.atom_maps import joint_maps
+
     rng = np.random.default_rng(2)
     z = rng.choice([1, 8, 26, 57, 79], size=60)
     coordinates = {
         "m1": rng.normal(size=(60, 7)),
         "a-very-long-model-name-with-many-parts-v2": rng.normal(size=(60, 7)),
     }
-    fig = shared_space_maps(coordinates, z, methods=("pca",))
+    maps = joint_maps(coordinates, ("pca",))
+    fig = shared_space_maps(maps, z)
     panels = [ax for ax in fig.axes if ax.get_title()]
     assert len(panels) == 2
-    for ax in panels:
-        offsets = ax.collections[0]
-        assert len(offsets.get_offsets()) == 60
-        np.testing.assert_array_equal(offsets.get_array(), periodic_group(z))
-    # the joint PCA: panel coordinates are the first two principal components of the stacked data
-    stacked = np.concatenate(list(coordinates.values()))
-    centred = stacked - stacked.mean(axis=0)
-    explained = np.var(np.concatenate([ax.collections[0].get_offsets() for ax in panels]), axis=0) * len(stacked)
-    np.testing.assert_allclose(explained, np.linalg.svd(centred, compute_uv=False)[:2] ** 2, rtol=1e-8)
+    for ax, model in zip(panels, coordinates, strict=True):
+        np.testing.assert_array_equal(ax.collections[0].get_offsets(), maps.sel(reduction="pca", model=model).values)
+        np.testing.assert_array_equal(ax.collections[0].get_array(), periodic_group(z))
+        assert ax.get_xlabel() == "PCA 1"
+    # one shared frame: every panel spans all models' points plus 4 % of their range
+    every = maps.values.reshape(-1, 2)
+    low, high = every.min(axis=0), every.max(axis=0)
+    np.testing.assert_allclose(
+        panels[0].get_xlim(), [low[0] - 0.04 * (high[0] - low[0]), high[0] + 0.04 * (high[0] - low[0])]
+    )
+    assert panels[0].get_xlim() == panels[1].get_xlim()
+    assert "(7 anchors), PCA fitted on all models jointly; the same 60 atoms" in fig._suptitle.get_text()
+    assert "UMAP: install umap-learn" in fig._suptitle.get_text()
     assert _non_blank(save_figure(fig, tmp_path / "map.png"))
 
 
-@pytest.mark.slow
-def test_shared_space_umap_panel_when_installed(tmp_path):
-    pytest.importorskip("umap", reason="umap-learn is not installed (pip install 'platonic[umap]')")
+def test_shared_space_maps_one_row_of_panels_per_method(tmp_path):
     rng = np.random.default_rng(3)
-    coordinates = {"m1": rng.normal(size=(80, 5)), "m2": rng.normal(size=(80, 5))}
-    fig = shared_space_maps(coordinates, rng.choice([1, 8], size=80), methods=("pca", "umap"))
-    assert sum(ax.get_xlabel() == "UMAP 1" for ax in fig.axes) == 2
+    dims = ("reduction", "model", "atom", "axis")
+    coords = {"reduction": ["pca", "umap"], "model": ["m1", "m2"]}
+    maps = xr.DataArray(rng.normal(size=(2, 2, 30, 2)), dims=dims, coords=coords, attrs={"n_anchors": 4})
+    fig = shared_space_maps(maps, rng.choice([1, 8], size=30))
+    assert [ax.get_xlabel() for ax in fig.axes if ax.get_title()] == ["PCA 1", "PCA 1", "UMAP 1", "UMAP 1"]
+    np.testing.assert_array_equal(fig.axes[3].collections[0].get_offsets(), maps.values[1, 1])
+    assert "install umap-learn" not in fig._suptitle.get_text()
     assert _non_blank(save_figure(fig, tmp_path / "umap.png"))
 
 
@@ -353,7 +362,7 @@ def test_model_statistics_bars_are_the_intrinsic_dimensions(tmp_path):
 def test_model_tree_uses_the_metric_distances(tmp_path, n_models):
     models = [f"long-model-name-number-{i:02d}" for i in range(n_models)]
     ds = _full_similarity(models)
-    fig = model_tree(ds, "linear_cka")
+    fig = model_tree(linkage_and_mds(ds, "linear_cka"))
     maps = [ax for ax in fig.axes if "MDS" in ax.get_title()]
     assert len(maps) == 2
     for ax, space in zip(maps, ["raw", "anchor"], strict=True):
@@ -363,7 +372,7 @@ def test_model_tree_uses_the_metric_distances(tmp_path, n_models):
     assert not any("control" in t.get_text() for ax in fig.axes for t in ax.get_yticklabels())
     assert _non_blank(save_figure(fig, tmp_path / "tree.png"))
     # a metric not defined in the raw spaces: that row says so instead of failing
-    fig = model_tree(ds, "optimal_transport")
+    fig = model_tree(linkage_and_mds(ds, "optimal_transport"))
     assert any("not defined in the raw latent spaces" in t.get_text() for ax in fig.axes for t in ax.texts)
 
 
@@ -503,7 +512,7 @@ def test_model_tree_marks_the_controls(tmp_path):
     models = ["a", "b", "element", "c", "soap"]
     control = [False, False, True, False, True]
     ds = _uncertain(_full_similarity(models), control)
-    fig = model_tree(ds, "linear_cka")
+    fig = model_tree(linkage_and_mds(ds, "linear_cka"))
     colours = model_colours(models)
     trees = [ax for ax in fig.axes if "dendrogram" in ax.get_title()]
     maps = [ax for ax in fig.axes if "MDS" in ax.get_title()]
@@ -537,7 +546,11 @@ def test_a_store_with_bootstrap_and_permutations_off_draws_as_without_them():
     for name in ("standard_error", "ci_low", "ci_high", "chance", "chance_sd"):
         new[name][:] = np.nan
     new.attrs.update(bootstrap=0, permutations=0)
-    for figure in (lambda ds: similarity_heatmaps(ds, "gfre"), agreement_scatter, lambda ds: model_tree(ds, "gfre")):
+    for figure in (
+        lambda ds: similarity_heatmaps(ds, "gfre"),
+        agreement_scatter,
+        lambda ds: model_tree(linkage_and_mds(ds, "gfre")),
+    ):
         drawn = [figure(ds) for ds in (old, new)]
         assert drawn[0]._suptitle.get_text() == drawn[1]._suptitle.get_text()
         for before, after in zip(drawn[0].axes, drawn[1].axes, strict=True):

@@ -195,12 +195,13 @@ def test_the_cli_writes_the_table(store, tmp_path):
 
 
 def test_the_model_tree_colours_by_architecture_and_marks_training_data(store, tmp_path):
+    from platonic.compare.model_space import linkage_and_mds
     from platonic.figures import MODEL_PALETTE, model_tree, save_figure
 
     # b2's architecture unknown here; the control's too, which the legend need not name
     metadata = read_metadata({**{m: METADATA[m] for m in TRAINED}, "b2": {"training_data": ["MPtrj", "sAlex"]},
                               "ctrl": {"control": True}})  # fmt: skip
-    fig = model_tree(store, "linear_cka", metadata)
+    fig = model_tree(linkage_and_mds(store, "linear_cka"), metadata)
     trees = [ax for ax in fig.axes if "dendrogram" in ax.get_title()]
     maps = [ax for ax in fig.axes if "MDS" in ax.get_title()]
     colour = {"A": MODEL_PALETTE[0], "B": MODEL_PALETTE[1]}

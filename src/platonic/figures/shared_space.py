@@ -9,45 +9,19 @@ import xarray as xr
 
 from platonic.figures.style import SPACE_HATCH, SPACE_LABELS, model_colours, panel_grid, short_name
 
-__all__ = ["available_maps", "shared_space_maps", "periodic_trends", "model_statistics"]
+__all__ = ["shared_space_maps", "periodic_trends", "model_statistics"]
 
 
-def _embed_2d(points: np.ndarray, method: str, seed: int) -> np.ndarray:
-    if method == "pca":
-        centred = points - points.mean(axis=0)
-        _, _, vt = np.linalg.svd(centred, full_matrices=False)
-        projected = centred @ vt[:2].T
-        # a sign convention per axis, so that reruns and platforms agree
-        signs = np.sign(projected[np.argmax(np.abs(projected), axis=0), range(projected.shape[1])])
-        return np.pad(projected * signs, ((0, 0), (0, 2 - projected.shape[1])))
-    if method == "umap":
-        import umap
-
-        reducer = umap.UMAP(n_components=2, random_state=seed, n_neighbors=15, min_dist=0.3, metric="cosine")
-        return reducer.fit_transform(points)
-    raise ValueError(f"unknown 2-D map {method!r} (pca or umap)")
-
-
-def available_maps() -> tuple[str, ...]:
-    """The 2-D maps this installation can draw: PCA always, UMAP when ``umap-learn`` is installed."""
-    import importlib.util
-
-    return ("pca", "umap") if importlib.util.find_spec("umap") is not None else ("pca",)
-
-
-def shared_space_maps(
-    coordinates: dict[str, np.ndarray], atomic_numbers: np.ndarray, methods=("pca",), seed: int = 0
-) -> plt.Figure:
-    """2-D maps of the anchor coordinates (n_atoms, n_anchors) of each model, coloured by periodic-table group.
-
-    Every model's rows are the same atoms. The map is fitted once on all models' coordinates together, so
-    positions are comparable across panels; one row of panels per method (``pca``, ``umap``).
-    """
+def shared_space_maps(maps: xr.DataArray, atomic_numbers: np.ndarray) -> plt.Figure:
+    """The 2-D maps ``maps (reduction, model, atom, axis)`` (``platonic.atom_maps.joint_maps``: fitted on every model
+    jointly, so positions are comparable across panels), one row of panels per method and one panel per model,
+    each atom coloured by the periodic-table group of ``atomic_numbers (atom,)``."""
     from matplotlib.colors import BoundaryNorm, ListedColormap
 
     from platonic.elements import F_BLOCK, GROUP_LABELS, periodic_group
 
-    models = list(coordinates)
+    models = [str(m) for m in maps.model.values]
+    methods = [str(m) for m in maps.reduction.values]
     groups = periodic_group(atomic_numbers)
     cmap = ListedColormap(plt.get_cmap("viridis")(np.linspace(0, 1, F_BLOCK)))
     norm = BoundaryNorm(np.arange(0.5, F_BLOCK + 1.5), cmap.N)
@@ -57,16 +31,15 @@ def shared_space_maps(
     fig, axes = plt.subplots(
         n_rows, columns, figsize=(2.9 * columns + 1.0, 2.9 * n_rows + 0.7), constrained_layout=True, squeeze=False
     )
-    stacked = np.concatenate([np.asarray(coordinates[m], dtype=np.float64) for m in models])
     n = len(groups)
     image = None
     for row_block, method in enumerate(methods):
-        mapped = _embed_2d(stacked, method, seed)
-        low, high = mapped.min(axis=0), mapped.max(axis=0)
+        mapped = maps.sel(reduction=method).values  # (model, atom, axis)
+        low, high = mapped.min(axis=(0, 1)), mapped.max(axis=(0, 1))
         pad = 0.04 * np.maximum(high - low, 1e-9)
         for k, model in enumerate(models):
             ax = axes[row_block * rows_per_method + k // columns, k % columns]
-            xy = mapped[k * n : (k + 1) * n]
+            xy = mapped[k]
             image = ax.scatter(xy[:, 0], xy[:, 1], c=groups, cmap=cmap, norm=norm, s=3, linewidths=0, rasterized=True)
             ax.set_xlim(low[0] - pad[0], high[0] + pad[0])
             ax.set_ylim(low[1] - pad[1], high[1] + pad[1])
@@ -80,11 +53,10 @@ def shared_space_maps(
     bar = fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.6, ticks=range(1, F_BLOCK + 1))
     bar.ax.set_yticklabels([GROUP_LABELS[g] for g in range(1, F_BLOCK + 1)], fontsize=7)
     bar.set_label("periodic-table group (f = La-Lu, Ac-Lr)", fontsize=8)
-    n_anchors = stacked.shape[1]
     methods_text = " and ".join(m.upper() for m in methods)
     note = "" if "umap" in methods else "; UMAP: install umap-learn"
     fig.suptitle(
-        f"Shared anchor space ({n_anchors} anchors), {methods_text} fitted on all models jointly; "
+        f"Shared anchor space ({maps.attrs['n_anchors']} anchors), {methods_text} fitted on all models jointly; "
         f"the same {n} atoms in every panel{note}",
         fontsize=9,
     )

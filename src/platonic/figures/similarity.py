@@ -330,24 +330,23 @@ def lineage_styles(models, metadata: dict) -> tuple[dict, dict, dict, dict]:
     return colour, marker, arch_colour, data_marker
 
 
-def model_tree(ds: xr.Dataset, metric: str, metadata: dict | None = None) -> plt.Figure:
-    """Which models think alike: average-linkage dendrogram and classical MDS of model distances from ``metric``.
+def model_tree(tree: xr.Dataset, metadata: dict | None = None) -> plt.Figure:
+    """Which models think alike: the average-linkage dendrogram and classical MDS map of ``tree``
+    (``platonic.compare.model_space.linkage_and_mds``: ``linkage (space, merge, link)``, ``mds (space, model,
+    component)``, ``defined (space)``, ``control (model)``, its metric in ``attrs``), one row per space.
 
-    One row per space; distances as in ``platonic.compare.model_space.model_distances``. Control representations
-    (``ds.control``) carry "(control)" in italic labels and are hollow squares in the MDS map. Without
-    ``metadata`` every model has its own colour (``model_colours``) and the MDS legend names the models; with it
-    (``{model: platonic.compare.lineage.Lineage}``) labels and points take their architecture's colour, the points
-    (and a marker at each leaf) their training data's marker, the MDS points are labelled with the model names and
-    the legends name the architectures and the training data (``lineage_styles``).
+    Control representations (``tree.control``) carry "(control)" in italic labels and are hollow squares in the MDS
+    map. Without ``metadata`` every model has its own colour (``model_colours``) and the MDS legend names the models;
+    with it (``{model: platonic.compare.lineage.Lineage}``) labels and points take their architecture's colour, the
+    points (and a marker at each leaf) their training data's marker, the MDS points are labelled with the model names
+    and the legends name the architectures and the training data (``lineage_styles``).
     """
     from matplotlib.lines import Line2D
-    from scipy.cluster.hierarchy import dendrogram, linkage
-    from scipy.spatial.distance import squareform
+    from scipy.cluster.hierarchy import dendrogram
 
-    from platonic.compare.model_space import classical_mds, model_distances
-
-    models = [str(m) for m in ds.model_a.values]
-    control = control_flags(ds, models)
+    metric = tree.attrs["metric"]
+    models = [str(m) for m in tree.model.values]
+    control = tree["control"].values.astype(bool)
     if metadata:
         colours, markers, arch_colour, data_marker = lineage_styles(models, metadata)
     else:
@@ -355,7 +354,7 @@ def model_tree(ds: xr.Dataset, metric: str, metadata: dict | None = None) -> plt
     labels = model_labels(models, control)
     colour_of = {name: colours[m] for name, m in zip(labels, models, strict=True)}
     marker_of = {name: markers.get(m, "o") for name, m in zip(labels, models, strict=True)}
-    spaces = [str(s) for s in ds.space.values]
+    spaces = [str(s) for s in tree.space.values]
     height = max(3.2, 0.32 * len(models) + 1.5)
     fig, axes = plt.subplots(
         len(spaces), 2, figsize=(10.5 + (1.5 if metadata else 0.0), height * len(spaces) + 0.4),
@@ -363,16 +362,15 @@ def model_tree(ds: xr.Dataset, metric: str, metadata: dict | None = None) -> plt
     )  # fmt: skip
     kind = "1 - similarity" if metric in SIMILARITIES else "distance"
     for (tree_ax, map_ax), space in zip(axes, spaces, strict=True):
-        distances = model_distances(ds, metric, space)
         space_label = SPACE_LABELS.get(space, space)
-        if not np.isfinite(distances).all() or len(models) < 2:
+        if not tree["defined"].sel(space=space):
             for ax in (tree_ax, map_ax):
-                ax.text(0.5, 0.5, f"{metric_label(metric, ds.attrs)}\nnot defined in the {space_label}",
+                ax.text(0.5, 0.5, f"{metric_label(metric, tree.attrs)}\nnot defined in the {space_label}",
                         ha="center", va="center", transform=ax.transAxes)  # fmt: skip
                 ax.set_axis_off()
             continue
         drawn = dendrogram(
-            linkage(squareform(distances, checks=False), method="average"), labels=labels, orientation="right",
+            tree["linkage"].sel(space=space).values, labels=labels, orientation="right",
             ax=tree_ax, color_threshold=0, above_threshold_color="0.3",
         )  # fmt: skip
         for tick in tree_ax.get_yticklabels():
@@ -389,7 +387,7 @@ def model_tree(ds: xr.Dataset, metric: str, metadata: dict | None = None) -> plt
         tree_ax.set_xlabel(f"average-linkage distance ({kind})", fontsize=8)
         tree_ax.set_title(f"{space_label}: dendrogram", fontsize=9)
         tree_ax.tick_params(axis="x", labelsize=7)
-        xy = classical_mds(distances)
+        xy = tree["mds"].sel(space=space).values
         for (x, y), model, name, hollow in zip(xy, models, labels, control, strict=True):
             style = (
                 {"marker": "s", "facecolor": "none", "edgecolor": colours[model], "linewidth": 1.4}
@@ -425,8 +423,8 @@ def model_tree(ds: xr.Dataset, metric: str, metadata: dict | None = None) -> plt
             names.append("control (hollow)")
         map_ax.legend(handles, names, title="training data (marker)", fontsize=6.5, title_fontsize=7,
                       frameon=False, loc="lower left", bbox_to_anchor=(1.0, 0.0))  # fmt: skip
-    anchors = f", {ds.attrs['n_anchors']} anchors" if "n_anchors" in ds.attrs else ""
+    anchors = f", {tree.attrs['n_anchors']} anchors" if "n_anchors" in tree.attrs else ""
     note = "; controls: italic labels, hollow squares" if control.any() else ""
     note += "; colour: architecture, marker: training data" if metadata else ""
-    fig.suptitle(f"Which models think alike: {metric_label(metric, ds.attrs)} ({kind}{anchors}){note}", fontsize=10)
+    fig.suptitle(f"Which models think alike: {metric_label(metric, tree.attrs)} ({kind}{anchors}){note}", fontsize=10)
     return fig
