@@ -49,52 +49,63 @@ GROUP_STYLES = {
 HEADLINE_DIFFERENCE = "training data only - architecture only"
 
 
-def training_vs_architecture(ds: xr.Dataset, metadata: dict, metrics=None) -> plt.Figure:
+def training_vs_architecture(rows: list[dict], pairs: list[dict], attrs: dict | None = None) -> plt.Figure:
     """Similarity of pairs of trained models grouped by what they share (``platonic.compare.lineage.GROUPS``), two
-    panels (one per space) per metric of ``ds`` (or of ``metrics``).
+    panels (one per space) per metric of ``rows``: the table of ``platonic.compare.lineage.lineage_rows`` (its
+    group, difference and left-out rows), ``pairs`` its pairs (``lineage.pair_rows``), ``attrs`` the similarity
+    store's (metric labels, the number of bootstrap resamples).
 
     Each pair is a point with its 95 % bootstrap interval (directed metrics: the mean of both directions); each
     group's mean is a black line with its interval as a shaded box; the grey band is the chance level of the grouped
     pairs (lowest chance - 2 sd to highest + 2 sd; named in the corner when it would squeeze the pairs); a group
     without pairs says "no pairs". A panel's title gives ``training data only - architecture only`` ("data only -
-    arch. only") with its interval. ``metadata``: ``{model: Lineage}`` (``platonic.compare.lineage.read_metadata``).
+    arch. only") with its interval.
     """
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
-    from platonic.compare.lineage import GROUPS, LEFT_OUT, lineage_rows, store_pair_groups
-    from platonic.compare.pair_means import pair_values
+    from platonic.compare.lineage import GROUPS, LEFT_OUT
 
-    metrics = [str(m) for m in ds.metric.values] if metrics is None else list(metrics)
-    grouped = store_pair_groups(ds, metadata)
-    rows = {(r["metric"], r["space"], r["group"]): r for r in lineage_rows(ds, metadata, metrics)}
-    spaces = [str(s) for s in ds.space.values]
+    attrs = attrs or {}
+    groups = [r for r in rows if r["kind"] == "group"]
+    metrics = list(dict.fromkeys(r["metric"] for r in groups))
+    spaces = list(dict.fromkeys(r["space"] for r in groups))
+    n_pairs = {r["group"]: r["n_pairs"] for r in groups}  # the same pairs in every metric and space
+    left_out = {r["group"]: r["n_pairs"] for r in rows if r["kind"] == "left out"}
+    members = {}
+    for pair in pairs:
+        members.setdefault((pair["metric"], pair["space"], pair["group"]), []).append(pair)
+    table = {(r["metric"], r["space"], r["group"]): r for r in rows if r["kind"] != "left out"}
     fig, axes = panel_grid(len(metrics) * len(spaces), 2 * len(spaces), 3.1, extra_width=0.4)
     entries = {}
     for k, (metric, space) in enumerate(itertools.product(metrics, spaces)):
         ax = axes[k]
-        ax.set_title(f"{metric_label(metric, ds.attrs)}, {SPACE_LABELS.get(space, space)}", fontsize=7.5)
+        ax.set_title(f"{metric_label(metric, attrs)}, {SPACE_LABELS.get(space, space)}", fontsize=7.5)
         drawn, bands = [], []
-        for x, (group, pairs) in enumerate(grouped.groups.items()):
+        for x, group in enumerate(GROUPS):
             colour, marker = GROUP_STYLES[group]
-            if not pairs:
+            shown = members.get((metric, space, group), [])
+            if not shown:
                 ax.text(x, 0.5, "no pairs", rotation=90, ha="center", va="center", fontsize=7, color="0.4",
                         transform=ax.get_xaxis_transform(), gid="no pairs")  # fmt: skip
                 continue
-            values = pair_values(ds, metric, space, pairs)
-            ok = np.isfinite(values.value)
-            offsets = np.linspace(-0.22, 0.22, len(pairs)) if len(pairs) > 1 else np.zeros(1)
-            keep = ok & np.isfinite(values.ci_low) & np.isfinite(values.ci_high)
+            value, ci_low, ci_high, chance, chance_sd = (
+                np.array([p[name] for p in shown], dtype=np.float64)
+                for name in ("value", "ci_low", "ci_high", "chance", "chance_sd")
+            )
+            ok = np.isfinite(value)
+            offsets = np.linspace(-0.22, 0.22, len(shown)) if len(shown) > 1 else np.zeros(1)
+            keep = ok & np.isfinite(ci_low) & np.isfinite(ci_high)
             if keep.any():
-                ax.vlines(x + offsets[keep], values.ci_low[keep], values.ci_high[keep], colors=colour, linewidth=0.7,
+                ax.vlines(x + offsets[keep], ci_low[keep], ci_high[keep], colors=colour, linewidth=0.7,
                           alpha=0.8, zorder=2, gid="pair interval")  # fmt: skip
-                drawn += [values.ci_low[keep], values.ci_high[keep]]
+                drawn += [ci_low[keep], ci_high[keep]]
                 entries["a pair's 95 % interval"] = Line2D([], [], color="0.3", linewidth=0.7)
             if ok.any():
-                ax.scatter(x + offsets[ok], values.value[ok], s=16, marker=marker, facecolor=colour,
+                ax.scatter(x + offsets[ok], value[ok], s=16, marker=marker, facecolor=colour,
                            edgecolor="white", linewidth=0.4, zorder=3, gid="pairs")  # fmt: skip
-                drawn.append(values.value[ok])
-            row = rows[metric, space, group]
+                drawn.append(value[ok])
+            row = table[metric, space, group]
             if np.isfinite(row["mean"]):
                 if np.isfinite(row["ci_low"]):
                     ax.fill_between([x - 0.34, x + 0.34], row["ci_low"], row["ci_high"], color=colour, alpha=0.25,
@@ -103,16 +114,16 @@ def training_vs_architecture(ds: xr.Dataset, metadata: dict, metrics=None) -> pl
                     entries["group mean's 95 % interval"] = Patch(color="0.5", alpha=0.35, linewidth=0)
                 ax.hlines(row["mean"], x - 0.34, x + 0.34, color="black", linewidth=1.4, zorder=4, gid="group mean")
                 entries["group mean"] = Line2D([], [], color="black", linewidth=1.4)
-            band = chance_band(values.chance, values.chance_sd, np.ones(len(pairs), dtype=bool))
+            band = chance_band(chance, chance_sd, np.ones(len(shown), dtype=bool))
             if band is not None:
                 bands.append(band)
-        ax.set_xticks(range(len(GROUPS)), [f"{g.replace(' ', chr(10), 1)}\n({len(p)})"
-                                           for g, p in grouped.groups.items()], fontsize=6.5)  # fmt: skip
+        ax.set_xticks(range(len(GROUPS)), [f"{g.replace(' ', chr(10), 1)}\n({p})"
+                                           for g, p in n_pairs.items()], fontsize=6.5)  # fmt: skip
         ax.set_xlim(-0.6, len(GROUPS) - 0.4)
         ax.tick_params(axis="y", labelsize=7)
-        ax.set_ylabel(metric_label(metric, ds.attrs), fontsize=7)
+        ax.set_ylabel(metric_label(metric, attrs), fontsize=7)
         if not drawn:
-            if any(grouped.groups.values()):
+            if any(n_pairs.values()):
                 ax.text(0.5, 0.75, f"not defined in the\n{SPACE_LABELS.get(space, space)}", ha="center",
                         va="center", fontsize=7, transform=ax.transAxes)  # fmt: skip
             continue
@@ -130,7 +141,7 @@ def training_vs_architecture(ds: xr.Dataset, metadata: dict, metrics=None) -> pl
                         ha="right", va="bottom", fontsize=6, color="0.3", gid="chance off the axes")  # fmt: skip
         pad = 0.08 * max(high - low, 1e-3)
         ax.set_ylim(low - pad, high + pad)
-        difference = rows[metric, space, HEADLINE_DIFFERENCE]
+        difference = table[metric, space, HEADLINE_DIFFERENCE]
         if np.isfinite(difference["mean"]):
             bracket = (f" [{difference['ci_low']:.2g}, {difference['ci_high']:.2g}]"
                        if np.isfinite(difference["ci_low"]) else "")  # fmt: skip
@@ -141,12 +152,12 @@ def training_vs_architecture(ds: xr.Dataset, metadata: dict, metrics=None) -> pl
     if labels:
         fig.legend([entries[n] for n in labels], labels, loc="outside lower center", ncols=len(labels), fontsize=7,
                    frameon=False)  # fmt: skip
-    n_grouped = sum(len(p) for p in grouped.groups.values())
-    left_out = ", ".join(f"{len(p)} with {LEFT_OUT[r]}" for r, p in grouped.left_out.items() if p) or "none"
+    n_grouped = sum(n_pairs.values())
+    left_out = ", ".join(f"{n} with {LEFT_OUT[r]}" for r, n in left_out.items() if n) or "none"
     fig.suptitle(
         f"Training data vs architecture: pairs of trained models by what they share ({n_grouped} pairs;"
         f" left out: {left_out})\nsame training data = equal sets of training datasets; directed metrics: mean of"
-        f" both directions; intervals: 95 %, {ds.attrs.get('bootstrap', '?')} structure-bootstrap resamples;"
+        f" both directions; intervals: 95 %, {attrs.get('bootstrap', '?')} structure-bootstrap resamples;"
         " panel titles: training data only - architecture only [its interval]",
         fontsize=9,
     )
