@@ -328,21 +328,20 @@ def test_shared_space_maps_one_row_of_panels_per_method(tmp_path):
     assert _non_blank(save_figure(fig, tmp_path / "umap.png"))
 
 
-def test_periodic_trends_panels_are_cosine_matrices_of_element_means(tmp_path):
+def test_periodic_trends_panels_draw_the_trend_matrices(tmp_path):
+    from platonic.elements import trend_matrices
+
     rng = np.random.default_rng(4)
     elements = np.array([26, 1, 8, 11])  # Fe, H, O, Na
-    means = {"m1": rng.normal(size=(4, 6)), "m2": rng.normal(size=(4, 6))}
-    fig = periodic_trends(elements, means, counts=np.array([5, 6, 7, 8]))
+    trends = trend_matrices(elements, {"m1": rng.normal(size=(4, 6)), "m2": rng.normal(size=(4, 6))})
+    fig = periodic_trends(trends, counts=np.array([5, 6, 7, 8]))
     panels = [ax for ax in fig.axes if ax.get_title()]
-    order = [1, 3, 0, 2]  # H, Na (group 1), Fe (8), O (16)
-    assert [t.get_text() for t in panels[0].get_xticklabels()] == ["H", "Na", "Fe", "O"]
-    for ax, model in zip(panels, means, strict=True):
-        unit = means[model][order] / np.linalg.norm(means[model][order], axis=1, keepdims=True)
-        np.testing.assert_allclose(ax.images[0].get_array(), unit @ unit.T, atol=1e-12)
-    off = ~np.eye(4, dtype=bool)
-    r = np.corrcoef(panels[0].images[0].get_array()[off], panels[1].images[0].get_array()[off])[0, 1]
-    assert f"r = {r:.2f}" in panels[1].get_title()
-    assert "26 atoms" in fig._suptitle.get_text()
+    assert [t.get_text() for t in panels[0].get_xticklabels()] == ["H", "Na", "Fe", "O"]  # group 1, 1, 8, 16
+    for ax, model in zip(panels, ["m1", "m2"], strict=True):
+        np.testing.assert_array_equal(ax.images[0].get_array(), trends["cosine"].sel(model=model).values)
+    assert panels[0].get_title() == "m1"  # the reference: no r with itself
+    assert panels[1].get_title() == f"m2\nr = {float(trends['r'].sel(model='m2')):.2f} vs m1"
+    assert "4 elements, 26 atoms" in fig._suptitle.get_text()
     assert _non_blank(save_figure(fig, tmp_path / "periodic.png"))
 
 
@@ -464,17 +463,19 @@ def test_periodic_trend_bootstrap_equals_resampling_the_atoms():
 
 
 def test_periodic_trends_titles_give_the_bootstrap_interval():
+    from platonic.elements import trend_matrices
+
     rng = np.random.default_rng(4)
     elements = np.array([26, 1, 8, 11])
     means = {"m1": rng.normal(size=(4, 6)), "m2": rng.normal(size=(4, 6)), "m3": rng.normal(size=(4, 6))}
-    fig = periodic_trends(elements, means, intervals={"m2": (0.1234, 0.5678), "m3": (np.nan, np.nan)})
+    trends = trend_matrices(elements, means)
+    fig = periodic_trends(trends, intervals={"m2": (0.1234, 0.5678), "m3": (np.nan, np.nan)})
     panels = [ax for ax in fig.axes if ax.get_title()]
-    off = ~np.eye(4, dtype=bool)
-    r = np.corrcoef(panels[0].images[0].get_array()[off], panels[1].images[0].get_array()[off])[0, 1]
+    r = float(trends["r"].sel(model="m2"))
     assert f"r = {r:.2f} [0.12, 0.57] vs m1" in panels[1].get_title()
     assert "[" not in panels[2].get_title() and "r = " in panels[2].get_title()  # no interval: r alone
     assert "95 % interval" in fig._suptitle.get_text()
-    assert "interval" not in periodic_trends(elements, means)._suptitle.get_text()
+    assert "interval" not in periodic_trends(trends)._suptitle.get_text()
 
 
 def test_periodic_trends_stage_draws_the_structure_bootstrap(tmp_path, monkeypatch):

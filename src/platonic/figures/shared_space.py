@@ -64,26 +64,24 @@ def shared_space_maps(maps: xr.DataArray, atomic_numbers: np.ndarray) -> plt.Fig
 
 
 def periodic_trends(
-    elements: np.ndarray,
-    means: dict[str, np.ndarray],
+    trends: xr.Dataset,
     counts: np.ndarray | None = None,
     intervals: dict[str, tuple[float, float]] | None = None,
 ) -> plt.Figure:
-    """Element x element cosine similarity of each model's per-element mean embedding, ordered by group then Z.
+    """Element x element cosine similarity of each model's per-element mean embedding, ordered by group then Z:
+    ``trends`` (``platonic.elements.trend_matrices``: ``cosine (model, element_a, element_b)``, ``r (model)``).
 
-    ``elements`` (n_elements,) atomic numbers shared by all models; ``means[model]`` (n_elements, n_features).
-    Each panel after the first gives the Pearson r of its off-diagonal values with the first model's, and
-    ``intervals[model]`` (low, high) beside it where given and finite (the structure bootstrap's 95 % interval,
-    ``platonic.elements.periodic_trend_bootstrap``).
+    Each panel after the first gives its r with the first model's, and ``intervals[model]`` (low, high) beside it
+    where given and finite (the structure bootstrap's 95 % interval, ``platonic.elements.periodic_trend_bootstrap``);
+    ``counts`` (n_elements,): the atoms behind each element's mean (their total in the title).
     """
     from ase.data import chemical_symbols
 
-    from platonic.elements import GROUP_LABELS, cosine_matrix, periodic_group, periodic_order, trend_correlation
+    from platonic.elements import GROUP_LABELS, periodic_group
 
-    models = list(means)
-    order = periodic_order(elements)
-    ordered = np.asarray(elements)[order]
-    matrices = {m: cosine_matrix(np.asarray(means[m], dtype=np.float64)[order]) for m in models}
+    models = [str(m) for m in trends.model.values]
+    ordered = trends.element_a.values
+    matrices = {m: trends["cosine"].sel(model=m).values for m in models}
     n = len(ordered)
     off_diagonal = ~np.eye(n, dtype=bool)
     vmin = min(float(v[off_diagonal].min()) if n > 1 else 0.0 for v in matrices.values())
@@ -110,7 +108,7 @@ def periodic_trends(
         ax.tick_params(length=0 if n > 40 else 2)
         title = short_name(model, 30)
         if model != models[0] and n > 2:
-            r = float(trend_correlation(matrices[models[0]], matrices[model]))
+            r = float(trends["r"].sel(model=model))
             interval = " [{:.2f}, {:.2f}]".format(*intervals[model]) if model in intervals else ""
             title += f"\nr = {r:.2f}{interval} vs {short_name(models[0], 30)}"
         ax.set_title(title, fontsize=8)

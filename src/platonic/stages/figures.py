@@ -103,7 +103,8 @@ def overview(
             {m: s["embedding"].data for m, s in stores.items()}, first["Z"].values, first["structure_id"].values,
             keep, settings.trend_min_atoms, n_replicates, seed,
         )  # fmt: skip
-        fig = figures.periodic_trends(z, labelled(means), counts, intervals and labelled(intervals))
+        trends = elements.trend_matrices(z, labelled(means))
+        fig = figures.periodic_trends(trends, counts, intervals and labelled(intervals))
     elif figure == "model_statistics":
         stores = by_model(embeddings, "embedding")
         keep = kept(stores)
