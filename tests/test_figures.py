@@ -572,3 +572,27 @@ def test_a_chance_band_far_from_every_pair_is_named_not_drawn_into_the_axes():
         (ds["chance"] - 2 * ds["chance_sd"]).sel(metric="lfre", space="raw").values[~np.eye(3, dtype=bool)].min()
     )
     assert f"raw chance {low:.3g} to" in note.get_text() and "anchor chance" in note.get_text()
+
+
+def test_layer_depth_figure_draws_the_depth_curves(tmp_path):
+    from platonic.figures import layer_depth_figure
+
+    layers = ("layer", ["a", "a", "b", "b", "b"])
+    depth = ("layer", [0.0, 1.0, 0.0, 0.5, 1.0])
+    curves = xr.Dataset(
+        {name: (("space", "layer"), np.arange(10.0).reshape(2, 5) / 10 + shift)
+         for name, shift in (("to_last", 0.0), ("best_of_others", 0.01), ("ci_low", -0.05), ("ci_high", 0.05))},
+        coords={"space": ["raw", "anchor"], "model": layers, "depth": depth},
+        attrs={"metric": "linear_cka", "n_atoms": 12},
+    )  # fmt: skip
+    fig = layer_depth_figure(curves)
+    raw, anchor = fig.axes[:2]
+    assert (raw.get_title(), anchor.get_title()) == (LABELS["raw"], LABELS["anchor"])
+    # per model: its curve to its last layer (solid), then the others' best matches (dashed)
+    solid_a, dashed_a, solid_b, dashed_b = anchor.lines
+    np.testing.assert_allclose(solid_a.get_xydata(), [[0.0, 0.5], [1.0, 0.6]])
+    np.testing.assert_allclose(dashed_b.get_xydata(), [[0.0, 0.71], [0.5, 0.81], [1.0, 0.91]])
+    assert solid_b.get_linestyle() == "-" and dashed_a.get_linestyle() == "--"
+    assert len(anchor.collections) == 2  # one interval band per model
+    assert fig._suptitle.get_text() == "linear CKA by depth (12 atoms)"
+    assert _non_blank(save_figure(fig, tmp_path / "depth.png"))

@@ -73,31 +73,27 @@ def layer_heatmaps(ds: xr.Dataset, metric: str, pairs_per_row: int = 2) -> plt.F
     return fig
 
 
-def layer_depth_figure(ds: xr.Dataset, metric: str) -> plt.Figure:
-    """Does agreement grow with depth? Per space, each model's layers (x: relative depth, 0 first, 1 last) against
-    its own last layer (solid, with its 95 % interval where the store has one) and against the best-matching layer
-    of each other model, averaged over those models (dashed)."""
-    data = ds["similarity"].sel(metric=metric)
-    models = list(dict.fromkeys(str(m) for m in ds["model_a"].values))
+def layer_depth_figure(curves: xr.Dataset) -> plt.Figure:
+    """Does agreement grow with depth? ``curves`` (``platonic.compare.layers.depth_curves``) per space: each model's
+    layers (x: relative depth, 0 first, 1 last) against its own last layer (solid, with its 95 % interval where
+    given) and the mean of their best matches in the other models (dashed)."""
+    metric = curves.attrs["metric"]
+    models = list(dict.fromkeys(str(m) for m in curves["model"].values))
     colours = model_colours(models)
-    spaces = [str(s) for s in data.space.values]
+    spaces = [str(s) for s in curves.space.values]
     fig, axes = plt.subplots(1, len(spaces), figsize=(4.2 * len(spaces), 3.4), squeeze=False, constrained_layout=True)
     for ax, space in zip(axes[0], spaces, strict=True):
-        values = data.sel(space=space).values
+        at_space = curves.sel(space=space)
         for model in models:
-            rows = np.flatnonzero(ds["model_a"].values == model)
-            rows = rows[np.argsort(ds["depth_a"].values[rows], kind="stable")]
-            depth = ds["depth_a"].values[rows]
-            last = rows[-1]
-            ax.plot(depth, values[rows, last], "-o", color=colours[model], markersize=3, label=f"{model}: to its last")
-            if "ci_low" in ds:
-                low = ds["ci_low"].sel(metric=metric, space=space).values[rows, last]
-                high = ds["ci_high"].sel(metric=metric, space=space).values[rows, last]
+            layers = curves["model"].values == model
+            depth = curves["depth"].values[layers]
+            ax.plot(depth, at_space["to_last"].values[layers], "-o", color=colours[model], markersize=3,
+                    label=f"{model}: to its last")  # fmt: skip
+            if "ci_low" in curves:
+                low, high = at_space["ci_low"].values[layers], at_space["ci_high"].values[layers]
                 ax.fill_between(depth, low, high, color=colours[model], alpha=0.15, linewidth=0)
-            others = [m for m in models if m != model]
-            if others:
-                best = ds["best_similarity"].sel(metric=metric, space=space, other=others).values[rows]
-                ax.plot(depth, np.nanmean(best, axis=1), "--", color=colours[model], linewidth=1,
+            if "best_of_others" in curves:
+                ax.plot(depth, at_space["best_of_others"].values[layers], "--", color=colours[model], linewidth=1,
                         label=f"{model}: best layer of the others")  # fmt: skip
         ax.set_xlabel("relative depth of the layer (0 first stored, 1 last)", fontsize=8)
         ax.set_ylabel(metric_label(metric), fontsize=8)
@@ -105,5 +101,5 @@ def layer_depth_figure(ds: xr.Dataset, metric: str) -> plt.Figure:
         if metric in SIMILARITIES:
             ax.set_ylim(0, 1.02)
     axes[0, -1].legend(fontsize=6, loc="best")
-    fig.suptitle(f"{metric_label(metric)} by depth ({ds.attrs.get('n_atoms', '?')} atoms)", fontsize=10)
+    fig.suptitle(f"{metric_label(metric)} by depth ({curves.attrs.get('n_atoms', '?')} atoms)", fontsize=10)
     return fig
