@@ -3,11 +3,11 @@ import numpy as np
 import pytest
 import xarray as xr
 
+from platonic.compare.agreement import all_space_pairs, space_steps
 from platonic.compare.model_space import classical_mds, linkage_and_mds, model_distances
 from platonic.elements import periodic_group
 from platonic.figures import (
     agreement_scatter,
-    agreement_steps,
     model_colours,
     model_statistics,
     model_tree,
@@ -17,6 +17,11 @@ from platonic.figures import (
     similarity_heatmaps,
 )
 from platonic.spaces import LABELS
+
+
+def _agreement(ds):
+    """The agreement figure of ``ds`` as the stage draws it: from every metric's pairs in every step."""
+    return agreement_scatter(ds, all_space_pairs(ds))
 
 
 def _similarity(models):
@@ -168,7 +173,7 @@ def test_model_colours_are_fixed_by_order_and_colour_blind_safe_first():
 def test_agreement_scatter_plots_every_pair_and_handles_missing_raw_values(tmp_path):
     ds = _full_similarity(["a", "b", "c"], metrics=("linear_cka", "gfre", "svcca", "optimal_transport"))
     ds["similarity"].loc[{"metric": "svcca", "space": "raw"}] = np.nan
-    fig = agreement_scatter(ds)
+    fig = _agreement(ds)
     panels = [ax for ax in fig.axes if ax.get_visible()]
     assert len(panels) == 3  # the 2-Wasserstein distance is left out: not scale-free
     cka, gfre, svcca = panels
@@ -203,7 +208,7 @@ def _band(ax, gid):
 def test_agreement_scatter_intervals_chance_bands_and_pair_kinds(tmp_path):
     models = ["a", "b", "c", "element", "soap"]
     ds = _uncertain(_full_similarity(models), [False, False, False, True, True])
-    fig = agreement_scatter(ds)
+    fig = _agreement(ds)
     panels = [ax for ax in fig.axes if ax.get_visible()]
     assert [ax.get_title().split("\n")[0] for ax in panels] == ["linear CKA", "GFRE (row predicts column)"]
     assert "2-Wasserstein distance" in fig._suptitle.get_text()
@@ -259,12 +264,12 @@ def test_agreement_scatter_sets_each_space_against_the_one_before_it(tmp_path):
     unit = two.sel(space="raw").assign_coords(space="unit") * 0.5 + 0.4
     ds = xr.concat([two.sel(space=["raw"]), unit.expand_dims("space"), two.sel(space=["anchor"])], dim="space")
     ds.attrs = two.attrs
-    assert agreement_steps(ds) == [("unit", "anchor"), ("raw", "unit")]
-    fig = agreement_scatter(ds)
+    assert space_steps(ds) == [("unit", "anchor"), ("raw", "unit")]
+    fig = _agreement(ds)
     panels = [ax for ax in fig.axes if ax.get_visible()]
     assert len(panels) == 4
     value = ds["similarity"].sel(metric="linear_cka")
-    for ax, (x, y) in zip(panels[::2], agreement_steps(ds), strict=True):
+    for ax, (x, y) in zip(panels[::2], space_steps(ds), strict=True):
         assert (ax.get_xlabel(), ax.get_ylabel()) == (LABELS[x], LABELS[y])
         expected = [
             [value.sel(space=x).values[i, j], value.sel(space=y).values[i, j]] for i, j in [(0, 1), (0, 2), (1, 2)]
@@ -277,13 +282,13 @@ def test_agreement_scatter_sets_each_space_against_the_one_before_it(tmp_path):
 
 
 def test_agreement_scatter_with_only_unscaled_metrics_says_so():
-    fig = agreement_scatter(_full_similarity(["a", "b"], metrics=("optimal_transport",)))
+    fig = _agreement(_full_similarity(["a", "b"], metrics=("optimal_transport",)))
     assert [t.get_text() for ax in fig.axes for t in ax.texts] == ["no scale-free metric"]
     assert "left out: 2-Wasserstein distance" in fig._suptitle.get_text()
     # the label follows the store's transport cost (similarity.ot_cost)
     ds = _full_similarity(["a", "b"], metrics=("optimal_transport",))
     ds.attrs["ot_cost"] = "euclidean"
-    assert "left out: 1-Wasserstein distance" in agreement_scatter(ds)._suptitle.get_text()
+    assert "left out: 1-Wasserstein distance" in _agreement(ds)._suptitle.get_text()
     assert similarity_heatmaps(ds, "optimal_transport")._suptitle.get_text().startswith("1-Wasserstein distance (")
 
 
@@ -549,7 +554,7 @@ def test_a_store_with_bootstrap_and_permutations_off_draws_as_without_them():
     new.attrs.update(bootstrap=0, permutations=0)
     for figure in (
         lambda ds: similarity_heatmaps(ds, "gfre"),
-        agreement_scatter,
+        _agreement,
         lambda ds: model_tree(linkage_and_mds(ds, "gfre")),
     ):
         drawn = [figure(ds) for ds in (old, new)]
@@ -564,7 +569,7 @@ def test_a_store_with_bootstrap_and_permutations_off_draws_as_without_them():
 def test_a_chance_band_far_from_every_pair_is_named_not_drawn_into_the_axes():
     ds = _uncertain(_full_similarity(["a", "b", "c"], metrics=("lfre",)), [False, False, False])
     ds["chance"] = ds["chance"] + 50.0  # LFRE of unrelated neighbourhoods: a local ridge far off the scale
-    fig = agreement_scatter(ds)
+    fig = _agreement(ds)
     (ax,) = [ax for ax in fig.axes if ax.get_visible()]
     assert ax.get_xlim()[1] < 2 and ax.get_ylim()[1] < 2  # the pairs (0.2-0.9) keep the axes
     (note,) = [t for t in ax.texts if t.get_gid() == "chance off the axes"]

@@ -7,6 +7,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
 
+from platonic.compare.agreement import PAIR_KINDS
 from platonic.compare.registry import METRICS, SCALE_FREE, SIMILARITIES
 from platonic.compare.registry import label as metric_label
 from platonic.figures.style import (
@@ -23,7 +24,6 @@ from platonic.figures.style import (
     set_apart_controls,
     short_name,
 )
-from platonic.spaces import SPACES
 
 __all__ = [
     "WIDE_MARK",
@@ -36,7 +36,6 @@ __all__ = [
     "UNKNOWN_COLOUR",
     "similarity_heatmaps",
     "wide_note",
-    "agreement_steps",
     "agreement_scatter",
     "lineage_styles",
     "model_tree",
@@ -145,36 +144,23 @@ def _interval(ds: xr.Dataset, metric: str) -> tuple[xr.DataArray, xr.DataArray] 
     return (low, high) if (np.isfinite(low.values) & np.isfinite(high.values)).any() else None
 
 
-def _pairs(ds: xr.Dataset, metric: str) -> list[tuple[int, int]]:
-    n = ds.sizes["model_a"]
-    directed = metric in set(ds.attrs.get("directed_metrics", ()))
-    return [(i, j) for i in range(n) for j in range(n) if (i != j if directed else i < j)]
-
-
-def agreement_steps(ds: xr.Dataset) -> list[tuple[str, str]]:
-    """The (earlier, later) spaces of ``ds`` that the agreement figure sets against each other: each space against
-    the one before it in ``spaces.SPACES`` (anchor vs unit: what the anchors add; unit vs raw: what normalising does),
-    the last step first."""
-    present = [s for s in SPACES if s in ds.space.values]
-    return list(zip(present, present[1:], strict=False))[::-1]
-
-
-def agreement_scatter(ds: xr.Dataset) -> plt.Figure:
-    """Each space's value against the previous space's (``agreement_steps``) for every model pair: one row of panels
-    per step, one panel per scale-free metric in ``ds.similarity``.
+def agreement_scatter(ds: xr.Dataset, pairs: dict[tuple[str, str, str], xr.Dataset]) -> plt.Figure:
+    """Each space's value against the previous space's for every model pair: ``pairs`` ``{(metric, earlier, later):
+    platonic.compare.agreement.space_pairs}`` (``agreement.all_space_pairs(ds)``), one row of panels per step (in the
+    order of ``pairs``), one panel per scale-free metric of the similarity store ``ds``.
 
     Metrics whose values carry the units of their space (not in ``registry.SCALE_FREE``) are left out, and the title
     says so. Directed metrics (``ds.attrs['directed_metrics']``) show both directions of each pair. Pairs of two MLIPs,
     of an MLIP and a control, and of two controls (``ds.control``) differ in marker and colour; the mean shift in a
-    panel's title is over the pairs of two MLIPs. Where the store has them: 95 % bootstrap intervals
-    (``ci_low``, ``ci_high``) as bars on both axes, and the chance level as grey bands (vertical: the earlier space,
-    horizontal: the later), each from the lowest ``chance - 2 chance_sd`` to the highest ``chance + 2 chance_sd`` of
-    the plotted pairs in that space.
+    panel's title (``attrs['shift']``) is over the pairs of two MLIPs. Where the store has them: 95 % bootstrap
+    intervals (``ci_low``, ``ci_high``) as bars on both axes, and the chance level as grey bands (vertical: the
+    earlier space, horizontal: the later), each from the lowest ``chance - 2 chance_sd`` to the highest ``chance + 2
+    chance_sd`` of the plotted pairs in that space.
     """
     metrics = [str(m) for m in ds.metric.values]
     left_out = [m for m in metrics if m in METRICS and m not in SCALE_FREE]
     shown = [m for m in metrics if m not in left_out]
-    steps = agreement_steps(ds)
+    steps = list(dict.fromkeys((earlier, later) for _, earlier, later in pairs))
     control = control_flags(ds, ds.model_a.values)
     columns = min(max(len(shown), 1), 5)
     rows_per_step = -(-max(len(shown), 1) // columns)
@@ -183,7 +169,7 @@ def agreement_scatter(ds: xr.Dataset) -> plt.Figure:
     for s, (earlier, later) in enumerate(steps):
         for k, metric in enumerate(shown):
             ax = axes[s * rows_per_step * columns + k]
-            entries.update(_agreement_panel(ax, ds, metric, control, earlier, later))
+            entries.update(_agreement_panel(ax, pairs[metric, earlier, later], ds.attrs, control.any()))
         for ax in axes[s * rows_per_step * columns + len(shown) : (s + 1) * rows_per_step * columns]:
             ax.set_visible(False)
     if not shown:
@@ -214,8 +200,8 @@ def agreement_scatter(ds: xr.Dataset) -> plt.Figure:
     return fig
 
 
-# pairs of two MLIPs, of an MLIP and a control, of two controls: marker and colour in the agreement figure
-PAIR_KINDS = ("MLIP - MLIP", "MLIP - control", "control - control")
+# pairs of two MLIPs, of an MLIP and a control, of two controls (``agreement.PAIR_KINDS``): marker and colour in the
+# agreement figure
 PAIR_COLOURS = (MODEL_PALETTE[0], MODEL_PALETTE[1], CONTROL_COLOUR)
 PAIR_STYLES = (
     {"marker": "o", "facecolor": PAIR_COLOURS[0], "edgecolor": "white", "linewidth": 0.4},
@@ -227,19 +213,19 @@ INTERVAL_LABEL = "95 % bootstrap interval"
 CHANCE_LABEL = "chance (structures permuted), MLIP pairs, mean ± 2 sd"
 
 
-def _agreement_panel(ax, ds: xr.Dataset, metric: str, control: np.ndarray, earlier: str = "raw",
-                     later: str = "anchor") -> dict:  # fmt: skip
-    """One panel of ``agreement_scatter``: ``later`` space (y) against ``earlier`` (x); returns its legend entries,
+def _agreement_panel(ax, pairs: xr.Dataset, attrs: dict, controls: bool) -> dict:
+    """One panel of ``agreement_scatter``: the ``later`` space of ``pairs`` (``agreement.space_pairs``) (y) against
+    its ``earlier`` (x); ``attrs`` the store's, ``controls`` whether it has controls; returns its legend entries,
     {label: artist}."""
-    pairs = np.array(_pairs(ds, metric), dtype=int).reshape(-1, 2)
-    rows, columns = pairs[:, 0], pairs[:, 1]
+    metric = pairs.attrs["metric"]
+    earlier, later = (str(s) for s in pairs.space.values)
 
     def at(name: str, space: str) -> np.ndarray | None:  # the value of every pair; None if the store lacks it
-        return ds[name].sel(metric=metric, space=space).values[rows, columns].astype(float) if name in ds else None
+        return pairs[name].sel(space=space).values if name in pairs else None
 
     raw, anchor = at("similarity", earlier), at("similarity", later)  # x and y
     ok = np.isfinite(raw) & np.isfinite(anchor)
-    ax.set_title(metric_label(metric, ds.attrs), fontsize=8)
+    ax.set_title(metric_label(metric, attrs), fontsize=8)
     ax.set_xlabel(SPACE_LABELS.get(earlier, earlier), fontsize=8)
     ax.set_ylabel(SPACE_LABELS.get(later, later), fontsize=8)
     ax.tick_params(labelsize=7)
@@ -249,7 +235,7 @@ def _agreement_panel(ax, ds: xr.Dataset, metric: str, control: np.ndarray, earli
         ax.set_xticks([])
         ax.set_yticks([])
         return {}
-    kind = control[rows].astype(int) + control[columns]
+    kind = pairs["kind"].values
     colours = np.array(PAIR_COLOURS)[kind]
     entries, drawn, bands = {}, [raw[ok], anchor[ok]], []
     # the chance band of the MLIP pairs where there are any: a control's chance level can be far off (LFRE of the
@@ -296,10 +282,10 @@ def _agreement_panel(ax, ds: xr.Dataset, metric: str, control: np.ndarray, earli
     ax.set_aspect("equal")
     better = "above" if metric in SIMILARITIES else "below"
     mlips = ok & (kind == 0)
-    over = ", MLIP pairs" if control.any() else ""
-    shift = f"{np.mean(anchor[mlips] - raw[mlips]):+.3g}" if mlips.any() else "no MLIP pair"
+    over = ", MLIP pairs" if controls else ""
+    shift = f"{pairs.attrs['shift']:+.3g}" if mlips.any() else "no MLIP pair"
     ax.set_title(
-        f"{metric_label(metric, ds.attrs)}\n{better} the line: closer in the {later} space\n"
+        f"{metric_label(metric, attrs)}\n{better} the line: closer in the {later} space\n"
         f"mean shift {later} - {earlier}{over}: {shift}",
         fontsize=7.5,
     )

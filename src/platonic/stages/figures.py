@@ -74,7 +74,9 @@ def overview(
         return same_models(model_stores(paths), models, what)
 
     if figure == "agreement":
-        fig = figures.agreement_scatter(ds)
+        from platonic.compare.agreement import all_space_pairs
+
+        fig = figures.agreement_scatter(ds, all_space_pairs(ds))
     elif figure == "model_tree":
         metrics = [str(m) for m in ds.metric.values]
         if settings.tree_metric not in metrics:
