@@ -18,7 +18,7 @@ import yaml
 
 from platonic.cli import main
 from platonic.config import ConfigError, resolve_derived, validate_config
-from platonic.models.base import Adapter
+from platonic.models.base import Adapter, Loaded
 from platonic.store import open_store
 from platonic.structures import StructureError, read_structures, validate_atoms
 
@@ -125,7 +125,7 @@ class InfiniteLithiumAdapter(Adapter):
     package = "numpy"
 
     def _load(self):
-        return Path(__file__), frozenset(range(1, 119)), "closed form"
+        return Loaded(Path(__file__), frozenset(range(1, 119)), "closed form")
 
     def _embed_batch(self, structures):
         out = []

@@ -1,4 +1,10 @@
-"""The adapter contract: a list of ``ase.Atoms`` in, per-atom invariant features out."""
+"""The adapter contract: a list of ``ase.Atoms`` in, per-atom invariant features out; and the `Family` that
+describes an adapter to the registry (its package, extra, named models, conda env and virtualenv recipe).
+
+An adapter module imports only light packages at its top (numpy, ase, this module): the registry imports every
+family's module to read its `Family`, so that listing models, validating a config or parsing the workflow needs
+neither torch nor any model package. Adapters import those inside their methods.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +12,13 @@ import hashlib
 import json
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
 
 import ase
 import numpy as np
@@ -18,6 +29,16 @@ WEIGHTS = ("pretrained", "random")
 
 class ModelError(RuntimeError):
     """A model that cannot be loaded or run, with what to do about it."""
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """What an adapter's `Adapter._load` found: the weights file read (``None`` for a weight-free family), the
+    atomic numbers the model knows and a human-readable name of the features taken (e.g. ``atom_conv_layers[2]``)."""
+
+    checkpoint: Path | None
+    supported_numbers: frozenset[int]
+    layer: str
 
 
 class Adapter(ABC):
@@ -101,15 +122,25 @@ class Adapter(ABC):
             import torch
 
             torch.manual_seed(0)
-            self._checkpoint_path, self._supported, self._layer_name = self._load()
+            loaded = self._load()
+            if not isinstance(loaded, Loaded):
+                raise ModelError(
+                    f"{type(self).__name__}._load returned a {type(loaded).__name__}; it returns "
+                    "platonic.models.base.Loaded(checkpoint, supported_numbers, layer)"
+                )
+            self._checkpoint_path, self._supported, self._layer_name = (
+                loaded.checkpoint,
+                frozenset(loaded.supported_numbers),
+                loaded.layer,
+            )
             if self.layers is not None:
                 self._selected = select_layers(self.layers, self._layer_names(), f"{self.family} {self.checkpoint}")
             self._loaded = True
 
     @abstractmethod
-    def _load(self) -> tuple[Path | None, frozenset[int], str]:
-        """Load the weights; return the checkpoint file (``None`` for a weight-free family), the atomic
-        numbers the model knows and a human-readable name of the features taken (e.g. ``atom_conv_layers[2]``)."""
+    def _load(self) -> Loaded:
+        """Load the weights (torch seeded with 0 just before); return the checkpoint file (``None`` for a weight-free
+        family), the atomic numbers the model knows and the name of the features taken, as a `Loaded`."""
 
     @property
     def supported_numbers(self) -> frozenset[int]:
@@ -156,6 +187,16 @@ class Adapter(ABC):
         """One forward pass: per structure, ``{name: (n_atoms_i, n_features_name)}`` for each layer in ``names``
         and for the default features (key `layer_name`)."""
         raise NotImplementedError
+
+    def _forward(self, structures: list[ase.Atoms], indices: list[int]) -> dict[int, torch.Tensor]:
+        """One forward pass of the batch ``structures`` (no forces, no gradients): ``{k: (n_atoms, d_k) tensor}``
+        for each layer index ``k`` in ``indices`` (the index of `_layer_names`), the rows of every structure's atoms
+        in order, structure after structure. Families that read layers through forward hooks (`layer_outputs`)
+        implement it and get `_embed_batch` and `_embed_batch_layers` from `_hooked_layer` and `_hooked_layers`."""
+        raise NotImplementedError(
+            f"{type(self).__name__} does not implement _forward, which _hooked_layer and _hooked_layers call; "
+            "implement it or override _embed_batch and _embed_batch_layers instead"
+        )
 
     def _hooked_layers(self, structures: list[ase.Atoms], names: list[str], default: int) -> list[dict]:
         """`_embed_batch_layers` for a family whose ``_forward(structures, indices)`` returns ``{layer index:
@@ -266,9 +307,9 @@ class WeightFreeAdapter(Adapter):
         if self.checkpoint != "none":
             raise ModelError(f"{self.family} has no weights: its checkpoint is 'none', not {self.checkpoint!r}")
 
-    def _load(self) -> tuple[None, frozenset[int], str]:
+    def _load(self) -> Loaded:
         supported, layer_name = self._prepare()
-        return None, supported, layer_name
+        return Loaded(None, supported, layer_name)
 
     def _modules(self) -> list:
         return []  # a recipe: no parameters

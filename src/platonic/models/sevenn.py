@@ -7,9 +7,8 @@ from pathlib import Path
 
 import ase
 import numpy as np
-import torch
 
-from platonic.models.base import Adapter, ModelError, random_weights
+from platonic.models.base import Adapter, Loaded, ModelError, random_weights
 
 READOUT = "reduce_input_to_hidden"
 
@@ -42,7 +41,7 @@ class SevenNetAdapter(Adapter):
     default_checkpoint = "7net-0_11Jul2024"
     supports_random_weights = True
 
-    def _load(self) -> tuple[Path, frozenset[int], str]:
+    def _load(self) -> Loaded:
         import sevenn._keys as KEY
         from sevenn import util
 
@@ -83,7 +82,7 @@ class SevenNetAdapter(Adapter):
         if self._stop not in names:
             raise ModelError(f"SevenNet model has no module {self._stop!r}; modules: {names}")
         layer_name = f"input of {self._stop}" if self.layer is None else f"block {self.layer} scalars"
-        return path, frozenset(int(z) for z in self.type_map), layer_name
+        return Loaded(path, frozenset(int(z) for z in self.type_map), layer_name)
 
     def _resolve_checkpoint(self) -> Path:
         """A file path, a name shipped in the wheel, or a name sevenn downloads (into ``cache_dir``
@@ -126,6 +125,7 @@ class SevenNetAdapter(Adapter):
 
     def _embed_batch(self, structures: list[ase.Atoms]) -> list[np.ndarray]:
         import sevenn._keys as KEY
+        import torch
 
         data = self._batch(structures)
         with torch.no_grad():
@@ -144,6 +144,7 @@ class SevenNetAdapter(Adapter):
         """One pass through the modules up to the readout: block ``k``'s scalars are read at the input of the
         module after its gate (where ``layer: k`` stops), the default features at the input of the readout."""
         import sevenn._keys as KEY
+        import torch
 
         modules = list(self.model._modules)
         layer_names = self._layer_names()
