@@ -11,18 +11,20 @@ from __future__ import annotations
 import hashlib
 import json
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    import torch
 
 import ase
 import numpy as np
 import yaml
+
+if TYPE_CHECKING:
+    import torch
 
 WEIGHTS = ("pretrained", "random")
 
@@ -330,6 +332,80 @@ class WeightFreeAdapter(Adapter):
             "weights": "none",
             "settings": text,
         }
+
+
+# what a preset says: how to load its model, what the model is, and where that is stated
+PRESET_KEYS = ("checkpoint", "architecture", "training_data", "fidelity", "source")
+PRESET_OPTIONAL_KEYS = ("options", "download")
+# what a control's preset says of its training: none, so no level of theory
+CONTROL = MappingProxyType({"training_data": [], "fidelity": None})
+
+
+@dataclass(frozen=True, eq=False)
+class Family:
+    """A model family as the registry knows it: the adapter, and what installing it and naming its models takes.
+
+    ``extra`` is the optional dependency of platonic (``pip install 'platonic[<extra>]'``) that installs the family's
+    package (``None``: nothing beyond platonic itself). ``presets`` are its named models, name -> ``{checkpoint,
+    architecture, training_data, fidelity, source}`` plus optional ``options`` and ``download`` (true where the
+    weights are downloaded on first use); ``training_data`` is ``[]`` for none and ``fidelity`` ``None`` for a
+    control. ``own_venv`` is true for a family whose package cannot share the project's virtualenv: it has a recipe
+    `venv_recipe` for `platonic.venvs`. ``requires`` are modules imported when the adapter is looked up, so that a
+    missing or broken package is reported then, naming the extra and the env; the adapter module itself imports
+    none of them.
+
+    The name and the package (the distribution whose version provenance records) are the adapter's own ``family``
+    and ``package``; the conda env of its jobs is `env_file`. A third-party package registers a family with an entry
+    point in the group ``platonic.models`` naming its descriptor (``name = "module:FAMILY"``).
+    """
+
+    adapter: type[Adapter]
+    extra: str | None
+    presets: Mapping[str, Mapping] = field(default_factory=dict)
+    own_venv: bool = False
+    requires: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        if not (isinstance(self.adapter, type) and issubclass(self.adapter, Adapter)) or not self.adapter.family:
+            raise ModelError(
+                f"a Family's adapter is a subclass of platonic.models.base.Adapter with a family name, not "
+                f"{self.adapter!r}"
+            )
+        for name, preset in self.presets.items():
+            missing = [key for key in PRESET_KEYS if key not in preset]
+            unknown = sorted(set(preset) - {*PRESET_KEYS, *PRESET_OPTIONAL_KEYS})
+            if missing or unknown:
+                raise ModelError(
+                    f"preset {name!r} of family {self.name!r} needs {', '.join(PRESET_KEYS)} (optionally "
+                    f"{', '.join(PRESET_OPTIONAL_KEYS)})"
+                    + (f"; it lacks {', '.join(missing)}" if missing else "")
+                    + (f"; unknown keys: {', '.join(unknown)}" if unknown else "")
+                )
+        object.__setattr__(self, "presets", MappingProxyType(dict(self.presets)))
+        object.__setattr__(self, "requires", tuple(self.requires))
+
+    @property
+    def name(self) -> str:
+        return self.adapter.family
+
+    @property
+    def package(self) -> str:
+        return self.adapter.package
+
+    @property
+    def target(self) -> str:
+        """``module:Class`` of the adapter."""
+        return f"{self.adapter.__module__}:{self.adapter.__qualname__}"
+
+    @property
+    def env_file(self) -> str:
+        """The conda env of the family's jobs, relative to the project root (where the workflow looks for it)."""
+        return f"envs/{self.name}.yaml"
+
+    @property
+    def venv_recipe(self) -> str | None:
+        """The recipe of the family's own virtualenv, relative to the project root (``None`` without one)."""
+        return f"envs/venv/{self.name}.yaml" if self.own_venv else None
 
 
 @contextmanager

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import ase
 import numpy as np
 
-from platonic.models.base import Adapter, Loaded, ModelError, layer_outputs, random_weights
+from platonic.models.base import CONTROL, Adapter, Family, Loaded, ModelError, layer_outputs, random_weights
 
 if TYPE_CHECKING:
     import torch
@@ -78,3 +78,41 @@ class CHGNetAdapter(Adapter):
         with layer_outputs(modules) as captured, torch.no_grad():
             self.model(graphs, task="e")
         return captured
+
+
+# Named models (`platonic models`; the README's table of named models is generated from them): how to load each and
+# what it is, with where that is stated (`platonic.models.base.Family`).
+CHGNET_WEIGHTS = "https://github.com/CederGroupHub/chgnet/blob/main/chgnet/pretrained"
+PRESETS = {
+    "chgnet-0.3.0": {
+        "checkpoint": "0.3.0",
+        "architecture": "CHGNet",
+        "training_data": ["MPtrj"],
+        "fidelity": "PBE/PBE+U",
+        "source": f"{CHGNET_WEIGHTS}/0.3.0/README.md (Dataset Used: MPtrj); MPtrj is MP's GGA/GGA+U calculations",
+    },
+    "chgnet-0.2.0": {
+        "checkpoint": "0.2.0",
+        "architecture": "CHGNet",
+        "training_data": ["MPtrj"],
+        "fidelity": "PBE/PBE+U",
+        "source": f"{CHGNET_WEIGHTS}/0.2.0/README.md (Dataset Used: MPtrj)",
+    },
+    "chgnet-r2scan": {
+        "checkpoint": "r2scan",
+        "architecture": "CHGNet",
+        "training_data": ["MPtrj", "MP-r2SCAN"],
+        "fidelity": "r2SCAN",
+        "source": f"{CHGNET_WEIGHTS}/r2scan/README.md (CHGNet 0.3.0, pretrained on MPtrj, fine-tuned on MP-r2SCAN)",
+    },
+    # a control: the architecture with seeded random weights
+    "chgnet-0.3.0-untrained": {
+        "checkpoint": "0.3.0",
+        "options": {"weights": "random", "seed": 0},
+        "architecture": "CHGNet",
+        **CONTROL,
+        "source": "CHGNet 0.3.0's architecture with seeded random weights (options.weights: random)",
+    },
+}
+
+FAMILY = Family(CHGNetAdapter, extra="chgnet", presets=PRESETS)

@@ -16,7 +16,7 @@ import ase
 import numpy as np
 from ase.data import atomic_numbers
 
-from platonic.models.base import Adapter, Loaded, ModelError, layer_outputs
+from platonic.models.base import Adapter, Family, Loaded, ModelError, layer_outputs
 
 if TYPE_CHECKING:
     import torch
@@ -104,3 +104,19 @@ class DIEPAdapter(Adapter):
         with layer_outputs(modules, pick=lambda output: output[1]) as captured, torch.no_grad():
             self.model(graphs.to(self.device), lattices.to(self.device), states.to(self.device))
         return captured
+
+
+# Named models (`platonic models`; the README's table of named models is generated from them): how to load each and
+# what it is, with where that is stated (`platonic.models.base.Family`).
+PRESETS = {
+    "diep": {
+        "checkpoint": "diep_fold1",
+        "architecture": "DIEP (M3GNet-style)",
+        "training_data": ["MatPES-r2SCAN"],
+        "fidelity": "r2SCAN",
+        "source": "https://pypi.org/project/diep/2.0.0/ (README: trained on 349,107 MatPES r2SCAN structures) and "
+        "diep/pretrained_models/diep_fold1/PROVENANCE.json (functional: R2SCAN)",
+    },
+}
+
+FAMILY = Family(DIEPAdapter, extra="diep", presets=PRESETS)

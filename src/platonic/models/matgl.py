@@ -18,7 +18,7 @@ import ase
 import numpy as np
 from ase.data import atomic_numbers
 
-from platonic.models.base import Adapter, Loaded, ModelError
+from platonic.models.base import Adapter, Family, Loaded, ModelError
 
 if TYPE_CHECKING:
     import torch
@@ -262,3 +262,37 @@ def _root(err: BaseException) -> str:
     while err.__cause__ is not None:
         err = err.__cause__
     return f"{type(err).__name__}: {err}"
+
+
+# Named models (`platonic models`; the README's table of named models is generated from them): how to load each and
+# what it is, with where that is stated (`platonic.models.base.Family`).
+MATGL_DOCS = "https://github.com/materialyzeai/matgl (README: MatPES potentials); MatPES: https://matpes.ai"
+PRESETS = {
+    # matgl's MatPES potentials on the Hugging Face Hub (names as in matgl 4.1.2's documentation)
+    "m3gnet-matpes-pbe": {
+        "checkpoint": "M3GNet-PES-MatPES-PBE-2025.2",
+        "download": True,
+        "architecture": "M3GNet",
+        "training_data": ["MatPES-PBE"],
+        "fidelity": "PBE",
+        "source": MATGL_DOCS + " (MatPES PBE is without +U, as mace-foundations' table says of MATPES-PBE)",
+    },
+    "chgnet-matpes-pbe": {
+        "checkpoint": "CHGNet-PES-MatPES-PBE-2025.2.10",
+        "download": True,
+        "architecture": "CHGNet (matgl)",
+        "training_data": ["MatPES-PBE"],
+        "fidelity": "PBE",
+        "source": MATGL_DOCS + " (MatPES PBE is without +U, as mace-foundations' table says of MATPES-PBE)",
+    },
+    "tensornet-matpes-pbe": {
+        "checkpoint": "TensorNet-PES-MatPES-PBE-2025.2",
+        "download": True,
+        "architecture": "TensorNet",
+        "training_data": ["MatPES-PBE"],
+        "fidelity": "PBE",
+        "source": MATGL_DOCS + " (MatPES PBE is without +U, as mace-foundations' table says of MATPES-PBE)",
+    },
+}
+
+FAMILY = Family(MatGLAdapter, extra="matgl", presets=PRESETS)

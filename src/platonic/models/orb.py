@@ -20,7 +20,7 @@ from pathlib import Path
 import ase
 import numpy as np
 
-from platonic.models.base import Adapter, Loaded, ModelError
+from platonic.models.base import Adapter, Family, Loaded, ModelError
 
 # orb-models' pretrained loaders fetch weights with cached_path, which has no timeout of its own (and retries with
 # backoff); the fetch runs in a thread we stop waiting for after this many seconds.
@@ -300,3 +300,46 @@ def _torch_globals_restored():
     finally:
         torch.set_default_dtype(dtype)
         torch.set_float32_matmul_precision(matmul)
+
+
+# Named models (`platonic models`; the README's table of named models is generated from them): how to load each and
+# what it is, with where that is stated (`platonic.models.base.Family`).
+ORB_DOCS = "https://github.com/orbital-materials/orb-models/blob/main/MODELS.md"
+PRESETS = {
+    # Orb v3 (names of orb-models 0.5.5's pretrained registry; "inf" = up to 120 neighbours within 6 A);
+    # orb-models needs its own environment (envs/orb.yaml)
+    "orb-v3-conservative-omat": {
+        "checkpoint": "orb-v3-conservative-inf-omat",
+        "download": True,
+        "architecture": "Orb v3 (conservative)",
+        "training_data": ["OMat24"],
+        "fidelity": "PBE/PBE+U",
+        "source": ORB_DOCS + " (the -omat suffix: trained on OMat24)",
+    },
+    "orb-v3-direct-omat": {
+        "checkpoint": "orb-v3-direct-inf-omat",
+        "download": True,
+        "architecture": "Orb v3 (direct)",
+        "training_data": ["OMat24"],
+        "fidelity": "PBE/PBE+U",
+        "source": ORB_DOCS + " (the -omat suffix: trained on OMat24)",
+    },
+    "orb-v3-conservative-mpa": {
+        "checkpoint": "orb-v3-conservative-inf-mpa",
+        "download": True,
+        "architecture": "Orb v3 (conservative)",
+        "training_data": ["MPtrj", "sAlex"],
+        "fidelity": "PBE/PBE+U",
+        "source": ORB_DOCS + " names the data set only as 'mpa'; MPtrj + sAlex per the Orb-v3 paper, arXiv:2504.06231",
+    },
+    "orb-v3-direct-mpa": {
+        "checkpoint": "orb-v3-direct-inf-mpa",
+        "download": True,
+        "architecture": "Orb v3 (direct)",
+        "training_data": ["MPtrj", "sAlex"],
+        "fidelity": "PBE/PBE+U",
+        "source": ORB_DOCS + " names the data set only as 'mpa'; MPtrj + sAlex per the Orb-v3 paper, arXiv:2504.06231",
+    },
+}
+
+FAMILY = Family(OrbAdapter, extra="orb", presets=PRESETS, own_venv=True)
