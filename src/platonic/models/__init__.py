@@ -19,7 +19,7 @@ GROUP = "platonic.models"
 # The built-in families, written as an installed package's entry points are (name = "module:FAMILY") and read by the
 # same `describe`. They are listed here rather than as entry points in pyproject.toml: those reach Python only
 # through an installed package's metadata, which a checkout on the Python path (or an install made before a family
-# was added) lacks. The order is that of `platonic models` and, within each group, of the named models' table.
+# was added) lacks. Within each group of the named models' table (`PRESETS`), families come in this order.
 BUILTIN: dict[str, str] = {
     "chgnet": "platonic.models.chgnet:FAMILY",
     "sevenn": "platonic.models.sevenn:FAMILY",
@@ -28,10 +28,10 @@ BUILTIN: dict[str, str] = {
     "mattersim": "platonic.models.mattersim:FAMILY",
     "mace": "platonic.models.mace:FAMILY",
     "orb": "platonic.models.orb:FAMILY",
+    "hienet": "platonic.models.hienet:FAMILY",
     # control representations (no weights)
     "element": "platonic.models.element:FAMILY",
     "soap": "platonic.models.soap:FAMILY",
-    "hienet": "platonic.models.hienet:FAMILY",
 }
 
 

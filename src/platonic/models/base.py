@@ -405,7 +405,9 @@ class Family:
     @property
     def venv_recipe(self) -> str | None:
         """The recipe of the family's own virtualenv, relative to the project root (``None`` without one)."""
-        return f"envs/venv/{self.name}.yaml" if self.own_venv else None
+        from platonic.venvs import RECIPES
+
+        return f"{RECIPES}/{self.name}.yaml" if self.own_venv else None
 
 
 @contextmanager
