@@ -107,7 +107,7 @@ rule analogies:
     params:
         settings=section("analysis", "arithmetic"),
     shell:
-        "python -m platonic analogies {output:q} --projections {input.projections:q}"
+        "python -m platonic arithmetic {output:q} --projections {input.projections:q}"
         " --anchors {input.anchors:q} --settings {params.settings:q} > {log} 2>&1"
 
 

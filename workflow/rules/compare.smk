@@ -173,7 +173,7 @@ rule training_vs_architecture:
     params:
         metadata=model_metadata(),
     shell:
-        "python -m platonic training-vs-architecture {input:q} {output.table:q} --figure {output.png:q}"
+        "python -m platonic lineage {input:q} {output.table:q} --figure {output.png:q}"
         " --also svg --metadata {params.metadata:q} > {log} 2>&1"
 
 
@@ -237,7 +237,7 @@ rule protocol_ladder:
         settings=section("similarity"),
         controls=CONTROLS,
     shell:
-        "python -m platonic protocol-ladder {output.table:q} --figure {output.png:q} --also svg"
+        "python -m platonic ladder {output.table:q} --figure {output.png:q} --also svg"
         " --structures {input.structures:q} --embeddings {input.embeddings:q}"
         " --projections {input.projections:q} --anchors {input.anchors:q}"
         " --settings {params.settings:q} --controls {params.controls:q} --threads {threads}"
@@ -262,5 +262,5 @@ rule figures:
     params:
         about=metric_caption,
     shell:
-        "python -m platonic figures {input:q} --metric {wildcards.metric} --output {output.png:q}"
+        "python -m platonic heatmaps {input:q} --metric {wildcards.metric} --output {output.png:q}"
         " --also svg > {log} 2>&1"

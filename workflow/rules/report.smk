@@ -17,7 +17,7 @@ rule agreement_figure:
     conda:
         "../../envs/analysis.yaml"
     shell:
-        "python -m platonic overview-figure agreement {input:q} --output {output.png:q} --also svg > {log} 2>&1"
+        "python -m platonic overview agreement {input:q} --output {output.png:q} --also svg > {log} 2>&1"
 
 
 rule shared_space_figure:
@@ -40,7 +40,7 @@ rule shared_space_figure:
     params:
         settings=section("figures"),
     shell:
-        "python -m platonic overview-figure shared_space {input.similarity:q} --output {output.png:q} --also svg"
+        "python -m platonic overview shared_space {input.similarity:q} --output {output.png:q} --also svg"
         " --projections {input.projections:q} --anchors {input.anchors:q}"
         " --settings {params.settings:q} > {log} 2>&1"
 
@@ -65,7 +65,7 @@ rule periodic_trends_figure:
     params:
         settings=section("figures"),
     shell:
-        "python -m platonic overview-figure periodic_trends {input.similarity:q} --output {output.png:q} --also svg"
+        "python -m platonic overview periodic_trends {input.similarity:q} --output {output.png:q} --also svg"
         " --embeddings {input.embeddings:q} --anchors {input.anchors:q} --settings {params.settings:q} > {log} 2>&1"
 
 
@@ -87,7 +87,7 @@ rule model_statistics_figure:
     conda:
         "../../envs/analysis.yaml"
     shell:
-        "python -m platonic overview-figure model_statistics {input.similarity:q} --output {output.png:q} --also svg"
+        "python -m platonic overview model_statistics {input.similarity:q} --output {output.png:q} --also svg"
         " --embeddings {input.embeddings:q} --anchors {input.anchors:q} > {log} 2>&1"
 
 
@@ -110,7 +110,7 @@ rule model_tree_figure:
         settings=section("figures"),
         metadata=model_metadata(),
     shell:
-        "python -m platonic overview-figure model_tree {input:q} --output {output.png:q} --also svg"
+        "python -m platonic overview model_tree {input:q} --output {output.png:q} --also svg"
         " --settings {params.settings:q} --metadata {params.metadata:q} > {log} 2>&1"
 
 
