@@ -174,9 +174,10 @@ def rule_commands() -> dict[str, str]:
     return found
 
 
-def test_every_rule_runs_a_command_with_flags_the_command_knows():
-    """Read independently of the parser's construction: each rule's shell line names a command, passes positional
-    arguments as many as the command has, only flags the command knows and every flag it requires."""
+def test_every_rule_runs_the_command_of_its_name_with_flags_the_command_knows():
+    """Read independently of the parser's construction: each rule's shell line names a command whose name is the
+    rule's with hyphens (an overview rule: the command, then the figure it draws), passes positional arguments
+    as many as the command has, only flags the command knows and every flag it requires."""
     parser = argparse.ArgumentParser()
     parsers = parser.add_subparsers()
     known = commands()
@@ -184,7 +185,7 @@ def test_every_rule_runs_a_command_with_flags_the_command_knows():
     for rule, shell in rule_commands().items():
         match = re.search(r"-m platonic ([\w-]+) (.*?)(?: >|$)", shell)
         if match is None:
-            assert rule in {"prefetch", "run_parameters"} and "platonic" not in shell, rule
+            assert rule in {"prefetch_all", "run_parameters"} and "platonic" not in shell, rule
             continue
         name, words = match.group(1), shlex.split(re.sub(r"\{[^}]*\}", "X", match.group(2)))
         assert name in known, f"rule {rule} runs an unknown command {name}"
@@ -194,6 +195,8 @@ def test_every_rule_runs_a_command_with_flags_the_command_knows():
         positional = [a for a in sub._actions if not a.option_strings]
         given = words[: next((i for i, w in enumerate(words) if w.startswith("--")), len(words))]
         assert len(given) == len(positional), f"rule {rule}: {given} for {[a.dest for a in positional]}"
+        if rule != name.replace("-", "_"):
+            assert positional[0].choices and rule == f"{name}_{given[0]}" and given[0] in positional[0].choices, rule
         flags = {w for w in words if w.startswith("--")}
         options = {o for a in sub._actions for o in a.option_strings}
         assert flags <= options, f"rule {rule}: unknown flags {flags - options}"

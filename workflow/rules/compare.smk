@@ -91,7 +91,7 @@ rule gather:
         " --controls {params.controls:q} > {log} 2>&1"
 
 
-rule layer_similarity:
+rule layers:
     input:
         embeddings=layer_embedding_stores,
         anchors="results/anchors/{dataset}.zarr",
@@ -149,7 +149,7 @@ rule headline:
         "python -m platonic headline {input:q} {output.table:q} {output.text:q} > {log} 2>&1"
 
 
-rule training_vs_architecture:
+rule lineage:
     input:
         "results/similarity/{dataset}.zarr",
     output:
@@ -167,7 +167,7 @@ rule training_vs_architecture:
         ),
         svg="results/figures/{dataset}/overview/training_vs_architecture.svg",
     log:
-        "results/logs/analysis/{dataset}/training_vs_architecture.log",
+        "results/logs/lineage/{dataset}.log",
     conda:
         "../../envs/analysis.yaml"
     params:
@@ -204,7 +204,7 @@ rule atom_modes:
         " --threads {threads} > {log} 2>&1"
 
 
-rule protocol_ladder:
+rule ladder:
     input:
         structures="results/structures/{dataset}.zarr",
         embeddings=embedding_stores,
@@ -225,9 +225,9 @@ rule protocol_ladder:
         ),
         svg="results/figures/{dataset}/overview/protocol_ladder.svg",
     log:
-        "results/logs/analysis/{dataset}/protocol_ladder.log",
+        "results/logs/ladder/{dataset}.log",
     benchmark:
-        "results/benchmarks/protocol_ladder/{dataset}.tsv"
+        "results/benchmarks/ladder/{dataset}.tsv"
     conda:
         "../../envs/analysis.yaml"
     threads: config["similarity"]["threads"]
@@ -244,7 +244,7 @@ rule protocol_ladder:
         " > {log} 2>&1"
 
 
-rule figures:
+rule heatmaps:
     input:
         "results/similarity/{dataset}.zarr",
     output:
@@ -256,7 +256,7 @@ rule figures:
         ),
         svg="results/figures/{dataset}/{metric}.svg",
     log:
-        "results/logs/figures/{dataset}/{metric}.log",
+        "results/logs/heatmaps/{dataset}/{metric}.log",
     conda:
         "../../envs/analysis.yaml"
     params:
