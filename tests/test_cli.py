@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import yaml
 
-from platonic.cli import add_arguments, commands, describe_model, main
+from platonic.cli import _parser, add_arguments, commands, describe_model, main
 from platonic.compare.registry import NAMES as METRICS
 from platonic.compare.registry import SIMILARITIES
 from platonic.models import PRESETS
@@ -272,3 +272,14 @@ def test_a_registered_stage_is_a_command_of_its_name(monkeypatch, capsys):
     assert registry.command_name(run) == "compare-toys"  # a module's run takes the module's name
     with pytest.raises(ValueError, match="two stage functions are named 'compare-toys'"):
         registry.command(run)
+
+
+def test_the_readme_runs_stages_by_hand_with_commands_that_parse():
+    """Every command of the README's "Running stages by hand" block is accepted as written."""
+    text = (ROOT / "README.md").read_text().split("## Running stages by hand")[1]
+    block = text.split("```bash")[1].split("```")[0].replace("\\\n", " ")
+    lines = [line for line in block.splitlines() if line.startswith("platonic ")]
+    assert len(lines) >= 10
+    parser = _parser()
+    for line in lines:
+        parser.parse_args(shlex.split(line)[1:])  # exits (and fails the test) on an unknown command or flag
