@@ -218,7 +218,8 @@ def toy(
     quiet: bool = False,
     progress: bool = True,
 ) -> None:
-    """A stage of every kind of parameter.
+    """A stage of every kind
+    of parameter.
 
     Its second paragraph is not the help."""
 
@@ -262,6 +263,8 @@ def test_a_registered_stage_is_a_command_of_its_name(monkeypatch, capsys):
     monkeypatch.setattr(compare_toys, "__module__", "platonic.stages.toys")
     monkeypatch.setitem(registry.COMMANDS, "compare-toys", compare_toys)  # removed again after the test
     assert registry.command(compare_toys) is compare_toys and compare_toys.command_help == "Compare toys."
+    monkeypatch.setitem(registry.COMMANDS, "toy", toy)
+    assert registry.command(toy).command_help == "A stage of every kind of parameter."  # the first paragraph
     assert main(["compare-toys", "o", "--settings", '{"seed": 3}', "--threshold", "0.25"]) == 0
     assert received == {"output": "o", "settings": SymmetrySettings(threshold=0.25, seed=3), "also": ()}
 

@@ -26,8 +26,8 @@ Metadata = Annotated[
 
 
 def command(function: Callable | None = None, *, help: str | None = None):
-    """Register ``function`` as the subcommand ``command_name(function)``; its help is ``help`` or the first line
-    of its docstring. Usable bare (``@command``) or with arguments (``@command(help=...)``)."""
+    """Register ``function`` as the subcommand ``command_name(function)``; its help is ``help`` or the first
+    paragraph of its docstring. Usable bare (``@command``) or with arguments (``@command(help=...)``)."""
 
     def register(fn: Callable) -> Callable:
         name = command_name(fn)
@@ -37,7 +37,7 @@ def command(function: Callable | None = None, *, help: str | None = None):
                 f"two stage functions are named {name!r} ({other.__module__}.{other.__qualname__} and"
                 f" {fn.__module__}.{fn.__qualname__}); rename one: a step's name is its command's"
             )
-        fn.command_help = help or (inspect.getdoc(fn) or "").split("\n", 1)[0]
+        fn.command_help = help or " ".join((inspect.getdoc(fn) or "").split("\n\n", 1)[0].split())
         COMMANDS[name] = fn
         return fn
 
