@@ -248,7 +248,7 @@ def test_the_anchors_stage_maps_given_indices_in_their_order_and_records_where_t
     settings = AnchorSettings.from_mapping({"reference_model": "ref", "method": "indices", "n": 3, "atoms": "all",
                                             "indices": str(index_file), "indices_order": paths["order"]})  # fmt: skip
     out = tmp_path / "anchors.zarr"
-    anchors(paths["structures"], paths["embedding"], str(out), settings)
+    anchors(str(out), structures=paths["structures"], embedding=paths["embedding"], settings=settings)
     ds = open_store(out).load()
     np.testing.assert_array_equal(ds["anchor_atom"].values, expected)  # the order given, not sorted
     assert list(ds["anchor_structure_id"].values) == [rows[4]["material_id"], rows[0]["material_id"],
@@ -260,15 +260,17 @@ def test_the_anchors_stage_maps_given_indices_in_their_order_and_records_where_t
     # the same anchors as a list, and with the order CSV left to the structure store's own source: that is the
     # study's CSV with its garbled row, where ASE stops, so the index past it is no atom
     listed = AnchorSettings.from_mapping({**settings.to_mapping(), "indices": given})
-    anchors(paths["structures"], paths["embedding"], str(tmp_path / "listed.zarr"), listed)
+    anchors(
+        str(tmp_path / "listed.zarr"), structures=paths["structures"], embedding=paths["embedding"], settings=listed
+    )
     np.testing.assert_array_equal(open_store(tmp_path / "listed.zarr")["anchor_atom"].values, expected)
     own = AnchorSettings.from_mapping({**settings.to_mapping(), "indices_order": None})
     with pytest.raises(ValueError, match=r"lies at or past row 2 .*dataset\.csv, which ASE cannot read.*"
                        r"\(anchors\.indices, anchors\.indices_order"):  # fmt: skip
-        anchors(paths["structures"], paths["embedding"], str(tmp_path / "own.zarr"), own)
+        anchors(str(tmp_path / "own.zarr"), structures=paths["structures"], embedding=paths["embedding"], settings=own)
     with pytest.raises(ValueError, match="anchors.indices gives 3 atoms but anchors.n is 4: set anchors.n: 3"):
-        anchors(paths["structures"], paths["embedding"], str(tmp_path / "n.zarr"),
-                AnchorSettings.from_mapping({**settings.to_mapping(), "n": 4}))  # fmt: skip
+        anchors(str(tmp_path / "n.zarr"), structures=paths["structures"], embedding=paths["embedding"],
+                settings=AnchorSettings.from_mapping({**settings.to_mapping(), "n": 4}))  # fmt: skip
 
 
 def test_a_given_anchor_that_is_no_candidate_is_an_error_that_says_what_to_do(tmp_path):
@@ -286,22 +288,22 @@ def test_a_given_anchor_that_is_no_candidate_is_an_error_that_says_what_to_do(tm
     base = {"reference_model": "ref", "method": "indices", "n": 1, "indices": [index],
             "indices_order": paths["order"]}  # fmt: skip
     with pytest.raises(ValueError) as caught:
-        anchors(paths["structures"], paths["embedding"], str(tmp_path / "a.zarr"),
-                AnchorSettings.from_mapping({**base, "atoms": "unique"}))  # fmt: skip
+        anchors(str(tmp_path / "a.zarr"), structures=paths["structures"], embedding=paths["embedding"],
+                settings=AnchorSettings.from_mapping({**base, "atoms": "unique"}))  # fmt: skip
     message = str(caught.value)
     assert (
         f"index {index} (site {site} of {structure_id}, atom {copy} of this study) is a symmetry copy of atom"
         in message
     )
     assert "set anchors.atoms: all" in message
-    anchors(paths["structures"], paths["embedding"], str(tmp_path / "all.zarr"),
-            AnchorSettings.from_mapping({**base, "atoms": "all"}))  # fmt: skip
+    anchors(str(tmp_path / "all.zarr"), structures=paths["structures"], embedding=paths["embedding"],
+            settings=AnchorSettings.from_mapping({**base, "atoms": "all"}))  # fmt: skip
     assert open_store(tmp_path / "all.zarr")["anchor_atom"].values.tolist() == [copy]
     valid = np.arange(structures.sizes["atom"]) != copy
     not_embedded = reference_store(structures, tmp_path / "partial.zarr", valid)
     with pytest.raises(ValueError, match=rf"index {index} .* was not embedded by the reference model ref"):
-        anchors(paths["structures"], not_embedded, str(tmp_path / "b.zarr"),
-                AnchorSettings.from_mapping({**base, "atoms": "all"}))  # fmt: skip
+        anchors(str(tmp_path / "b.zarr"), structures=paths["structures"], embedding=not_embedded,
+                settings=AnchorSettings.from_mapping({**base, "atoms": "all"}))  # fmt: skip
 
 
 # (e) DIRECT's initial threshold
@@ -342,7 +344,12 @@ def test_the_anchors_stage_runs_direct_from_the_configured_threshold_and_records
     for threshold in (0.5, 0.05):
         settings = AnchorSettings.from_mapping({"reference_model": "ref", "n": 15, "atoms": "unique",
                                                 "threshold_init": threshold})  # fmt: skip
-        anchors(str(tmp_path / "structures.zarr"), embedding, str(tmp_path / f"{threshold}.zarr"), settings)
+        anchors(
+            str(tmp_path / f"{threshold}.zarr"),
+            structures=str(tmp_path / "structures.zarr"),
+            embedding=embedding,
+            settings=settings,
+        )
         ds = open_store(tmp_path / f"{threshold}.zarr")
         assert ds.attrs["threshold_init"] == threshold and ds.attrs["method"] == "direct"
         chosen[threshold] = ds["anchor_atom"].values

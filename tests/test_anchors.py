@@ -106,9 +106,15 @@ def test_the_anchor_store_depends_on_the_reference_model_alone(tmp_path, atoms):
     paths = write_stores(tmp_path, {"ref": NOT_LAST_STRUCTURE, "other": EVERYWHERE, "partial": ~NOT_LAST_STRUCTURE})
     stores = paths["embeddings"]
     settings = anchor_settings(atoms=atoms, n=4)
-    anchors(paths["structures"], stores["ref"], str(tmp_path / "alone.zarr"), settings)
+    anchors(str(tmp_path / "alone.zarr"), structures=paths["structures"], embedding=stores["ref"], settings=settings)
     others = tuple(stores.values())
-    anchors(paths["structures"], stores["ref"], str(tmp_path / "with.zarr"), settings, embeddings=others)
+    anchors(
+        str(tmp_path / "with.zarr"),
+        structures=paths["structures"],
+        embedding=stores["ref"],
+        settings=settings,
+        embeddings=others,
+    )
     alone, with_others = open_store(tmp_path / "alone.zarr").load(), open_store(tmp_path / "with.zarr").load()
     assert alone.identical(with_others)
     unique = np.array([0, 0, 2, 3, 4, 5, 6, 6, 6, 9, 10, 10]) == np.arange(12)
@@ -128,18 +134,23 @@ def test_common_candidates_keep_the_anchors_on_atoms_every_model_embedded(tmp_pa
     paths = write_stores(tmp_path, {"ref": NOT_LAST_STRUCTURE, "other": partial})
     stores = paths["embeddings"]
     with pytest.raises(ValueError, match="give every model's embedding store"):
-        anchors(paths["structures"], stores["ref"], str(tmp_path / "a.zarr"), anchor_settings(candidates="common"))
+        anchors(
+            str(tmp_path / "a.zarr"),
+            structures=paths["structures"],
+            embedding=stores["ref"],
+            settings=anchor_settings(candidates="common"),
+        )
     for seed in range(5):
         settings = anchor_settings(candidates="common", n=6, seed=seed)
-        anchors(paths["structures"], stores["ref"], str(tmp_path / f"{seed}.zarr"), settings,
-                embeddings=tuple(stores.values()))  # fmt: skip
+        anchors(str(tmp_path / f"{seed}.zarr"), structures=paths["structures"], embedding=stores["ref"],
+                settings=settings, embeddings=tuple(stores.values()))  # fmt: skip
         ds = open_store(tmp_path / f"{seed}.zarr").load()
         np.testing.assert_array_equal(ds["anchor_atom"].values, np.arange(3, 9))  # the only six candidates
         np.testing.assert_array_equal(ds["compared"].values, EVERYWHERE)  # still no model's exclusions
         assert ds.attrs["candidates"] == "common" and ds.attrs["candidate_models"] == ["ref", "other"]
     with pytest.raises(ValueError, match="cannot pick 7 anchors from 6 candidate atoms"):
-        anchors(paths["structures"], stores["ref"], str(tmp_path / "7.zarr"), anchor_settings(candidates="common", n=7),
-                embeddings=tuple(stores.values()))  # fmt: skip
+        anchors(str(tmp_path / "7.zarr"), structures=paths["structures"], embedding=stores["ref"],
+                settings=anchor_settings(candidates="common", n=7), embeddings=tuple(stores.values()))  # fmt: skip
 
 
 def test_the_reference_store_must_be_the_reference_model(tmp_path):
@@ -147,7 +158,12 @@ def test_the_reference_store_must_be_the_reference_model(tmp_path):
 
     paths = write_stores(tmp_path, {"ref": EVERYWHERE, "other": EVERYWHERE})
     with pytest.raises(ValueError, match="embedding store of 'other', not of the reference model 'ref'"):
-        anchors(paths["structures"], paths["embeddings"]["other"], str(tmp_path / "a.zarr"), anchor_settings())
+        anchors(
+            str(tmp_path / "a.zarr"),
+            structures=paths["structures"],
+            embedding=paths["embeddings"]["other"],
+            settings=anchor_settings(),
+        )
 
 
 def test_projecting_a_model_that_missed_an_anchor_fails_naming_the_atoms(tmp_path):
@@ -157,7 +173,9 @@ def test_projecting_a_model_that_missed_an_anchor_fails_naming_the_atoms(tmp_pat
     paths = write_stores(tmp_path, {"ref": EVERYWHERE, "partial": NOT_LAST_STRUCTURE})
     stores = paths["embeddings"]
     a = str(tmp_path / "anchors.zarr")
-    anchors(paths["structures"], stores["ref"], a, anchor_settings(n=12))  # every atom an anchor
+    anchors(
+        a, structures=paths["structures"], embedding=stores["ref"], settings=anchor_settings(n=12)
+    )  # every atom an anchor
     project(stores["ref"], a, str(tmp_path / "ref.zarr"))
     out = tmp_path / "partial.zarr"
     with pytest.raises(ValueError) as caught:

@@ -173,17 +173,17 @@ def test_audit_and_analogies_cli_on_synthetic_stores(tmp_path, scrambled_study, 
         '{"a": "O", "b": "Li", "c": "Na"}',
     ]
     common = ["--projections", *map(str, paths["projections"]), "--anchors", str(paths["anchors"])]
-    assert main(["analogies", str(table), *common, *analogies, "--top", "2"]) == 0
+    assert main(["arithmetic", str(table), *common, *analogies, "--top", "2"]) == 0
     rows = list(csv.DictReader(open(table)))
     assert len(rows) == 4 * 2 * 2  # models x analogies x top
     assert {r["analogy"] for r in rows} == {"Na - Li + K", "O - Li + Na"}
     assert all(r["element"] not in {"Na", "Li", "K"} for r in rows if r["analogy"] == "Na - Li + K")
-    assert main(["analogies", str(table), *common, "--analogies", '{"a": "Na", "b": "Li"}']) == 1
+    assert main(["arithmetic", str(table), *common, "--analogies", '{"a": "Na", "b": "Li"}']) == 1
     assert "analysis.arithmetic.analogies[0]: 'c' is a required property" in capsys.readouterr().err
-    assert main(["analogies", str(table), *common, "--analogies", '{"a": "Na", "b": "Qq", "c": "K"}']) == 1
+    assert main(["arithmetic", str(table), *common, "--analogies", '{"a": "Na", "b": "Qq", "c": "K"}']) == 1
     assert "unknown element symbol(s) ['Qq']" in capsys.readouterr().err
     # an element without atoms in the set: one row per model saying so, not a failure
-    assert main(["analogies", str(table), *common, "--analogies", '{"a": "Na", "b": "Cs", "c": "K"}']) == 0
+    assert main(["arithmetic", str(table), *common, "--analogies", '{"a": "Na", "b": "Cs", "c": "K"}']) == 0
     rows = list(csv.DictReader(open(table)))
     assert len(rows) == 4 and all(r["note"] == "no atoms of Cs" for r in rows)
 

@@ -500,7 +500,7 @@ def test_periodic_trends_stage_draws_the_structure_bootstrap(tmp_path, monkeypat
         figures, "save_figure", lambda fig, *args, **kwargs: drawn.append(fig) or save(fig, *args, **kwargs)
     )
     settings = '{"bootstrap": 30, "seed": 4, "trend_min_atoms": 3}'
-    args = ["overview-figure", "periodic_trends", str(similarity), "--output", str(tmp_path / "trends.png")]
+    args = ["overview", "periodic_trends", str(similarity), "--output", str(tmp_path / "trends.png")]
     args += ["--embeddings", *map(str, paths["embeddings"]), "--anchors", str(paths["anchors"]), "--settings", settings]
     assert main(args) == 0
     stores = [open_store(p) for p in paths["embeddings"]]

@@ -169,7 +169,7 @@ def test_stage_writes_the_table_and_the_figure(tmp_path):
     paths["anchors"] = write_store(anchors, tmp_path / "anchors-unique.zarr")
     table, figure = tmp_path / "ladder.csv", tmp_path / "ladder.png"
     settings = '{"k": 5, "bootstrap": 6, "permutations": 2, "knn_subsample": null}'
-    argv = ["protocol-ladder", str(table), "--figure", str(figure), "--also", "svg", "--structures",
+    argv = ["ladder", str(table), "--figure", str(figure), "--also", "svg", "--structures",
             str(paths["structures"]), "--embeddings", *map(str, paths["embeddings"]), "--projections",
             *map(str, paths["projections"]), "--anchors", str(paths["anchors"]), "--controls", "ctrl",
             "--settings", settings]  # fmt: skip

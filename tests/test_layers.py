@@ -173,5 +173,5 @@ def test_layers_stage_refuses_a_single_layer_store(tmp_path):
         from platonic.settings import LayerSettings
         from platonic.stages.layers import run
 
-        run([str(paths["embeddings"][0]), stores[1]], anchors, str(tmp_path / "x.zarr"), str(tmp_path / "x.csv"),
-            SimilaritySettings(**SETTINGS), LayerSettings())  # fmt: skip
+        run(str(tmp_path / "x.zarr"), str(tmp_path / "x.csv"), embeddings=[str(paths["embeddings"][0]), stores[1]],
+            anchors=anchors, settings=SimilaritySettings(**SETTINGS), layers=LayerSettings())  # fmt: skip

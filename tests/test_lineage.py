@@ -203,7 +203,7 @@ def test_the_cli_writes_the_table(store, tmp_path):
     path = write_store(store, tmp_path / "similarity.zarr")
     metadata = json.dumps({m: METADATA[m] for m in TRAINED})
     table, figure = tmp_path / "table.csv", tmp_path / "figure.png"
-    assert main(["training-vs-architecture", str(path), str(table), "--figure", str(figure),
+    assert main(["lineage", str(path), str(table), "--figure", str(figure),
                  "--metadata", metadata, "--also", "svg"]) == 0  # fmt: skip
     with open(table) as handle:
         written = list(csv.DictReader(handle))

@@ -156,8 +156,8 @@ def test_the_embed_stage_writes_a_layer_store_readable_as_a_single_layer_one(tmp
 
     def embed(name, **entry):
         spec = ModelSpec.from_mapping({"family": "chgnet", "checkpoint": "0.3.0", **entry})
-        embed_stage.run(str(tmp_path / "structures.zarr"), str(tmp_path / f"{name}.zarr"), "chgnet", spec, settings,
-                        progress=False)  # fmt: skip
+        embed_stage.run(str(tmp_path / "structures.zarr"), str(tmp_path / f"{name}.zarr"), model="chgnet", spec=spec,
+                        settings=settings, progress=False)  # fmt: skip
         return xr.open_zarr(tmp_path / f"{name}.zarr", consolidated=False)
 
     single, stack = embed("single"), embed("stack", layers="all")

@@ -60,20 +60,20 @@ def test_default_config_dry_run_fans_out_one_embed_per_model():
         "summarise": 12,  # the fan-in: one job per model,
         "compare_pair": 12 * 11 // 2,  # one per pair of models,
         "gather": 1,  # and one to gather them
-        "figures": len(metrics),  # one heatmap per metric
-        **{f"{name}_figure": 1 for name in OVERVIEW},
+        "heatmaps": len(metrics),  # one heatmap per metric
+        **{f"overview_{name}": 1 for name in OVERVIEW},
         "provenance": 1,
         "run_parameters": 1,
         "transfer": 1,
         "audit": 1,
-        "analogies": 1,
-        "symmetry_audit": 1,
+        "arithmetic": 1,
+        "symmetry": 1,
         "atom_modes": 1,
         "headline": 1,
-        "training_vs_architecture": 1,
-        "protocol_ladder": 1,
+        "lineage": 1,
+        "ladder": 1,
         "anchor_sensitivity": 1,
-        "layer_similarity": 1,  # the models with `layers: all`, layer by layer
+        "layers": 1,  # the models with `layers: all`, layer by layer
         "all": 1,
         "total": 31 + 12 + 66 + 1 + len(metrics) + len(OVERVIEW) + 2 + 7,
     }
@@ -110,7 +110,7 @@ def test_paper_config_replays_the_authors_protocol_on_the_slurm_profile():
     out = paper_dry_run("paper")
     counts = job_counts(out)
     assert counts["embed"] == counts["project"] == 7 and counts["gather"] == 1
-    assert counts.get("download_dataset", 0) == (0 if (ROOT / "data/mp_20/train.csv").exists() else 1)
+    assert counts.get("download", 0) == (0 if (ROOT / "data/mp_20/train.csv").exists() else 1)
     assert "chgnet-0.3.0" not in out  # the default's models are not merged in
     assert '"checkpoint": "' + AUTHORS_LARGE + '"' in out
     assert '"family": "sevenn", "layer": null, "options": {"cutoff": 5.0}' in out
@@ -487,9 +487,9 @@ def test_adding_a_model_to_a_finished_study_runs_only_its_own_jobs(tiny_run, tmp
 
 
 def test_prefetch_target_loads_every_configured_model_on_the_submit_host():
-    out = snakemake("prefetch", "-n", "--forceall").stdout
+    out = snakemake("prefetch_all", "-n", "--forceall").stdout
     # HIENet's prefetch runs in its own virtualenv, as its embed job does
-    assert job_counts(out) == {"prefetch_model": 12, "venv": 1, "prefetch": 1, "total": 14}
+    assert job_counts(out) == {"prefetch": 12, "venv": 1, "prefetch_all": 1, "total": 14}
 
 
 def test_slurm_profile_never_double_requests_gpus():
@@ -570,14 +570,14 @@ def test_figure_settings_reach_the_overview_rules(tmp_path):
     settings = (
         f'{{"bootstrap": {bootstrap}, "map_sample": 123, "seed": 0, "tree_metric": "mutual_knn", "trend_min_atoms": 7}}'
     )
-    assert out.count(f"--settings '{settings}'") == 3  # shared_space, periodic_trends, model_tree
+    assert out.count(f"--settings '{settings}'") == 3  # overview_shared_space, _periodic_trends, _model_tree
 
 
-def test_model_metadata_reaches_the_tree_and_the_training_vs_architecture_rules():
+def test_model_metadata_reaches_the_model_tree_and_the_lineage_rules():
     out = snakemake("-n", "--forceall", "-p").stdout
     config = yaml.safe_load((ROOT / "config/config.yaml").read_text())
     passed = re.findall(r"--metadata '(\{.*?\})'", out)
-    assert len(passed) == 2  # model_tree, training_vs_architecture
+    assert len(passed) == 2  # overview_model_tree, lineage
     for text in passed:
         metadata = json.loads(text)
         assert list(metadata) == sorted(config["models"])

@@ -1,148 +1,48 @@
-"""``platonic`` command line: one subcommand per workflow stage, each calling its ``platonic.stages`` function.
+"""``platonic`` command line: one subcommand per workflow step, each calling its stage function.
 
-A stage's settings come whole as JSON (``--settings '{"k": 10}'``, what every Snakemake rule passes: its config
-section) and/or one flag per setting (``--k 10``), generated from the stage's settings class; what neither gives
-takes the schema's default. Paths are arguments of their own.
+A step has one name: the stage function's (``platonic.stages.analysis.symmetry``; a module's ``run`` takes the
+module's name, ``platonic.stages.layers.run``), the command's (the same words with hyphens: ``platonic
+compare-pair``) and the Snakemake rule's (with underscores: ``rule compare_pair``). Each command's arguments come
+from its function's signature (``platonic.stages.command``): a parameter without a default before ``*`` is a
+positional argument; one after ``*`` or with a default is a ``--flag`` (required where it has no default);
+``list``/``tuple`` take several words, ``bool`` is a switch, ``Literal`` gives the choices, and ``Annotated[...,
+"help"]`` the help. A settings class's parameter comes whole as JSON (``--settings '{"k": 10}'``, what every
+Snakemake rule passes: its config section) and/or one flag per setting (``--k 10``), generated from the class;
+what neither gives takes the schema's default.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import inspect
 import json
 import logging
+import pkgutil
 import sys
 import types
 import typing
+from collections.abc import Callable
+from pathlib import Path
 
-from platonic import process, venvs
+from platonic import process, stages
 from platonic import settings as S
-from platonic.stages import align, analysis, embed, fan_in, figures, ladder, layers, prepare, sensitivity, similarity
+from platonic.stages.command import COMMANDS, command
 
 log = logging.getLogger("platonic")
-
-STORES = {"nargs": "+", "required": True}
-CONTROLS = {"nargs": "*", "default": (), "help": "the models that are control representations (config: control)"}
-METADATA = {
-    "help": "the models' metadata as JSON, {model: {architecture, training_data, control, ...}} (what the"
-    " rules pass: model_metadata())"
-}
-# subcommand -> (help, stage function, {settings argument: class}, path and run-time arguments (flags, argparse kwargs))
-COMMANDS: dict[str, tuple] = {
-    "prepare": ("parse and validate structures into a structure store", prepare.run, {"settings": S.DatasetSettings},
-                [("input", {"help": "MP-20 CSV, extxyz file, CIF or folder of CIFs"}), ("output", {})]),
-    "embed": ("embed a structure store with one model", embed.run,
-              {"spec": S.ModelSpec, "settings": S.EmbedSettings},
-              [("structures", {}), ("output", {}), ("--model", {"required": True, "help": "model name (a preset, or "
-               "give --family/--checkpoint)"}), ("--no-progress", {"action": "store_false", "dest": "progress"})]),
-    "prefetch": ("load a model once so that its weights are downloaded and cached", embed.prefetch,
-                 {"spec": S.ModelSpec, "settings": S.EmbedSettings}, [("output", {}), ("--model", {"required": True})]),
-    "anchors": ("choose anchor atoms on a reference model", align.anchors, {"settings": S.AnchorSettings},
-                [("output", {}), ("--structures", {"required": True}),
-                 ("--embedding", {"required": True, "help": "the reference model's embedding store"}),
-                 ("--embeddings", {"nargs": "*", "default": (), "help": "every model's embedding store, read with"
-                                   " --candidates common only"})]),
-    "project": ("project one model's embeddings onto the anchors", align.project, {},
-                [("embedding", {}), ("anchors", {}), ("output", {})]),
-    "similarity": ("all metrics for all model pairs, in every space (raw, unit, anchor)", similarity.run,
-                   {"settings": S.SimilaritySettings, "dask": S.DaskSettings},
-                   [("output", {}), ("table", {}), ("--embeddings", STORES), ("--projections", STORES),
-                    ("--anchors", {"required": True}), ("--scheduler", {"help": "dask scheduler address"}),
-                    ("--controls", CONTROLS)]),
-    "summarise": ("the fan-in's summary of one model (moments, neighbours, resampling), with itself",
-                  fan_in.summarise, {"settings": S.SimilaritySettings},
-                  [("output", {}), ("--embedding", {"required": True}), ("--projection", {"required": True}),
-                   ("--anchors", {"required": True})]),
-    "compare-pair": ("every metric for one pair of models, in every space, from their summaries",
-                     fan_in.compare_pair, {"settings": S.SimilaritySettings},
-                     [("output", {}), ("--embeddings", {"nargs": 2, "required": True}),
-                      ("--projections", {"nargs": 2, "required": True}),
-                      ("--summaries", {"nargs": 2, "required": True}), ("--anchors", {"required": True})]),
-    "gather": ("the similarity store and CSV from every model's summary and every pair's result", fan_in.gather,
-               {"settings": S.SimilaritySettings},
-               [("output", {}), ("table", {}), ("--summaries", STORES), ("--pairs", {"nargs": "*", "default": ()}),
-                ("--anchors", {"required": True}), ("--controls", CONTROLS)]),
-    "layers": ("layer x layer similarity of the models whose stores hold several layers (config: layers)",
-               layers.run, {"settings": S.SimilaritySettings, "layers": S.LayerSettings},
-               [("output", {}), ("table", {}), ("--embeddings", STORES), ("--anchors", {"required": True}),
-                ("--heatmaps", {}), ("--depth", {}), ("--also", {"nargs": "*", "default": ()})]),
-    "headline": ("the run's headline: agreement within and across families and against the controls",
-                similarity.headline, {}, [("similarity", {}), ("table", {}), ("text", {})]),
-    "training-vs-architecture": ("similarity of model pairs that share architecture, training data, both or neither",
-                                 similarity.training_vs_architecture, {},
-                                 [("similarity", {}), ("table", {}), ("--figure", {"required": True}),
-                                  ("--metadata", METADATA | {"required": True}), ("--also", {"nargs": "*",
-                                  "default": ()})]),
-    "atom-modes": ("linear CKA and mutual k-NN with all atoms, unique ones, unique + other-structure neighbours",
-                   similarity.atom_modes, {"settings": S.SimilaritySettings},
-                   [("table", {}), ("--structures", {"required": True}), ("--embeddings", STORES),
-                    ("--projections", STORES), ("--anchors", {"required": True}), ("--controls", CONTROLS)]),
-    "protocol-ladder": ("linear CKA and mutual k-NN from the reference study's protocol to platonic's, one choice at"
-                        " a time, in every space", ladder.run, {"settings": S.SimilaritySettings},
-                        [("table", {}), ("--figure", {"required": True}), ("--structures", {"required": True}),
-                         ("--embeddings", STORES), ("--projections", STORES), ("--anchors", {"required": True}),
-                         ("--controls", CONTROLS), ("--also", {"nargs": "*", "default": ()})]),
-    "anchor-sensitivity": ("the anchor space's headline agreement against the number of anchors and their choice",
-                           sensitivity.anchor_sensitivity,
-                           {"settings": S.AnchorSensitivitySettings, "selection": S.AnchorSettings,
-                            "similarity": S.SimilaritySettings},
-                           [("table", {}), ("--structures", {"required": True}), ("--embeddings", STORES),
-                            ("--anchors", {"required": True}), ("--figure", {}), ("--also", {"nargs": "*",
-                            "default": ()}), ("--controls", CONTROLS)]),
-    "figures": ("draw the model x model heatmaps", figures.heatmaps, {},
-                [("similarity", {}), ("--out-dir", {}), ("--output", {}), ("--metric", {}),
-                 ("--also", {"nargs": "*", "default": (), "choices": ["svg", "pdf"]})]),
-    "overview-figure": ("draw one of the multi-model overview figures", figures.overview,
-                        {"settings": S.FigureSettings},
-                        [("figure", {"choices": figures.OVERVIEW_FIGURES}), ("similarity", {}),
-                         ("--output", {"required": True}), ("--also", {"nargs": "*", "default": ()}),
-                         ("--embeddings", {"nargs": "*", "default": ()}),
-                         ("--projections", {"nargs": "*", "default": ()}), ("--anchors", {}),
-                         ("--metadata", METADATA)]),
-    "provenance": ("write the report's provenance page (HTML)", figures.provenance, {},
-                   [("output", {}), ("--embeddings", STORES), ("--structures", {"required": True}),
-                    ("--anchors", {"required": True}), ("--similarity", {"required": True}),
-                    ("--parameters", {"help": "JSON file with the run's configuration"})]),
-    "transfer": ("zero-shot stitching: heads fitted on one model, scored on every other", analysis.transfer,
-                 {"settings": S.TransferSettings},
-                 [("output", {}), ("table", {}), ("--structures", {"required": True}), ("--embeddings", STORES),
-                  ("--projections", STORES), ("--anchors", {"required": True}), ("--figure", {}),
-                  ("--controls", CONTROLS)]),
-    "audit": ("where the models disagree in the shared space, and per-element bias", analysis.audit,
-              {"settings": S.AuditSettings},
-              [("output", {}), ("--projections", STORES), ("--anchors", {"required": True}),
-               ("--structures", {"required": True}), ("--elements-table", {"required": True}),
-               ("--structures-table", {"required": True}), ("--bias-table", {"required": True}), ("--figure", {}),
-               ("--controls", CONTROLS)]),
-    "symmetry": ("symmetry-breaking audit: how far each model spreads the copies of one environment",
-                 analysis.symmetry, {"settings": S.SymmetrySettings},
-                 [("table", {}), ("--flagged-table", {"required": True}), ("--structures", {"required": True}),
-                  ("--embeddings", STORES), ("--anchors", {"required": True}), ("--figure", {})]),
-    "analogies": ("embedding arithmetic a - b + c on mean element vectors", analysis.analogies,
-                  {"settings": S.ArithmeticSettings},
-                  [("table", {}), ("--projections", STORES), ("--anchors", {"required": True})]),
-    "venv": ("build the virtualenv of a model family that cannot share the project's (recipe envs/venv/<family>.yaml)",
-             venvs.build, {},
-             [("family", {}), ("--prefix", {"help": "where (default .venv-<family> in the checkout)"}),
-              ("--force", {"action": "store_true", "help": "rebuild even when it is up to date"})]),
-    "download": ("download a structure file (needs network; used on clusters)", prepare.download, {},
-                 [("url", {}), ("output", {})]),
-}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = vars(parser.parse_args(argv))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s platonic %(levelname)s: %(message)s")
-    command = args.pop("command")
-    if command is None:
+    name = args.pop("command")
+    if name is None:
         parser.print_help()
         return 2
     try:
-        if command == "models":
-            _list_models()
-            return 0
-        _, run, classes, _ = COMMANDS[command]
-        for option, cls in classes.items():
+        run = COMMANDS[name]
+        for option, cls in _settings_parameters(run).items():
             base = json.loads(args.pop(option) or "{}")
             overrides = {f: args.pop(f"{option}.{f}") for f in _fields(cls) if f"{option}.{f}" in args}
             args[option] = cls.from_mapping(base, **overrides)
@@ -151,33 +51,108 @@ def main(argv: list[str] | None = None) -> int:
             run(**args)
     except (ValueError, RuntimeError, FileNotFoundError) as err:
         # expected failures (bad input, missing weights, ...) get one clear line, not a traceback
-        print(f"platonic {command}: error: {err}", file=sys.stderr)
+        print(f"platonic {name}: error: {err}", file=sys.stderr)
         return 1
     return 0
+
+
+def commands() -> dict[str, Callable]:
+    """``{command: stage function}`` of every ``@command`` in ``platonic.stages`` (importing them registers them)."""
+    for module in pkgutil.iter_modules(stages.__path__):
+        importlib.import_module(f"{stages.__name__}.{module.name}")
+    return dict(sorted(COMMANDS.items()))
 
 
 def _parser() -> argparse.ArgumentParser:
     from platonic import __version__
 
-    parser = argparse.ArgumentParser(prog="platonic", description=__doc__)
+    parser = argparse.ArgumentParser(prog="platonic", description=__doc__.split("\n\n")[0])
     parser.add_argument("--version", action="version", version=f"platonic {__version__}")
     sub = parser.add_subparsers(dest="command")
-    sub.add_parser("models", help="list model families and packaged models")
-    for name, (help_text, _, classes, arguments) in COMMANDS.items():
-        p = sub.add_parser(name, help=help_text, description=help_text)
-        for flag, kwargs in arguments:
-            p.add_argument(flag, **kwargs)
-        taken = {flag for flag, _ in arguments}
-        for option, cls in classes.items():
-            section = ".".join(k for k in cls.section if k != "*")
-            p.add_argument(f"--{option}", help=f"the config section {section} as JSON (what the rules pass)")
-            for field, kwargs in _setting_flags(cls).items():
-                flag = f"--{field.replace('_', '-')}"
-                if flag in taken:  # two sections with one key (layers' and similarity's metrics): --layers-metrics
-                    flag = f"--{option}-{field.replace('_', '-')}"
-                taken.add(flag)
-                p.add_argument(flag, dest=f"{option}.{field}", **kwargs)
+    for name, function in commands().items():
+        add_arguments(sub.add_parser(name, help=function.command_help, description=function.command_help), function)
     return parser
+
+
+def add_arguments(parser: argparse.ArgumentParser, function: Callable) -> None:
+    """The arguments of ``function``'s parameters (see the module's docstring), then one flag per field of each
+    settings class; a field whose flag is taken gets its parameter's name in front (``--layers-metrics``)."""
+    taken = {_add_parameter(parser, function, param, hint) for param, hint in _parameters(function) if hint}
+    for option, cls in _settings_parameters(function).items():
+        section = ".".join(k for k in cls.section if k != "*")
+        parser.add_argument(f"--{option}", help=f"the config section {section} as JSON (what the rules pass)")
+        for field, kwargs in _setting_flags(cls).items():
+            flag = f"--{field.replace('_', '-')}"
+            if flag in taken:  # two sections with one key (layers' and similarity's metrics): --layers-metrics
+                flag = f"--{option}-{field.replace('_', '-')}"
+            taken.add(flag)
+            parser.add_argument(flag, dest=f"{option}.{field}", **kwargs)
+
+
+def _parameters(function: Callable) -> list[tuple[inspect.Parameter, typing.Any]]:
+    """``(parameter, type with its Annotated metadata)`` of ``function``; the type is None for a settings class."""
+    hints = typing.get_type_hints(function, include_extras=True)
+    found = []
+    for param in inspect.signature(function).parameters.values():
+        if param.name not in hints:
+            raise TypeError(f"{function.__qualname__}: parameter {param.name!r} needs a type for the command line")
+        hint = hints[param.name]
+        found.append((param, None if _settings_class(hint) else hint))
+    return found
+
+
+def _settings_parameters(function: Callable) -> dict[str, type[S.Settings]]:
+    """``{parameter: settings class}`` of ``function``'s settings parameters."""
+    hints = typing.get_type_hints(function)
+    return {name: hints[name] for name in inspect.signature(function).parameters if _settings_class(hints[name])}
+
+
+def _settings_class(hint) -> bool:
+    return isinstance(hint, type) and issubclass(hint, S.Settings)
+
+
+def _add_parameter(parser: argparse.ArgumentParser, function: Callable, param: inspect.Parameter, hint) -> str:
+    """Add the argument of one parameter (see the module's docstring); return its flag, or its name if positional."""
+    kwargs = {}
+    base = _without_none(hint)
+    if typing.get_origin(base) is typing.Annotated:
+        base, *metadata = typing.get_args(base)
+        base = _without_none(base)
+        kwargs["help"] = " ".join(m for m in metadata if isinstance(m, str)).replace("%", "%%") or None
+    required = param.default is inspect.Parameter.empty
+    positional = required and param.kind in (param.POSITIONAL_ONLY, param.POSITIONAL_OR_KEYWORD)
+    flag = f"--{param.name.replace('_', '-')}"
+    if base is bool:
+        if positional:
+            raise TypeError(f"{function.__qualname__}: the switch {param.name!r} needs a default or to follow '*'")
+        on = not required and param.default is True  # a switch on by default is turned off by --no-<name>
+        flag = f"--no-{param.name.replace('_', '-')}" if on else flag
+        parser.add_argument(flag, dest=param.name, action="store_false" if on else "store_true", **kwargs)
+        return flag
+    if typing.get_origin(base) in (tuple, list):
+        items = typing.get_args(base) or (str, ...)
+        fixed = typing.get_origin(base) is tuple and items[-1] is not Ellipsis
+        kwargs["nargs"] = len(items) if fixed else "+" if required else "*"
+        base = items[0]
+    if typing.get_origin(base) is typing.Literal:
+        kwargs["choices"] = typing.get_args(base)
+    elif base not in (str, Path):
+        raise TypeError(f"{function.__qualname__}: the command line cannot parse {param.name!r} of type {hint}")
+    if positional:
+        parser.add_argument(param.name, **kwargs)
+        return param.name
+    parser.add_argument(flag, dest=param.name, required=required, **({} if required else {"default": param.default}),
+                        **kwargs)  # fmt: skip
+    return flag
+
+
+def _without_none(hint):
+    """``X | None`` -> ``X``."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        parts = [a for a in typing.get_args(hint) if a is not type(None)]
+        if len(parts) == 1:
+            return parts[0]
+    return hint
 
 
 def _fields(cls) -> list[str]:
@@ -235,7 +210,9 @@ class _KeyValues(argparse.Action):
         setattr(namespace, self.dest, {**getattr(namespace, self.dest, {}), key: item})
 
 
-def _list_models() -> None:
+@command(help="list model families and packaged models")
+def models() -> None:
+    """The model families and every preset, with what each package documents about it."""
     from platonic.models import PRESETS, families
 
     print("families:")

@@ -90,7 +90,7 @@ rule audit:
         " --settings {params.settings:q} --controls {params.controls:q} > {log} 2>&1"
 
 
-rule analogies:
+rule arithmetic:
     input:
         projections=projection_stores,
         anchors="results/anchors/{dataset}.zarr",
@@ -101,17 +101,17 @@ rule analogies:
             category="Shared-space analyses",
         ),
     log:
-        "results/logs/analogies/{dataset}.log",
+        "results/logs/arithmetic/{dataset}.log",
     conda:
         "../../envs/analysis.yaml"
     params:
         settings=section("analysis", "arithmetic"),
     shell:
-        "python -m platonic analogies {output:q} --projections {input.projections:q}"
+        "python -m platonic arithmetic {output:q} --projections {input.projections:q}"
         " --anchors {input.anchors:q} --settings {params.settings:q} > {log} 2>&1"
 
 
-rule symmetry_audit:
+rule symmetry:
     input:
         structures="results/structures/{dataset}.zarr",
         embeddings=embedding_stores,
@@ -133,7 +133,7 @@ rule symmetry_audit:
             category="Shared-space analyses",
         ),
     log:
-        "results/logs/symmetry_audit/{dataset}.log",
+        "results/logs/symmetry/{dataset}.log",
     conda:
         "../../envs/analysis.yaml"
     params:

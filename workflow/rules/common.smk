@@ -16,7 +16,7 @@ MODELS = list(config["models"])
 # control representations (element one-hot, SOAP, untrained networks): compared like models, marked as controls
 CONTROLS = [m for m, spec in config["models"].items() if spec["control"]]
 METRICS = config["similarity"]["metrics"]
-# the models whose entries take `layers`: compared layer by layer (rule layer_similarity)
+# the models whose entries take `layers`: compared layer by layer (rule layers)
 LAYER_MODELS = [
     m for m, spec in config["models"].items() if spec.get("layers") is not None
 ]

@@ -91,7 +91,7 @@ rule gather:
         " --controls {params.controls:q} > {log} 2>&1"
 
 
-rule layer_similarity:
+rule layers:
     input:
         embeddings=layer_embedding_stores,
         anchors="results/anchors/{dataset}.zarr",
@@ -149,7 +149,7 @@ rule headline:
         "python -m platonic headline {input:q} {output.table:q} {output.text:q} > {log} 2>&1"
 
 
-rule training_vs_architecture:
+rule lineage:
     input:
         "results/similarity/{dataset}.zarr",
     output:
@@ -167,13 +167,13 @@ rule training_vs_architecture:
         ),
         svg="results/figures/{dataset}/overview/training_vs_architecture.svg",
     log:
-        "results/logs/analysis/{dataset}/training_vs_architecture.log",
+        "results/logs/lineage/{dataset}.log",
     conda:
         "../../envs/analysis.yaml"
     params:
         metadata=model_metadata(),
     shell:
-        "python -m platonic training-vs-architecture {input:q} {output.table:q} --figure {output.png:q}"
+        "python -m platonic lineage {input:q} {output.table:q} --figure {output.png:q}"
         " --also svg --metadata {params.metadata:q} > {log} 2>&1"
 
 
@@ -204,7 +204,7 @@ rule atom_modes:
         " --threads {threads} > {log} 2>&1"
 
 
-rule protocol_ladder:
+rule ladder:
     input:
         structures="results/structures/{dataset}.zarr",
         embeddings=embedding_stores,
@@ -225,9 +225,9 @@ rule protocol_ladder:
         ),
         svg="results/figures/{dataset}/overview/protocol_ladder.svg",
     log:
-        "results/logs/analysis/{dataset}/protocol_ladder.log",
+        "results/logs/ladder/{dataset}.log",
     benchmark:
-        "results/benchmarks/protocol_ladder/{dataset}.tsv"
+        "results/benchmarks/ladder/{dataset}.tsv"
     conda:
         "../../envs/analysis.yaml"
     threads: config["similarity"]["threads"]
@@ -237,14 +237,14 @@ rule protocol_ladder:
         settings=section("similarity"),
         controls=CONTROLS,
     shell:
-        "python -m platonic protocol-ladder {output.table:q} --figure {output.png:q} --also svg"
+        "python -m platonic ladder {output.table:q} --figure {output.png:q} --also svg"
         " --structures {input.structures:q} --embeddings {input.embeddings:q}"
         " --projections {input.projections:q} --anchors {input.anchors:q}"
         " --settings {params.settings:q} --controls {params.controls:q} --threads {threads}"
         " > {log} 2>&1"
 
 
-rule figures:
+rule heatmaps:
     input:
         "results/similarity/{dataset}.zarr",
     output:
@@ -256,11 +256,11 @@ rule figures:
         ),
         svg="results/figures/{dataset}/{metric}.svg",
     log:
-        "results/logs/figures/{dataset}/{metric}.log",
+        "results/logs/heatmaps/{dataset}/{metric}.log",
     conda:
         "../../envs/analysis.yaml"
     params:
         about=metric_caption,
     shell:
-        "python -m platonic figures {input:q} --metric {wildcards.metric} --output {output.png:q}"
+        "python -m platonic heatmaps {input:q} --metric {wildcards.metric} --output {output.png:q}"
         " --also svg > {log} 2>&1"

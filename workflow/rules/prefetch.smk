@@ -1,8 +1,8 @@
-# Compute nodes often have no network: `snakemake prefetch` on a login node downloads every
+# Compute nodes often have no network: `snakemake prefetch_all` on a login node downloads every
 # configured model's weights into embed.cache_dir first (local rules run where snakemake runs).
 
 
-rule prefetch_model:
+rule prefetch:
     input:
         venv=venv_stamp,
     output:
@@ -21,7 +21,7 @@ rule prefetch_model:
         " --spec {params.spec:q} --settings {params.settings:q} > {log} 2>&1"
 
 
-rule prefetch:
+rule prefetch_all:
     input:
         expand("results/weights/{model}.json", model=MODELS),
     localrule: True

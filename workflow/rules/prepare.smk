@@ -1,10 +1,10 @@
 if "url" in config["dataset"]:
 
-    rule download_dataset:
+    rule download:
         output:
             config["dataset"]["path"],
         log:
-            f"results/logs/download_dataset/{DATASET}.log",
+            f"results/logs/download/{DATASET}.log",
         conda:
             "../../envs/analysis.yaml"
         params:

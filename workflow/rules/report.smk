@@ -1,7 +1,7 @@
 # The multi-model overview figures and the provenance page of the report (`snakemake --report`).
 
 
-rule agreement_figure:
+rule overview_agreement:
     input:
         "results/similarity/{dataset}.zarr",
     output:
@@ -13,14 +13,14 @@ rule agreement_figure:
         ),
         svg="results/figures/{dataset}/overview/agreement.svg",
     log:
-        "results/logs/figures/{dataset}/agreement.log",
+        "results/logs/overview/{dataset}/agreement.log",
     conda:
         "../../envs/analysis.yaml"
     shell:
-        "python -m platonic overview-figure agreement {input:q} --output {output.png:q} --also svg > {log} 2>&1"
+        "python -m platonic overview agreement {input:q} --output {output.png:q} --also svg > {log} 2>&1"
 
 
-rule shared_space_figure:
+rule overview_shared_space:
     input:
         similarity="results/similarity/{dataset}.zarr",
         projections=projection_stores,
@@ -34,18 +34,18 @@ rule shared_space_figure:
         ),
         svg="results/figures/{dataset}/overview/shared_space.svg",
     log:
-        "results/logs/figures/{dataset}/shared_space.log",
+        "results/logs/overview/{dataset}/shared_space.log",
     conda:
         "../../envs/analysis.yaml"
     params:
         settings=section("figures"),
     shell:
-        "python -m platonic overview-figure shared_space {input.similarity:q} --output {output.png:q} --also svg"
+        "python -m platonic overview shared_space {input.similarity:q} --output {output.png:q} --also svg"
         " --projections {input.projections:q} --anchors {input.anchors:q}"
         " --settings {params.settings:q} > {log} 2>&1"
 
 
-rule periodic_trends_figure:
+rule overview_periodic_trends:
     input:
         similarity="results/similarity/{dataset}.zarr",
         embeddings=embedding_stores,
@@ -59,17 +59,17 @@ rule periodic_trends_figure:
         ),
         svg="results/figures/{dataset}/overview/periodic_trends.svg",
     log:
-        "results/logs/figures/{dataset}/periodic_trends.log",
+        "results/logs/overview/{dataset}/periodic_trends.log",
     conda:
         "../../envs/analysis.yaml"
     params:
         settings=section("figures"),
     shell:
-        "python -m platonic overview-figure periodic_trends {input.similarity:q} --output {output.png:q} --also svg"
+        "python -m platonic overview periodic_trends {input.similarity:q} --output {output.png:q} --also svg"
         " --embeddings {input.embeddings:q} --anchors {input.anchors:q} --settings {params.settings:q} > {log} 2>&1"
 
 
-rule model_statistics_figure:
+rule overview_model_statistics:
     input:
         similarity="results/similarity/{dataset}.zarr",
         embeddings=embedding_stores,
@@ -83,15 +83,15 @@ rule model_statistics_figure:
         ),
         svg="results/figures/{dataset}/overview/model_statistics.svg",
     log:
-        "results/logs/figures/{dataset}/model_statistics.log",
+        "results/logs/overview/{dataset}/model_statistics.log",
     conda:
         "../../envs/analysis.yaml"
     shell:
-        "python -m platonic overview-figure model_statistics {input.similarity:q} --output {output.png:q} --also svg"
+        "python -m platonic overview model_statistics {input.similarity:q} --output {output.png:q} --also svg"
         " --embeddings {input.embeddings:q} --anchors {input.anchors:q} > {log} 2>&1"
 
 
-rule model_tree_figure:
+rule overview_model_tree:
     input:
         "results/similarity/{dataset}.zarr",
     output:
@@ -103,14 +103,14 @@ rule model_tree_figure:
         ),
         svg="results/figures/{dataset}/overview/model_tree.svg",
     log:
-        "results/logs/figures/{dataset}/model_tree.log",
+        "results/logs/overview/{dataset}/model_tree.log",
     conda:
         "../../envs/analysis.yaml"
     params:
         settings=section("figures"),
         metadata=model_metadata(),
     shell:
-        "python -m platonic overview-figure model_tree {input:q} --output {output.png:q} --also svg"
+        "python -m platonic overview model_tree {input:q} --output {output.png:q} --also svg"
         " --settings {params.settings:q} --metadata {params.metadata:q} > {log} 2>&1"
 
 

@@ -4,18 +4,26 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Annotated
 
 import numpy as np
 import xarray as xr
 
 from platonic.settings import AnchorSettings, SimilaritySettings
+from platonic.stages.command import command
 from platonic.stages.common import check_same_structures, model_stores, open_structures, valid_mask
 
 log = logging.getLogger("platonic")
 
 
+@command(help="choose anchor atoms on a reference model")
 def anchors(
-    structures: str, embedding: str, output: str, settings: AnchorSettings, embeddings: tuple[str, ...] = ()
+    output: str,
+    *,
+    structures: str,
+    embedding: Annotated[str, "the reference model's embedding store"],
+    settings: AnchorSettings,
+    embeddings: Annotated[tuple[str, ...], "every model's embedding store, read with --candidates common only"] = (),
 ) -> None:
     """Anchor store ``output``: ``settings.n`` atoms chosen on the reference model (its embedding store
     ``embedding``) among the compared atoms (with ``settings.atoms == "unique"``, one per crystallographic orbit of
@@ -219,6 +227,7 @@ def missing_anchors(store, anchor_store) -> list[str]:
     return [f"atom {int(i)} ({ids[i]}, {chemical_symbols[int(z[i])]})" for i in rows[~embedded]]
 
 
+@command(help="project one model's embeddings onto the anchors")
 def project(embedding: str, anchors: str, output: str) -> None:
     """Projection store ``output``: each atom's cosine to the anchor atoms, in the model of ``embedding``."""
     import xarray as xr

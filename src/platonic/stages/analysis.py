@@ -1,4 +1,5 @@
-"""Stages of the shared-space analyses: zero-shot transfer, the consistency audit, embedding arithmetic."""
+"""Stages of the shared-space analyses: zero-shot ``transfer``, the consistency ``audit``, embedding ``arithmetic``,
+the ``symmetry`` audit."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import logging
 import numpy as np
 
 from platonic.settings import ArithmeticSettings, AuditSettings, SymmetrySettings, TransferSettings
+from platonic.stages.command import Controls, command
 from platonic.stages.common import (
     Rows,
     atom_counts,
@@ -30,16 +32,18 @@ def structure_labels(structures) -> list[str]:
     ]
 
 
+@command(help="zero-shot stitching: heads fitted on one model, scored on every other")
 def transfer(
+    output: str,
+    table: str,
+    *,
     structures: str,
     embeddings: list[str],
     projections: list[str],
     anchors: str,
-    output: str,
-    table: str,
     settings: TransferSettings,
     figure: str | None = None,
-    controls: tuple[str, ...] = (),
+    controls: Controls = (),
 ) -> None:
     """Heads fitted on each model, scored on every model, each score with its structure-bootstrap interval
     (``settings.bootstrap`` replicates, seeded by ``settings.seed``): transfer store ``output``, CSV ``table``,
@@ -109,17 +113,19 @@ def transfer(
     )  # fmt: skip
 
 
+@command(help="where the models disagree in the shared space, and per-element bias")
 def audit(
-    structures: str,
+    output: str,
+    *,
     projections: list[str],
     anchors: str,
-    output: str,
+    structures: str,
     elements_table: str,
     structures_table: str,
     bias_table: str,
     settings: AuditSettings,
     figure: str | None = None,
-    controls: tuple[str, ...] = (),
+    controls: Controls = (),
 ) -> None:
     """Where the models disagree (audit store ``output`` and three CSV tables) and which model departs where; the
     ``controls`` (control representations) are left out: the consensus is that of the trained models."""
@@ -178,7 +184,8 @@ def audit(
         log.info("%s: Spearman(log training count, distance to consensus) = %.3f", model, rho)
 
 
-def analogies(projections: list[str], anchors: str, table: str, settings: ArithmeticSettings) -> None:
+@command(help="embedding arithmetic a - b + c on mean element vectors")
+def arithmetic(table: str, *, projections: list[str], anchors: str, settings: ArithmeticSettings) -> None:
     """Embedding arithmetic ``a - b + c`` per model and analogy of ``settings.analogies`` -> CSV ``table``."""
     from platonic.analysis.arithmetic import analogy_table
 
@@ -196,7 +203,8 @@ SYMMETRY_COLUMNS = ["model", "orbits_with_copies", "scale", "median_relative_spr
 FLAGGED_COLUMNS = ["model", "material_id", "atom", "element", "multiplicity", "relative_spread"]
 
 
-def symmetry(structures: str, embeddings: list[str], anchors: str, table: str, flagged_table: str,
+@command(help="symmetry-breaking audit: how far each model spreads the copies of one environment")
+def symmetry(table: str, *, flagged_table: str, structures: str, embeddings: list[str], anchors: str,
              settings: SymmetrySettings, figure: str | None = None) -> None:  # fmt: skip
     """Symmetry-breaking audit: per model the spread of its embeddings over the copies of each orbit relative to
     its typical distance between distinct environments (``platonic.symmetry.symmetry_breaking``), on the atoms

@@ -5,10 +5,14 @@ from __future__ import annotations
 import logging
 import shutil
 from pathlib import Path
+from typing import Annotated
 
 from platonic.settings import EmbedSettings, ModelSpec
+from platonic.stages.command import command
 
 log = logging.getLogger("platonic")
+
+Model = Annotated[str, "model name (a preset, or give --family/--checkpoint)"]
 
 
 def adapter(model: str, spec: ModelSpec, settings: EmbedSettings, **overrides):
@@ -43,7 +47,9 @@ def adapter(model: str, spec: ModelSpec, settings: EmbedSettings, **overrides):
     return loaded
 
 
-def run(structures: str, output: str, model: str, spec: ModelSpec, settings: EmbedSettings, progress: bool = True):
+@command(help="embed a structure store with one model")
+def run(structures: str, output: str, *, model: Model, spec: ModelSpec, settings: EmbedSettings,
+        progress: bool = True):  # fmt: skip
     """Embed the structure store ``structures`` with ``model`` into the embedding store ``output``."""
     import torch
 
@@ -82,7 +88,8 @@ def run(structures: str, output: str, model: str, spec: ModelSpec, settings: Emb
         log.info("%s: layers %s", model, ", ".join(f"{k} ({n})" for k, n in model_adapter.selected_layers))
 
 
-def prefetch(output: str, model: str, spec: ModelSpec, settings: EmbedSettings) -> None:
+@command(help="load a model once so that its weights are downloaded and cached")
+def prefetch(output: str, *, model: Model, spec: ModelSpec, settings: EmbedSettings) -> None:
     """Load ``model`` once (downloading its weights into ``settings.cache_dir``) and record file and sha256."""
     import json
 

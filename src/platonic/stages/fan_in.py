@@ -20,12 +20,14 @@ import xarray as xr
 from platonic.process import limit_openmp, limit_threads
 from platonic.settings import SimilaritySettings, without_later_defaults
 from platonic.spaces import SPACES, in_dependency_order, model_spaces
+from platonic.stages.command import Controls, command
 from platonic.stages.common import atom_counts, compared_mask, write_rows
 
 log = logging.getLogger("platonic")
 
 
-def summarise(embedding: str, projection: str, anchors: str, output: str, settings: SimilaritySettings) -> None:
+@command(help="the fan-in's summary of one model (moments, neighbours, resampling), with itself")
+def summarise(output: str, *, embedding: str, projection: str, anchors: str, settings: SimilaritySettings) -> None:
     """Summary store ``output`` of one model (``platonic.compare.fan_in.summarise``, in every space of
     ``platonic.spaces``) on the anchor store's compared atoms it embedded, with its comparison with itself (the
     diagonal)."""
@@ -57,9 +59,10 @@ def summarise(embedding: str, projection: str, anchors: str, output: str, settin
     log.info("%s: summarised on %d atoms -> %s", model, int(mask.sum()), output)
 
 
+@command(help="every metric for one pair of models, in every space, from their summaries")
 def compare_pair(
-    embeddings: list[str], projections: list[str], summaries: list[str], anchors: str, output: str,
-    settings: SimilaritySettings,
+    output: str, *, embeddings: tuple[str, str], projections: tuple[str, str], summaries: tuple[str, str],
+    anchors: str, settings: SimilaritySettings,
 ) -> None:  # fmt: skip
     """Pair store ``output``: every metric of the two models of ``embeddings``/``projections`` (every space,
     both directions of the directed ones) with their ``summaries``, on the compared atoms both embedded."""
@@ -122,9 +125,10 @@ def compare_pair(
     log.info("%s vs %s: %d atoms -> %s", *names, int(mask.sum()), output)
 
 
+@command(help="the similarity store and CSV from every model's summary and every pair's result")
 def gather(
-    summaries: list[str], pairs: list[str], anchors: str, output: str, table: str, settings: SimilaritySettings,
-    controls: tuple[str, ...] = (),
+    output: str, table: str, *, summaries: list[str], pairs: tuple[str, ...] = (), anchors: str,
+    settings: SimilaritySettings, controls: Controls = (),
 ) -> None:  # fmt: skip
     """The similarity store ``output`` and its CSV ``table`` from every model's summary (in the store's model order)
     and every pair's result; ``controls`` name the control representations (``control (model)``)."""

@@ -3,24 +3,29 @@
 from __future__ import annotations
 
 import logging
+import typing
 from pathlib import Path
+from typing import Annotated, Literal
 
 import numpy as np
 
 from platonic.settings import FigureSettings, SimilaritySettings
+from platonic.stages.command import Also, Metadata, command
 from platonic.stages.common import compared_mask, model_stores, same_models, valid_mask
 
 log = logging.getLogger("platonic")
 
-OVERVIEW_FIGURES = ("agreement", "shared_space", "periodic_trends", "model_statistics", "model_tree")
+Overview = Literal["agreement", "shared_space", "periodic_trends", "model_statistics", "model_tree"]
+OVERVIEW_FIGURES = typing.get_args(Overview)
 
 
+@command(help="draw the model x model heatmaps")
 def heatmaps(
     similarity: str,
     out_dir: str | None = None,
     output: str | None = None,
     metric: str | None = None,
-    also: tuple[str, ...] = (),
+    also: Also = (),
 ) -> None:
     """One model x model heatmap per metric (``out_dir/<metric>.png``), or only ``metric``'s, to ``output``."""
     from platonic.figures import save_figure, similarity_heatmaps
@@ -37,16 +42,18 @@ def heatmaps(
         log.info("wrote %s", save_figure(similarity_heatmaps(ds, name), target, also=tuple(f".{s}" for s in also)))
 
 
+@command(help="draw one of the multi-model overview figures")
 def overview(
-    figure: str,
+    figure: Overview,
     similarity: str,
+    *,
     output: str,
     settings: FigureSettings,
-    also: tuple[str, ...] = (),
-    embeddings: list[str] = (),
-    projections: list[str] = (),
+    also: Also = (),
+    embeddings: tuple[str, ...] = (),
+    projections: tuple[str, ...] = (),
     anchors: str | None = None,
-    metadata: str | None = None,
+    metadata: Metadata | None = None,
 ) -> None:
     """One of ``OVERVIEW_FIGURES``; ``embeddings``/``projections`` where the figure draws atoms, on the anchor
     store's ``compared`` atoms that every drawn model embedded; ``metadata`` (JSON,
@@ -118,8 +125,15 @@ def overview(
     log.info("wrote %s", figures.save_figure(fig, output, also=tuple(f".{s}" for s in also)))
 
 
+@command(help="write the report's provenance page (HTML)")
 def provenance(
-    output: str, embeddings: list[str], structures: str, anchors: str, similarity: str, parameters: str | None = None
+    output: str,
+    *,
+    embeddings: list[str],
+    structures: str,
+    anchors: str,
+    similarity: str,
+    parameters: Annotated[str | None, "JSON file with the run's configuration"] = None,
 ) -> None:
     """The report's provenance page (HTML); ``parameters``: a JSON file of the run's configuration."""
     import json

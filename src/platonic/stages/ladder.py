@@ -1,5 +1,5 @@
-"""Stage ``protocol-ladder``: linear CKA and mutual k-NN from the reference study's protocol to platonic's, one choice
-at a time (``platonic.compare.ladder``), in every space -> CSV + figure."""
+"""Stage ``ladder``, the protocol ladder: linear CKA and mutual k-NN from the reference study's protocol to
+platonic's, one choice at a time (``platonic.compare.ladder``), in every space -> CSV + figure."""
 
 from __future__ import annotations
 
@@ -9,13 +9,18 @@ import logging
 import numpy as np
 
 from platonic.settings import SimilaritySettings
+from platonic.stages.command import Also, Controls, command
 from platonic.stages.common import compared_mask, model_stores, valid_mask, write_rows
 
 log = logging.getLogger("platonic")
 
 
-def run(structures: str, embeddings: list[str], projections: list[str], anchors: str, table: str, figure: str,
-        settings: SimilaritySettings, controls: tuple[str, ...] = (), also: tuple[str, ...] = ()) -> None:  # fmt: skip
+@command(
+    help="linear CKA and mutual k-NN from the reference study's protocol to platonic's, one choice at a time,"
+    " in every space"
+)
+def run(table: str, *, figure: str, structures: str, embeddings: list[str], projections: list[str], anchors: str,
+        settings: SimilaritySettings, controls: Controls = (), also: Also = ()) -> None:  # fmt: skip
     """Every rung of the ladder on the models of ``embeddings``/``projections``: the group means of linear CKA and
     mutual k-NN over the headline's pair groups -> CSV ``table``, and their figure -> ``figure`` (and the same name
     with each suffix of ``also``); ``controls`` name the control representations. A rung with ``atoms`` as

@@ -13,14 +13,16 @@ import logging
 import numpy as np
 
 from platonic.settings import LayerSettings, SimilaritySettings
+from platonic.stages.command import Also, command
 from platonic.stages.common import atom_counts, compared_mask, valid_mask, write_rows
 
 log = logging.getLogger("platonic")
 
 
+@command(help="layer x layer similarity of the models whose stores hold several layers (config: layers)")
 def run(
-    embeddings: list[str], anchors: str, output: str, table: str, settings: SimilaritySettings,
-    layers: LayerSettings, heatmaps: str | None = None, depth: str | None = None, also: tuple[str, ...] = (),
+    output: str, table: str, *, embeddings: list[str], anchors: str, settings: SimilaritySettings,
+    layers: LayerSettings, heatmaps: str | None = None, depth: str | None = None, also: Also = (),
 ) -> None:  # fmt: skip
     """Layer store ``output``, its CSV ``table`` and the figures ``heatmaps`` (layer x layer, per model pair) and
     ``depth`` (each layer against its own last layer and the other models' best match), from the multi-layer

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Annotated
 
 from platonic.settings import DatasetSettings
+from platonic.stages.command import command
 
 log = logging.getLogger("platonic")
 
 
-def run(input: str, output: str, settings: DatasetSettings) -> None:
+@command(help="parse and validate structures into a structure store")
+def run(input: Annotated[str, "MP-20 CSV, extxyz file, CIF or folder of CIFs"], output: str,
+        settings: DatasetSettings) -> None:  # fmt: skip
     """Structures of ``input`` (MP-20 CSV, extxyz, CIF or a folder of CIFs) -> structure store ``output``."""
     from platonic.store import structures_to_dataset, write_store
     from platonic.structures import read_structures
@@ -35,6 +39,7 @@ def run(input: str, output: str, settings: DatasetSettings) -> None:
     )
 
 
+@command(help="download a structure file (needs network; used on clusters)")
 def download(url: str, output: str) -> None:
     """Fetch ``url`` to ``output`` (written under a temporary name, renamed when complete)."""
     import shutil

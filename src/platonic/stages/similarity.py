@@ -3,25 +3,29 @@
 from __future__ import annotations
 
 import logging
+from typing import Annotated
 
 import numpy as np
 
 from platonic.settings import DaskSettings, SimilaritySettings
+from platonic.stages.command import Also, Controls, Metadata, command
 from platonic.stages.common import compared_mask, model_stores, valid_mask, write_rows
 
 log = logging.getLogger("platonic")
 
 
+@command(help="all metrics for all model pairs, in every space (raw, unit, anchor)")
 def run(
+    output: str,
+    table: str,
+    *,
     embeddings: list[str],
     projections: list[str],
     anchors: str,
-    output: str,
-    table: str,
     settings: SimilaritySettings,
     dask: DaskSettings,
-    scheduler: str | None = None,
-    controls: tuple[str, ...] = (),
+    scheduler: Annotated[str | None, "dask scheduler address"] = None,
+    controls: Controls = (),
 ) -> None:
     """Compare the models of ``embeddings``/``projections`` on the anchor store's ``compared`` atoms (every model
     embedded them; one per symmetry orbit with ``settings.atoms == "unique"``); the tasks run where ``dask``
@@ -77,6 +81,7 @@ def by_space(embeddings: dict, projections: dict, keep: np.ndarray) -> dict[str,
     return {space: {m: features[space] for m, features in per_model.items()} for space in SPACES}
 
 
+@command(help="the run's headline: agreement within and across families and against the controls")
 def headline(similarity: str, table: str, text: str) -> None:
     """The run's headline from the similarity store: the CSV ``table`` (``platonic.compare.headline``) and the
     reStructuredText ``text`` the report's first page includes."""
@@ -94,7 +99,8 @@ def headline(similarity: str, table: str, text: str) -> None:
                  row["ci_low"], row["ci_high"])  # fmt: skip
 
 
-def training_vs_architecture(similarity: str, table: str, figure: str, metadata: str, also: tuple[str, ...] = ()):
+@command(help="similarity of model pairs that share architecture, training data, both or neither")
+def lineage(similarity: str, table: str, *, figure: str, metadata: Metadata, also: Also = ()) -> None:
     """Training data vs architecture (``platonic.compare.lineage``): the table of pair groups and their differences
     -> CSV ``table``, and its figure -> ``figure`` (and the same name with each suffix of ``also``); ``metadata``:
     the JSON ``{model: {"architecture", "training_data", "control", ...}}`` of the configured models."""
@@ -104,8 +110,8 @@ def training_vs_architecture(similarity: str, table: str, figure: str, metadata:
     from platonic.store import open_store
 
     ds = open_store(similarity).load()
-    lineage = read_metadata(metadata)
-    rows = lineage_rows(ds, lineage)
+    known = read_metadata(metadata)
+    rows = lineage_rows(ds, known)
     write_rows(table, rows, COLUMNS)
     for row in rows:
         if row["kind"] == "difference" and row["group"] == "training data only - architecture only":
@@ -113,7 +119,7 @@ def training_vs_architecture(similarity: str, table: str, figure: str, metadata:
                      row["ci_low"], row["ci_high"])  # fmt: skip
         elif row["kind"] == "left out" and row["n_pairs"]:
             log.info("left out, %s: %d pairs", row["group"], row["n_pairs"])
-    fig = draw(rows, pair_rows(ds, lineage), ds.attrs)
+    fig = draw(rows, pair_rows(ds, known), ds.attrs)
     log.info("wrote %s", save_figure(fig, figure, also=tuple(f".{s}" for s in also)))
 
 
@@ -126,8 +132,9 @@ MODE_METRICS = ("linear_cka", "mutual_knn")
 MODE_COLUMNS = ["metric", "space", "atoms", "n_atoms", "mean", "min", "max", "pairs"]
 
 
-def atom_modes(structures: str, embeddings: list[str], projections: list[str], anchors: str, table: str,
-               settings: SimilaritySettings, controls: tuple[str, ...] = ()) -> None:  # fmt: skip
+@command(help="linear CKA and mutual k-NN with all atoms, unique ones, unique + other-structure neighbours")
+def atom_modes(table: str, *, structures: str, embeddings: list[str], projections: list[str], anchors: str,
+               settings: SimilaritySettings, controls: Controls = ()) -> None:  # fmt: skip
     """What counts as an atom, in numbers: linear CKA and mutual k-NN over every pair of trained models (mean, min,
     max of the off-diagonal values; ``controls`` left out) with all atoms, unique environments, and unique
     environments with other-structure neighbours; the rest of ``settings`` as configured (uniform weights) -> CSV

@@ -9,13 +9,16 @@ import logging
 import numpy as np
 
 from platonic.settings import AnchorSensitivitySettings, AnchorSettings, SimilaritySettings
+from platonic.stages.command import Also, Controls, command
 from platonic.stages.common import check_same_structures, model_stores, valid_mask, write_rows
 
 log = logging.getLogger("platonic")
 
 
-def anchor_sensitivity(
+@command(help="the anchor space's headline agreement against the number of anchors and their choice")
+def run(
     table: str,
+    *,
     structures: str,
     embeddings: list[str],
     anchors: str,
@@ -23,8 +26,8 @@ def anchor_sensitivity(
     selection: AnchorSettings,
     similarity: SimilaritySettings,
     figure: str | None = None,
-    also: tuple[str, ...] = (),
-    controls: tuple[str, ...] = (),
+    also: Also = (),
+    controls: Controls = (),
 ) -> None:
     """The CSV ``table`` (``anchor_sensitivity.COLUMNS``) and its ``figure`` (and the same name with each suffix
     of ``also``): the headline metrics of the models of ``embeddings`` (the configured order), each pair on the anchor
