@@ -8,7 +8,7 @@ min_version("9.0")
 # The config is checked (and its derived values resolved) by the library of this checkout, against
 # src/platonic/config.schema.yaml (linked from workflow/schemas/); jobs use it through PYTHONPATH too.
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
-from platonic.config import validate_config
+from platonic.config import check_inputs, validate_config
 
 # The embedded default; `--configfile other.yaml` replaces it instead of merging into it
 # (a merge would add the default's seven models to every other study).
@@ -18,6 +18,11 @@ if not workflow.overwrite_configfiles:
 
 
 validate_config(config)
+# what the config names outside itself: the dataset file, checkpoint names, and anchors.n against the atoms of the
+# structure store, where one is already prepared
+check_inputs(
+    config, structure_store=f"results/structures/{config['dataset']['name']}.zarr"
+)
 
 
 report: "workflow/report/workflow.rst"

@@ -148,9 +148,32 @@ def test_common_candidates_keep_the_anchors_on_atoms_every_model_embedded(tmp_pa
         np.testing.assert_array_equal(ds["anchor_atom"].values, np.arange(3, 9))  # the only six candidates
         np.testing.assert_array_equal(ds["compared"].values, EVERYWHERE)  # still no model's exclusions
         assert ds.attrs["candidates"] == "common" and ds.attrs["candidate_models"] == ["ref", "other"]
-    with pytest.raises(ValueError, match="cannot pick 7 anchors from 6 candidate atoms"):
+    # atoms 3..8: the ref model misses the last structure (9..11), the other the first (0..2)
+    too_many = (
+        r"^anchors\.n is 7 but only 6 atoms can be anchors: of the 12 compared atoms \(anchors\.atoms: all\),"
+        r" those every model embedded \(anchors\.candidates: common\); set anchors\.n to at most 6$"
+    )
+    with pytest.raises(ValueError, match=too_many):
         anchors(str(tmp_path / "7.zarr"), structures=paths["structures"], embedding=stores["ref"],
                 settings=anchor_settings(candidates="common", n=7), embeddings=tuple(stores.values()))  # fmt: skip
+    assert not (tmp_path / "7.zarr").exists()
+
+
+def test_too_many_anchors_fail_naming_the_key_and_both_counts(tmp_path):
+    """One atom per orbit: 8 of the 12 (orbits of atoms 0-1, 6-8 and 10-11); the reference model embedded 6 of them
+    (the fourth structure, atoms 9-11, left out)."""
+    from platonic.stages.align import anchors
+
+    paths = write_stores(tmp_path, {"ref": NOT_LAST_STRUCTURE})
+    message = (r"^anchors\.n is 7 but only 6 atoms can be anchors: of the 8 compared atoms \(anchors\.atoms: unique\),"
+               r" those ref embedded \(anchors\.candidates: reference\); set anchors\.n to at most 6$")  # fmt: skip
+    for method in ("random", "direct"):
+        with pytest.raises(ValueError, match=message):
+            anchors(str(tmp_path / "a.zarr"), structures=paths["structures"], embedding=paths["embeddings"]["ref"],
+                    settings=anchor_settings(atoms="unique", n=7, method=method))  # fmt: skip
+    anchors(str(tmp_path / "a.zarr"), structures=paths["structures"], embedding=paths["embeddings"]["ref"],
+            settings=anchor_settings(atoms="unique", n=6))  # fmt: skip
+    assert (tmp_path / "a.zarr").exists()
 
 
 def test_the_reference_store_must_be_the_reference_model(tmp_path):

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from platonic.cli import main
-from platonic.config import ConfigError, resolve_derived, validate_config
+from platonic.config import ConfigError, check_inputs, resolve_derived, validate_config
 from platonic.models.base import Adapter, Loaded
 from platonic.store import open_store
 from platonic.structures import StructureError, read_structures, validate_atoms
@@ -198,51 +198,52 @@ def test_model_exclusions_give_nan_rows_and_drop_the_same_atoms_from_every_model
         assert main(["project", str(path), str(a), str(tmp_path / f"p-{model}.zarr")]) == 0
 
 
-# config corpus file -> (offending key, message regex)
-CONFIG_ERRORS = {
-    "negative_k.yaml": [("similarity.k", r"-3 is less than the minimum of 1")],
-    "bad_numbers.yaml": [
-        ("anchors.n", r"0 is less than the minimum of 1"),
-        ("embed.batch_size", r"-16 is less than the minimum of 1"),
-        ("similarity.k", r"0 is less than the minimum of 1"),
-        ("similarity.train_fraction", r"1\.5 is greater than or equal to the maximum of 1"),
-    ],
-    "misspelled_reference_model.yaml": [
-        (
-            "anchors.reference_model",
-            r"'chgnet-0\.3' is not one of the configured models: chgnet-0\.3\.0, sevennet-0 "
-            r"\(did you mean 'chgnet-0\.3\.0'\?\)",
-        )
-    ],
-    "unknown_family.yaml": [
-        (
-            "models.'chgnet-0.3.0'.family",
-            r"unknown model family 'chgent'; known families: chgnet, .*sevenn.* \(did you mean 'chgnet'\?\)",
-        )
-    ],
-    "unknown_tree_metric.yaml": [
-        (
-            "figures.tree_metric",
-            r"'linear_ck' is not one of similarity.metrics: linear_cka, mutual_knn \(did you mean 'linear_cka'\?\)",
-        )
-    ],
-    "misspelled_key.yaml": [
-        ("similarty", r"'similarty' was unexpected\); allowed here: (.*, )?anchors, .* \(did you mean 'similarity'\?\)")
-    ],
-}
+CONFIGS = sorted((BAD / "config").glob("*.yaml"))
 
 
-@pytest.mark.parametrize("name", sorted(CONFIG_ERRORS))
-def test_a_bad_config_names_every_offending_key(name):
-    config = yaml.safe_load((BAD / "config" / name).read_text())
+def expected_problems(path: Path) -> list[str]:
+    """The ``# expect: <regex>`` header lines of a corpus config: one per problem, in the order they are listed."""
+    return [line.removeprefix("# expect: ") for line in path.read_text().splitlines() if line.startswith("# expect: ")]
+
+
+@pytest.fixture(scope="module")
+def structure_store(tmp_path_factory):
+    """The structure store `prepare` writes from the corpus configs' dataset (paths relative to the checkout)."""
+    from platonic.settings import DatasetSettings
+    from platonic.stages.prepare import run
+
+    store = tmp_path_factory.mktemp("results") / "structures.zarr"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(ROOT)
+        run("tests/data/bad/embedding_exclusions.extxyz", str(store), DatasetSettings.from_mapping({}))
+    return store
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda path: path.stem)
+def test_each_bad_config_fails_at_startup_with_its_expected_problems(path, structure_store, monkeypatch):
+    """`validate_config` then `check_inputs`, as the Snakefile runs them (from the checkout: relative paths); with the
+    structure store already prepared where the config's header says ``# given: the structure store ...``."""
+    monkeypatch.chdir(ROOT)
+    expected = expected_problems(path)
+    assert expected, f"{path.name} has no '# expect: <regex>' line"
+    config = yaml.safe_load(path.read_text())
+    given = "\n# given: the structure store prepared from dataset.path\n" in path.read_text()
     with pytest.raises(ConfigError) as caught:
         validate_config(config, SCHEMA)
+        check_inputs(config, structure_store if given else None)
     lines = str(caught.value).splitlines()
+    assert lines[0] == "invalid configuration:" and lines[-1].startswith("fix these keys in the config file"), lines
     problems = [line.removeprefix("  - ") for line in lines[1:-1]]
-    assert len(problems) == len(CONFIG_ERRORS[name]), lines
-    for problem, (key, message) in zip(problems, CONFIG_ERRORS[name], strict=True):
-        assert problem.startswith(f"{key}") and re.search(message, problem), problem
-    assert lines[-1] == f"fix these keys in the config file; {SCHEMA} documents every key"
+    assert len(problems) == len(expected), lines
+    for problem, pattern in zip(problems, expected, strict=True):
+        assert re.match(pattern, problem), (pattern, problem)
+
+
+def test_the_corpus_is_listed_in_its_readme():
+    readme = (BAD / "README.md").read_text()
+    assert len(CONFIGS) >= 11
+    for path in CONFIGS:
+        assert f"| `{path.name}` |" in readme, path.name
 
 
 def test_validation_fills_the_same_defaults_as_snakemake():
@@ -270,3 +271,33 @@ def test_the_workflow_validates_through_the_library_and_passes_the_cell_limit(tm
     path.write_text(yaml.safe_dump(config))
     planned = snakemake("--configfile", str(path), "-n", "-p", "--forceall").stdout
     assert '"max_volume_per_atom": 40000' in planned
+
+
+def test_the_workflow_checks_what_the_config_names_before_planning(tmp_path):
+    """The Snakefile runs `check_inputs`: a dry-run stops on an unknown checkpoint, and on anchors.n above the atoms
+    of the structure store already prepared in its working directory (results/structures/<dataset.name>.zarr)."""
+    from test_workflow import snakemake
+
+    from platonic.settings import DatasetSettings
+    from platonic.stages.prepare import run
+
+    failed = snakemake("--configfile", str(BAD / "config" / "unknown_checkpoint.yaml"), "-n", check=False)
+    assert failed.returncode != 0
+    assert (
+        "models.'chgnet-0.3.0'.checkpoint: '0.9.9' is neither a checkpoint chgnet knows"
+        in failed.stdout + failed.stderr
+    )
+
+    config = yaml.safe_load((BAD / "config" / "too_many_anchors.yaml").read_text())
+    config["dataset"]["path"] = str(BAD / "embedding_exclusions.extxyz")
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    args = ["--snakefile", str(ROOT / "Snakefile"), "--directory", str(tmp_path), "--configfile",
+            str(tmp_path / "config.yaml"), "-n"]  # fmt: skip
+    assert snakemake(*args, cwd=tmp_path).returncode == 0  # no structure store yet: the anchors job would check
+    run(config["dataset"]["path"], str(tmp_path / "results/structures/bad.zarr"), DatasetSettings.from_mapping({}))
+    failed = snakemake(*args, cwd=tmp_path, check=False)
+    assert failed.returncode != 0
+    assert (
+        "anchors.n is 7 but the structure store results/structures/bad.zarr holds 6 distinct environments"
+        in failed.stdout + failed.stderr
+    )

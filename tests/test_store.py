@@ -1,3 +1,5 @@
+import warnings
+
 import numpy as np
 import pytest
 import xarray as xr
@@ -41,3 +43,34 @@ def test_failed_write_leaves_previous_store_intact(tmp_path):
         write_store(bad, path)
     np.testing.assert_array_equal(open_store(path)["x"].values, np.arange(3))
     assert [p.name for p in tmp_path.iterdir()] == ["a.zarr"]  # no temporary leftovers
+
+
+def snakemake_marker(path):
+    """What Snakemake does to a finished ``directory()`` output: an empty ``.snakemake_timestamp`` inside it."""
+    (path / ".snakemake_timestamp").touch()
+    return path
+
+
+def test_a_store_opens_silently_after_snakemake_marked_it(tmp_path, few_structures):
+    from platonic.compare import result_store
+
+    store = snakemake_marker(write_store(structures_to_dataset(few_structures), tmp_path / "s.zarr"))
+    result = snakemake_marker(result_store.save({"x": np.arange(4.0)}, tmp_path / "r.zarr", kind="test"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ds = xr.open_zarr(store)
+        assert ds.sizes["atom"] == sum(len(a) for a in few_structures.atoms)
+        assert open_store(store, dask=False).attrs["complete"] is True
+        assert result_store.load(result)[0]["x"].tolist() == [0.0, 1.0, 2.0, 3.0]
+        xr.open_zarr(result)
+
+
+def test_a_store_written_before_consolidation_still_opens_silently_with_open_store(tmp_path):
+    """Stores of earlier runs have no consolidated metadata: xarray falls back to listing the folder, where it meets
+    the marker; `open_store` reads them as before, without a warning."""
+    path = tmp_path / "old.zarr"
+    xr.Dataset({"x": ("atom", np.arange(3))}, attrs={"complete": True}).to_zarr(path, consolidated=False)
+    snakemake_marker(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert open_store(path)["x"].values.tolist() == [0, 1, 2]

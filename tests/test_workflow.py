@@ -500,6 +500,23 @@ def test_slurm_profile_never_double_requests_gpus():
         assert "gpu" not in resources, f"{rule}: the rule itself asks for gpu=1"
 
 
+def test_every_store_of_the_tiny_run_opens_silently(tiny_run):
+    """Consolidated metadata: ``xr.open_zarr`` reads each store from its top ``zarr.json``, with no note on a
+    missing consolidation and none on the ``.snakemake_timestamp`` marker Snakemake left in the folder."""
+    import warnings
+
+    import xarray as xr
+
+    stores = sorted((tiny_run[0] / "results").rglob("*.zarr"))
+    kinds = {store.relative_to(tiny_run[0] / "results").parts[0] for store in stores}
+    assert {"structures", "embeddings", "anchors", "platonic", "fan_in", "similarity", "analysis"} <= kinds
+    for store in stores:
+        assert (store / ".snakemake_timestamp").exists(), store  # Snakemake marked every store: directory() outputs
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            xr.open_zarr(store)
+
+
 def test_tiny_run_writes_the_shared_space_analyses(tiny_run):
     tmp_path, config, _ = tiny_run
     analysis = tmp_path / "results/analysis/tiny"

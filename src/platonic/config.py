@@ -1,6 +1,8 @@
 """Check a workflow configuration once, at the boundary: its JSON schema (filling in defaults), the
 rules a schema cannot state (the reference model is one of the models, every family exists), and the
-values that depend on other keys, resolved once and written back (`resolve_derived`).
+values that depend on other keys, resolved once and written back (`resolve_derived`); then, when the workflow
+starts, what the configuration names outside itself (`check_inputs`: the dataset file, checkpoint names, the atoms
+a structure store already written offers the anchors).
 
 Every problem is reported with the key that holds it (``similarity.k``) and what is allowed. Only
 ``jsonschema`` and ``yaml`` are needed, so the Snakefile can use this from a bare Snakemake install.
@@ -11,6 +13,8 @@ from __future__ import annotations
 import copy
 import difflib
 import functools
+import json
+import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -50,12 +54,103 @@ def validate_config(config: dict, schema_path: str | Path | None = None, familie
     if not problems:  # the cross-key rules assume a config of the right shape
         problems = _cross_key_problems(config, families)
     if problems:
-        raise ConfigError(
-            "invalid configuration:\n"
-            + "\n".join(f"  - {problem}" for problem in problems)
-            + f"\nfix these keys in the config file; {schema_path} documents every key"
-        )
+        raise _config_error(problems, f"fix these keys in the config file; {schema_path} documents every key")
     return resolve_derived(config)
+
+
+def _config_error(problems: list[str], advice: str) -> ConfigError:
+    return ConfigError("invalid configuration:\n" + "\n".join(f"  - {problem}" for problem in problems) + f"\n{advice}")
+
+
+def check_inputs(config: dict, structure_store: str | Path | None = None) -> dict:
+    """What a validated ``config`` (`validate_config`) names outside itself, checked when the workflow starts
+    (relative paths from the working directory); returns ``config``:
+
+    - ``dataset.path`` exists, unless ``dataset.url`` is given to fetch it;
+    - each model's ``checkpoint`` is a preset's, an existing path, or a name its family lists
+      (`platonic.models.base.Adapter.checkpoint_names`; families that list none, or whose package is not installed
+      here, are checked by their embed job);
+    - ``anchors.n`` is at most the atoms the anchors may be chosen from (``anchors.atoms``: unique counts one per
+      symmetry orbit), where ``structure_store`` (the dataset's structure store) exists and was prepared from the
+      configured ``dataset`` section; otherwise the anchors job checks it.
+
+    Raises ``ConfigError`` listing every problem.
+    """
+    problems = _dataset_problems(config["dataset"])
+    problems += _checkpoint_problems(config["models"])
+    if structure_store is not None:
+        problems += _anchor_count_problems(config, Path(structure_store))
+    if problems:
+        raise _config_error(problems, "fix these keys in the config file")
+    return config
+
+
+def _dataset_problems(dataset: dict) -> list[str]:
+    path = dataset["path"]
+    if dataset.get("url") or Path(path).expanduser().exists():
+        return []
+    return [
+        f"dataset.path {path!r} does not exist (relative paths start in {os.getcwd()}): give the path of an MP-20 style"
+        " CSV, an extxyz file, a CIF or a folder of CIFs, or set dataset.url to download it to dataset.path"
+    ]
+
+
+def _checkpoint_problems(models: dict) -> list[str]:
+    """Checkpoints that are neither a preset's (no adapter imported), a path, nor a name their family lists."""
+    try:
+        from platonic.models import ModelError, adapter_class
+    except ImportError:  # a bare Snakemake install: `platonic embed` checks the checkpoint
+        return []
+    presets = {(preset["family"], preset["checkpoint"]) for preset in _presets().values()}
+    problems = []
+    for name, spec in models.items():
+        family, checkpoint = spec["family"], str(spec["checkpoint"])
+        if (family, checkpoint) in presets or Path(checkpoint).expanduser().exists():
+            continue
+        try:
+            adapter = adapter_class(family)
+        except ModelError:  # its package is not installed here (its own environment): the embed job checks
+            continue
+        if adapter.known_checkpoint(checkpoint):
+            continue
+        known = adapter.checkpoint_names
+        problems.append(
+            f"{key_path(['models', name, 'checkpoint'])}: {checkpoint!r} is neither a checkpoint {family} knows"
+            f" ({', '.join(known)}) nor an existing file"
+            + _suggestion(checkpoint, known)
+            + "; name one of those or give the path of a checkpoint file"
+        )
+    return problems
+
+
+def _anchor_count_problems(config: dict, store: Path) -> list[str]:
+    """``anchors.n`` against the atoms of the structure store ``store``, read from its top ``zarr.json`` (no zarr
+    needed), when the store was prepared with the configured dataset section and after its file last changed."""
+    dataset, anchors = config["dataset"], config["anchors"]
+    try:
+        attrs = json.loads((store / "zarr.json").read_text())["attributes"]
+        current = store.stat().st_mtime >= Path(dataset["path"]).stat().st_mtime
+    except (OSError, ValueError, KeyError):
+        return []
+    prepared = {key: attrs.get(key, "unrecorded") for key in ("source", *PREPARED_WITH)}
+    if not current or prepared != {"source": dataset["path"], **{key: dataset[key] for key in PREPARED_WITH}}:
+        return []  # prepare runs again first; the anchors job checks
+    atoms = anchors["atoms"] or config["similarity"]["atoms"]
+    available = attrs["n_orbits"] if atoms == "unique" else attrs["n_atoms"]
+    if anchors["n"] <= available:
+        return []
+    what = (
+        f"{available} distinct environments (one atom per symmetry orbit: anchors.atoms unique)"
+        if atoms == "unique"
+        else f"{available} atoms (anchors.atoms: all)"
+    )
+    return [f"anchors.n is {anchors['n']} but the structure store {store} holds {what}: set anchors.n to at most"
+            f" {available}"]  # fmt: skip
+
+
+# the dataset keys the structure store records (besides its source, dataset.path): a store prepared with others is
+# prepared again before the anchors read it
+PREPARED_WITH = ("limit", "max_volume_per_atom", "symprec")
 
 
 def resolve_derived(config: dict) -> dict:
@@ -199,6 +294,9 @@ def _describe(error, prefix: Iterable = ()) -> str:
         message += f"; allowed here: {', '.join(allowed)}" + (f" ({'; '.join(hints)})" if hints else "")
     elif error.validator == "type" and "array" in error.validator_value and isinstance(error.instance, str):
         message += f"; write a list, even of one: [{error.instance}]"  # e.g. training_data: MPtrj
+    elif error.validator == "minProperties" and list(error.absolute_path) == ["models"]:
+        names = f": {', '.join(error.instance)}" if error.instance else ""
+        message = f"configure at least two models to compare (got {len(error.instance)}{names})"
     return f"{key_path(path)}: {message}"
 
 

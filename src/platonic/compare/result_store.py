@@ -4,7 +4,8 @@ The fan-in's jobs hand each other nested Python values (dataclasses of arrays, d
 forward)``, lists of permutations). ``save`` writes every array as one Zarr array, bit for bit (float64 stays
 float64), and the nesting as an outline in the group's attributes; ``load`` rebuilds the value. Only the classes in
 ``CLASSES`` are rebuilt; a ``bootstrap.Resampling`` is not stored (every job derives it from its atoms) and is
-filled in at ``load``. Written under a temporary name and renamed when complete, like every store.
+filled in at ``load``. Written under a temporary name and renamed when complete, its metadata consolidated, like
+every store (`platonic.store`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import numpy as np
 from platonic.compare.bootstrap import ReplicateMoments, Resampling
 from platonic.compare.fan_in import ModelSummary, PairResult
 from platonic.compare.metrics import Moments, RidgeFolds, SplitMoments
-from platonic.store import atomic_directory
+from platonic.store import atomic_directory, consolidate
 
 CLASSES = {cls.__name__: cls for cls in (Moments, SplitMoments, RidgeFolds, ReplicateMoments, ModelSummary, PairResult)}
 FORMAT = 1
@@ -34,6 +35,7 @@ def save(value, path: str | Path, **attrs) -> Path:
         for name, array in arrays.items():
             group.create_array(name, data=array, chunks=tuple(max(1, s) for s in array.shape), compressors=None)
         group.attrs.update({"outline": outline, "format": FORMAT, **attrs})
+        consolidate(tmp)
     return Path(path)
 
 

@@ -66,6 +66,9 @@ class Adapter(ABC):
     family: str = ""
     package: str = ""
     default_checkpoint: str = ""
+    # every checkpoint name the family resolves without a path, where it can list them without its package (None:
+    # the package decides, e.g. any model on a hub); `platonic.config.check_inputs` refuses other names at startup
+    checkpoint_names: tuple[str, ...] | None = None
     dtypes: tuple[str, ...] = ("float32",)  # forward-pass precisions the family supports
     supports_random_weights: bool = False  # can build its architecture with seeded random weights
 
@@ -98,6 +101,13 @@ class Adapter(ABC):
         self.options = options
         self.random_seed = self._random_seed(options)
         self._loaded = False
+
+    @classmethod
+    def known_checkpoint(cls, name: str) -> bool:
+        """Whether ``name`` is one of `checkpoint_names` (in any case); True where the family lists none."""
+        if cls.checkpoint_names is None:
+            return True
+        return name.casefold() in {known.casefold() for known in cls.checkpoint_names}
 
     def _random_seed(self, options: dict) -> int | None:
         """The seed of ``options.weights: random``; ``None`` for the pretrained weights."""
@@ -300,6 +310,7 @@ class WeightFreeAdapter(Adapter):
     """
 
     default_checkpoint = "none"
+    checkpoint_names = ("none",)
     dtypes = ("float32", "float64")
 
     def __init__(self, checkpoint: str | None = None, **kwargs):

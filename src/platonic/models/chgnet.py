@@ -26,6 +26,7 @@ class CHGNetAdapter(Adapter):
     family = "chgnet"
     package = "chgnet"
     default_checkpoint = "0.3.0"
+    checkpoint_names = tuple(sorted(PACKAGED))
     supports_random_weights = True
 
     def _load(self) -> Loaded:

@@ -34,6 +34,7 @@ class DIEPAdapter(Adapter):
     family = "diep"
     package = "diep"
     default_checkpoint = "diep_fold1"
+    checkpoint_names = ("diep_fold1",)  # or a model directory
     # float32 only: diep casts its DIEP integrals to a module-global dtype, settable only for the whole process
     dtypes = ("float32",)
 

