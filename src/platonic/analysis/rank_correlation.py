@@ -1,0 +1,136 @@
+"""Spearman rank correlation with a structure-bootstrap interval, a permutation chance level and controls.
+
+Used to test whether a latent signal (cross-model disagreement, atypicality, latent symmetry breaking)
+tracks a physical one (prediction spread, formation-energy error, forbidden force). Items are atoms or
+structures; ``groups`` gives each item's structure, and both the bootstrap and the permutations move whole
+structures, so atoms of one structure never count as independent evidence.
+
+*Controls*: a partial rank correlation removes what covariates such as element identity (one-hot) or
+structure size explain: both variables' ranks are residualised on the covariates' ranks (with an
+intercept) by least squares and the residuals correlated. The *baseline* is how well the covariates alone rank the
+target: the Spearman correlation between the target and its least-squares prediction from them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from scipy.stats import rankdata
+
+from platonic.compare import bootstrap
+
+__all__ = ["RankTest", "baseline_spearman", "partial_spearman", "rank_test", "spearman"]
+
+
+def _pearson(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a - a.mean(), b - b.mean()
+    scale = np.sqrt((a @ a) * (b @ b))
+    return float(a @ b / scale) if scale > 0 else float("nan")
+
+
+def spearman(x: np.ndarray, y: np.ndarray) -> float:
+    """Spearman's rho of ``x (n,)`` and ``y (n,)`` (average ranks for ties); NaN when either is constant."""
+    return _pearson(rankdata(x), rankdata(y))
+
+
+def _ranked(controls: np.ndarray, n: int) -> np.ndarray:
+    """Each column of ``controls`` replaced by its ranks (a 0/1 indicator column stays an affine copy of itself)."""
+    controls = np.asarray(controls, dtype=np.float64).reshape(n, -1)
+    return np.column_stack([rankdata(column) for column in controls.T]) if controls.shape[1] else controls
+
+
+def _residuals(values: np.ndarray, controls: np.ndarray) -> np.ndarray:
+    design = np.column_stack([np.ones(len(values)), controls])
+    coefficients, *_ = np.linalg.lstsq(design, values, rcond=None)
+    return values - design @ coefficients
+
+
+def partial_spearman(x: np.ndarray, y: np.ndarray, controls: np.ndarray) -> float:
+    """Rank correlation of ``x`` and ``y`` after removing what the ranks of ``controls (n, c)`` explain linearly of
+    their ranks (the partial correlation of the ranks of every variable)."""
+    controls = _ranked(controls, len(x))
+    return _pearson(_residuals(rankdata(x), controls), _residuals(rankdata(y), controls))
+
+
+def baseline_spearman(y: np.ndarray, controls: np.ndarray) -> float:
+    """How well ``controls (n, c)`` alone rank ``y``: Spearman of ``y`` and the least-squares prediction of its
+    ranks from the ranks of the controls (in sample)."""
+    controls = _ranked(controls, len(y))
+    ranks = rankdata(y)
+    return spearman(y, ranks - _residuals(ranks, controls))
+
+
+@dataclass(frozen=True)
+class RankTest:
+    """A correlation ``value`` over ``n`` items of ``n_structures`` structures, its bootstrap ``ci_low``/``ci_high``
+    (95 %), the mean ``chance`` value over permutations with its 95 % range ``chance_low``/``chance_high``, and the
+    two-sided permutation ``p_value`` ((1 + #|permuted| >= |value|) / (1 + permutations))."""
+
+    value: float
+    ci_low: float
+    ci_high: float
+    chance: float
+    chance_low: float
+    chance_high: float
+    p_value: float
+    n: int
+    n_structures: int
+
+    def row(self) -> dict:
+        return asdict(self)
+
+
+def rank_test(
+    x: np.ndarray,
+    y: np.ndarray,
+    groups: np.ndarray,
+    replicates: int = 200,
+    permutations: int = 200,
+    seed: int = 0,
+    controls: np.ndarray | None = None,
+) -> RankTest:
+    """Spearman (or, with ``controls``, partial Spearman) of ``x (n,)`` and ``y (n,)``, items grouped by structure
+    ``groups (n,)``; items where either value is not finite are left out. Replicates draw structures with
+    replacement (:func:`platonic.compare.bootstrap.structure_counts`); permutations reorder whole structures of
+    ``y`` (:func:`platonic.compare.bootstrap.block_permutation`)."""
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    keep = np.isfinite(x) & np.isfinite(y)
+    if controls is not None:
+        controls = np.asarray(controls, dtype=np.float64).reshape(len(x), -1)
+        keep &= np.all(np.isfinite(controls), axis=1)
+        controls = controls[keep]
+    x, y = x[keep], y[keep]
+    _, groups = np.unique(np.asarray(groups)[keep], return_inverse=True)
+    n_structures = int(groups.max()) + 1 if len(groups) else 0
+    nan = float("nan")
+    if len(x) < 3:
+        return RankTest(nan, nan, nan, nan, nan, nan, nan, len(x), n_structures)
+
+    def statistic(rows: np.ndarray, target: np.ndarray) -> float:
+        if controls is None:
+            return spearman(x[rows], target[rows])
+        return partial_spearman(x[rows], target[rows], controls[rows])
+
+    everything = np.arange(len(x))
+    value = statistic(everything, y)
+    # rows of each structure, in order, so that a replicate repeats a structure's rows as often as it is drawn
+    order = np.argsort(groups, kind="stable")
+    starts = np.searchsorted(groups[order], np.arange(n_structures + 1))
+    counts = bootstrap.structure_counts(n_structures, replicates, seed)
+    drawn = []
+    for count in counts:
+        rows = np.concatenate([np.tile(order[starts[s] : starts[s + 1]], c) for s, c in enumerate(count) if c])
+        drawn.append(statistic(rows, y))
+    _, low, high, _ = bootstrap.summarise(np.asarray(drawn), value)
+    rng = np.random.default_rng(seed + 1)
+    orders = (bootstrap.block_permutation(groups, rng) for _ in range(permutations))
+    permuted = np.array([statistic(everything, y[order]) for order in orders])
+    finite = permuted[np.isfinite(permuted)]
+    if finite.size == 0 or not np.isfinite(value):
+        chance = chance_low = chance_high = p_value = nan
+    else:
+        chance = float(finite.mean())
+        chance_low, chance_high = (float(v) for v in np.percentile(finite, bootstrap.INTERVAL))
+        p_value = float((1 + np.sum(np.abs(finite) >= abs(value))) / (1 + finite.size))
+    return RankTest(value, low, high, chance, chance_low, chance_high, p_value, len(x), n_structures)
