@@ -5,6 +5,8 @@ import dataclasses
 import numpy as np
 import pytest
 from scipy.sparse import csr_matrix
+from scipy.spatial.distance import pdist
+from scipy.stats import spearmanr
 
 from platonic.compare import bootstrap, fan_in, metrics, oracle
 from platonic.compare.neighbours import nearest_neighbours
@@ -84,7 +86,7 @@ def test_replicates_equal_the_metrics_on_explicitly_repeated_structures():
     resampling = bootstrap.Resampling(groups, counts, train_structures)
     subsample = np.arange(0, len(x), 2)
     nx, ny = nearest_neighbours(x, 4), nearest_neighbours(y, 4)
-    wanted = ("linear_cka", "debiased_cka", "cknna", "svcca", "procrustes", "distance_correlation", "gfre")
+    wanted = ("linear_cka", "debiased_cka", "cknna", "svcca", "procrustes", "distance_correlation", "gfre", "rsa")
     c = fan_in.Comparison.build(len(x), groups, settings=SimilaritySettings(metrics=wanted, k=4))
     c = dataclasses.replace(c, resampling=resampling, subsample=subsample)
 
@@ -118,6 +120,11 @@ def test_replicates_equal_the_metrics_on_explicitly_repeated_structures():
         sub = np.concatenate([np.repeat(i, counts[b, groups[i]]) for i in subsample])
         value = oracle.distance_correlation(x[sub], y[sub])
         assert replicates["distance_correlation", True][b] == pytest.approx(value, rel=1e-9)
+        # RSA on the distinct pairs of the repeated subsample whose two rows are not copies of one row
+        i, j = np.triu_indices(len(sub), 1)
+        distinct = sub[i] != sub[j]
+        value = spearmanr(pdist(x[sub])[distinct], pdist(y[sub])[distinct]).statistic
+        assert replicates["rsa", True][b] == pytest.approx(value, rel=1e-9)
 
 
 def test_bootstrap_interval_covers_the_population_cka():

@@ -13,7 +13,8 @@ searches neighbours again or rereads atoms. Each metric's class makes its replic
   structures not drawn would be replaced by others): mutual k-NN is the count-weighted mean of each atom's shared
   neighbours, CKNNA the unbiased HSIC of the masked kernels with rows repeated by their counts, information
   imbalance the count-weighted mean rank of the queries, LFRE the root of the count-weighted mean squared error;
-- distance correlation is the V-statistic on its subsample with rows weighted by their counts (exact);
+- distance correlation is the V-statistic on its subsample with rows weighted by their counts (exact), RSA the
+  Spearman correlation of the subsample's distinct pairs, each weighted by its two rows' counts;
 - optimal transport gets no interval: one exact earth mover's distance per replicate costs as much as the value.
 
 The diagonal (a model with itself) does not move with the draw: its interval is the value.

@@ -33,6 +33,7 @@ CLASSES: tuple[type[metrics.Metric], ...] = (
     metrics.InformationImbalance,
     metrics.Gfre,
     metrics.Lfre,
+    metrics.Rsa,
 )
 
 # a metric's implementation (one instance of its class) and its facts, by name

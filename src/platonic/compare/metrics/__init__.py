@@ -10,7 +10,7 @@ caches what one space's share. Three kinds, by what they need:
   debiased CKA, SVCCA, orthogonal Procrustes, GFRE. Memory grows with d, never with N.
 - neighbour lists (N x k, from ``platonic.compare.neighbours``; ``neighbour_lists``): mutual k-NN, CKNNA,
   TwoNN intrinsic dimension (or its own Euclidean lists), LFRE, information imbalance (queries, ranks over all N).
-- a seeded subsample (inherently quadratic, ``distances``): distance correlation, optimal transport.
+- a seeded subsample (inherently quadratic, ``distances``): distance correlation, RSA, optimal transport.
 
 Every function takes arrays and returns numbers; inputs are ``(N, d)`` with the same N rows. The one-call forms
 (``linear_cka(x, y)``, ``gfre(x, y, train)``, exact ``knn_indices``, ...) that the tests check these pieces against
@@ -54,6 +54,7 @@ from platonic.compare.metrics.neighbour_lists import neighbour_cosines, neighbou
 from platonic.compare.metrics.optimal_transport import OT_COSTS, OptimalTransport, optimal_transport_distance
 from platonic.compare.metrics.pair import CHANCE_QUERIES, Pair
 from platonic.compare.metrics.procrustes import Procrustes, procrustes_from_covariances
+from platonic.compare.metrics.rsa import Rsa, rsa_from_distances, weighted_rsa
 from platonic.compare.metrics.svcca import (
     Svcca,
     principal_directions_count,
@@ -74,14 +75,14 @@ __all__ = [
     "ATOMS", "CHANCE_QUERIES", "CHUNK", "OT_COSTS", "RANK_TOLERANCE", "ROW_CHUNK", "TWONN_DISTANCES",
     "TWONN_DUPLICATES", "Cknna", "DebiasedCka", "DistanceCorrelation", "Facts", "Features", "Gfre",
     "InformationImbalance", "Lfre", "LinearCka", "Metric", "MomentMetric", "Moments", "MutualKnn", "OptimalTransport",
-    "Pair", "Procrustes", "RidgeFolds", "SplitMoments", "Svcca", "TermMetric", "centred_cross",
+    "Pair", "Procrustes", "RidgeFolds", "Rsa", "SplitMoments", "Svcca", "TermMetric", "centred_cross",
     "cka_from_covariances", "cknna_from_kernels", "cknna_kernels", "cknna_shared_kernels", "cross_gram",
     "debiased_cka_from_moments", "distance_correlation_from_distances", "distance_matrix", "features",
     "gfre_from_moments", "gfre_replicates", "gfre_ridge_cv", "information_imbalance", "lfre_errors",
     "lfre_errors_chosen", "lfre_ridge_cv", "moments", "mutual_knn_alignment", "neighbour_cosines",
     "neighbour_distances", "neighbour_ranks", "optimal_transport_distance", "permuted_mutual_knn",
-    "principal_directions_count", "procrustes_from_covariances", "ridge_folds",
+    "principal_directions_count", "procrustes_from_covariances", "ridge_folds", "rsa_from_distances",
     "shared_neighbours", "split_crosses", "split_moments", "svcca_from_covariances", "svcca_from_whitening",
     "svcca_max_directions", "svcca_whitening", "twonn_dimension", "twonn_fit", "twonn_ratios",
-    "weighted_cknna", "weighted_distance_correlations", "weighted_sparse_hsic",
+    "weighted_cknna", "weighted_distance_correlations", "weighted_rsa", "weighted_sparse_hsic",
 ]  # fmt: skip

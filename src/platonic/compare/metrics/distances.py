@@ -1,4 +1,4 @@
-"""Dense distance matrices of a seeded subsample: what distance correlation compares."""
+"""Dense distance matrices of a seeded subsample: what distance correlation and RSA compare."""
 
 from __future__ import annotations
 
