@@ -372,6 +372,7 @@ def compare_pair(
     if r is not None and r.n_replicates and not same:
         for m in chosen:
             replicates.update(m.replicates(pair))
+        pair.forget("replicate_crosses", "replicate_cross", "replicate_centred")
     if r is not None and r.permutations:
         own = {m.name: m.chance(pair) for m in chosen}
         for p, permuted in enumerate(pair.permutations()):

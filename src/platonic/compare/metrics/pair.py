@@ -60,6 +60,12 @@ class Pair:
         """(source, target, the source's neighbour lists) of a directed metric's direction."""
         return (self.fx, self.fy, self.sx.neighbours) if forward else (self.fy, self.fx, self.sy.neighbours)
 
+    def forget(self, *names: str) -> None:
+        """Drop the cached ``names`` (e.g. the replicates' ``(B, d_x, d_y)`` stacks once every metric's replicates are
+        made), so that they are not held through the chance level; a later use computes them again."""
+        for name in names:
+            self.__dict__.pop(name, None)
+
     @cached_property
     def cross(self) -> np.ndarray:
         """Raw ``X^T Y`` (``X^T W Y`` with the row weights), ``(d_x, d_y)``."""
