@@ -5,8 +5,10 @@ import dataclasses
 import numpy as np
 import pytest
 from scipy.sparse import csr_matrix
+from scipy.spatial.distance import pdist
+from scipy.stats import spearmanr
 
-from platonic.compare import bootstrap, metrics, oracle
+from platonic.compare import bootstrap, fan_in, metrics, oracle
 from platonic.compare.neighbours import nearest_neighbours
 from platonic.compare.similarity import pairwise_similarity, similarity_table
 from platonic.settings import SimilaritySettings
@@ -58,37 +60,17 @@ def test_a_replicate_drawing_every_structure_once_reproduces_the_value(weighted)
     weights = np.random.default_rng(1).integers(1, 4, size=len(x)).astype(float) if weighted else None
     settings = SimilaritySettings(metrics=ALL_BUT_OT, bootstrap=0, permutations=0, subsample=100, queries=80, k=5)
     ds = pairwise_similarity({"raw": {"x": x, "y": y}}, structure_index=groups, settings=settings, weights=weights)
-    names = list(ds.metric.values)
-    # the same split and queries as the fan-in
-    from platonic.compare.fan_in import train_mask
-
-    train = train_mask(groups, settings)
+    # the fan-in's own draws and summaries, with a resampling that draws every structure once
+    c = fan_in.Comparison.build(len(x), groups, weights, settings)
     train_structures = np.zeros(groups.max() + 1, dtype=bool)
-    train_structures[groups[train]] = True
-    rng = np.random.default_rng(settings.seed)
-    subsample = np.sort(rng.choice(len(x), size=min(settings.subsample, len(x)), replace=False))
-    queries = np.sort(rng.choice(len(x), size=min(settings.queries, len(x)), replace=False))
-    resampling = one_draw_each(groups, train_structures, weights)
-    nx, ny = nearest_neighbours(x, 20), nearest_neighbours(y, 20)
-    # the relative ridges the values chose, kept by the replicates
-    ridge = ds["ridge"].sel(space="raw").values
-    ridges = {(m, forward): float(ridge[names.index(m)][(0, 1) if forward else (1, 0)])
-              for m in ("gfre", "lfre") for forward in (True, False)}  # fmt: skip
-    terms = {
-        ("mutual_knn", True): metrics.shared_neighbours(nx[:, :5], ny[:, :5]),
-        ("information_imbalance", True): metrics.neighbour_ranks(y, nx, queries),
-        ("information_imbalance", False): metrics.neighbour_ranks(x, ny, queries),
-        ("lfre", True): metrics.lfre_errors(x, y, nx[:, :20], queries, ridges["lfre", True]),
-        ("lfre", False): metrics.lfre_errors(y, x, ny[:, :20], queries, ridges["lfre", False]),
-    }
-    replicates = bootstrap.pair_replicates(
-        x, y, bootstrap.ReplicateMoments(x, resampling), bootstrap.ReplicateMoments(y, resampling), nx, ny, terms,
-        resampling, wanted=set(ALL_BUT_OT), k=5, queries=queries, subsample=subsample,
-        distances=(metrics.distance_matrix(x[subsample]), metrics.distance_matrix(y[subsample])), ridges=ridges,
-    )  # fmt: skip
-    for (metric, forward), values in replicates.items():
-        expected = ds["similarity"].sel(metric=metric, space="raw").values[(0, 1) if forward else (1, 0)]
-        assert values[0] == pytest.approx(expected, rel=1e-9, abs=1e-12), metric
+    train_structures[groups[c.train]] = True
+    c = dataclasses.replace(c, resampling=one_draw_each(groups, train_structures, weights))
+    pair = metrics.Pair(x, y, fan_in.summarise(x, c), fan_in.summarise(y, c), c)
+    for m in c.implementations:
+        m.value(pair)  # the relative ridges the values choose, kept by the replicates
+        for (metric, forward), values in m.replicates(pair).items():
+            expected = ds["similarity"].sel(metric=metric, space="raw").values[(0, 1) if forward else (1, 0)]
+            assert values[0] == pytest.approx(expected, rel=1e-9, abs=1e-12), metric
 
 
 def repeated(rows_of, counts):
@@ -104,12 +86,16 @@ def test_replicates_equal_the_metrics_on_explicitly_repeated_structures():
     resampling = bootstrap.Resampling(groups, counts, train_structures)
     subsample = np.arange(0, len(x), 2)
     nx, ny = nearest_neighbours(x, 4), nearest_neighbours(y, 4)
-    wanted = {"linear_cka", "debiased_cka", "svcca", "procrustes", "gfre", "cknna", "distance_correlation"}
-    replicates = bootstrap.pair_replicates(
-        x, y, bootstrap.ReplicateMoments(x, resampling), bootstrap.ReplicateMoments(y, resampling), nx, ny, {},
-        resampling, wanted=wanted, k=4, queries=np.arange(10), subsample=subsample,
-        distances=(metrics.distance_matrix(x[subsample]), metrics.distance_matrix(y[subsample])),
-    )  # fmt: skip
+    wanted = ("linear_cka", "debiased_cka", "cknna", "svcca", "procrustes", "distance_correlation", "gfre", "rsa")
+    c = fan_in.Comparison.build(len(x), groups, settings=SimilaritySettings(metrics=wanted, k=4))
+    c = dataclasses.replace(c, resampling=resampling, subsample=subsample)
+
+    def summary(z, neighbours):
+        return fan_in.ModelSummary(neighbours=neighbours, distances=metrics.distance_matrix(z[subsample]),
+                                   replicates=bootstrap.ReplicateMoments(z, resampling))  # fmt: skip
+
+    pair = metrics.Pair(x, y, summary(x, nx), summary(y, ny), c)
+    replicates = {key: value for m in c.implementations for key, value in m.replicates(pair).items()}
     rows_of = [np.flatnonzero(groups == s) for s in range(n_structures)]
     for b in range(3):
         rows = repeated(rows_of, counts[b])
@@ -134,6 +120,11 @@ def test_replicates_equal_the_metrics_on_explicitly_repeated_structures():
         sub = np.concatenate([np.repeat(i, counts[b, groups[i]]) for i in subsample])
         value = oracle.distance_correlation(x[sub], y[sub])
         assert replicates["distance_correlation", True][b] == pytest.approx(value, rel=1e-9)
+        # RSA on the distinct pairs of the repeated subsample whose two rows are not copies of one row
+        i, j = np.triu_indices(len(sub), 1)
+        distinct = sub[i] != sub[j]
+        value = spearmanr(pdist(x[sub])[distinct], pdist(y[sub])[distinct]).statistic
+        assert replicates["rsa", True][b] == pytest.approx(value, rel=1e-9)
 
 
 def test_bootstrap_interval_covers_the_population_cka():

@@ -226,3 +226,35 @@ def test_the_settings_hash_leaves_out_later_keys_only_at_their_default():
     assert set(others) == set(later)
     hashes = {_settings_hash(dataclasses.replace(settings, **{key: value})) for key, value in others.items()}
     assert len(hashes) == len(others) and expected not in hashes
+
+
+def test_a_pair_computes_its_shared_work_once_for_every_metric_that_uses_it(monkeypatch):
+    """Linear CKA, debiased CKA, SVCCA and Procrustes all read the pair's cross Gram (metrics.Pair.cross): one
+    product for the value and one per permuted pair, not one per metric; the bootstrap's cross sums likewise."""
+    from platonic.compare.metrics import pair as pair_module
+
+    calls = {"cross_gram": 0, "replicate_sums": 0}
+
+    def counting(name, function):
+        def counted(*args, **kwargs):
+            calls[name] += 1
+            return function(*args, **kwargs)
+
+        return counted
+
+    from platonic.compare import bootstrap
+
+    monkeypatch.setattr(pair_module, "cross_gram", counting("cross_gram", pair_module.cross_gram))
+    monkeypatch.setattr(bootstrap, "replicate_sums", counting("replicate_sums", bootstrap.replicate_sums))
+    rng = np.random.default_rng(4)
+    groups = np.repeat(np.arange(30), 3)
+    x, y = rng.normal(size=(90, 4)), rng.normal(size=(90, 5))
+    settings = SimilaritySettings(metrics=("linear_cka", "debiased_cka", "svcca", "procrustes"), bootstrap=5,
+                                  permutations=3, threads=1)  # fmt: skip
+    c = fan_in.Comparison.build(90, groups, settings=settings)
+    sx, sy = fan_in.summarise(x, c), fan_in.summarise(y, c)
+    calls.update(cross_gram=0, replicate_sums=0)  # the summaries' own sums (a space with itself) are not the pair's
+    result = fan_in.compare_pair(x, y, sx, sy, c)
+    assert calls == {"cross_gram": 1 + 3, "replicate_sums": 1}
+    assert set(result.values) == {(m, True) for m in settings.metrics}
+    assert all(values.shape == (3,) for values in result.chance.values())

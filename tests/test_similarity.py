@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
-from scipy.stats import ortho_group
+from scipy.spatial.distance import pdist
+from scipy.stats import ortho_group, spearmanr
 
 from platonic.compare import fan_in, metrics, oracle
 from platonic.compare.neighbours import nearest_neighbours
@@ -55,13 +56,14 @@ def test_every_pair_matches_the_metric_called_directly(spaces, result):
                     # with the relative ridge its cross-validation chose (tests/test_metrics.py checks the choice)
                     "lfre": oracle.lfre(x, y, nx, queries, float(ridge.sel(metric="lfre"))),
                     "gfre": oracle.gfre(x, y, train, float(ridge.sel(metric="gfre"))),
+                    "rsa": spearmanr(pdist(x[subsample]), pdist(y[subsample])).statistic,
                 }
                 for metric, value in expected.items():
                     # GFRE's training cross Gram is the sum of its folds' here: round-off, whose root is ~1e-8 at 0
                     tolerance = 1e-7 if metric == "gfre" else 1e-9
                     assert float(got.sel(metric=metric)) == pytest.approx(value, abs=tolerance, nan_ok=True), metric
     raw = ds["similarity"].sel(space="raw")
-    for metric in ("linear_cka", "debiased_cka", "svcca", "mutual_knn", "cknna", "distance_correlation"):
+    for metric in ("linear_cka", "debiased_cka", "svcca", "mutual_knn", "cknna", "distance_correlation", "rsa"):
         assert float(raw.sel(metric=metric, model_a="a", model_b="b")) == pytest.approx(1.0, abs=1e-9), metric
     assert float(raw.sel(metric="procrustes", model_a="a", model_b="b")) == pytest.approx(0.0, abs=1e-6)
     assert float(raw.sel(metric="gfre", model_a="a", model_b="b")) == pytest.approx(0.0, abs=1e-5)

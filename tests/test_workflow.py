@@ -44,7 +44,7 @@ def test_default_config_dry_run_fans_out_one_embed_per_model():
     counts = job_counts(snakemake("--profile", "profiles/default", "-n", "--forceall").stdout)
     default = yaml.safe_load((ROOT / "config/config.yaml").read_text())
     models, metrics = default["models"], default["similarity"]["metrics"]
-    assert set(metrics) == set(METRICS) - {"optimal_transport"}
+    assert set(metrics) == set(METRICS) - {"optimal_transport", "rsa"}  # the two opt-in metrics (config comment)
     assert len(models) == 12  # nine MLIPs of four architectures and three controls
     assert sum(spec.get("control", False) for spec in models.values()) == 3
     # every interaction layer of one CHGNet, one SevenNet and DIEP (issue: layer-wise comparison)

@@ -27,17 +27,16 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from platonic.compare import bootstrap, metrics, registry
-from platonic.compare.bootstrap import MOMENT_METRICS, TERMS, ReplicateMoments, Resampling
-from platonic.compare.metrics import Moments, SplitMoments
+from platonic.compare.bootstrap import ReplicateMoments, Resampling
+from platonic.compare.metrics import Moments, Pair, SplitMoments
 from platonic.compare.neighbours import nearest_neighbours
-from platonic.compare.registry import DIRECTED, METRICS
+from platonic.compare.registry import DIRECTED, IMPLEMENTATIONS, METRICS, NAMES
 from platonic.settings import SimilaritySettings
 from platonic.spaces import SAME_NEIGHBOURS
 
-COVARIANCE_METRICS = frozenset({"linear_cka", "debiased_cka", "svcca", "procrustes"})
 # metrics that read a space only through its unit rows and its neighbour lists: the same in a space that shares
 # both with another (the unit space with the raw space under cosine k-NN)
-THROUGH_UNIT_ROWS = frozenset({"mutual_knn", "cknna", "information_imbalance"})
+THROUGH_UNIT_ROWS = frozenset(name for name, m in IMPLEMENTATIONS.items() if m.through_unit_rows)
 
 
 def pair_key(a: str, b: str) -> tuple[str, str]:
@@ -142,6 +141,15 @@ class Comparison:
     def needs_neighbours(self) -> bool:
         return any(METRICS[m].neighbours for m in self.wanted)
 
+    def needs(self, part: str) -> bool:
+        """Whether a wanted metric needs ``part`` of a model's summary (``metrics.base.SUMMARY_PARTS``)."""
+        return any(part in IMPLEMENTATIONS[m].needs for m in self.wanted)
+
+    @property
+    def implementations(self) -> list[metrics.Metric]:
+        """The wanted metrics' classes' instances, in registry order."""
+        return [IMPLEMENTATIONS[name] for name in NAMES if name in self.wanted]
+
     @property
     def atoms_used(self) -> dict[str, int]:
         """How many atoms each kind of metric uses (``registry.Metric.atoms``)."""
@@ -230,11 +238,11 @@ class ModelSummary:
 
 
 def summary_moments(x, c: Comparison) -> Moments | None:
-    return metrics.moments(x, weights=c.weights) if c.wanted & COVARIANCE_METRICS else None
+    return metrics.moments(x, weights=c.weights) if c.needs("moments") else None
 
 
 def summary_split(x, c: Comparison) -> SplitMoments | None:
-    if "gfre" not in c.wanted:
+    if not c.needs("split"):
         return None
     return metrics.split_moments(x, c.train, c.weights, c.folds if c.cross_validated else None)
 
@@ -246,15 +254,6 @@ def summary_neighbours(x, c: Comparison) -> np.ndarray | None:
     k_max = max(c.k, c.lfre_k, 2)
     return nearest_neighbours(
         x, k_max, s.neighbour_search, n_probe=s.n_probe, seed=s.seed, groups=c.excluded, similarity=s.knn_similarity
-    )
-
-
-def subsample_neighbours(x, c: Comparison) -> np.ndarray:
-    """Mutual k-NN's neighbour lists on its subsample ``c.knn_rows``, ``(m, k)`` positions in the subsample."""
-    s, rows = c.settings, c.knn_rows
-    groups = None if c.excluded is None else c.excluded[rows]
-    return nearest_neighbours(
-        x[rows], c.k, s.neighbour_search, n_probe=s.n_probe, seed=s.seed, groups=groups, similarity=s.knn_similarity
     )
 
 
@@ -275,22 +274,33 @@ def summary_dimension(x, neighbours, c: Comparison) -> float:
 
 
 def summary_distances(x, c: Comparison) -> np.ndarray | None:
-    return metrics.distance_matrix(x[c.subsample]) if "distance_correlation" in c.wanted else None
+    return metrics.distance_matrix(x[c.subsample]) if c.needs("distances") else None
 
 
 def summary_replicates(x, c: Comparison) -> ReplicateMoments | None:
-    if c.resampling is None or not c.resampling.n_replicates or not c.wanted & MOMENT_METRICS:
+    if c.resampling is None or not c.resampling.n_replicates or not c.needs("replicates"):
         return None
     return ReplicateMoments(
-        x, c.resampling, svcca="svcca" in c.wanted, gfre="gfre" in c.wanted, svcca_directions=c.svcca_directions
+        x, c.resampling, svcca=c.needs("whitening"), gfre=c.needs("split"), svcca_directions=c.svcca_directions
     )
 
 
 def summary_chance(x, c: Comparison) -> list | None:
+    """Per permutation, what the chance level needs of the permuted space, computed once per model: its moments and
+    train/test split moments (with the rows' cross-validation folds, also the folds'; row weights and folds staying
+    with the rows of the pair's other model), and its subsample's distance matrix; None where no wanted metric needs
+    it."""
     if c.resampling is None or not c.resampling.permutations:
         return None
     folds = c.folds if c.cross_validated else None
-    return bootstrap.chance_moments(x, c.resampling, c.train, c.wanted, c.subsample, folds)
+    out = []
+    for perm in c.resampling.permutations:
+        permuted = x[perm]
+        moments = metrics.moments(permuted, weights=c.weights) if c.needs("moments") else None
+        split = metrics.split_moments(permuted, c.train, c.weights, folds) if c.needs("split") else None
+        distances = metrics.distance_matrix(permuted[c.subsample]) if c.needs("distances") else None
+        out.append((moments, split, distances))
+    return out
 
 
 def neighbours_from(space: str, settings: SimilaritySettings) -> str | None:
@@ -351,90 +361,35 @@ def compare_pair(
                            (result.chance, taken.chance)):  # fmt: skip
             got.update({key: value for key, value in given.items() if key[0] in THROUGH_UNIT_ROWS})
         return result
-    fx = metrics.features(x)
-    fy = fx if y is x else metrics.features(y)
-    x, y = fx.x, fy.x
-    wanted, w, k = c.wanted, c.weights, c.k
+    pair = Pair(x, y, sx, sy, c, same)
+    chosen = c.implementations
     values: dict[tuple[str, bool], float] = {}
-    ridges: dict[tuple[str, bool], float] = {}
-    terms: dict[tuple[str, bool], np.ndarray] = {}
-    if wanted & MOMENT_METRICS:
-        cross = metrics.cross_gram(x, y, weights=w) if wanted & COVARIANCE_METRICS else None
-        split = None
-        if "gfre" in wanted:
-            train, test, folds = metrics.split_crosses(x, y, c.train, w, c.folds if c.cross_validated else None)
-            split = (train, test, sx.split, sy.split, folds)
-        moments, chosen = bootstrap.moment_values(
-            wanted, cross, sx.moments, sy.moments, split, c.ridge_grid, c.svcca_directions
-        )
-        for store, got in ((values, moments), (ridges, chosen)):
-            store.update({key: value for key, value in got.items() if key[1] or not same})
-    nx, ny = sx.neighbours, sy.neighbours
-    knn = None  # mutual k-NN's own neighbour lists, on its subsample
-    if "mutual_knn" in wanted and c.knn_rows is not None:
-        kx = subsample_neighbours(x, c)
-        knn = (kx, kx if y is x else subsample_neighbours(y, c))
-        terms["mutual_knn", True] = metrics.shared_neighbours(*knn)
-    elif "mutual_knn" in wanted:
-        terms["mutual_knn", True] = metrics.shared_neighbours(nx[:, :k], ny[:, :k])
-    kernels = None
-    if "cknna" in wanted:
-        kernels = metrics.cknna_kernels(fx, fy, nx[:, :k], ny[:, :k])
-        values["cknna", True] = metrics.cknna_from_kernels(kernels)
-    if "distance_correlation" in wanted:
-        values["distance_correlation", True] = metrics.distance_correlation_from_distances(sx.distances, sy.distances)
-    if "optimal_transport" in wanted:
-        values["optimal_transport", True] = metrics.optimal_transport_distance(
-            x[c.subsample], y[c.subsample], c.settings.ot_cost
-        )
-    for forward, (source, target, neighbours) in ((True, (fx, fy, nx)), (False, (fy, fx, ny))):
-        if same and not forward:
-            continue
-        if "lfre" in wanted:
-            terms["lfre", forward], ridges["lfre", forward] = metrics.lfre_errors_chosen(
-                source, target, neighbours[:, : c.lfre_k], c.queries, c.ridge_grid, c.folds
-            )
-        if "information_imbalance" in wanted:
-            terms["information_imbalance", forward] = metrics.neighbour_ranks(
-                target, neighbours, c.queries, groups=c.excluded
-            )
-    values.update({key: value_from_terms(key[0], value, c.n, k) for key, value in terms.items()})
-    replicates, chance = {}, {}
+    for m in chosen:
+        values.update(m.value(pair))
+    replicates: dict[tuple[str, bool], np.ndarray] = {}
+    chance: dict[tuple[str, bool], np.ndarray] = {}
     r = c.resampling
     if r is not None and r.n_replicates and not same:
-        replicates = bootstrap.pair_replicates(
-            x, y, sx.replicates, sy.replicates, nx, ny, terms, r, wanted=wanted, k=k, queries=c.queries,
-            subsample=c.subsample, distances=(sx.distances, sy.distances), kernels=kernels, knn_rows=c.knn_rows,
-            ridges=ridges,
-        )  # fmt: skip
+        for m in chosen:
+            replicates.update(m.replicates(pair))
+        pair.forget("replicate_crosses", "replicate_cross", "replicate_centred")
     if r is not None and r.permutations:
-        chance = bootstrap.pair_chance(
-            fx, fy, sx.moments, sy.chance, nx, ny, r, wanted=wanted - {"mutual_knn"} if knn else wanted, train=c.train,
-            k=k, lfre_k=c.lfre_k, queries=c.queries, distances=sx.distances, excluded=c.excluded, kernels=kernels,
-            split_x=sx.split, folds=c.folds, grid=c.ridge_grid, svcca_directions=c.svcca_directions, forward_only=same,
-        )  # fmt: skip
-        if knn:
-            chance["mutual_knn", True] = bootstrap.permuted_mutual_knn(*knn, c.knn_permutations)
-        if same:
-            chance = {key: v for key, v in chance.items() if key[1]}
+        own = {m.name: m.chance(pair) for m in chosen}
+        for p, permuted in enumerate(pair.permutations()):
+            for m in chosen:
+                if own[m.name] is None:
+                    for key, value in m.permuted(permuted).items():
+                        chance.setdefault(key, np.full(len(r.permutations), np.nan))[p] = value
+        for got in own.values():
+            chance.update(got or {})
     directions = (0, 0)
-    if "svcca" in wanted:
+    if "svcca" in c.wanted:
         count = metrics.principal_directions_count
         directions = (count(sx.moments.centred_gram), count(sy.moments.centred_gram))
-    ratios = c.width_ratios(x.shape[1], y.shape[1], directions)
+    ratios = c.width_ratios(pair.x.shape[1], pair.y.shape[1], directions)
     if same:
         ratios = {key: value for key, value in ratios.items() if key[1]}
-    return PairResult(values, replicates, chance, c.atoms_used, ridges, ratios, directions)
-
-
-def value_from_terms(metric: str, value, n: int, k: int) -> float:
-    """A metric's value from the per-atom terms it is the mean of (``bootstrap.TERMS``)."""
-    assert metric in TERMS, metric
-    if metric == "mutual_knn":
-        return int(value.sum()) / (len(value) * k)
-    if metric == "information_imbalance":
-        return float(2.0 / n * value.mean())
-    return float(np.sqrt(value.mean()))  # lfre
+    return PairResult(values, replicates, chance, c.atoms_used, pair.ridges, ratios, directions)
 
 
 def directed_cells(key: tuple[str, bool]) -> list[tuple[int, int]]:

@@ -25,8 +25,8 @@ from platonic.compare.metrics import (
     moments,
     split_crosses,
     split_moments,
-    unit_rows,
 )
+from platonic.compare.neighbours import unit_rows
 
 __all__ = [
     "centred_cross_covariance", "cknna", "debiased_cka", "distance_correlation", "gfre", "gfre_cross_validated",

@@ -1,127 +1,44 @@
-"""The metric registry: every similarity metric once, with what a reader needs to interpret its numbers.
+"""The metric registry: the list of metric classes (``platonic.compare.metrics``), each with what a reader needs to
+interpret its numbers (``Metric``, its class's ``facts``).
 
 The schema's ``similarity.metrics`` enum, the fan-in, the figures, the report captions and the README's
-metric table all read this table (tests check the schema and the README against it). Order matters: it is
-the order of the ``metric`` dimension of the similarity store.
+metric table all read this list (tests check the schema and the README against it). Order matters: it is
+the order of the ``metric`` dimension of the similarity store. Adding a metric is its module and one line here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
-# which atoms a metric's number is computed on
-ATOMS = {
-    "all": "every compared atom",
-    "queries": "seeded query atoms (similarity.queries), neighbourhoods or ranks over every atom",
-    "subsample": "a seeded subsample (similarity.subsample)",
-    "test": "the test structures of a seeded structure split (1 - similarity.train_fraction of them)",
-}
+from platonic.compare import metrics
+from platonic.compare.metrics.base import ATOMS
+from platonic.compare.metrics.base import Facts as Metric
 
+__all__ = [
+    "ATOMS", "CLASSES", "DIRECTED", "IMPLEMENTATIONS", "LAYER_METRICS", "METRICS", "NAMES", "SCALE_FREE",
+    "SIMILARITIES", "VARIANTS", "Metric", "caption", "label", "markdown_table", "metric",
+]  # fmt: skip
 
-@dataclass(frozen=True)
-class Metric:
-    """One metric: ``name`` (its config and store key), ``label`` (axis/title text), ``description`` (one
-    sentence for captions), ``reference``, ``similarity`` (True: larger = more alike, 1 = identical; False: a
-    distance or error, 0 = identical), ``directed`` (metric(a -> b) != metric(b -> a): stored as model_a =
-    source, model_b = target), ``atoms`` (a key of ``ATOMS``), ``neighbours`` (uses the k-NN lists),
-    ``computation`` (how the number is obtained), ``interval`` (how a bootstrap replicate is obtained,
-    ``platonic.compare.bootstrap``), ``scale_free`` (False: the value carries the units of the space, so
-    values in different spaces are not comparable numbers)."""
+# the metrics, in the order of the similarity store's ``metric`` dimension: one class each (``metrics.base.Metric``)
+CLASSES: tuple[type[metrics.Metric], ...] = (
+    metrics.LinearCka,
+    metrics.DebiasedCka,
+    metrics.MutualKnn,
+    metrics.Cknna,
+    metrics.Svcca,
+    metrics.Procrustes,
+    metrics.DistanceCorrelation,
+    metrics.OptimalTransport,
+    metrics.InformationImbalance,
+    metrics.Gfre,
+    metrics.Lfre,
+    metrics.Rsa,
+)
 
-    name: str
-    label: str
-    description: str
-    reference: str
-    similarity: bool
-    directed: bool
-    atoms: str
-    neighbours: bool
-    computation: str
-    interval: str
-    scale_free: bool = True
-
-
-METRICS: dict[str, Metric] = {
-    m.name: m
-    for m in (
-        Metric(
-            "linear_cka", "linear CKA",
-            "linear centred kernel alignment; 1 = identical up to rotation and isotropic scale",
-            "Kornblith et al., ICML 2019", True, False, "all", False, "from streamed d x d covariances",
-            "exact, from per-structure sums",
-        ),
-        Metric(
-            "debiased_cka", "debiased linear CKA",
-            "linear CKA with unbiased HSIC estimators; about 0 for unrelated spaces",
-            "Song et al., JMLR 2012", True, False, "all", False, "from streamed moments",
-            "exact, from per-structure sums",
-        ),
-        Metric(
-            "mutual_knn", "mutual k-NN alignment",
-            "shared fraction of the k nearest cosine neighbours (similarity.k)",
-            "Huh et al., ICML 2024", True, False, "all", True, "from each model's k-NN lists",
-            "neighbour lists kept fixed",
-        ),
-        Metric(
-            "cknna", "CKNNA",
-            "CKA restricted to mutual k-NN pairs, symmetrised over the two kernels",
-            "Huh et al., ICML 2024", True, False, "all", True, "sparse masked kernels on the k-NN lists",
-            "neighbour lists kept fixed",
-        ),
-        Metric(
-            "svcca", "SVCCA",
-            "mean canonical correlation after keeping 99 % of each space's variance, at most"
-            " similarity.svcca_max_fraction of the atoms as directions",
-            "Raghu et al., NeurIPS 2017", True, False, "all", False, "from streamed covariances",
-            "exact, from per-structure sums",
-        ),
-        Metric(
-            "procrustes", "Procrustes angular distance (rad)",
-            "angular orthogonal-Procrustes distance after centring and unit norm, in radians; 0 = identical up to"
-            " rotation",
-            "Williams et al., NeurIPS 2021", False, False, "all", False, "nuclear norm of the centred cross-covariance",
-            "exact, from per-structure sums",
-        ),
-        Metric(
-            "distance_correlation", "distance correlation",
-            "distance correlation of the two point clouds",
-            "Szekely et al., Ann. Stat. 2007", True, False, "subsample", False, "dense distance matrices",
-            "exact, the subsample's rows weighted by their draws",
-        ),
-        Metric(
-            "optimal_transport", "2-Wasserstein distance",
-            "2-Wasserstein distance between the point clouds; defined where the spaces have equal width (the"
-            " anchor space)",
-            "exact EMD with POT (Flamary et al., JMLR 2021)", False, False, "subsample", False,
-            "exact earth mover's distance", "none: one exact earth mover's distance per replicate", scale_free=False,
-        ),
-        Metric(
-            "information_imbalance", "information imbalance (row -> column)",
-            "information imbalance from the row model to the column model; 0 = the row model's neighbourhoods"
-            " predict the column model's",
-            "Glielmo et al., PNAS Nexus 2022", False, True, "queries", True, "exact ranks over every atom",
-            "each query's rank kept fixed",
-        ),
-        Metric(
-            "gfre", "GFRE (row predicts column)",
-            "global feature reconstruction error of the column model from the row model (ridge)",
-            "Goscinski et al., MLST 2021", False, True, "test", False,
-            "ridge from train/test moment matrices, atoms of a structure on one side of the split; relative ridge"
-            " by two-fold cross-validation on the training structures (similarity.ridge)",
-            "exact, from per-structure sums (fixed split, the value's ridge)",
-        ),
-        Metric(
-            "lfre", "LFRE (row predicts column)",
-            "local feature reconstruction error of the column model from the row model (similarity.lfre_k"
-            " neighbours)",
-            "Goscinski et al., MLST 2021", False, True, "queries", True,
-            "local ridge on each query's neighbourhood; relative ridge by two-fold cross-validation on the"
-            " neighbourhoods (similarity.ridge)",
-            "each query's error kept fixed",
-        ),
-    )
-}  # fmt: skip
+# a metric's implementation (one instance of its class) and its facts, by name
+IMPLEMENTATIONS: dict[str, metrics.Metric] = {cls.facts.name: cls() for cls in CLASSES}
+METRICS: dict[str, Metric] = {name: m.facts for name, m in IMPLEMENTATIONS.items()}
 
 # what a metric is under a similarity setting other than the default its entry describes: (metric, similarity key,
 # value) -> the fields of its entry that change (its name, the config and store key, stays)

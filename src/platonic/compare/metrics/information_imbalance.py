@@ -1,0 +1,84 @@
+"""Information imbalance (Glielmo et al., PNAS Nexus 2022): ranks in one space of the other's nearest neighbours."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from platonic.compare.metrics.base import Facts, TermMetric
+from platonic.compare.metrics.features import RANK_TOLERANCE, features
+
+
+def information_imbalance(
+    x: np.ndarray,
+    y: np.ndarray,
+    neighbours_x: np.ndarray,
+    queries: np.ndarray,
+    chunk: int | None = None,
+    groups: np.ndarray | None = None,
+) -> float:
+    """Information imbalance Delta(X -> Y) (Glielmo et al., PNAS Nexus 1, pgac039 (2022)):
+    ``2/N`` times the mean rank, in Y, of each query's nearest neighbour in X. ~0: X's
+    neighbourhoods predict Y's; ~1: no information. Like the neighbour lists, distances are between
+    unit-normalised rows (cosine order). Ranks are exact over all N rows; queries are a (seeded)
+    subsample. With ``groups (N,)`` (structure of each row), rows of a query's own group are not ranked (as
+    for neighbour lists searched with ``groups``)."""
+    ranks = neighbour_ranks(y, neighbours_x, queries, chunk, groups)
+    return float(2.0 / len(y) * ranks.mean())
+
+
+def neighbour_ranks(
+    y: np.ndarray,
+    neighbours_x: np.ndarray,
+    queries: np.ndarray,
+    chunk: int | None = None,
+    groups: np.ndarray | None = None,
+) -> np.ndarray:
+    """Per query, the rank in Y (1 = nearest) of its nearest neighbour in X, ``(len(queries),)`` float64: the
+    terms whose mean ``information_imbalance`` scales by ``2/N``."""
+    fy = features(y)
+    y, square = fy.unit, fy.square
+    n = len(y)
+    chunk = chunk or max(1, 2**24 // n)  # a (chunk, N) float64 block of at most 128 MiB
+    ranks = np.empty(len(queries))
+    for start in range(0, len(queries), chunk):
+        batch = queries[start : start + chunk]
+        # |a|^2 + |b|^2 - 2 a.b, the products scaled by 2 (exact) and subtracted in place: no third (chunk, N) block
+        distance = square[batch, None] + square[None, :]
+        products = y[batch] @ y.T
+        products *= 2.0
+        distance -= products
+        del products
+        distance[np.arange(len(batch)), batch] = np.inf  # a point is not its own neighbour
+        if groups is not None:
+            distance[groups[batch][:, None] == groups[None, :]] = np.inf
+        target = distance[np.arange(len(batch)), neighbours_x[batch, 0]]
+        # neighbours come from a float32 search: closer by less than its round-off counts as a tie
+        target -= RANK_TOLERANCE
+        ranks[start : start + chunk] = np.count_nonzero(distance < target[:, None], axis=1) + 1
+    return ranks
+
+
+class InformationImbalance(TermMetric):
+    """Per query, the rank in the target of its nearest neighbour in the source."""
+
+    facts = Facts(
+        "information_imbalance", "information imbalance (row -> column)",
+        "information imbalance from the row model to the column model; 0 = the row model's neighbourhoods"
+        " predict the column model's",
+        "Glielmo et al., PNAS Nexus 2022", False, True, "queries", True, "exact ranks over every atom",
+        "each query's rank kept fixed",
+    )  # fmt: skip
+    through_unit_rows = True
+
+    def terms(self, pair, forward: bool) -> np.ndarray:
+        _, target, neighbours = pair.oriented(forward)
+        return neighbour_ranks(target, neighbours, pair.queries, groups=pair.c.excluded)
+
+    def rows(self, pair):
+        return pair.queries
+
+    def aggregate(self, terms, pair) -> float:
+        return float(2.0 / pair.c.n * terms.mean())
+
+    def weighted(self, terms, pair) -> np.ndarray:
+        return 2.0 / len(pair.x) * pair.resampling.mean(terms, self.rows(pair))
