@@ -56,6 +56,19 @@ def test_heatmap_has_one_annotated_panel_per_space(tmp_path):
     assert image.shape[0] > 300 and image.std() > 0.05  # a real picture, not a blank canvas
 
 
+def test_only_metrics_whose_registry_names_a_k_setting_state_k():
+    """The registry's k_setting decides the ", k = 10" of a title: mutual k-NN and CKNNA (both on similarity.k),
+    not linear CKA, nor LFRE (its own lfre_k) or information imbalance."""
+    from platonic.compare.registry import METRICS
+
+    assert [name for name, facts in METRICS.items() if facts.k_setting] == ["mutual_knn", "cknna"]
+    for metric, stated in (("mutual_knn", True), ("cknna", True), ("linear_cka", False), ("lfre", False)):
+        ds = _similarity(["m1", "m2", "m3"]).assign_coords(metric=["linear_cka", metric])
+        if metric == "linear_cka":
+            ds = _similarity(["m1", "m2", "m3"])
+        assert ("k = 10" in similarity_heatmaps(ds, metric)._suptitle.get_text()) is stated
+
+
 def _uncertain(ds, control, seed=0):
     """``ds`` with what the similarity stage stores beside each value: bootstrap standard error and 95 % interval,
     chance level (mean and sd over permutations), and which models are controls."""

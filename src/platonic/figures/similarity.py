@@ -93,7 +93,8 @@ def similarity_heatmaps(ds: xr.Dataset, metric: str) -> plt.Figure:
                 cell = None if low is None or i == j else (low[i, j], high[i, j])
                 _annotate_cell(ax, i, j, values[i, j], cell, ink[i, j], WIDE_MARK if dagger[i, j] else "")
     fig.colorbar(image, ax=list(axes), shrink=0.8, label=metric_label(metric, ds.attrs))
-    suffix = f", k = {ds.attrs['k']}" if metric in ("mutual_knn", "cknna") and "k" in ds.attrs else ""
+    k_setting = METRICS[metric].k_setting if metric in METRICS else None
+    suffix = f", k = {ds.attrs[k_setting]}" if k_setting and k_setting in ds.attrs else ""
     n_atoms = ds.attrs.get("n_atoms", "?")
     used = int(ds["n_samples"].sel(metric=metric)) if "n_samples" in ds else n_atoms
     atoms = f"{n_atoms} atoms" if used == n_atoms else f"{used} of {n_atoms} atoms"

@@ -44,7 +44,8 @@ class Facts:
     distance or error, 0 = identical), ``directed`` (metric(a -> b) != metric(b -> a): stored as model_a = source,
     model_b = target), ``atoms`` (a key of ``ATOMS``), ``neighbours`` (uses the k-NN lists), ``computation`` (how
     the number is obtained), ``interval`` (how a bootstrap replicate is obtained), ``scale_free`` (False: the value
-    carries the units of the space, so values in different spaces are not comparable numbers)."""
+    carries the units of the space, so values in different spaces are not comparable numbers), ``k_setting`` (the
+    similarity setting whose neighbour count the metric's figures state, e.g. ``k``; None: they state none)."""
 
     name: str
     label: str
@@ -57,6 +58,7 @@ class Facts:
     computation: str
     interval: str
     scale_free: bool = True
+    k_setting: str | None = None
 
 
 Key = tuple[str, bool]

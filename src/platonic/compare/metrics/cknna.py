@@ -122,6 +122,7 @@ class Cknna(Metric):
         "CKA restricted to mutual k-NN pairs, symmetrised over the two kernels",
         "Huh et al., ICML 2024", True, False, "all", True, "sparse masked kernels on the k-NN lists",
         "neighbour lists kept fixed",
+        k_setting="k",
     )  # fmt: skip
     through_unit_rows = True
 

@@ -44,6 +44,7 @@ class MutualKnn(TermMetric):
         "shared fraction of the k nearest cosine neighbours (similarity.k)",
         "Huh et al., ICML 2024", True, False, "all", True, "from each model's k-NN lists",
         "neighbour lists kept fixed",
+        k_setting="k",
     )  # fmt: skip
     through_unit_rows = True
 
