@@ -85,8 +85,11 @@ def _study(root: Path, structure_set_hash: str) -> dict[str, Path]:
     z = rng.choice([3, 8, 14], size=len(structure_index))
     raw = {model: rng.normal(size=(len(z), 4)) for model in MODELS}
     paths = write_study(root, raw, z, structure_index, {}, np.arange(3), structure_set_hash, {"atoms": "unique"})
-    similarity = xr.Dataset({"value": ("model", np.zeros(2))}, coords={"model": list(MODELS)},
-                            attrs={"kind": "similarity", "structure_set_hash": structure_set_hash})  # fmt: skip
+    similarity = xr.Dataset(
+        {"value": ("model", np.zeros(2))},
+        coords={"model": list(MODELS), "model_a": list(MODELS), "model_b": list(MODELS)},
+        attrs={"kind": "similarity", "structure_set_hash": structure_set_hash},
+    )
     roles = {
         "structures": paths["structures"],
         "anchors": paths["anchors"],
@@ -244,3 +247,19 @@ def test_by_hand_a_person_sees_one_line_and_exit_status_2(argv, expected, studie
     assert done.returncode == 2, done.stderr
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
     assert done.stderr.startswith(f"platonic {argv[0]}: error: ") and expected in done.stderr
+
+
+def test_a_json_argument_a_stage_parses_is_named_when_it_is_not_json(studies, tmp_path, capsys):
+    argv = command_line("lineage", studies[0], tmp_path)
+    line = failure([*argv[:-1], "{bad"], capsys)
+    assert "argument --metadata: not JSON (" in line and line.endswith(": '{bad'")
+
+
+def test_the_optional_stores_of_a_figure_share_its_structure_set(studies, tmp_path, capsys):
+    a, b = studies
+    argv = [*command_line("overview", a, tmp_path), "--anchors", str(b["anchors"])]
+    line = failure(argv, capsys)
+    assert "arguments similarity, --anchors: " in line and HASH_A in line and HASH_B in line
+    line = failure([*command_line("overview", a, tmp_path), "--embeddings", str(b["embedding"])], capsys)
+    assert "arguments similarity, --embeddings: " in line
+    assert f"{b['embedding']} has structure_set_hash {HASH_B}" in line

@@ -112,6 +112,8 @@ def _one_line(err: BaseException, function: Callable, args: dict) -> str:
     lines = [line.strip().removeprefix("- ") for line in str(err).splitlines() if line.strip()]
     message = " ".join(lines[:1] + ["; ".join(lines[1:])]).strip()
     paths = getattr(err, "paths", None) or ([err.filename] if getattr(err, "filename", None) else [])
+    if isinstance(err, json.JSONDecodeError):  # a JSON argument a stage parses (--metadata, --analogies)
+        message, paths = f"not JSON ({message}): {err.doc!r}", [err.doc]
     named = list(
         getattr(err, "arguments", None) or dict.fromkeys(a for p in paths for a in _arguments_of(p, function, args))
     )
