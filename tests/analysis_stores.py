@@ -19,9 +19,12 @@ def write_study(
     structure_index: np.ndarray,
     labels: dict[str, np.ndarray],
     anchor_rows: np.ndarray,
+    structure_set_hash: str = "synthetic-structures",
+    anchor_attrs: dict | None = None,
 ) -> dict:
-    """Write every store of a study on the atoms ``z (N,)`` grouped by ``structure_index (N,)``; returns
-    the paths by kind (``structures``, ``anchors``, ``embeddings`` and ``projections`` lists)."""
+    """Write every store of a study on the atoms ``z (N,)`` grouped by ``structure_index (N,)``, its structure set
+    named ``structure_set_hash``, its anchor store's attrs updated with ``anchor_attrs``; returns the paths by kind
+    (``structures``, ``anchors``, ``embeddings`` and ``projections`` lists)."""
     n_structures = int(structure_index.max()) + 1
     ids = np.array([f"syn-{i}" for i in range(n_structures)], dtype=object)
     counts = np.bincount(structure_index, minlength=n_structures)
@@ -31,7 +34,7 @@ def write_study(
         "site": ("atom", np.concatenate([np.arange(c) for c in counts])),
         "Z": ("atom", np.asarray(z, dtype=np.int64)),
     }
-    set_hash = "synthetic-structures"
+    set_hash = structure_set_hash
     structures = xr.Dataset(
         {
             "structure_index": ("atom", structure_index),
@@ -47,7 +50,12 @@ def write_study(
     anchors = xr.Dataset(
         {"anchor_atom": ("anchor", anchor_rows), "reference_valid": ("atom", valid), "compared": ("atom", valid)},
         coords={"anchor": np.arange(len(anchor_rows)), "atom": np.arange(len(z))},
-        attrs={"kind": "anchors", "anchor_set_hash": "synthetic-anchors", "structure_set_hash": set_hash},
+        attrs={
+            "kind": "anchors",
+            "anchor_set_hash": "synthetic-anchors",
+            "structure_set_hash": set_hash,
+            **(anchor_attrs or {}),
+        },
     )
     paths["anchors"] = write_store(anchors, root / "anchors.zarr")
     for model, features in raw.items():

@@ -188,7 +188,7 @@ def test_direct_starts_from_the_configured_threshold_everywhere(tmp_path, capsys
     assert not np.array_equal(stored["anchor_atom"].values, pool[direct_sampling(alpha[pool], 12)])
     rows = _run(tmp_path, paths, {"n_anchors": [5], "methods": ["direct"]}, selection=selection)
     assert {(r["method"], r["n_anchors"]) for r in rows if r["configured"] == "True"} == {("direct", "12")}
-    assert main(_argv(tmp_path, paths, {"n_anchors": [5], "methods": ["direct"]})) == 1
+    assert main(_argv(tmp_path, paths, {"n_anchors": [5], "methods": ["direct"]})) == 2
     assert "holds other anchors than the anchors section chooses; re-run anchors" in capsys.readouterr().err
 
 
@@ -216,7 +216,7 @@ def test_given_anchors_are_the_configured_row_beside_the_chosen_ones(tmp_path, c
         for row in at_12:
             same = all(row[name] == configured[row["metric"], row["group"]][name] for name in NUMBERS)
             assert same == (method == "random"), (method, row["metric"], row["group"])
-    assert main(_argv(tmp_path, paths, settings, selection={**selection, "indices": given[1:], "n": 11})) == 1
+    assert main(_argv(tmp_path, paths, settings, selection={**selection, "indices": given[1:], "n": 11})) == 2
     assert "holds other anchors than anchors.indices gives; re-run anchors" in capsys.readouterr().err
 
 

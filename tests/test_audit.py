@@ -163,7 +163,7 @@ def test_audit_and_analogies_cli_on_synthetic_stores(tmp_path, scrambled_study, 
     assert list(csv.DictReader(open(tables["elements"])))[0]["element"] == "Fe"
     assert (tmp_path / "departure.png").stat().st_size > 10_000
     # a training-count file for a model that is not there is refused, naming the config key
-    assert main([*args, "--training-element-counts", f"m9={counts}"]) == 1
+    assert main([*args, "--training-element-counts", f"m9={counts}"]) == 2
     assert "analysis.audit.training_element_counts" in capsys.readouterr().err
 
     table = tmp_path / "analogies.csv"
@@ -178,9 +178,9 @@ def test_audit_and_analogies_cli_on_synthetic_stores(tmp_path, scrambled_study, 
     assert len(rows) == 4 * 2 * 2  # models x analogies x top
     assert {r["analogy"] for r in rows} == {"Na - Li + K", "O - Li + Na"}
     assert all(r["element"] not in {"Na", "Li", "K"} for r in rows if r["analogy"] == "Na - Li + K")
-    assert main(["arithmetic", str(table), *common, "--analogies", '{"a": "Na", "b": "Li"}']) == 1
+    assert main(["arithmetic", str(table), *common, "--analogies", '{"a": "Na", "b": "Li"}']) == 2
     assert "analysis.arithmetic.analogies[0]: 'c' is a required property" in capsys.readouterr().err
-    assert main(["arithmetic", str(table), *common, "--analogies", '{"a": "Na", "b": "Qq", "c": "K"}']) == 1
+    assert main(["arithmetic", str(table), *common, "--analogies", '{"a": "Na", "b": "Qq", "c": "K"}']) == 2
     assert "unknown element symbol(s) ['Qq']" in capsys.readouterr().err
     # an element without atoms in the set: one row per model saying so, not a failure
     assert main(["arithmetic", str(table), *common, "--analogies", '{"a": "Na", "b": "Cs", "c": "K"}']) == 0

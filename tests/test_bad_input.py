@@ -70,7 +70,7 @@ def test_an_empty_file_is_an_error_naming_it_and_no_store_is_written(tmp_path, c
     path = (CIFS if name.endswith(".cif") else BAD) / name
     with pytest.raises(StructureError, match=re.escape(f"structure file {path} is empty")):
         read_structures(path)
-    assert main(["prepare", str(path), str(tmp_path / "s.zarr")]) == 1
+    assert main(["prepare", str(path), str(tmp_path / "s.zarr")]) == 2
     err = capsys.readouterr().err
     assert f"platonic prepare: error: structure file {path} is empty; check `dataset.path`" in err
     assert not (tmp_path / "s.zarr").exists()
@@ -178,7 +178,7 @@ def test_model_exclusions_give_nan_rows_and_drop_the_same_atoms_from_every_model
     assert on_lif and set(anchors["anchor_atom"].values) <= set(range(8)) | set(range(20, 28))  # 9 of 16: some LiF
     assert main(["project", str(stores["chgnet-0.3.0"]), str(a), str(tmp_path / "p-chgnet.zarr")]) == 0
     capsys.readouterr()
-    assert main(["project", str(stores["inf-lithium"]), str(a), str(tmp_path / "p-inf.zarr")]) == 1
+    assert main(["project", str(stores["inf-lithium"]), str(a), str(tmp_path / "p-inf.zarr")]) == 2
     err = capsys.readouterr().err
     assert f"platonic project: error: inf-lithium did not embed {len(on_lif)} of the 9 anchor atoms" in err
     for i in on_lif:

@@ -41,7 +41,7 @@ def test_prepare_writes_a_store_and_reports_bad_input(tmp_path, sample_csv, caps
     assert main(["prepare", str(sample_csv), str(tmp_path / "s.zarr"), "--limit", "3"]) == 0
     ds = open_store(tmp_path / "s.zarr")
     assert ds.attrs["n_structures"] == 3
-    assert main(["prepare", str(tmp_path / "none.csv"), str(tmp_path / "t.zarr")]) == 1
+    assert main(["prepare", str(tmp_path / "none.csv"), str(tmp_path / "t.zarr")]) == 2
     err = capsys.readouterr().err
     assert "does not exist" in err and "dataset.path" in err
     assert not (tmp_path / "t.zarr").exists()
@@ -50,7 +50,7 @@ def test_prepare_writes_a_store_and_reports_bad_input(tmp_path, sample_csv, caps
 def test_embed_needs_a_family_for_unknown_models(tmp_path, sample_csv, capsys):
     main(["prepare", str(sample_csv), str(tmp_path / "s.zarr"), "--limit", "2"])
     code = main(["embed", str(tmp_path / "s.zarr"), str(tmp_path / "e.zarr"), "--model", "mystery"])
-    assert code == 1
+    assert code == 2
     assert "give its family and checkpoint" in capsys.readouterr().err
 
 

@@ -237,7 +237,7 @@ def test_transfer_and_analogies_cli_on_synthetic_stores(tmp_path, rotated_study,
     assert (row["source_control"], row["target_control"]) == ("True", "False")
     assert (tmp_path / "t.png").stat().st_size > 10_000
     # a target the structure store does not carry is named, with the config key
-    assert main(["transfer", str(tmp_path / "x.zarr"), str(tmp_path / "x.csv"), *common, "--targets", "band_gap"]) == 1
+    assert main(["transfer", str(tmp_path / "x.zarr"), str(tmp_path / "x.csv"), *common, "--targets", "band_gap"]) == 2
     err = capsys.readouterr().err
     assert "'band_gap'" in err and "analysis.transfer.targets" in err and "energy" in err
 

@@ -28,32 +28,135 @@ from pathlib import Path
 from platonic import process, stages
 from platonic import settings as S
 from platonic.stages.command import COMMANDS, command
+from platonic.store import GivenPath, StoreError
 
 log = logging.getLogger("platonic")
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; an expected failure (``ERRORS``: a missing or wrong store, a bad setting, bad input, a
+    model that cannot load) is one line ``platonic <command>: error: ...`` on stderr and exit status 2, as
+    argparse answers a wrong command line. Any other exception is a bug and keeps its traceback."""
     parser = _parser()
-    args = vars(parser.parse_args(argv))
+    namespace, extra = parser.parse_known_args(argv)
+    if extra:  # said by the command's parser, which names the command and its help
+        _subparser(parser, namespace.command).error(f"unrecognized arguments: {' '.join(extra)}")
+    args = vars(namespace)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s platonic %(levelname)s: %(message)s")
     name = args.pop("command")
     if name is None:
         parser.print_help()
         return 2
+    run = COMMANDS[name]
+    given = dict(args)
     try:
-        run = COMMANDS[name]
         for option, cls in _settings_parameters(run).items():
-            base = json.loads(args.pop(option) or "{}")
+            base = _settings_json(option, args.pop(option))
             overrides = {f: args.pop(f"{option}.{f}") for f in _fields(cls) if f"{option}.{f}" in args}
-            args[option] = cls.from_mapping(base, **overrides)
+            try:
+                args[option] = cls.from_mapping(base, **overrides)
+            except ValueError as err:
+                raise ArgumentError(f"{_setting_arguments(parser, name, option, overrides, err)}: {err}") from err
+        args = _given_paths(run, args)
         process.keep_freed_memory()
         with process.limit_threads(process.job_threads(args.values())):
             run(**args)
-    except (ValueError, RuntimeError, FileNotFoundError) as err:
-        # expected failures (bad input, missing weights, ...) get one clear line, not a traceback
-        print(f"platonic {name}: error: {err}", file=sys.stderr)
-        return 1
+    except ERRORS as err:
+        print(f"platonic {name}: error: {_one_line(err, run, given)}", file=sys.stderr)
+        return 2
     return 0
+
+
+class ArgumentError(ValueError):
+    """A command-line value the command cannot use; its message names the argument."""
+
+
+# the failures a command reports in one line (StoreError, ModelError: RuntimeError; ConfigError, StructureError:
+# ValueError); the stages raise ValueError for input they cannot use, with what to do
+ERRORS = (StoreError, ValueError, RuntimeError, FileNotFoundError, NotADirectoryError, IsADirectoryError)
+
+
+def _settings_json(option: str, text: str | None) -> dict:
+    """The JSON of a settings argument (``--settings '{"k": 10}'``), or an error naming it."""
+    try:
+        value = json.loads(text or "{}")
+    except json.JSONDecodeError as err:
+        raise ArgumentError(f"argument --{option}: not JSON ({err}): {text!r}") from err
+    if not isinstance(value, dict):
+        raise ArgumentError(f"argument --{option}: expected a JSON object (a config section), got {text!r}")
+    return value
+
+
+def _setting_arguments(parser, name: str, option: str, overrides: dict, err: ValueError) -> str:
+    """``argument --k`` where the settings error ``err`` is about a setting given by its flag, else ``argument
+    --settings`` (the JSON of ``option``)."""
+    sub = _subparser(parser, name)
+    flags = {a.dest: a.option_strings[0] for a in sub._actions if a.option_strings}
+    section = ".".join(k for k in _settings_parameters(COMMANDS[name])[option].section if k != "*")
+    problems = [line for line in str(err).splitlines() if line.strip().startswith(f"- {section}.")] or [str(err)]
+    named = [flags[f"{option}.{field}"] for field in overrides if f"{section}.{field}:" in str(err)]
+    if len(named) < len(problems):  # a problem with no flag of its own: the JSON (or a key neither gives)
+        named.insert(0, f"--{option}")
+    return f"argument{'s' if len(named) > 1 else ''} {', '.join(named)}"
+
+
+def _subparser(parser: argparse.ArgumentParser, name: str | None) -> argparse.ArgumentParser:
+    """The parser of the command ``name`` (``parser`` itself for None)."""
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    return commands[name] if name else parser
+
+
+def _one_line(err: BaseException, function: Callable, args: dict) -> str:
+    """The message of ``err`` on one line, led by the arguments that gave the paths it is about (a store error's
+    ``paths``, a missing file's ``filename``), as argparse names an argument."""
+    lines = [line.strip().removeprefix("- ") for line in str(err).splitlines() if line.strip()]
+    message = " ".join(lines[:1] + ["; ".join(lines[1:])]).strip()
+    paths = getattr(err, "paths", None) or ([err.filename] if getattr(err, "filename", None) else [])
+    if isinstance(err, json.JSONDecodeError):  # a JSON argument a stage parses (--metadata, --analogies)
+        message, paths = f"not JSON ({message}): {err.doc!r}", [err.doc]
+    named = list(
+        getattr(err, "arguments", None) or dict.fromkeys(a for p in paths for a in _arguments_of(p, function, args))
+    )
+    if not named:
+        return message
+    return f"argument{'s' if len(named) > 1 else ''} {', '.join(named)}: {message}"
+
+
+def _given_paths(function: Callable, args: dict) -> dict:
+    """``args`` with each word of a path or string parameter a ``GivenPath`` that knows its argument's name."""
+    given = dict(args)
+    for param, hint in _parameters(function):
+        value, name = args.get(param.name), _argument_name(param)
+        if hint is None:
+            continue
+        if isinstance(value, str):
+            given[param.name] = GivenPath(value, name)
+        elif isinstance(value, (list, tuple)) and value and all(isinstance(v, str) for v in value):
+            given[param.name] = type(value)(GivenPath(v, name) for v in value)
+    return given
+
+
+def _argument_name(param: inspect.Parameter) -> str:
+    """How argparse names the argument of ``param``: ``--anchors``, or a positional's own name."""
+    positional = param.default is inspect.Parameter.empty and param.kind in (
+        param.POSITIONAL_ONLY, param.POSITIONAL_OR_KEYWORD,
+    )  # fmt: skip
+    return param.name if positional else f"--{param.name.replace('_', '-')}"
+
+
+def _arguments_of(path: str, function: Callable, args: dict) -> list[str]:
+    """The arguments of ``function`` (``--anchors``, or a positional's name) whose value in ``args`` is ``path``."""
+    found = []
+    for param, hint in _parameters(function):
+        value = args.get(param.name)
+        values = value if isinstance(value, (list, tuple)) else [value]
+        if hint is not None and any(isinstance(v, (str, Path)) and _same_path(v, path) for v in values):
+            found.append(_argument_name(param))
+    return found
+
+
+def _same_path(a: str | Path, b: str | Path) -> bool:
+    return str(a) == str(b) or Path(a).absolute() == Path(b).absolute()
 
 
 def commands() -> dict[str, Callable]:
@@ -66,12 +169,20 @@ def commands() -> dict[str, Callable]:
 def _parser() -> argparse.ArgumentParser:
     from platonic import __version__
 
-    parser = argparse.ArgumentParser(prog="platonic", description=__doc__.split("\n\n")[0])
+    parser = _ArgumentParser(prog="platonic", description=__doc__.split("\n\n")[0])
     parser.add_argument("--version", action="version", version=f"platonic {__version__}")
     sub = parser.add_subparsers(dest="command")
     for name, function in commands().items():
         add_arguments(sub.add_parser(name, help=function.command_help, description=function.command_help), function)
     return parser
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser, its usage errors on one line (a command's usage lists every setting flag: its help
+    shows them) and exit status 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def add_arguments(parser: argparse.ArgumentParser, function: Callable) -> None:

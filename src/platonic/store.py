@@ -34,7 +34,39 @@ ATOM_CHUNK = 16384
 
 
 class StoreError(RuntimeError):
-    """A store that is missing, incomplete or inconsistent with the others."""
+    """A store that is missing, incomplete, of another kind than expected or inconsistent with the others.
+
+    ``paths`` are the stores it is about, so that the command line can name the arguments that gave them."""
+
+    def __init__(self, message: str, *paths: str | Path):
+        super().__init__(message)
+        self.paths = tuple(str(p) for p in paths)
+        self.arguments = tuple(dict.fromkeys(p.argument for p in paths if getattr(p, "argument", None)))
+
+
+class GivenPath(str):
+    """A path as given on the command line, knowing the argument that gave it (``--anchors``): the errors about
+    its store name that argument, even where one path was given to two arguments."""
+
+    def __new__(cls, value: str, argument: str):
+        path = super().__new__(cls, value)
+        path.argument = argument
+        return path
+
+    def __reduce__(self):  # a copy (an attribute of a store written from it, a pickle) is the plain string
+        return str, (str(self),)
+
+
+# what each kind of store is, and the stage that writes it, for the errors of a store of another kind
+KINDS = {
+    "structures": ("a structure store", "prepare"),
+    "embedding": ("an embedding store", "embed"),
+    "anchors": ("an anchor store", "anchors"),
+    "projection": ("a projection store", "project"),
+    "similarity": ("a similarity store", "gather"),
+    "model summary": ("a model summary", "summarise"),
+    "pair result": ("a pair result", "compare-pair"),
+}
 
 
 @contextlib.contextmanager
@@ -83,21 +115,68 @@ def consolidate(path: str | Path) -> None:
         zarr.consolidate_metadata(str(path))
 
 
-def open_store(path: str | Path, dask: bool = True) -> xr.Dataset:
+def open_store(path: str | Path, dask: bool = True, kind: str | tuple[str, ...] | None = None) -> xr.Dataset:
     """Open a finished store lazily (dask-backed; ``dask=False``: xarray's own lazy arrays, which read only what is
-    indexed and spare a small job dask's start-up); raise ``StoreError`` if it is missing or incomplete."""
-    path = Path(path)
+    indexed and spare a small job dask's start-up); raise ``StoreError`` if it is missing, not a store, incomplete
+    or (with ``kind``, one of ``KINDS`` or several) of another kind. A store without a ``kind`` attribute (written
+    before stores carried one) is taken as it is."""
+    given, path = path, Path(path)
     if not path.exists():
-        raise StoreError(f"store {path} does not exist; run the stage that writes it first")
-    with warnings.catch_warnings():
-        # a store written before metadata was consolidated is read from its folder listing, where zarr meets
-        # Snakemake's `.snakemake_timestamp` marker; both notes are about speed and that marker, not the data
-        warnings.filterwarnings("ignore", message=".*snakemake_timestamp")
-        warnings.filterwarnings("ignore", message="Failed to open Zarr store with consolidated metadata")
-        ds = xr.open_zarr(path, **({} if dask else {"chunks": None}))
+        raise StoreError(f"store {path} does not exist; {_writer(kind)}", given)
+    try:
+        with warnings.catch_warnings():
+            # a store written before metadata was consolidated is read from its folder listing, where zarr meets
+            # Snakemake's `.snakemake_timestamp` marker; both notes are about speed and that marker, not the data
+            warnings.filterwarnings("ignore", message=".*snakemake_timestamp")
+            warnings.filterwarnings("ignore", message="Failed to open Zarr store with consolidated metadata")
+            ds = xr.open_zarr(path, **({} if dask else {"chunks": None}))
+    except (OSError, ValueError, KeyError) as err:  # a file, an empty folder, a Zarr group of other arrays
+        problem = f"{type(err).__name__}: {err}"
+        raise StoreError(f"{path} is not a store of platonic ({problem}); {_writer(kind)}", given) from err
     if not ds.attrs.get("complete", False):
-        raise StoreError(f"store {path} is incomplete (interrupted write?); delete it and re-run its stage")
+        raise StoreError(f"store {path} is incomplete (interrupted write?); delete it and re-run its stage", given)
+    check_kind(ds.attrs, given, kind)
+    ds.encoding["source"] = given  # with the argument that gave it, for `check_same_structures`
     return ds
+
+
+def check_kind(attrs: dict, path: str | Path, kind: str | tuple[str, ...] | None) -> None:
+    """Raise ``StoreError`` where the store ``path`` with ``attrs`` is not of ``kind`` (one or several of
+    ``KINDS``; None: any). A store without a ``kind`` attribute passes."""
+    expected = (kind,) if isinstance(kind, str) else tuple(kind or ())
+    found = attrs.get("kind")
+    if not expected or found is None or found in expected:
+        return
+    what = KINDS.get(found, (f"a store of kind {found!r}", None))[0]
+    wanted = " or ".join(KINDS.get(k, (f"a store of kind {k!r}", None))[0] for k in expected)
+    raise StoreError(f"{path} is {what} (kind {found!r}), expected {wanted}; {_writer(kind)}", path)
+
+
+def _writer(kind: str | tuple[str, ...] | None) -> str:
+    """Where a store of ``kind`` comes from, for an error's advice."""
+    stages = [KINDS[k][1] for k in ((kind,) if isinstance(kind, str) else kind or ()) if k in KINDS]
+    writers = " or ".join(f"`platonic {stage}`" for stage in stages)
+    return f"give the store that {writers} writes" if stages else "run the stage that writes it"
+
+
+def check_same_structures(*stores: xr.Dataset) -> None:
+    """Raise ``StoreError`` where the ``stores`` (opened with ``open_store``) were not all computed on one
+    structure set (their ``structure_set_hash``), naming each store and its hash; stores without one pass."""
+    hashes = {}
+    for ds in stores:
+        if ds.attrs.get("structure_set_hash") is not None:
+            hashes.setdefault(ds.encoding.get("source", "a store"), ds.attrs["structure_set_hash"])
+    if len(set(hashes.values())) <= 1:
+        return
+    groups: dict[str, list[str]] = {}
+    for path, value in hashes.items():
+        groups.setdefault(value, []).append(path)
+    shown = "; ".join(f"{', '.join(paths)} has structure_set_hash {value}" for value, paths in groups.items())
+    raise StoreError(
+        f"the stores come from different structure sets: {shown}; rebuild them from one structure store (re-run"
+        " the stages after prepare on the same structures)",
+        *hashes,
+    )
 
 
 def structures_to_dataset(structures: StructureSet, source: str = "", symprec: float | None = None) -> xr.Dataset:

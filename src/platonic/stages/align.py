@@ -11,7 +11,8 @@ import xarray as xr
 
 from platonic.settings import AnchorSettings, SimilaritySettings
 from platonic.stages.command import command
-from platonic.stages.common import check_same_structures, model_stores, open_structures, valid_mask
+from platonic.stages.common import model_stores, open_structures, valid_mask
+from platonic.store import check_same_structures
 
 log = logging.getLogger("platonic")
 
@@ -34,7 +35,7 @@ def anchors(
     from platonic.anchors import anchor_dataset
     from platonic.store import open_store, write_store
 
-    reference = open_store(embedding)
+    reference = open_store(embedding, kind="embedding")
     pool = anchor_candidates(structures, reference, settings, embeddings)
     n_candidates = int(pool.candidates.sum())
     if settings.n > n_candidates:
@@ -138,9 +139,9 @@ def anchor_candidates(
                 "anchors.candidates 'common' chooses among the atoms every model embedded: give every model's"
                 " embedding store (--embeddings)"
             )
-        stores = model_stores(embeddings)
+        stores = model_stores(embeddings, "embedding")
         stores.setdefault(reference_model, reference)
-        check_same_structures(stores)
+        check_same_structures(*stores.values())
         candidates &= valid_mask(stores)
         candidate_models = list(stores)
     elif embeddings:
@@ -241,12 +242,11 @@ def project(embedding: str, anchors: str, output: str) -> None:
     import xarray as xr
 
     from platonic.projection import anchor_projection
-    from platonic.store import open_store, write_store
+    from platonic.store import check_same_structures, open_store, write_store
 
-    features_store = open_store(embedding)
-    anchor_store = open_store(anchors)
-    if features_store.attrs["structure_set_hash"] != anchor_store.attrs["structure_set_hash"]:
-        raise ValueError(f"{embedding} and {anchors} were computed on different structure sets")
+    features_store = open_store(embedding, kind="embedding")
+    anchor_store = open_store(anchors, kind="anchors")
+    check_same_structures(features_store, anchor_store)
     missing = missing_anchors(features_store, anchor_store)
     if missing:
         shown = ", ".join(missing[:20]) + (f" (+{len(missing) - 20} more)" if len(missing) > 20 else "")

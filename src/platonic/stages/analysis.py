@@ -51,11 +51,12 @@ def transfer(
     from platonic import elements
     from platonic.analysis import transfer as stitching
     from platonic.figures import save_figure, transfer_heatmaps
-    from platonic.store import write_store
+    from platonic.store import check_same_structures, write_store
 
     valid, projected, first, anchor_store = shared_space(anchors, projections)
     structure_store = open_structures(structures, first)
-    raw_stores = model_stores(embeddings)
+    raw_stores = model_stores(embeddings, "embedding")
+    check_same_structures(anchor_store, *raw_stores.values())
     # read from the stores one model at a time (transfer_scores fits on each, then scores on each): out of core
     raw = {m: Rows(s["embedding"], valid) for m, s in raw_stores.items()}
     if list(raw) != list(projected):
@@ -159,7 +160,7 @@ def audit(
     ds.attrs.update(
         structure_set_hash=first.attrs["structure_set_hash"],
         anchor_set_hash=first.attrs["anchor_set_hash"],
-        **atom_counts(anchor_store, valid_mask(model_stores(projections))),
+        **atom_counts(anchor_store, valid_mask(model_stores(projections, "projection"))),
         training_element_counts=sorted(training),
         controls_left_out=sorted(controls),
     )
@@ -212,13 +213,12 @@ def symmetry(table: str, *, flagged_table: str, structures: str, embeddings: lis
     from ase.data import chemical_symbols
 
     from platonic.figures import save_figure, symmetry_breaking_figure
-    from platonic.store import open_store
+    from platonic.store import check_same_structures, open_store
     from platonic.symmetry import symmetry_breaking
 
-    stores = model_stores(embeddings)
+    stores = model_stores(embeddings, "embedding")
     structure_store = open_structures(structures, next(iter(stores.values())))
-    if open_store(anchors).attrs["structure_set_hash"] != structure_store.attrs["structure_set_hash"]:
-        raise ValueError(f"{anchors} was computed on another structure set than {structures}; re-run anchors")
+    check_same_structures(structure_store, open_store(anchors, kind="anchors"))
     valid = valid_mask(stores)  # every copy of an orbit counts here: the atoms every model embedded
     orbit = structure_store["orbit"].values[valid]
     structure = structure_store["structure_index"].values[valid]

@@ -10,7 +10,8 @@ import numpy as np
 
 from platonic.settings import AnchorSensitivitySettings, AnchorSettings, SimilaritySettings
 from platonic.stages.command import Also, Controls, command
-from platonic.stages.common import check_same_structures, model_stores, valid_mask, write_rows
+from platonic.stages.common import model_stores, valid_mask, write_rows
+from platonic.store import check_same_structures
 
 log = logging.getLogger("platonic")
 
@@ -43,8 +44,8 @@ def run(
     from platonic.stages.fan_in import check_controls, open_anchors, row_weights
 
     anchor_store = open_anchors(anchors, similarity)
-    stores = model_stores(embeddings)
-    check_same_structures(stores)
+    stores = model_stores(embeddings, "embedding")
+    check_same_structures(anchor_store, *stores.values())
     check_controls(controls, stores)
     reference_model = selection.reference_model or next(iter(stores))
     if reference_model not in stores:

@@ -8,15 +8,17 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from platonic.store import open_store
+from platonic.store import check_same_structures, open_store
 
 
-def model_stores(paths: list[str]) -> dict[str, xr.Dataset]:
-    """``{model: store}`` of embedding or projection stores, in the order given (the configured model order)."""
+def model_stores(paths: list[str], kind: str) -> dict[str, xr.Dataset]:
+    """``{model: store}`` of the embedding or projection stores (``kind``) at ``paths``, in the order given (the
+    configured model order), checked to come from one structure set."""
     stores = {}
     for path in paths:
-        store = open_store(path)
+        store = open_store(path, kind=kind)
         stores[store.attrs["model"]] = store
+    check_same_structures(*stores.values())
     return stores
 
 
@@ -25,12 +27,6 @@ def same_models(stores: dict[str, xr.Dataset], expected: list[str], what: str) -
     if sorted(stores) != sorted(expected):
         raise ValueError(f"{what} name the models {sorted(stores)}, expected {sorted(expected)}")
     return {model: stores[model] for model in expected}
-
-
-def check_same_structures(stores: dict[str, xr.Dataset]) -> None:
-    hashes = {name: s.attrs["structure_set_hash"] for name, s in stores.items()}
-    if len(set(hashes.values())) != 1:
-        raise ValueError(f"embedding stores come from different structure sets: {hashes}; re-run embed")
 
 
 def valid_mask(stores: dict[str, xr.Dataset]) -> np.ndarray:
@@ -57,8 +53,9 @@ def shared_space(anchors_path: str, projection_paths: list[str]) -> tuple[np.nda
     """The atoms compared (``compared_mask``: the anchor store's ``compared`` atoms every one of these models
     embedded), ``{model: coordinates (n, K)}``, the first projection store (for its per-atom coordinates) and the
     anchor store, checked to share one anchor set."""
-    anchors = open_store(anchors_path)
-    stores = model_stores(projection_paths)
+    anchors = open_store(anchors_path, kind="anchors")
+    stores = model_stores(projection_paths, "projection")
+    check_same_structures(anchors, *stores.values())
     for model, store in stores.items():
         if store.attrs.get("anchor_set_hash") != anchors.attrs["anchor_set_hash"]:
             raise ValueError(
@@ -95,11 +92,8 @@ class Rows:
 
 def open_structures(path: str, store: xr.Dataset) -> xr.Dataset:
     """The structure store at ``path``, checked to be the structure set ``store`` (a model's store) was made from."""
-    structures = open_store(path)
-    if structures.attrs["structure_set_hash"] != store.attrs["structure_set_hash"]:
-        raise ValueError(
-            f"{path} is not the structure set the {store.attrs.get('kind', 'model')} stores were computed on"
-        )
+    structures = open_store(path, kind="structures")
+    check_same_structures(structures, store)
     return structures
 
 

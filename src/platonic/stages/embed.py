@@ -57,8 +57,8 @@ def run(structures: str, output: str, *, model: Model, spec: ModelSpec, settings
     from platonic.store import dataset_to_atoms, open_store, write_store
 
     torch.set_num_threads(settings.threads)
+    structure_store = open_store(structures, kind="structures")  # a wrong path fails before the model loads
     model_adapter = adapter(model, spec, settings)
-    structure_store = open_store(structures)
     atoms, _ = dataset_to_atoms(structure_store)
     provenance = model_adapter.provenance()
     target = Path(output)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import xarray as xr
@@ -85,6 +86,7 @@ def compare_pair(
     # some 0.15 GB per space, and its features 0.3 GB
     loaded, stored = [], []
     for name, path in zip(names, summaries, strict=True):
+        result_attributes(path, "model summary", anchor_store)
         summary, attrs = result_store.load(path, comparison.resampling, keys=("atoms",))
         if attrs.get("model") != name:
             raise ValueError(f"{path} summarises {attrs.get('model')!r}, not {name!r}")
@@ -138,6 +140,8 @@ def gather(
     anchor_store = open_anchors(anchors, settings)
     results, dimensions, families, models = {}, {}, {}, []
     valid = None
+    for path in [*summaries, *pairs]:  # every input checked before the first is read
+        result_attributes(path, "pair result" if path in pairs else "model summary", anchor_store)
     for path in summaries:
         value, attrs = result_store.load(path, keys=("valid", "dimension", "self"))
         _check(path, attrs, anchor_store, settings)
@@ -171,7 +175,7 @@ def open_anchors(path: str, settings: SimilaritySettings) -> xr.Dataset:
     """The anchor store at ``path``, checked to compare the atoms ``settings.atoms`` says."""
     from platonic.store import open_store
 
-    anchor_store = open_store(path, dask=False)
+    anchor_store = open_store(path, dask=False, kind="anchors")
     if anchor_store.attrs.get("atoms") != settings.atoms:
         raise ValueError(
             f"{path} compares {anchor_store.attrs.get('atoms')!r} atoms, similarity.atoms is {settings.atoms!r};"
@@ -180,16 +184,36 @@ def open_anchors(path: str, settings: SimilaritySettings) -> xr.Dataset:
     return anchor_store
 
 
-def _model_stores(embedding: str, projection: str, anchor_store: xr.Dataset) -> tuple[xr.Dataset, xr.Dataset]:
-    from platonic.store import open_store
+def result_attributes(path: str, kind: str, anchor_store: xr.Dataset) -> dict:
+    """The attributes of the result store ``path`` (`platonic.compare.result_store`), checked to exist, to be a
+    ``kind`` ("model summary" or "pair result") and to come from the structure set of ``anchor_store``."""
+    from platonic.compare import result_store
+    from platonic.store import KINDS, StoreError, check_kind, check_same_structures
 
-    raw, projected = open_store(embedding, dask=False), open_store(projection, dask=False)
+    if not Path(path).exists():
+        raise StoreError(f"store {path} does not exist; give the store that `platonic {KINDS[kind][1]}` writes", path)
+    try:
+        attrs = result_store.attributes(path)
+    except (OSError, ValueError, KeyError) as err:
+        raise StoreError(f"{path} is not a store of platonic ({type(err).__name__}: {err})", path) from err
+    check_kind({"kind": attrs.get("kind", "another kind")}, path, kind)
+    if attrs.get("structure_set_hash") != anchor_store.attrs.get("structure_set_hash"):
+        summary = xr.Dataset(attrs={"structure_set_hash": attrs.get("structure_set_hash")})
+        summary.encoding["source"] = path
+        check_same_structures(anchor_store, summary)
+    return attrs
+
+
+def _model_stores(embedding: str, projection: str, anchor_store: xr.Dataset) -> tuple[xr.Dataset, xr.Dataset]:
+    from platonic.store import check_same_structures, open_store
+
+    raw = open_store(embedding, dask=False, kind="embedding")
+    projected = open_store(projection, dask=False, kind="projection")
+    check_same_structures(anchor_store, raw, projected)
     if raw.attrs["model"] != projected.attrs["model"]:
         raise ValueError(f"{embedding} embeds {raw.attrs['model']}, {projection} projects {projected.attrs['model']}")
     if projected.attrs.get("anchor_set_hash") != anchor_store.attrs["anchor_set_hash"]:
         raise ValueError(f"{projection} was projected on other anchors; re-run project for {raw.attrs['model']}")
-    if raw.attrs["structure_set_hash"] != anchor_store.attrs["structure_set_hash"]:
-        raise ValueError(f"{embedding} was embedded from another structure set than the anchors; re-run embed")
     return raw, projected
 
 

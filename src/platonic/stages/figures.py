@@ -31,7 +31,7 @@ def heatmaps(
     from platonic.figures import save_figure, similarity_heatmaps
     from platonic.store import open_store
 
-    ds = open_store(similarity).load()
+    ds = open_store(similarity, kind="similarity").load()
     metrics = [str(m) for m in ds.metric.values]
     if metric is not None and metric not in metrics:
         raise ValueError(f"metric {metric!r} is not in {similarity} (it has {metrics})")
@@ -61,11 +61,15 @@ def overview(
     data."""
     from platonic import atom_maps, elements, figures
     from platonic.compare import model_space
-    from platonic.store import open_store
+    from platonic.store import check_same_structures, open_store
 
-    ds = open_store(similarity).load()
+    ds = open_store(similarity, kind="similarity").load()
     models = [str(m) for m in ds.model_a.values]
-    anchor_store = open_store(anchors) if anchors else None
+    anchor_store = open_store(anchors, kind="anchors") if anchors else None
+    kinds = {"embedding": embeddings, "projection": projections}
+    given = {what: model_stores(paths, what) for what, paths in kinds.items()}  # opened (lazily) to be checked
+    others = [s for stores in given.values() for s in stores.values()]
+    check_same_structures(ds, *([anchor_store] if anchor_store is not None else []), *others)
 
     def kept(stores: dict) -> np.ndarray:  # the anchor store's compared atoms these models embedded
         return valid_mask(stores) if anchor_store is None else compared_mask(anchor_store, stores)
@@ -78,7 +82,7 @@ def overview(
     def by_model(paths, what: str) -> dict:
         if not paths:
             raise ValueError(f"the {figure} figure needs the {what} stores")
-        return same_models(model_stores(paths), models, what)
+        return same_models(given[what], models, what)
 
     if figure == "agreement":
         from platonic.compare.agreement import all_space_pairs
@@ -139,13 +143,17 @@ def provenance(
     import json
 
     from platonic.report import provenance_html
-    from platonic.store import open_store
+    from platonic.store import check_same_structures, open_store
 
+    stores = list(model_stores(embeddings, "embedding").values())
+    structure_store, anchor_store = open_store(structures, kind="structures"), open_store(anchors, kind="anchors")
+    similarity_store = open_store(similarity, kind="similarity")
+    check_same_structures(structure_store, anchor_store, similarity_store, *stores)
     page = provenance_html(
-        list(model_stores(embeddings).values()),
-        open_store(structures),
-        open_store(anchors),
-        open_store(similarity),
+        stores,
+        structure_store,
+        anchor_store,
+        similarity_store,
         json.loads(Path(parameters).read_text()) if parameters else {},
     )
     Path(output).parent.mkdir(parents=True, exist_ok=True)

@@ -32,14 +32,16 @@ def run(table: str, *, figure: str, structures: str, embeddings: list[str], proj
     from platonic.figures import protocol_ladder, save_figure
     from platonic.stages.fan_in import check_controls, row_weights, structure_numbers
     from platonic.stages.similarity import by_space
-    from platonic.store import open_store
+    from platonic.store import check_same_structures, open_store
 
-    anchor_store = open_store(anchors, dask=False)
-    raw_stores, projection_stores = model_stores(embeddings), model_stores(projections)
+    anchor_store = open_store(anchors, dask=False, kind="anchors")
+    raw_stores, projection_stores = model_stores(embeddings, "embedding"), model_stores(projections, "projection")
+    structure_store = open_store(structures, kind="structures")
+    check_same_structures(structure_store, anchor_store, *raw_stores.values(), *projection_stores.values())
     if list(raw_stores) != list(projection_stores):
         raise ValueError(f"embeddings {list(raw_stores)} and projections {list(projection_stores)} name other models")
     check_controls(controls, raw_stores)
-    orbit = open_store(structures)["orbit"].values
+    orbit = structure_store["orbit"].values
     first = next(iter(raw_stores.values()))
     families = np.array([str(s.attrs.get("model_family", "")) for s in raw_stores.values()])
     control = np.array([m in controls for m in raw_stores], dtype=bool)

@@ -33,15 +33,14 @@ def run(
     from platonic.projection import anchor_projection
     from platonic.spaces import model_spaces
     from platonic.stages.fan_in import open_anchors, row_weights, structure_numbers
-    from platonic.store import open_store, write_store
+    from platonic.store import check_same_structures, open_store, write_store
 
     anchor_store = open_anchors(anchors, settings)
     stores = {}
     for path in embeddings:
-        store = open_store(path, dask=False)
+        store = open_store(path, dask=False, kind="embedding")
         model = store.attrs["model"]
-        if store.attrs["structure_set_hash"] != anchor_store.attrs["structure_set_hash"]:
-            raise ValueError(f"{path} was embedded from another structure set than the anchors; re-run embed")
+        check_same_structures(anchor_store, store)
         if not store_layers(store):
             raise ValueError(
                 f"{path} ({model}) holds one layer; give models.{model}.layers (all or a list) to compare its layers"

@@ -10,6 +10,7 @@ import numpy as np
 from platonic.settings import DaskSettings, SimilaritySettings
 from platonic.stages.command import Also, Controls, Metadata, command
 from platonic.stages.common import compared_mask, model_stores, valid_mask, write_rows
+from platonic.store import check_same_structures
 
 log = logging.getLogger("platonic")
 
@@ -36,10 +37,11 @@ def run(
     from platonic.stages.fan_in import check_controls, finish, open_anchors, row_weights, structure_numbers
 
     anchor_store = open_anchors(anchors, settings)
-    stores = model_stores(embeddings)
+    stores = model_stores(embeddings, "embedding")
+    projection_stores = model_stores(projections, "projection")
+    check_same_structures(anchor_store, *stores.values(), *projection_stores.values())
     valid = compared_mask(anchor_store, stores)
     check_controls(controls, stores)
-    projection_stores = model_stores(projections)
     if list(stores) != list(projection_stores):
         raise ValueError(f"embeddings {list(stores)} and projections {list(projection_stores)} name different models")
     spaces = by_space(stores, projection_stores, valid)
@@ -90,7 +92,7 @@ def headline(similarity: str, table: str, text: str) -> None:
     from platonic.compare.headline import COLUMNS, headline_rows, headline_text
     from platonic.store import open_store
 
-    ds = open_store(similarity).load()
+    ds = open_store(similarity, kind="similarity").load()
     rows = headline_rows(ds)
     write_rows(table, rows, COLUMNS)
     Path(text).write_text(headline_text(rows, ds))
@@ -109,7 +111,7 @@ def lineage(similarity: str, table: str, *, figure: str, metadata: Metadata, als
     from platonic.figures import training_vs_architecture as draw
     from platonic.store import open_store
 
-    ds = open_store(similarity).load()
+    ds = open_store(similarity, kind="similarity").load()
     known = read_metadata(metadata)
     rows = lineage_rows(ds, known)
     write_rows(table, rows, COLUMNS)
@@ -145,8 +147,11 @@ def atom_modes(table: str, *, structures: str, embeddings: list[str], projection
     from platonic.compare.similarity import pairwise_similarity
     from platonic.store import open_store
 
-    orbit = open_store(structures)["orbit"].values
-    raw_stores, projection_stores = model_stores(embeddings), model_stores(projections)
+    structure_store = open_store(structures, kind="structures")
+    raw_stores, projection_stores = model_stores(embeddings, "embedding"), model_stores(projections, "projection")
+    anchor_store = open_store(anchors, dask=False, kind="anchors")
+    check_same_structures(structure_store, anchor_store, *raw_stores.values(), *projection_stores.values())
+    orbit = structure_store["orbit"].values
     valid = valid_mask(raw_stores)  # the atoms every compared model embedded; each mode keeps some of them
     first = next(iter(raw_stores.values()))
     rows = []
