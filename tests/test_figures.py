@@ -1,4 +1,5 @@
 import matplotlib.image
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import xarray as xr
@@ -66,7 +67,9 @@ def test_only_metrics_whose_registry_names_a_k_setting_state_k():
         ds = _similarity(["m1", "m2", "m3"]).assign_coords(metric=["linear_cka", metric])
         if metric == "linear_cka":
             ds = _similarity(["m1", "m2", "m3"])
-        assert ("k = 10" in similarity_heatmaps(ds, metric)._suptitle.get_text()) is stated
+        fig = similarity_heatmaps(ds, metric)
+        assert ("k = 10" in fig._suptitle.get_text()) is stated
+        plt.close(fig)
 
 
 def _uncertain(ds, control, seed=0):
