@@ -87,6 +87,9 @@ class Adapter(ABC):
     Such a family keeps its ``torch.nn.Module`` in ``self.model``; provenance then adds ``weights``,
     ``weights_seed`` and ``weights_sha256`` (of the random state dict actually used), while
     ``checkpoint_sha256`` stays that of the file the architecture was read from.
+
+    A potential (``predicts``) also gives, from the forward pass of its features, its energy per atom, forces and
+    stress (`embed_predict`, a `Prediction` per structure): families implement `_embed_predict_batch`.
     """
 
     family: str = ""
@@ -466,6 +469,11 @@ class Family:
     @property
     def package(self) -> str:
         return self.adapter.package
+
+    @property
+    def predicts(self) -> bool:
+        """Whether the family's models predict energy, forces and stress beside their features (`Adapter.predicts`)."""
+        return self.adapter.predicts
 
     @property
     def target(self) -> str:
