@@ -177,3 +177,6 @@ def test_only_trained_potentials_predict_and_only_when_asked():
     assert not predicts(ElementAdapter(), model, on)
     with pytest.raises(Exception, match="predict no energy"):
         ElementAdapter().embed_predict([_cubic("LiF")])
+    from platonic.models import FAMILIES
+
+    assert FAMILIES["chgnet"].predicts and not FAMILIES["element"].predicts and not FAMILIES["soap"].predicts
