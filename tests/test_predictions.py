@@ -180,3 +180,35 @@ def test_only_trained_potentials_predict_and_only_when_asked():
     from platonic.models import FAMILIES
 
     assert FAMILIES["chgnet"].predicts and not FAMILIES["element"].predicts and not FAMILIES["soap"].predicts
+
+
+def test_the_embed_stage_stores_predictions_of_a_potential_and_none_of_a_control(tmp_path, few_structures):
+    """Through `platonic.stages.embed.run` in shards of two: CHGNet 0.3.0's store holds predictions and the same
+    embedding as with embed.predictions false; its untrained control's store holds none."""
+    import xarray as xr
+
+    from platonic.stages import embed as embed_stage
+    from platonic.store import write_store
+    from platonic.structures import StructureSet
+
+    if importlib.util.find_spec("chgnet") is None:
+        pytest.skip("chgnet is an optional model package; install platonic[chgnet]")
+    structures = StructureSet(atoms=few_structures.atoms[:3], ids=few_structures.ids[:3])
+    write_store(structures_to_dataset(structures), tmp_path / "structures.zarr")
+
+    def embed(name, predictions, **entry):
+        settings = EmbedSettings.from_mapping(
+            {"device": "cpu", "batch_size": 2, "shard_size": 2, "threads": 1, "predictions": predictions}
+        )
+        spec = ModelSpec.from_mapping({"family": "chgnet", "checkpoint": "0.3.0", **entry})
+        embed_stage.run(str(tmp_path / "structures.zarr"), str(tmp_path / f"{name}.zarr"), name, spec, settings,
+                        progress=False)  # fmt: skip
+        return xr.open_zarr(tmp_path / f"{name}.zarr", consolidated=False)
+
+    on, off = embed("on", True), embed("off", False)
+    control = embed("untrained", True, options={"weights": "random"}, control=True)
+    assert on.attrs["predictions"] == "energy_per_atom forces stress" and on.sizes["structure"] == 3
+    np.testing.assert_array_equal(on["embedding"].values, off["embedding"].values)
+    assert np.isfinite(on["forces"].values).all() and on["forces"].shape == (on.sizes["atom"], 3)
+    for ds in (off, control):
+        assert "predictions" not in ds.attrs and not set(PREDICTIONS) & set(ds.variables)
