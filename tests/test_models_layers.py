@@ -152,7 +152,8 @@ def test_the_embed_stage_writes_a_layer_store_readable_as_a_single_layer_one(tmp
 
     structures = StructureSet(atoms=few_structures.atoms[:3], ids=few_structures.ids[:3])
     write_store(structures_to_dataset(structures), tmp_path / "structures.zarr")
-    settings = EmbedSettings.from_mapping({"device": "cpu", "batch_size": 2, "threads": 1})
+    # without predictions: the store of features alone, as it was before they existed
+    settings = EmbedSettings.from_mapping({"device": "cpu", "batch_size": 2, "threads": 1, "predictions": False})
 
     def embed(name, **entry):
         spec = ModelSpec.from_mapping({"family": "chgnet", "checkpoint": "0.3.0", **entry})

@@ -262,3 +262,27 @@ def test_default_cache_is_maces_own(tmp_path, monkeypatch):
     monkeypatch.setitem(foundations_models.mace_mp_urls, "small", "http://127.0.0.1:9/small.model")
     with pytest.raises(ModelError, match=rf"'small' is not in {tmp_path}/mace and downloading"):
         MACEAdapter(checkpoint="small", device="cpu").load()
+
+
+def test_predictions_equal_mace_calculator_and_leave_the_features_alone(checkpoint, few_structures):
+    """Energy per atom, forces and stress from the features' own pass (a batch of four) equal MACECalculator's (one
+    structure at a time), both in float64, to 1e-5 relative / 1e-5 eV/A / 1e-6 eV/A^3 (the float32 tolerance of the
+    other families, generous here); the features equal those without predictions bit for bit."""
+    from mace.calculators import MACECalculator
+
+    from platonic.embedding import embed_structures
+
+    structures = few_structures.atoms[:4]
+    adapter = MACEAdapter(checkpoint=str(checkpoint), device="cpu", batch_size=4, dtype="float64")
+    features, valid, _ = embed_structures(adapter, structures, progress=False, predict=True)
+    np.testing.assert_array_equal(features["embedding"], embed_structures(adapter, structures, progress=False)[0])
+    assert valid.all()
+    calculator = MACECalculator(model_paths=str(checkpoint), device="cpu", default_dtype="float64")
+    forces = np.split(features["forces"], np.cumsum([len(atoms) for atoms in structures])[:-1])
+    predicted = zip(structures, features["energy_per_atom"], forces, features["stress"], strict=True)
+    for atoms, energy, force, stress in predicted:
+        atoms = atoms.copy()
+        atoms.calc = calculator
+        np.testing.assert_allclose(energy, atoms.get_potential_energy() / len(atoms), rtol=1e-5)
+        np.testing.assert_allclose(force, atoms.get_forces(), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(stress, atoms.get_stress(voigt=True), rtol=1e-5, atol=1e-6)

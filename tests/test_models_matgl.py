@@ -240,3 +240,28 @@ def test_bad_checkpoints_and_structures_fail_clearly(model_dirs, tmp_path, few_s
     slab.pbc = [True, True, False]
     with pytest.raises(ModelError, match="not partially periodic"):
         adapter.embed([slab])
+
+
+def test_predictions_equal_matgl_calculator_and_leave_the_features_alone(case, model_dirs, few_structures):
+    """Energy per atom, forces and stress from the features' own pass (a batch of four) equal matgl's PESCalculator
+    in eV/A^3 (one structure at a time), to float32 rounding of sums ordered differently over the batch (relative
+    1e-5, and 1e-5 eV/A or 1e-6 eV/A^3 absolute); the features equal those without predictions bit for bit."""
+    import matgl
+    from matgl.ext.ase import PESCalculator
+
+    from platonic.embedding import embed_structures
+
+    architecture, adapter = case
+    structures = few_structures.atoms[:4]
+    features, valid, _ = embed_structures(adapter, structures, progress=False, predict=True)
+    np.testing.assert_array_equal(features["embedding"], embed_structures(adapter, structures, progress=False)[0])
+    assert valid.all()
+    calculator = PESCalculator(matgl.load_model(model_dirs / architecture), stress_unit="eV/A3")
+    forces = np.split(features["forces"], np.cumsum([len(atoms) for atoms in structures])[:-1])
+    predicted = zip(structures, features["energy_per_atom"], forces, features["stress"], strict=True)
+    for atoms, energy, force, stress in predicted:
+        atoms = atoms.copy()
+        atoms.calc = calculator
+        np.testing.assert_allclose(energy, atoms.get_potential_energy() / len(atoms), rtol=1e-5)
+        np.testing.assert_allclose(force, atoms.get_forces(), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(stress, atoms.get_stress(voigt=True), rtol=1e-5, atol=1e-6)

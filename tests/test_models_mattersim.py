@@ -213,3 +213,27 @@ def test_bad_checkpoints_and_elements_fail_clearly(adapter, checkpoint, tmp_path
     assert adapter.unsupported(americium) == [95]
     with pytest.raises(ModelError, match=r"no embedding for atomic numbers \[95\]"):
         adapter.embed([americium])
+
+
+def test_predictions_equal_mattersim_calculator_and_leave_the_features_alone(adapter, checkpoint, few_structures):
+    """Energy per atom, forces and stress from the features' own pass (a batch of four) equal MatterSimCalculator's
+    (one structure at a time, stress in eV/A^3), to float32 rounding of sums ordered differently over the batch
+    (relative 1e-5, and 1e-5 eV/A or 1e-6 eV/A^3 absolute); the features equal those without predictions bit for
+    bit."""
+    from mattersim.forcefield.potential import MatterSimCalculator, Potential
+
+    from platonic.embedding import embed_structures
+
+    structures = few_structures.atoms[:4]
+    features, valid, _ = embed_structures(adapter, structures, progress=False, predict=True)
+    np.testing.assert_array_equal(features["embedding"], embed_structures(adapter, structures, progress=False)[0])
+    assert valid.all()
+    calculator = MatterSimCalculator(Potential.from_checkpoint(str(checkpoint), device="cpu"), device="cpu")
+    forces = np.split(features["forces"], np.cumsum([len(atoms) for atoms in structures])[:-1])
+    predicted = zip(structures, features["energy_per_atom"], forces, features["stress"], strict=True)
+    for atoms, energy, force, stress in predicted:
+        atoms = atoms.copy()
+        atoms.calc = calculator
+        np.testing.assert_allclose(energy, atoms.get_potential_energy() / len(atoms), rtol=1e-5)
+        np.testing.assert_allclose(force, atoms.get_forces(), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(stress, atoms.get_stress(voigt=True), rtol=1e-5, atol=1e-6)

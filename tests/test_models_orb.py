@@ -375,3 +375,31 @@ def test_bad_requests_fail_clearly(adapter, checkpoints, few_structures, tmp_pat
     tagged = few_structures.atoms[0].copy()
     tagged.info["charge"] = 2
     np.testing.assert_array_equal(adapter.embed([tagged])[0], adapter.embed([few_structures.atoms[0]])[0])
+
+
+@pytest.mark.parametrize("kind", ["direct", "conservative"])
+def test_predictions_equal_orb_calculator_and_leave_the_features_alone(kind, checkpoints, few_structures):
+    """Energy per atom, forces and stress from the features' own pass (a batch of four) equal ORBCalculator's (one
+    structure at a time; gradient forces and stress for the conservative model, the direct heads' otherwise), to
+    float32 rounding of sums ordered differently over the batch (relative 1e-5, and 1e-5 eV/A or 1e-6 eV/A^3
+    absolute); the features equal those without predictions bit for bit."""
+    from orb_models.forcefield.calculator import ORBCalculator
+
+    from platonic.embedding import embed_structures
+
+    structures = few_structures.atoms[:4]
+    adapter = small(kind, checkpoints[kind])
+    features, valid, _ = embed_structures(adapter, structures, progress=False, predict=True)
+    np.testing.assert_array_equal(features["embedding"], embed_structures(adapter, structures, progress=False)[0])
+    assert valid.all()
+    calculator = ORBCalculator(
+        build(kind), system_config=SystemConfig(radius=6.0, max_num_neighbors=120), max_num_neighbors=120, device="cpu"
+    )
+    forces = np.split(features["forces"], np.cumsum([len(atoms) for atoms in structures])[:-1])
+    predicted = zip(structures, features["energy_per_atom"], forces, features["stress"], strict=True)
+    for atoms, energy, force, stress in predicted:
+        atoms = atoms.copy()
+        atoms.calc = calculator
+        np.testing.assert_allclose(energy, atoms.get_potential_energy() / len(atoms), rtol=1e-5)
+        np.testing.assert_allclose(force, atoms.get_forces(), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(stress, atoms.get_stress(voigt=True), rtol=1e-5, atol=1e-6)

@@ -163,6 +163,7 @@ class EmbedSettings(Settings):
     dtype: str
     cache_dir: str | None
     threads: int
+    predictions: bool
 
 
 @config_section("anchors")

@@ -20,6 +20,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 import ase
+import ase.units
 import numpy as np
 import yaml
 
@@ -31,6 +32,31 @@ WEIGHTS = ("pretrained", "random")
 
 class ModelError(RuntimeError):
     """A model that cannot be loaded or run, with what to do about it."""
+
+
+@dataclass(frozen=True, eq=False)
+class Prediction:
+    """What a potential predicts for one structure, from the forward pass its features come from, in ASE's units and
+    conventions: ``energy_per_atom`` (eV/atom), ``forces`` ``(n_atoms, 3)`` (eV/Angstrom) and ``stress`` ``(6,)`` in
+    Voigt order xx, yy, zz, yz, xz, xy (eV/Angstrom^3, the sign of ``ase.Atoms.get_stress``: positive under tension)."""
+
+    energy_per_atom: float
+    forces: np.ndarray
+    stress: np.ndarray
+
+
+# 1 GPa in eV/Angstrom^3 (about 1/160.21766): the factor from the GPa that CHGNet and DIEP report their stress in,
+# as their own ASE calculators apply it
+GPA = ase.units.GPa
+
+
+def voigt_stress(tensors, scale: float = 1.0) -> list[np.ndarray]:
+    """``(B, 3, 3)`` or ``(3B, 3)`` stress tensors (a torch tensor or array) -> one ``(6,)`` Voigt vector per
+    structure (ASE's ``full_3x3_to_voigt_6_stress``: xx, yy, zz, yz, xz, xy, the symmetric part), times ``scale``."""
+    from ase.stress import full_3x3_to_voigt_6_stress
+
+    array = np.asarray(tensors.detach().cpu().numpy() if hasattr(tensors, "detach") else tensors, dtype=np.float64)
+    return [full_3x3_to_voigt_6_stress(full) * scale for full in array.reshape(-1, 3, 3)]
 
 
 @dataclass(frozen=True)
@@ -61,6 +87,9 @@ class Adapter(ABC):
     Such a family keeps its ``torch.nn.Module`` in ``self.model``; provenance then adds ``weights``,
     ``weights_seed`` and ``weights_sha256`` (of the random state dict actually used), while
     ``checkpoint_sha256`` stays that of the file the architecture was read from.
+
+    A potential (``predicts``) also gives, from the forward pass of its features, its energy per atom, forces and
+    stress (`embed_predict`, a `Prediction` per structure): families implement `_embed_predict_batch`.
     """
 
     family: str = ""
@@ -71,6 +100,7 @@ class Adapter(ABC):
     checkpoint_names: tuple[str, ...] | None = None
     dtypes: tuple[str, ...] = ("float32",)  # forward-pass precisions the family supports
     supports_random_weights: bool = False  # can build its architecture with seeded random weights
+    predicts: bool = False  # a potential: `embed_predict` gives its energy, forces and stress with the features
 
     def __init__(
         self,
@@ -229,6 +259,54 @@ class Adapter(ABC):
 
         counts = [len(atoms) for atoms in structures]
         return [x.cpu().numpy() for x in torch.split(self._forward(structures, [index])[index], counts)]
+
+    def _embed_predict_batch(
+        self, structures: list[ase.Atoms], names: list[str]
+    ) -> list[tuple[dict[str, np.ndarray], Prediction]]:
+        """One forward pass with the model's own energy, forces and stress: per structure, ``{name: (n_atoms_i,
+        n_features_name)}`` for each layer in ``names`` and the default features (key `layer_name`), and its
+        `Prediction`. Families with ``predicts`` implement it (hooked ones through `_forward_predict`)."""
+        raise ModelError(f"{self.family} models predict no energy, forces or stress; set embed.predictions: false")
+
+    def _forward_predict(self, structures: list[ase.Atoms], indices: list[int]) -> tuple[dict, list[Prediction]]:
+        """`_forward` with the model's energy, forces and stress from the same pass (gradients on): the captured
+        layers and one `Prediction` per structure."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement _forward_predict")
+
+    def _hooked_predict(self, structures: list[ase.Atoms], names: list[str], default: int) -> list[tuple]:
+        """`_embed_predict_batch` of a hooked family: `_hooked_layers` read from `_forward_predict`'s pass."""
+        import torch
+
+        layer_names = self._layer_names()
+        indices = sorted({layer_names.index(name) for name in names} | {default})
+        captured, predictions = self._forward_predict(structures, indices)
+        counts = [len(atoms) for atoms in structures]
+        split = {layer_names[k]: torch.split(captured[k], counts) for k in indices}
+        features = [{name: rows[i].cpu().numpy() for name, rows in split.items()} for i in range(len(structures))]
+        return list(zip(features, predictions, strict=True))
+
+    def embed_predict(self, structures: list[ase.Atoms]) -> list[tuple[dict[str, np.ndarray], Prediction]]:
+        """Features and predictions from one forward pass per batch: per structure, layer name -> ``(n_atoms_i,
+        n_features)`` array of ``dtype`` (`layer_name`, and with ``layers`` each of `selected_layers`) and its
+        `Prediction` (float64). The features equal those of `embed` and `embed_layers` bit for bit."""
+        self.load()
+        if not self.predicts:
+            raise ModelError(f"{self.family} models predict no energy, forces or stress; set embed.predictions: false")
+        names = [name for _, name in self._selected] if self.layers is not None else []
+        out: list[tuple[dict[str, np.ndarray], Prediction]] = []
+        for start in range(0, len(structures), self.batch_size):
+            out.extend(self._embed_predict_batch(structures[start : start + self.batch_size], names))
+        return [
+            (
+                {name: np.asarray(x, dtype=self.dtype) for name, x in features.items()},
+                Prediction(
+                    float(prediction.energy_per_atom),
+                    np.asarray(prediction.forces, dtype=np.float64).reshape(-1, 3),
+                    np.asarray(prediction.stress, dtype=np.float64).reshape(6),
+                ),
+            )
+            for features, prediction in out
+        ]
 
     def embed(self, structures: list[ase.Atoms]) -> list[np.ndarray]:
         """Embed structures in batches of ``batch_size``; one ``(n_atoms_i, n_features)`` array of
@@ -402,6 +480,11 @@ class Family:
     @property
     def package(self) -> str:
         return self.adapter.package
+
+    @property
+    def predicts(self) -> bool:
+        """Whether the family's models predict energy, forces and stress beside their features (`Adapter.predicts`)."""
+        return self.adapter.predicts
 
     @property
     def target(self) -> str:

@@ -8,7 +8,18 @@ from typing import TYPE_CHECKING
 import ase
 import numpy as np
 
-from platonic.models.base import CONTROL, Adapter, Family, Loaded, ModelError, layer_outputs, random_weights
+from platonic.models.base import (
+    CONTROL,
+    GPA,
+    Adapter,
+    Family,
+    Loaded,
+    ModelError,
+    Prediction,
+    layer_outputs,
+    random_weights,
+    voigt_stress,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -28,6 +39,7 @@ class CHGNetAdapter(Adapter):
     default_checkpoint = "0.3.0"
     checkpoint_names = tuple(sorted(PACKAGED))
     supports_random_weights = True
+    predicts = True
 
     def _load(self) -> Loaded:
         from chgnet.model import CHGNet
@@ -66,9 +78,29 @@ class CHGNetAdapter(Adapter):
     def _embed_batch_layers(self, structures: list[ase.Atoms], names: list[str]) -> list[dict[str, np.ndarray]]:
         return self._hooked_layers(structures, names, self._layer_index)
 
+    def _embed_predict_batch(self, structures: list[ase.Atoms], names: list[str]) -> list[tuple]:
+        return self._hooked_predict(structures, names, self._layer_index)
+
     def _forward(self, structures: list[ase.Atoms], indices: list[int]) -> dict[int, torch.Tensor]:
         """One forward pass of the batch; the ``(n_atoms, 64)`` output of each atom-convolution layer in
         ``indices``, read by forward hooks."""
+        return self._run(structures, indices, task="e")[0]
+
+    def _forward_predict(self, structures: list[ase.Atoms], indices: list[int]) -> tuple[dict, list[Prediction]]:
+        """The same pass with CHGNet's task ``efs``, as its ``CHGNetCalculator`` runs it: ``e`` in eV/atom, ``f`` in
+        eV/A and ``s`` (a 3x3 tensor per structure) in GPa, converted to eV/A^3 with the calculator's factor."""
+        import torch
+
+        captured, prediction = self._run(structures, indices, task="efs")
+        stresses = voigt_stress(torch.stack(list(prediction["s"])), GPA)
+        return captured, [
+            Prediction(float(energy), forces.detach().cpu().numpy(), stress)
+            for energy, forces, stress in zip(prediction["e"].detach().cpu(), prediction["f"], stresses, strict=True)
+        ]
+
+    def _run(self, structures: list[ase.Atoms], indices: list[int], task: str) -> tuple[dict, dict]:
+        """CHGNet's forward pass of the batch with ``task``, gradients on only where it differentiates (forces,
+        stress); the layers ``indices`` read by forward hooks, and CHGNet's prediction."""
         import torch
         from pymatgen.io.ase import AseAtomsAdaptor
 
@@ -76,9 +108,9 @@ class CHGNetAdapter(Adapter):
             self.model.graph_converter(AseAtomsAdaptor.get_structure(atoms)).to(self.device) for atoms in structures
         ]
         modules = {k: self.model.atom_conv_layers[k] for k in indices}
-        with layer_outputs(modules) as captured, torch.no_grad():
-            self.model(graphs, task="e")
-        return captured
+        with layer_outputs(modules) as captured, torch.set_grad_enabled(task != "e"):
+            prediction = self.model(graphs, task=task)
+        return captured, prediction
 
 
 # Named models (`platonic models`; the README's table of named models is generated from them): how to load each and

@@ -16,7 +16,7 @@ import ase
 import numpy as np
 from ase.data import atomic_numbers
 
-from platonic.models.base import Adapter, Family, Loaded, ModelError, layer_outputs
+from platonic.models.base import GPA, Adapter, Family, Loaded, ModelError, Prediction, layer_outputs, voigt_stress
 
 if TYPE_CHECKING:
     import torch
@@ -37,6 +37,7 @@ class DIEPAdapter(Adapter):
     checkpoint_names = ("diep_fold1",)  # or a model directory
     # float32 only: diep casts its DIEP integrals to a module-global dtype, settable only for the whole process
     dtypes = ("float32",)
+    predicts = True
 
     def _load(self) -> Loaded:
         from diep.ext.ase import Atoms2Graph
@@ -82,8 +83,31 @@ class DIEPAdapter(Adapter):
     def _embed_batch_layers(self, structures: list[ase.Atoms], names: list[str]) -> list[dict[str, np.ndarray]]:
         return self._hooked_layers(structures, names, self._block)
 
+    def _embed_predict_batch(self, structures: list[ase.Atoms], names: list[str]) -> list[tuple]:
+        return self._hooked_predict(structures, names, self._block)
+
     def _forward(self, structures: list[ase.Atoms], blocks: list[int]) -> dict[int, torch.Tensor]:
         """One forward pass of the batch; the node features after each graph block in ``blocks``, read by hooks."""
+        return self._run(structures, blocks, predict=False)[0]
+
+    def _forward_predict(self, structures: list[ase.Atoms], blocks: list[int]) -> tuple[dict, list[Prediction]]:
+        """The same pass with diep's ``Potential`` differentiating its energy, as ``diep.pretrained.make_calculator``
+        runs it: total energy (eV), forces (eV/A) and the stress in GPa, converted to eV/A^3 with the calculator's
+        factor (ASE's sign already)."""
+        import torch
+
+        captured, (energies, forces, stresses) = self._run(structures, blocks, predict=True)
+        counts = [len(atoms) for atoms in structures]
+        energies = energies.detach().cpu().double().reshape(-1)
+        forces = torch.split(forces.detach().cpu().double(), counts)
+        stresses = voigt_stress(stresses, GPA)
+        return captured, [
+            Prediction(float(energies[i]) / counts[i], forces[i].numpy(), stresses[i]) for i in range(len(counts))
+        ]
+
+    def _run(self, structures: list[ase.Atoms], blocks: list[int], predict: bool) -> tuple[dict, tuple]:
+        """diep's ``Potential`` on the batch, its derivatives (forces, stress) on with ``predict`` and gradients only
+        then; the node features after each graph block in ``blocks``, read by hooks, and what the potential returns."""
         import torch
         from diep.graph.data import collate_fn_graph
 
@@ -101,10 +125,14 @@ class DIEPAdapter(Adapter):
         graphs, lattices, states, _ = collate_fn_graph(items)
         lattices = lattices.reshape(-1, 3, 3)  # (1, 3, 3) for one structure, squeezed (B, 3, 3) otherwise
         modules = {k: self.model.model.graph_layers[k] for k in blocks}
-        # M3GNet-style blocks return (edge_feat, node_feat, state_feat)
-        with layer_outputs(modules, pick=lambda output: output[1]) as captured, torch.no_grad():
-            self.model(graphs.to(self.device), lattices.to(self.device), states.to(self.device))
-        return captured
+        self.model.calc_forces = self.model.calc_stresses = predict
+        try:
+            # M3GNet-style blocks return (edge_feat, node_feat, state_feat)
+            with layer_outputs(modules, pick=lambda output: output[1]) as captured, torch.set_grad_enabled(predict):
+                output = self.model(graphs.to(self.device), lattices.to(self.device), states.to(self.device))
+        finally:
+            self.model.calc_forces = self.model.calc_stresses = False
+        return captured, output[:3]
 
 
 # Named models (`platonic models`; the README's table of named models is generated from them): how to load each and

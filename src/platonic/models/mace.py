@@ -16,7 +16,7 @@ from pathlib import Path
 import ase
 import numpy as np
 
-from platonic.models.base import Adapter, Family, Loaded, ModelError, default_dtype
+from platonic.models.base import Adapter, Family, Loaded, ModelError, Prediction, default_dtype, voigt_stress
 
 # Foundation models by the names ``mace.calculators.mace_mp`` takes; their URLs live in mace's ``mace_mp_urls``.
 FOUNDATION_MODELS = ("small", "medium", "large", "medium-omat-0", "medium-mpa-0")
@@ -51,6 +51,7 @@ class MACEAdapter(Adapter):
     package = "mace-torch"
     default_checkpoint = "medium"
     dtypes = ("float32", "float64")
+    predicts = True
 
     def _load(self) -> Loaded:
         import torch
@@ -153,6 +154,27 @@ class MACEAdapter(Adapter):
         return target
 
     def _embed_batch(self, structures: list[ase.Atoms]) -> list[np.ndarray]:
+        return self._pass(structures, predict=False)[0]
+
+    def _embed_predict_batch(self, structures: list[ase.Atoms], names: list[str]) -> list[tuple]:
+        """The features of `_embed_batch` from the model's pass with ``compute_force`` and ``compute_stress``, as
+        mace's ``MACECalculator`` runs it: ``energy`` (eV), ``forces`` (eV/A) and a 3x3 ``stress`` per structure in
+        eV/A^3 (the calculator's unit factors are 1 for models in eV and A), in ASE's Voigt order and sign."""
+        import torch
+
+        features, output = self._pass(structures, predict=True)
+        counts = [len(atoms) for atoms in structures]
+        energies = output["energy"].detach().cpu().double().reshape(-1)
+        forces = torch.split(output["forces"].detach().cpu().double(), counts)
+        stresses = voigt_stress(output["stress"])
+        return [
+            ({self.layer_name: x}, Prediction(float(energies[i]) / counts[i], forces[i].numpy(), stresses[i]))
+            for i, x in enumerate(features)
+        ]
+
+    def _pass(self, structures: list[ase.Atoms], predict: bool) -> tuple[list[np.ndarray], dict]:
+        """The model's forward pass of the batch, forces and stress (and gradients) only with ``predict``: the chosen
+        block's scalars per structure, and what the model returns."""
         import torch
         from mace.data import AtomicData, KeySpecification, config_from_atoms
         from mace.tools import torch_geometric
@@ -172,8 +194,8 @@ class MACEAdapter(Adapter):
                 for atoms in structures
             ]
             batch = torch_geometric.Batch.from_data_list(graphs).to(self.device)
-            with torch.no_grad():
-                output = self.model(batch.to_dict(), training=False, compute_force=False)
+            with torch.set_grad_enabled(predict):
+                output = self.model(batch.to_dict(), training=False, compute_force=predict, compute_stress=predict)
         features = output["node_feats"]  # (n_atoms, sum of block widths): products[0] output, products[1] output, ...
         if features.shape[1] != sum(self._widths):
             raise ModelError(
@@ -182,7 +204,7 @@ class MACEAdapter(Adapter):
         block = features.split(self._widths, dim=1)[self._block]
         scalars = torch.cat([block[:, s] for s in self._scalars[self._block]], dim=1)
         counts = [len(atoms) for atoms in structures]
-        return [x.cpu().numpy() for x in torch.split(scalars.detach(), counts)]
+        return [x.cpu().numpy() for x in torch.split(scalars.detach(), counts)], output
 
 
 def _scalar_slices(irreps) -> tuple[int, list[slice]]:

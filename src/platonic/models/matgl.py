@@ -18,7 +18,7 @@ import ase
 import numpy as np
 from ase.data import atomic_numbers
 
-from platonic.models.base import Adapter, Family, Loaded, ModelError
+from platonic.models.base import GPA, Adapter, Family, Loaded, ModelError, Prediction, voigt_stress
 
 if TYPE_CHECKING:
     import torch
@@ -48,6 +48,7 @@ class MatGLAdapter(Adapter):
     package = "matgl"
     default_checkpoint = "TensorNet-PES-MatPES-PBE-2025.2"
     dtypes = ("float32", "float64")
+    predicts = True
 
     def _load(self) -> Loaded:
         from matgl.apps.pes import Potential
@@ -135,6 +136,27 @@ class MatGLAdapter(Adapter):
         )
 
     def _embed_batch(self, structures: list[ase.Atoms]) -> list[np.ndarray]:
+        return self._pass(structures, predict=False)[0]
+
+    def _embed_predict_batch(self, structures: list[ase.Atoms], names: list[str]) -> list[tuple]:
+        """The features of `_embed_batch` from the ``Potential``'s pass with forces and stresses on, as matgl's
+        ``PESCalculator`` runs it: total energy (eV), forces (eV/A) and the stress in GPa, converted to eV/A^3 with
+        ``ase.units.GPa`` (the calculator's ``stress_unit="eV/A3"``; ASE's sign already)."""
+        import torch
+
+        features, (energies, forces, stresses) = self._pass(structures, predict=True)
+        counts = [len(atoms) for atoms in structures]
+        energies = energies.detach().cpu().double().reshape(-1)
+        forces = torch.split(forces.detach().cpu().double(), counts)
+        stresses = voigt_stress(stresses, GPA)
+        return [
+            ({self.layer_name: x}, Prediction(float(energies[i]) / counts[i], forces[i].numpy(), stresses[i]))
+            for i, x in enumerate(features)
+        ]
+
+    def _pass(self, structures: list[ase.Atoms], predict: bool) -> tuple[list[np.ndarray], tuple]:
+        """matgl's ``Potential`` on the batch, forces and stresses on (and gradients) only with ``predict``: the
+        chosen features per structure, and its energies, forces and stresses."""
         import torch
         from matgl.graph.data import collate_fn_graph
 
@@ -146,12 +168,16 @@ class MatGLAdapter(Adapter):
             items.append((graph, lattice, torch.as_tensor(np.asarray(state)), {"none": 0.0}))
         graphs, lattices, states, _ = collate_fn_graph(items)
         lattices = lattices.reshape(-1, 3, 3)  # matgl keeps (1, 3, 3) for one structure and squeezes the rest
-        with torch.no_grad():
-            self.model(graphs.to(self.device), lattices.to(self.device), states.to(self.device))
-        features = self._select(self._inner.feature_dict)
+        self.model.calc_forces = self.model.calc_stresses = predict
+        try:
+            with torch.set_grad_enabled(predict):
+                output = self.model(graphs.to(self.device), lattices.to(self.device), states.to(self.device))
+        finally:
+            self.model.calc_forces = self.model.calc_stresses = False
+        features = self._select(self._inner.feature_dict).detach()
         self._inner.feature_dict = {}  # it holds every intermediate tensor of the batch (three-body bases included)
         counts = [len(atoms) for atoms in structures]
-        return [x.cpu().numpy() for x in torch.split(features.detach(), counts)]
+        return [x.cpu().numpy() for x in torch.split(features, counts)], output[:3]
 
     def _select(self, feature_dict: dict) -> torch.Tensor:
         """The chosen ``(n_atoms_total, n_features)`` tensor from matgl's ``feature_dict``."""

@@ -17,7 +17,7 @@ from pathlib import Path
 import ase
 import numpy as np
 
-from platonic.models.base import Adapter, Family, Loaded, ModelError
+from platonic.models.base import GPA, Adapter, Family, Loaded, ModelError, Prediction, voigt_stress
 
 # Released checkpoints (lower-case name -> file name), as ``Potential.from_checkpoint`` of mattersim 1.2.3 spells them.
 PRETRAINED = {
@@ -46,6 +46,7 @@ class MatterSimAdapter(Adapter):
     family = "mattersim"
     package = "mattersim"
     default_checkpoint = "mattersim-v1.0.0-1M"
+    predicts = True
     checkpoint_names = tuple(file.removesuffix(".pth") for file in PRETRAINED.values())
 
     @classmethod
@@ -159,6 +160,27 @@ class MatterSimAdapter(Adapter):
         return cache / filename
 
     def _embed_batch(self, structures: list[ase.Atoms]) -> list[np.ndarray]:
+        return self._pass(structures, predict=False)[0]
+
+    def _embed_predict_batch(self, structures: list[ase.Atoms], names: list[str]) -> list[tuple]:
+        """The features of `_embed_batch` from the ``Potential``'s pass with forces and stresses, as
+        ``MatterSimCalculator`` runs it: total energy (eV), forces (eV/A) and a 3x3 stress per structure in GPa,
+        converted to eV/A^3 with the calculator's ``stress_weight`` (``ase.units.GPa``; ASE's sign already)."""
+        import torch
+
+        features, output = self._pass(structures, predict=True)
+        counts = [len(atoms) for atoms in structures]
+        energies = output["total_energy"].detach().cpu().double().reshape(-1)
+        forces = torch.split(output["forces"].detach().cpu().double(), counts)
+        stresses = voigt_stress(output["stresses"], GPA)
+        return [
+            ({self.layer_name: x}, Prediction(float(energies[i]) / counts[i], forces[i].numpy(), stresses[i]))
+            for i, x in enumerate(features)
+        ]
+
+    def _pass(self, structures: list[ase.Atoms], predict: bool) -> tuple[list[np.ndarray], dict]:
+        """MatterSim's ``Potential.forward`` on the batch, with forces and stresses (and gradients) only with
+        ``predict``: the chosen features per structure, read by a hook, and what the potential returns."""
         import torch
         from mattersim.datasets.utils.build import build_dataloader
         from mattersim.forcefield.potential import batch_to_dict
@@ -185,10 +207,10 @@ class MatterSimAdapter(Adapter):
                 lambda _m, _inputs, output: captured.append(output[0].detach())
             )
         try:
-            with torch.no_grad():
+            with torch.set_grad_enabled(predict):
                 for graph_batch in loader:
-                    self.model.forward(
-                        batch_to_dict(graph_batch, device=self.device), include_forces=False, include_stresses=False
+                    output = self.model.forward(
+                        batch_to_dict(graph_batch, device=self.device), include_forces=predict, include_stresses=predict
                     )
         finally:
             hook.remove()
@@ -196,7 +218,7 @@ class MatterSimAdapter(Adapter):
         counts = [len(atoms) for atoms in structures]
         if features.shape[0] != sum(counts):
             raise ModelError(f"MatterSim returned features for {features.shape[0]} atoms, expected {sum(counts)}")
-        return [x.cpu().numpy() for x in torch.split(features, counts)]
+        return [x.cpu().numpy() for x in torch.split(features, counts)], output
 
 
 def _download_error(checkpoint, url: str, cache: Path, err: BaseException) -> ModelError:

@@ -20,7 +20,7 @@ from pathlib import Path
 import ase
 import numpy as np
 
-from platonic.models.base import Adapter, Family, Loaded, ModelError
+from platonic.models.base import Adapter, Family, Loaded, ModelError, Prediction
 
 # orb-models' pretrained loaders fetch weights with cached_path, which has no timeout of its own (and retries with
 # backoff); the fetch runs in a thread we stop waiting for after this many seconds.
@@ -67,6 +67,7 @@ class OrbAdapter(Adapter):
     family = "orb"
     package = "orb-models"
     default_checkpoint = "orb-v3-conservative-inf-omat"
+    predicts = True
     dtypes = ("float32", "float64")
 
     def _load(self) -> Loaded:
@@ -209,11 +210,44 @@ class OrbAdapter(Adapter):
         )
 
     def _embed_batch(self, structures: list[ase.Atoms]) -> list[np.ndarray]:
+        return self._pass(structures, predict=False)[0]
+
+    def _embed_predict_batch(self, structures: list[ase.Atoms], names: list[str]) -> list[tuple]:
+        """The features of `_embed_batch` from the regressor's ``predict`` (backbone and heads in one pass), read as
+        orb-models' ``ORBCalculator`` reads it: ``energy`` (eV), and the gradient forces and stress of a conservative
+        model (its ``grad_forces_name``, ``grad_stress_name``) or the direct heads' ``forces`` and ``stress``, in
+        eV/A and eV/A^3 with the stress in ASE's Voigt order and sign. Where the adapter rotated a cell into the
+        standard orientation, forces and stress are rotated back into the structure's own frame."""
+        import torch
+        from ase.stress import full_3x3_to_voigt_6_stress, voigt_6_to_full_3x3_stress
+
+        features, out, rotations = self._pass(structures, predict=True)
+        conservative = hasattr(self.model, "grad_forces_name")
+        force_key = self.model.grad_forces_name if conservative else "forces"
+        stress_key = self.model.grad_stress_name if conservative else "stress"
+        counts = [len(atoms) for atoms in structures]
+        energies = out["energy"].detach().cpu().double().reshape(-1)
+        forces = torch.split(out[force_key].detach().cpu().double(), counts)
+        stresses = out[stress_key].detach().cpu().double().reshape(-1, 6).numpy()
+        items = []
+        for i, x in enumerate(features):
+            force, stress = forces[i].numpy(), stresses[i]
+            if rotations[i] is not None:  # positions were rotated by R (x -> R x): undo it on vectors and the tensor
+                rotation = rotations[i]
+                force = force @ rotation
+                stress = full_3x3_to_voigt_6_stress(rotation.T @ voigt_6_to_full_3x3_stress(stress) @ rotation)
+            items.append(({self.layer_name: x}, Prediction(float(energies[i]) / counts[i], force, stress)))
+        return items
+
+    def _pass(self, structures: list[ase.Atoms], predict: bool) -> tuple[list[np.ndarray], dict, list]:
+        """The backbone on the batch (without ``predict``, under no_grad) or the whole regressor's ``predict`` (with
+        it): the chosen features per structure, the regressor's outputs (``{}`` without ``predict``) and the rotation
+        applied to each structure (``None`` where none was)."""
         import torch
         from orb_models.forcefield.atomic_system import ase_atoms_to_atom_graphs
         from orb_models.forcefield.base import batch_graphs
 
-        graphs = []
+        graphs, rotations = [], []
         for atoms in structures:
             if unknown := self.unsupported(atoms):
                 raise ModelError(f"Orb has no embedding for atomic numbers {unknown} ({atoms.get_chemical_formula()})")
@@ -224,10 +258,11 @@ class OrbAdapter(Adapter):
                 )
             # Only what the model reads: ase_atoms_to_atom_graphs also takes features, targets and charge/spin from
             # atoms.info, which dataset metadata must not leak into.
-            positions, cell = atoms.positions, atoms.cell
+            positions, cell, rotation = atoms.positions, atoms.cell, None
             if self.orientation == "standard" and all(atoms.pbc) and cell.rank == 3:
                 cell, rotation = cell.standard_form()  # cell = standard @ rotation; exactly the identity for CIF input
                 positions = positions @ rotation.T
+            rotations.append(None if rotation is None else np.asarray(rotation))
             clean = ase.Atoms(numbers=atoms.numbers, positions=positions, cell=np.asarray(cell), pbc=atoms.pbc)
             if self._charge_spin is not None:
                 clean.info["charge"], clean.info["spin"] = self._charge_spin
@@ -246,22 +281,28 @@ class OrbAdapter(Adapter):
         batch = batch_graphs(graphs).to(self.device)
 
         captured: list[torch.Tensor] = []
-        hook = None
         if self._step is not None:  # AttentionInteractionNetwork returns (nodes, edges)
             hook = self._net.gnn_stacks[self._step].register_forward_hook(
                 lambda _module, _inputs, output: captured.append(output[0].detach())
             )
+        else:  # the backbone returns a dict holding node_features
+            hook = self._net.register_forward_hook(
+                lambda _module, _inputs, output: captured.append(output["node_features"].detach())
+            )
+        out = {}
         try:
-            with torch.no_grad():
-                out = self._net(batch)
+            if predict:
+                out = self.model.predict(batch)
+            else:
+                with torch.no_grad():
+                    self._net(batch)
         finally:
-            if hook is not None:
-                hook.remove()
-        features = out["node_features"] if self._step is None else captured[0]
+            hook.remove()
+        features = captured[0]
         counts = [len(atoms) for atoms in structures]
         if features.shape[0] != sum(counts):
             raise ModelError(f"Orb returned features for {features.shape[0]} atoms, expected {sum(counts)}")
-        return [x.cpu().numpy() for x in torch.split(features.detach(), counts)]
+        return [x.cpu().numpy() for x in torch.split(features.detach(), counts)], out, rotations
 
 
 def _registry() -> dict[str, str]:

@@ -8,7 +8,7 @@ from pathlib import Path
 import ase
 import numpy as np
 
-from platonic.models.base import CONTROL, Adapter, Family, Loaded, ModelError, random_weights
+from platonic.models.base import CONTROL, Adapter, Family, Loaded, ModelError, Prediction, random_weights
 
 READOUT = "reduce_input_to_hidden"
 
@@ -40,6 +40,7 @@ class SevenNetAdapter(Adapter):
     package = "sevenn"
     default_checkpoint = "7net-0_11Jul2024"
     supports_random_weights = True
+    predicts = True
 
     def _load(self) -> Loaded:
         import sevenn._keys as KEY
@@ -143,6 +144,30 @@ class SevenNetAdapter(Adapter):
     def _embed_batch_layers(self, structures: list[ase.Atoms], names: list[str]) -> list[dict[str, np.ndarray]]:
         """One pass through the modules up to the readout: block ``k``'s scalars are read at the input of the
         module after its gate (where ``layer: k`` stops), the default features at the input of the readout."""
+        return self._pass(structures, names, predict=False)[0]
+
+    def _embed_predict_batch(self, structures: list[ase.Atoms], names: list[str]) -> list[tuple]:
+        """The features of `_embed_batch_layers` from a pass through every module, readout and SevenNet's force
+        and stress output included, read as its ``SevenNetCalculator`` reads them: total energy (eV), forces
+        (eV/A) and stress in eV/A^3 ordered xx, yy, zz, xy, yz, zx with the opposite sign of ASE's, reordered and
+        negated as the calculator does."""
+        features, data = self._pass(structures, names, predict=True)
+        import sevenn._keys as KEY
+        import torch
+
+        counts = [len(atoms) for atoms in structures]
+        energies = data[KEY.PRED_TOTAL_ENERGY].detach().cpu().double().reshape(-1)
+        forces = torch.split(data[KEY.PRED_FORCE].detach().cpu().double(), counts)
+        stresses = (-data[KEY.PRED_STRESS]).detach().cpu().double().reshape(-1, 6)[:, [0, 1, 2, 4, 5, 3]]
+        return [
+            (item, Prediction(float(energies[i]) / counts[i], forces[i].numpy(), stresses[i].numpy()))
+            for i, item in enumerate(features)
+        ]
+
+    def _pass(self, structures: list[ase.Atoms], names: list[str], predict: bool) -> tuple[list[dict], object]:
+        """One pass through the model's modules: the layers ``names`` and the default features per structure, and
+        the graph data the pass leaves. Without ``predict`` it stops at the readout, under no_grad; with it, it runs
+        every module with gradients on, as the model's own forward does."""
         import sevenn._keys as KEY
         import torch
 
@@ -154,19 +179,23 @@ class SevenNetAdapter(Adapter):
             stops.setdefault(modules[modules.index(gate) + 1], []).append(name)
         captured: dict[str, torch.Tensor] = {}
         data = self._batch(structures)
-        with torch.no_grad():
+        with torch.set_grad_enabled(predict):
             data = self.model._preprocess(data)
             for module_name, module in self.model._modules.items():
                 for name in stops.get(module_name, []):
                     width = _scalar_channels(self.model, module_name)
                     captured[name] = data[KEY.NODE_FEATURE][:, :width].detach().clone()
                 if module_name == self._stop:
-                    break
+                    features = data[KEY.NODE_FEATURE]
+                    if self.layer is not None:  # block k's scalars
+                        features = features[:, : _scalar_channels(self.model, self._stop)]
+                    captured[self.layer_name] = features.detach().clone()
+                    if not predict:
+                        break
                 data = module(data)
-        captured[self.layer_name] = data[KEY.NODE_FEATURE].detach().clone()
         counts = [len(atoms) for atoms in structures]
         split = {name: torch.split(features, counts) for name, features in captured.items()}
-        return [{name: rows[i].cpu().numpy() for name, rows in split.items()} for i in range(len(structures))]
+        return [{name: rows[i].cpu().numpy() for name, rows in split.items()} for i in range(len(structures))], data
 
     def _batch(self, structures: list[ase.Atoms]):
         """SevenNet's own graphs of ``structures`` (with the modality of multi-fidelity checkpoints), as one batch."""

@@ -47,10 +47,17 @@ def adapter(model: str, spec: ModelSpec, settings: EmbedSettings, **overrides):
     return loaded
 
 
+def predicts(model_adapter, spec: ModelSpec, settings: EmbedSettings) -> bool:
+    """Whether ``model``'s store holds predictions: with ``embed.predictions``, for a potential (its family
+    `predicts`) with trained weights that is not a control."""
+    return settings.predictions and model_adapter.predicts and not spec.control and model_adapter.random_seed is None
+
+
 @command(help="embed a structure store with one model")
 def run(structures: str, output: str, *, model: Model, spec: ModelSpec, settings: EmbedSettings,
         progress: bool = True):  # fmt: skip
-    """Embed the structure store ``structures`` with ``model`` into the embedding store ``output``."""
+    """Embed the structure store ``structures`` with ``model`` into the embedding store ``output`` (with its
+    predictions where `predicts`)."""
     import torch
 
     from platonic.embedding import embed_sharded, embedding_dataset, shard_fingerprint
@@ -61,6 +68,7 @@ def run(structures: str, output: str, *, model: Model, spec: ModelSpec, settings
     model_adapter = adapter(model, spec, settings)
     atoms, _ = dataset_to_atoms(structure_store)
     provenance = model_adapter.provenance()
+    predict = predicts(model_adapter, spec, settings)
     target = Path(output)
     # finished shards live beside the output until the store is complete (Snakemake does not remove them when it
     # deletes the output of a killed job), so a rerun picks up where the killed one stopped
@@ -70,9 +78,10 @@ def run(structures: str, output: str, *, model: Model, spec: ModelSpec, settings
         provenance=provenance,
         batch_size=settings.batch_size,
         shard_size=settings.shard_size,
+        **({"predictions": True} if predict else {}),  # without them, the fingerprint of before they existed
     )
     features, valid, reasons = embed_sharded(
-        model_adapter, atoms, shards, settings.shard_size, fingerprint, progress=progress
+        model_adapter, atoms, shards, settings.shard_size, fingerprint, progress=progress, predict=predict
     )
     for structure_id, reason in zip(structure_store["material_id"].values, reasons, strict=True):
         if reason:
