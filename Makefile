@@ -8,10 +8,12 @@ DEV_STAMP := $(VENV)/.installed-dev
 # jobs find `python -m platonic` and snakemake in the project's virtualenv
 WITH_VENV := PATH="$(BIN):$$PATH"
 
-# families that cannot share .venv (mace, orb, hienet) get a virtualenv of their own, .venv-<family>, built by
-# `platonic venv <family>` from its recipe envs/venv/<family>.yaml (the workflow builds the ones a study needs the
-# same way, so `make run` needs no case per family); it is rebuilt only when its recipe, torch or pyproject.toml change
-MODEL_VENVS := mace orb hienet
+# families that cannot share .venv (their descriptor says own_venv; today mace, orb, hienet) get a virtualenv of their
+# own, .venv-<family>, built by `platonic venv <family>` from its recipe envs/venv/<family>.yaml (the workflow builds
+# the ones a study needs the same way, so `make run` needs no case per family); it is rebuilt only when its recipe,
+# torch or pyproject.toml change. The list is that of the recipes, so a new family adds none here (and it is known
+# before any virtualenv exists); tests/test_families.py checks that it is the registry's.
+MODEL_VENVS := $(sort $(basename $(notdir $(wildcard envs/venv/*.yaml))))
 
 # the virtualenvs install with --no-compile, so a module is compiled the first time a job imports it; that job must
 # be able to write its bytecode cache, or every job of the run compiles every module it imports again (about 3 s of

@@ -376,12 +376,12 @@ def _config(**anchors) -> dict:
 
 def _problems(config) -> str:
     with pytest.raises(ConfigError) as caught:
-        validate_config(config, families=["chgnet", "sevenn", "diep", "hienet", "element", "soap"])
+        validate_config(config)
     return str(caught.value)
 
 
 def test_the_default_study_keeps_its_anchors():
-    config = validate_config(_config(), families=["chgnet", "sevenn", "diep", "hienet", "element", "soap"])
+    config = validate_config(_config())
     assert {k: config["anchors"][k] for k in ("method", "n", "threshold_init", "indices", "indices_order")} == {
         "method": "direct",
         "n": 100,
@@ -392,8 +392,7 @@ def test_the_default_study_keeps_its_anchors():
 
 
 def test_config_validation_reads_the_index_list_and_names_the_key(tmp_path):
-    families = ["chgnet", "sevenn", "diep", "hienet", "element", "soap"]
-    config = validate_config(_config(method="indices", indices=str(SHIPPED)), families=families)
+    config = validate_config(_config(method="indices", indices=str(SHIPPED)))
     assert config["anchors"]["indices_order"] == "data/mp20_sample/train.csv"  # null: dataset.path
     assert "anchors.n is 100 but anchors.indices gives 3 anchor atoms: set anchors.n: 3" in _problems(
         _config(method="indices", indices=[4, 5, 6])

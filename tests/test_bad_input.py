@@ -18,7 +18,7 @@ import yaml
 
 from platonic.cli import main
 from platonic.config import ConfigError, resolve_derived, validate_config
-from platonic.models.base import Adapter
+from platonic.models.base import Adapter, Loaded
 from platonic.store import open_store
 from platonic.structures import StructureError, read_structures, validate_atoms
 
@@ -125,7 +125,7 @@ class InfiniteLithiumAdapter(Adapter):
     package = "numpy"
 
     def _load(self):
-        return Path(__file__), frozenset(range(1, 119)), "closed form"
+        return Loaded(Path(__file__), frozenset(range(1, 119)), "closed form")
 
     def _embed_batch(self, structures):
         out = []
@@ -144,7 +144,7 @@ def test_model_exclusions_give_nan_rows_and_drop_the_same_atoms_from_every_model
     may fall on LiF, which the second model cannot project (a clear error); with candidates common they cannot."""
     from platonic import models
 
-    monkeypatch.setitem(models.FAMILIES, "inf-lithium", f"{__name__}:InfiniteLithiumAdapter")
+    monkeypatch.setitem(models.FAMILIES, "inf-lithium", models.Family(InfiniteLithiumAdapter, extra=None))
     s, a = tmp_path / "s.zarr", tmp_path / "a.zarr"
     stores = {"chgnet-0.3.0": tmp_path / "chgnet.zarr", "inf-lithium": tmp_path / "inf.zarr"}
     assert main(["prepare", str(BAD / "embedding_exclusions.extxyz"), str(s)]) == 0

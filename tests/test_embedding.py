@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from platonic.embedding import embed_structures, embedding_dataset
-from platonic.models.base import Adapter
+from platonic.models.base import Adapter, Loaded
 from platonic.store import structures_to_dataset
 
 
@@ -19,7 +19,7 @@ class ElementAdapter(Adapter):
     package = "numpy"
 
     def _load(self):
-        return Path(__file__), frozenset(range(1, 11)), "closed form"
+        return Loaded(Path(__file__), frozenset(range(1, 11)), "closed form")
 
     def _embed_batch(self, structures):
         out = []

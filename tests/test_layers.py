@@ -10,7 +10,7 @@ from analysis_stores import write_study
 from scipy.stats import ortho_group
 
 from platonic.cli import main
-from platonic.compare.layers import Layer, layer_similarity
+from platonic.compare.layers import Layer, depth_curves, layer_similarity
 from platonic.compare.oracle import linear_cka
 from platonic.embedding import embedding_dataset
 from platonic.settings import SimilaritySettings
@@ -81,6 +81,44 @@ def test_layer_similarity_knows_itself_orthogonal_transforms_and_the_best_match(
     assert float(ds["ci_low"].sel(metric="linear_cka", space="raw", layer_a="alpha/block2", layer_b="alpha/block2"))\
         == pytest.approx(1.0)  # fmt: skip
     assert np.isfinite(ds["chance"].sel(metric="linear_cka").values).all()
+
+
+def test_depth_curves_by_hand():
+    """Three models' layers stored out of depth order (alpha: 0.5, 0, 1; beta: 1, 0; gamma: one layer); each layer
+    against its model's deepest layer, and the mean of its best matches in the other models, NaN left out."""
+    import xarray as xr
+
+    rng = np.random.default_rng(0)
+    model = ["alpha", "alpha", "alpha", "beta", "beta", "gamma"]
+    depth = [0.5, 0.0, 1.0, 1.0, 0.0, 0.0]
+    similarity = rng.uniform(size=(1, 2, 6, 6))
+    best = rng.uniform(size=(1, 2, 6, 3))
+    best[0, 1, 0, 1] = np.nan  # alpha's first layer has no match in beta in the anchor space
+    ds = xr.Dataset(
+        {"similarity": (("metric", "space", "layer_a", "layer_b"), similarity),
+         "ci_low": (("metric", "space", "layer_a", "layer_b"), similarity - 0.1),
+         "ci_high": (("metric", "space", "layer_a", "layer_b"), similarity + 0.1),
+         "best_similarity": (("metric", "space", "layer_a", "other"), best)},
+        coords={"metric": ["linear_cka"], "space": ["raw", "anchor"], "other": ["alpha", "beta", "gamma"],
+                "model_a": ("layer_a", model), "depth_a": ("layer_a", depth)},
+        attrs={"n_atoms": 9},
+    )  # fmt: skip
+    curves = depth_curves(ds, "linear_cka")
+    order, last = [1, 0, 2, 4, 3, 5], [2, 2, 2, 3, 3, 5]  # each model's layers by depth; its deepest
+    assert curves["model"].values.tolist() == ["alpha"] * 3 + ["beta"] * 2 + ["gamma"]
+    assert curves["depth"].values.tolist() == [0.0, 0.5, 1.0, 0.0, 1.0, 0.0]
+    assert curves.attrs == {"n_atoms": 9, "metric": "linear_cka"}
+    others = {"alpha": [1, 2], "beta": [0, 2], "gamma": [0, 1]}
+    for s in range(2):
+        for k, (row, deepest) in enumerate(zip(order, last, strict=True)):
+            assert curves["to_last"].values[s, k] == similarity[0, s, row, deepest]
+            assert curves["ci_low"].values[s, k] == similarity[0, s, row, deepest] - 0.1
+            matches = [best[0, s, row, o] for o in others[model[row]] if np.isfinite(best[0, s, row, o])]
+            assert curves["best_of_others"].values[s, k] == pytest.approx(sum(matches) / len(matches), rel=1e-12)
+    assert curves["best_of_others"].values[1, 1] == best[0, 1, 0, 2]  # alpha's layer at 0.5: gamma's match alone
+    # one model: no other models to match; a store without intervals: none in the curves
+    alone = depth_curves(ds.isel(layer_a=[0, 1, 2], layer_b=[0, 1, 2]).drop_vars(["ci_low", "ci_high"]), "linear_cka")
+    assert "best_of_others" not in alone and "ci_low" not in alone
 
 
 def _multi_layer_study(tmp_path):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from platonic.cli import main
-from platonic.compare.lineage import GROUPS, lineage_rows, pair_groups, read_metadata
+from platonic.compare.lineage import GROUPS, lineage_rows, pair_groups, pair_rows, read_metadata
 from platonic.compare.similarity import pairwise_similarity
 from platonic.settings import SimilaritySettings
 
@@ -141,6 +141,30 @@ def test_group_means_intervals_and_differences_equal_an_independent_computation(
     assert rows["gfre", "raw", "training data only - architecture only"]["ci_high"] < 0  # an error: lower = closer
 
 
+@pytest.mark.parametrize(("metric", "directed"), [("linear_cka", False), ("gfre", True)])
+def test_pair_rows_are_each_groups_pairs_read_from_the_store(store, metric, directed):
+    rows = pair_rows(store, read_metadata({m: METADATA[m] for m in TRAINED}), metrics=[metric])
+    assert {r["metric"] for r in rows} == {metric}
+    for space in ("raw", "anchor"):
+        cells = {name: store[name].sel(metric=metric, space=space).values for name in ("similarity", "ci_low",
+                 "ci_high", "chance", "chance_sd", "bootstrap_replicates")}  # fmt: skip
+        for group in GROUPS:
+            got = [r for r in rows if (r["space"], r["group"]) == (space, group)]
+            assert [(r["model_a"], r["model_b"]) for r in got] == EXPECTED[group]
+            for row in got:
+                i, j = TRAINED.index(row["model_a"]), TRAINED.index(row["model_b"])
+                if not directed:  # one value per pair: the store's cell and interval
+                    expected = {name: cells[name][i, j] for name in ("similarity", "ci_low", "ci_high", "chance",
+                                                                     "chance_sd")}  # fmt: skip
+                else:  # both directions averaged, the interval from the averaged replicates
+                    both = {name: (cells[name][i, j] + cells[name][j, i]) / 2 for name in cells}
+                    low, high = _percentile_interval(both["bootstrap_replicates"], both["similarity"])
+                    expected = {**both, "ci_low": low, "ci_high": high}
+                assert row["value"] == pytest.approx(expected["similarity"], rel=1e-12)
+                for name in ("ci_low", "ci_high", "chance", "chance_sd"):
+                    assert row[name] == pytest.approx(expected[name], rel=1e-12), name
+
+
 def test_without_a_bootstrap_groups_have_values_but_no_intervals(store):
     plain = store.isel(replicate=slice(0, 0))
     rows = lineage_rows(plain, read_metadata({m: METADATA[m] for m in TRAINED}))
@@ -153,10 +177,12 @@ def test_the_figure_draws_an_empty_group_as_such(store, tmp_path):
     from platonic.figures import save_figure, training_vs_architecture
 
     metadata = read_metadata({m: METADATA[m] for m in TRAINED if m != "a2"})  # a1|a2 was the only "both" pair
-    fig = training_vs_architecture(store, metadata)
+    table = lineage_rows(store, metadata)
+    pairs = pair_rows(store, metadata)
+    fig = training_vs_architecture(table, pairs, store.attrs)
     panels = [ax for ax in fig.axes if ax.get_visible() and ax.get_title()]
     assert len(panels) == 4  # two metrics x two spaces
-    rows = {(r["metric"], r["space"], r["group"]): r for r in lineage_rows(store, metadata)}
+    rows = {(r["metric"], r["space"], r["group"]): r for r in table}
     cells = [(m, s) for m in ("linear_cka", "gfre") for s in ("raw", "anchor")]
     for ax, (metric, space) in zip(panels, cells, strict=True):
         assert [t.get_text() for t in ax.texts if t.get_gid() == "no pairs"] == ["no pairs"]
@@ -195,12 +221,13 @@ def test_the_cli_writes_the_table(store, tmp_path):
 
 
 def test_the_model_tree_colours_by_architecture_and_marks_training_data(store, tmp_path):
+    from platonic.compare.model_space import linkage_and_mds
     from platonic.figures import MODEL_PALETTE, model_tree, save_figure
 
     # b2's architecture unknown here; the control's too, which the legend need not name
     metadata = read_metadata({**{m: METADATA[m] for m in TRAINED}, "b2": {"training_data": ["MPtrj", "sAlex"]},
                               "ctrl": {"control": True}})  # fmt: skip
-    fig = model_tree(store, "linear_cka", metadata)
+    fig = model_tree(linkage_and_mds(store, "linear_cka"), metadata)
     trees = [ax for ax in fig.axes if "dendrogram" in ax.get_title()]
     maps = [ax for ax in fig.axes if "MDS" in ax.get_title()]
     colour = {"A": MODEL_PALETTE[0], "B": MODEL_PALETTE[1]}

@@ -2,7 +2,13 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from platonic.compare.model_space import classical_mds, embedding_norms, model_distances, shared_sample
+from platonic.compare.model_space import (
+    classical_mds,
+    embedding_norms,
+    linkage_and_mds,
+    model_distances,
+    shared_sample,
+)
 from platonic.elements import F_BLOCK, element_means, periodic_group, periodic_order
 
 
@@ -73,6 +79,31 @@ def test_classical_mds_recovers_planar_distances():
     # two models: one non-zero axis, distance kept
     two = classical_mds(np.array([[0.0, 0.3], [0.3, 0.0]]))
     assert two[:, 1].tolist() == [0.0, 0.0] and abs(two[0, 0] - two[1, 0]) == pytest.approx(0.3)
+
+
+def test_linkage_and_mds_of_three_models_by_hand():
+    # 1 - CKA distances: a-b 0.1, a-c 0.4, b-c 0.5; average linkage merges a and b at 0.1, then c at (0.4 + 0.5) / 2
+    cka = np.array([[1.0, 0.9, 0.6], [0.9, 1.0, 0.5], [0.6, 0.5, 1.0]])
+    ds = xr.Dataset(
+        {
+            "similarity": (("metric", "space", "model_a", "model_b"), np.stack([np.full((3, 3), np.nan), cka])[None]),
+            "control": ("model", [False, False, True]),
+        },
+        coords={"metric": ["linear_cka"], "space": ["raw", "anchor"], "model_a": ["a", "b", "c"],
+                "model_b": ["a", "b", "c"], "model": ["a", "b", "c"]},
+        attrs={"n_anchors": 7},
+    )  # fmt: skip
+    tree = linkage_and_mds(ds, "linear_cka")
+    assert tree.attrs == {"n_anchors": 7, "metric": "linear_cka"}
+    assert tree["control"].values.tolist() == [False, False, True]
+    np.testing.assert_allclose(tree["linkage"].sel(space="anchor").values, [[0, 1, 0.1, 2], [2, 3, 0.45, 3]])
+    # the MDS map keeps the three distances (three points always fit in a plane)
+    xy = tree["mds"].sel(space="anchor").values
+    distances = np.linalg.norm(xy[:, None] - xy[None], axis=-1)
+    np.testing.assert_allclose(distances, [[0, 0.1, 0.4], [0.1, 0, 0.5], [0.4, 0.5, 0]], atol=1e-12)
+    # a space with an undefined value: no tree, no map
+    assert tree["defined"].values.tolist() == [False, True]
+    assert np.isnan(tree["linkage"].sel(space="raw").values).all() and np.isnan(tree["mds"].sel(space="raw")).all()
 
 
 def test_shared_sample_is_seeded_and_within_valid():

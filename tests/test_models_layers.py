@@ -11,7 +11,7 @@ from adapter_checks import check_every_layer
 from platonic.config import ConfigError, validate_config
 from platonic.embedding import layer_embedding, layer_variable, store_layers
 from platonic.models import ModelError, load_adapter
-from platonic.models.base import Adapter
+from platonic.models.base import Adapter, Loaded
 from platonic.settings import EmbedSettings, ModelSpec
 from platonic.stages import embed as embed_stage
 from platonic.store import StoreError, structures_to_dataset, write_store
@@ -118,7 +118,7 @@ class OneLayer(Adapter):
     package = "numpy"
 
     def _load(self):
-        return None, frozenset(range(1, 95)), "Z"
+        return Loaded(None, frozenset(range(1, 95)), "Z")
 
     def _embed_batch(self, structures):
         return [atoms.numbers[:, None].astype(float) for atoms in structures]

@@ -19,7 +19,7 @@ import pytest
 
 from platonic.cli import main
 from platonic.embedding import embed_sharded, embed_structures, shard_fingerprint
-from platonic.models.base import Adapter
+from platonic.models.base import Adapter, Loaded
 from platonic.store import StoreError, open_store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,7 +32,7 @@ ADAPTER = textwrap.dedent(
 
     import numpy as np
 
-    from platonic.models.base import Adapter
+    from platonic.models.base import Adapter, Loaded
 
 
     class Geometric(Adapter):
@@ -42,7 +42,7 @@ ADAPTER = textwrap.dedent(
         package = "numpy"
 
         def _load(self):
-            return Path(__file__), frozenset(range(1, 119)), "closed form"
+            return Loaded(Path(__file__), frozenset(range(1, 119)), "closed form")
 
         def _embed_batch(self, structures):
             with open(os.environ["GEOMETRIC_LOG"], "a") as log:
@@ -131,7 +131,7 @@ class Counting(Adapter):
     seen = 0
 
     def _load(self):
-        return Path(__file__), frozenset(range(1, 21)), "closed form"
+        return Loaded(Path(__file__), frozenset(range(1, 21)), "closed form")
 
     def _embed_batch(self, structures):
         self.seen += len(structures)

@@ -1,11 +1,13 @@
-"""The periodic table as the figures and analyses use it: groups, periodic order, per-element mean vectors.
+"""The periodic table as the figures and analyses use it: groups, periodic order, per-element mean vectors and the
+periodic trends of their cosine similarities.
 
-Everything here takes arrays and returns arrays.
+Everything here takes arrays and returns arrays (``trend_matrices`` a labelled Dataset).
 """
 
 from __future__ import annotations
 
 import numpy as np
+import xarray as xr
 
 # Lanthanides (La-Lu, Z 57-71) and actinides (Ac-Lr, Z 89-103) get their own label instead of group 3:
 # where La/Lu and Ac/Lr belong is contested, and f-block environments form their own family.
@@ -179,3 +181,19 @@ def periodic_order(elements) -> np.ndarray:
     """Indices that sort ``elements`` (atomic numbers) by periodic-table group, then atomic number."""
     z = np.asarray(elements, dtype=np.int64)
     return np.lexsort((z, periodic_group(z)))
+
+
+def trend_matrices(elements, means: dict[str, np.ndarray]) -> xr.Dataset:
+    """What the periodic-trends figure draws: each model's element x element ``cosine (model, element_a,
+    element_b)`` of its per-element mean vectors (``means[model]`` (n_elements, n_features) in the order of
+    ``elements``, atomic numbers), elements in ``periodic_order``, and ``r (model)``, the Pearson r of its
+    off-diagonal entries with the first model's (``trend_correlation``: NaN with fewer than three elements)."""
+    order = periodic_order(elements)
+    ordered = np.asarray(elements, dtype=np.int64)[order]
+    models = list(means)
+    cosine = np.stack([cosine_matrix(np.asarray(means[m], dtype=np.float64)[order]) for m in models])
+    r = np.array([float(trend_correlation(cosine[0], matrix)) for matrix in cosine])
+    return xr.Dataset(
+        {"cosine": (("model", "element_a", "element_b"), cosine), "r": ("model", r)},
+        coords={"model": models, "element_a": ordered, "element_b": ordered},
+    )

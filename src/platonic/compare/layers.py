@@ -130,3 +130,36 @@ def layer_table(ds: xr.Dataset) -> list[dict]:
                         }
                     )
     return rows
+
+
+def depth_curves(ds: xr.Dataset, metric: str) -> xr.Dataset:
+    """Does agreement grow with depth? Per space, every layer of every model (``layer``: each model's layers in the
+    store's model order, from the shallowest ``depth`` to the deepest) against its own model's last layer:
+    ``to_last (space, layer)``, with ``ci_low``/``ci_high`` where the store has intervals; with more than one model,
+    ``best_of_others (space, layer)``: the mean over the other models of its ``best_similarity`` (NaN ignored).
+    Carries ``ds.attrs`` with ``metric`` added."""
+    models = list(dict.fromkeys(str(m) for m in ds["model_a"].values))
+    layers, last, best = [], [], []
+    for model in models:
+        rows = np.flatnonzero(ds["model_a"].values == model)
+        rows = rows[np.argsort(ds["depth_a"].values[rows], kind="stable")]
+        layers.append(rows)
+        last.append(np.full(len(rows), rows[-1]))
+        others = [m for m in models if m != model]
+        if others:
+            matches = ds["best_similarity"].sel(metric=metric, other=others).values[:, rows]  # (space, rows, other)
+            best.append(np.nanmean(matches, axis=2))
+    layers, last = np.concatenate(layers), np.concatenate(last)
+    spaces = [str(s) for s in ds["similarity"].space.values]
+    curves = xr.Dataset(
+        {"to_last": (("space", "layer"), ds["similarity"].sel(metric=metric).values[:, layers, last])},
+        coords={"space": spaces, "model": ("layer", [str(m) for m in ds["model_a"].values[layers]]),
+                "depth": ("layer", ds["depth_a"].values[layers])},
+        attrs={**ds.attrs, "metric": metric},
+    )  # fmt: skip
+    for name in ("ci_low", "ci_high"):
+        if name in ds:
+            curves[name] = (("space", "layer"), ds[name].sel(metric=metric).values[:, layers, last])
+    if best:
+        curves["best_of_others"] = (("space", "layer"), np.concatenate(best, axis=1))
+    return curves

@@ -185,3 +185,24 @@ def lineage_rows(ds: xr.Dataset, metadata: dict[str, Lineage], metrics=None) -> 
         rows.append({**dict.fromkeys(COLUMNS, ""), "kind": "left out", "group": reason, "n_pairs": len(pairs),
                      "pairs": _names(models, pairs)})  # fmt: skip
     return rows
+
+
+PAIR_COLUMNS = ["metric", "space", "group", "model_a", "model_b", "value", "ci_low", "ci_high", "chance", "chance_sd"]
+
+
+def pair_rows(ds: xr.Dataset, metadata: dict[str, Lineage], metrics=None) -> list[dict]:
+    """The pairs behind ``lineage_rows`` (``PAIR_COLUMNS``): per metric (default: every metric of ``ds``), space and
+    group, one row per pair of the group (in ``pair_groups`` order) with its value, 95 % interval and chance level
+    (``pair_values``: directed metrics symmetrised)."""
+    models = [str(m) for m in ds.model_a.values]
+    grouped = store_pair_groups(ds, metadata)
+    metrics = [str(m) for m in ds.metric.values] if metrics is None else [m for m in metrics if m in ds.metric.values]
+    rows = []
+    for metric in metrics:
+        for space in [str(s) for s in ds.space.values]:
+            for group, pairs in grouped.groups.items():
+                values = pair_values(ds, metric, space, pairs)
+                rows += [{"metric": metric, "space": space, "group": group, "model_a": models[i], "model_b": models[j],
+                          **{name: float(getattr(values, name)[k]) for name in PAIR_COLUMNS[5:]}}
+                         for k, (i, j) in enumerate(pairs)]  # fmt: skip
+    return rows

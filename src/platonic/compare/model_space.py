@@ -1,5 +1,5 @@
-"""Per-model summaries behind the overview figures: distances between models and their MDS map, per-atom
-embedding norms, and one seeded atom sample shared by every model's panel. Arrays in, arrays out."""
+"""Per-model summaries behind the overview figures: distances between models, their average-linkage tree and MDS
+map, per-atom embedding norms, and one seeded atom sample shared by every model's panel. Arrays in, arrays out."""
 
 from __future__ import annotations
 
@@ -61,3 +61,36 @@ def shared_sample(valid, size: int, seed: int) -> np.ndarray:
     if candidates.size <= size:
         return candidates
     return np.sort(np.random.default_rng(seed).choice(candidates, size=size, replace=False))
+
+
+def linkage_and_mds(ds: xr.Dataset, metric: str) -> xr.Dataset:
+    """What the model tree draws, per space of ``ds``: ``distance (space, model_a, model_b)`` (``model_distances``),
+    the average-linkage ``linkage (space, merge, link)`` (scipy's (n - 1, 4) matrix: the two clusters merged, their
+    distance, the new cluster's size) and the classical MDS map ``mds (space, model, component)``; both NaN in a
+    space where a distance is not finite or there are fewer than two models (``defined (space)`` False). Carries
+    ``ds.control`` (model; all False without it) and ``ds.attrs`` with ``metric`` added."""
+    from scipy.cluster.hierarchy import linkage
+    from scipy.spatial.distance import squareform
+
+    models = [str(m) for m in ds.model_a.values]
+    spaces = [str(s) for s in ds.space.values]
+    n = len(models)
+    distance = np.stack([model_distances(ds, metric, space) for space in spaces])
+    merges = np.full((len(spaces), max(n - 1, 0), 4), np.nan)
+    mds = np.full((len(spaces), n, 2), np.nan)
+    defined = np.array([bool(np.isfinite(d).all()) and n >= 2 for d in distance])
+    for s in np.flatnonzero(defined):
+        merges[s] = linkage(squareform(distance[s], checks=False), method="average")
+        mds[s] = classical_mds(distance[s])
+    control = ds["control"].sel(model=models).values.astype(bool) if "control" in ds else np.zeros(n, dtype=bool)
+    return xr.Dataset(
+        {
+            "distance": (("space", "model_a", "model_b"), distance),
+            "linkage": (("space", "merge", "link"), merges),
+            "mds": (("space", "model", "component"), mds),
+            "defined": ("space", defined),
+            "control": ("model", control),
+        },
+        coords={"space": spaces, "model": models, "model_a": models, "model_b": models},
+        attrs={**ds.attrs, "metric": metric},
+    )

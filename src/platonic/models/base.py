@@ -1,23 +1,46 @@
-"""The adapter contract: a list of ``ase.Atoms`` in, per-atom invariant features out."""
+"""The adapter contract: a list of ``ase.Atoms`` in, per-atom invariant features out; and the `Family` that
+describes an adapter to the registry (its package, extra, named models, conda env and virtualenv recipe).
+
+An adapter module imports only light packages at its top (numpy, ase, this module): the registry imports every
+family's module to read its `Family`, so that listing models, validating a config or parsing the workflow needs
+neither torch nor any model package. Adapters import those inside their methods.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 import ase
 import numpy as np
 import yaml
+
+if TYPE_CHECKING:
+    import torch
 
 WEIGHTS = ("pretrained", "random")
 
 
 class ModelError(RuntimeError):
     """A model that cannot be loaded or run, with what to do about it."""
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """What an adapter's `Adapter._load` found: the weights file read (``None`` for a weight-free family), the
+    atomic numbers the model knows and a human-readable name of the features taken (e.g. ``atom_conv_layers[2]``)."""
+
+    checkpoint: Path | None
+    supported_numbers: frozenset[int]
+    layer: str
 
 
 class Adapter(ABC):
@@ -101,15 +124,25 @@ class Adapter(ABC):
             import torch
 
             torch.manual_seed(0)
-            self._checkpoint_path, self._supported, self._layer_name = self._load()
+            loaded = self._load()
+            if not isinstance(loaded, Loaded):
+                raise ModelError(
+                    f"{type(self).__name__}._load returned a {type(loaded).__name__}; it returns "
+                    "platonic.models.base.Loaded(checkpoint, supported_numbers, layer)"
+                )
+            self._checkpoint_path, self._supported, self._layer_name = (
+                loaded.checkpoint,
+                frozenset(loaded.supported_numbers),
+                loaded.layer,
+            )
             if self.layers is not None:
                 self._selected = select_layers(self.layers, self._layer_names(), f"{self.family} {self.checkpoint}")
             self._loaded = True
 
     @abstractmethod
-    def _load(self) -> tuple[Path | None, frozenset[int], str]:
-        """Load the weights; return the checkpoint file (``None`` for a weight-free family), the atomic
-        numbers the model knows and a human-readable name of the features taken (e.g. ``atom_conv_layers[2]``)."""
+    def _load(self) -> Loaded:
+        """Load the weights (torch seeded with 0 just before); return the checkpoint file (``None`` for a weight-free
+        family), the atomic numbers the model knows and the name of the features taken, as a `Loaded`."""
 
     @property
     def supported_numbers(self) -> frozenset[int]:
@@ -156,6 +189,16 @@ class Adapter(ABC):
         """One forward pass: per structure, ``{name: (n_atoms_i, n_features_name)}`` for each layer in ``names``
         and for the default features (key `layer_name`)."""
         raise NotImplementedError
+
+    def _forward(self, structures: list[ase.Atoms], indices: list[int]) -> dict[int, torch.Tensor]:
+        """One forward pass of the batch ``structures`` (no forces, no gradients): ``{k: (n_atoms, d_k) tensor}``
+        for each layer index ``k`` in ``indices`` (the index of `_layer_names`), the rows of every structure's atoms
+        in order, structure after structure. Families that read layers through forward hooks (`layer_outputs`)
+        implement it and get `_embed_batch` and `_embed_batch_layers` from `_hooked_layer` and `_hooked_layers`."""
+        raise NotImplementedError(
+            f"{type(self).__name__} does not implement _forward, which _hooked_layer and _hooked_layers call; "
+            "implement it or override _embed_batch and _embed_batch_layers instead"
+        )
 
     def _hooked_layers(self, structures: list[ase.Atoms], names: list[str], default: int) -> list[dict]:
         """`_embed_batch_layers` for a family whose ``_forward(structures, indices)`` returns ``{layer index:
@@ -266,9 +309,9 @@ class WeightFreeAdapter(Adapter):
         if self.checkpoint != "none":
             raise ModelError(f"{self.family} has no weights: its checkpoint is 'none', not {self.checkpoint!r}")
 
-    def _load(self) -> tuple[None, frozenset[int], str]:
+    def _load(self) -> Loaded:
         supported, layer_name = self._prepare()
-        return None, supported, layer_name
+        return Loaded(None, supported, layer_name)
 
     def _modules(self) -> list:
         return []  # a recipe: no parameters
@@ -289,6 +332,82 @@ class WeightFreeAdapter(Adapter):
             "weights": "none",
             "settings": text,
         }
+
+
+# what a preset says: how to load its model, what the model is, and where that is stated
+PRESET_KEYS = ("checkpoint", "architecture", "training_data", "fidelity", "source")
+PRESET_OPTIONAL_KEYS = ("options", "download")
+# what a control's preset says of its training: none, so no level of theory
+CONTROL = MappingProxyType({"training_data": [], "fidelity": None})
+
+
+@dataclass(frozen=True, eq=False)
+class Family:
+    """A model family as the registry knows it: the adapter, and what installing it and naming its models takes.
+
+    ``extra`` is the optional dependency of platonic (``pip install 'platonic[<extra>]'``) that installs the family's
+    package (``None``: nothing beyond platonic itself). ``presets`` are its named models, name -> ``{checkpoint,
+    architecture, training_data, fidelity, source}`` plus optional ``options`` and ``download`` (true where the
+    weights are downloaded on first use); ``training_data`` is ``[]`` for none and ``fidelity`` ``None`` for a
+    control. ``own_venv`` is true for a family whose package cannot share the project's virtualenv: it has a recipe
+    `venv_recipe` for `platonic.venvs`. ``requires`` are modules imported when the adapter is looked up, so that a
+    missing or broken package is reported then, naming the extra and the env; the adapter module itself imports
+    none of them.
+
+    The name and the package (the distribution whose version provenance records) are the adapter's own ``family``
+    and ``package``; the conda env of its jobs is `env_file`. A third-party package registers a family with an entry
+    point in the group ``platonic.models`` naming its descriptor (``name = "module:FAMILY"``).
+    """
+
+    adapter: type[Adapter]
+    extra: str | None
+    presets: Mapping[str, Mapping] = field(default_factory=dict)
+    own_venv: bool = False
+    requires: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        if not (isinstance(self.adapter, type) and issubclass(self.adapter, Adapter)) or not self.adapter.family:
+            raise ModelError(
+                f"a Family's adapter is a subclass of platonic.models.base.Adapter with a family name, not "
+                f"{self.adapter!r}"
+            )
+        for name, preset in self.presets.items():
+            missing = [key for key in PRESET_KEYS if key not in preset]
+            unknown = sorted(set(preset) - {*PRESET_KEYS, *PRESET_OPTIONAL_KEYS})
+            if missing or unknown:
+                raise ModelError(
+                    f"preset {name!r} of family {self.name!r} needs {', '.join(PRESET_KEYS)} (optionally "
+                    f"{', '.join(PRESET_OPTIONAL_KEYS)})"
+                    + (f"; it lacks {', '.join(missing)}" if missing else "")
+                    + (f"; unknown keys: {', '.join(unknown)}" if unknown else "")
+                )
+        object.__setattr__(self, "presets", MappingProxyType(dict(self.presets)))
+        object.__setattr__(self, "requires", tuple(self.requires))
+
+    @property
+    def name(self) -> str:
+        return self.adapter.family
+
+    @property
+    def package(self) -> str:
+        return self.adapter.package
+
+    @property
+    def target(self) -> str:
+        """``module:Class`` of the adapter."""
+        return f"{self.adapter.__module__}:{self.adapter.__qualname__}"
+
+    @property
+    def env_file(self) -> str:
+        """The conda env of the family's jobs, relative to the project root (where the workflow looks for it)."""
+        return f"envs/{self.name}.yaml"
+
+    @property
+    def venv_recipe(self) -> str | None:
+        """The recipe of the family's own virtualenv, relative to the project root (``None`` without one)."""
+        from platonic.venvs import RECIPES
+
+        return f"{RECIPES}/{self.name}.yaml" if self.own_venv else None
 
 
 @contextmanager

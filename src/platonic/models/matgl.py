@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import socket
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 from urllib.request import getproxies
 
 import ase
 import numpy as np
-import torch
 from ase.data import atomic_numbers
 
-from platonic.models.base import Adapter, ModelError
+from platonic.models.base import Adapter, Family, Loaded, ModelError
+
+if TYPE_CHECKING:
+    import torch
 
 # Node-feature entry of ``feature_dict["gc_<i>"]`` per supported architecture. TensorNet stores an equivariant
 # (n_atoms, units, 3, 3) tensor there instead; its invariants are taken the way TensorNet's own readout does.
@@ -46,7 +49,7 @@ class MatGLAdapter(Adapter):
     default_checkpoint = "TensorNet-PES-MatPES-PBE-2025.2"
     dtypes = ("float32", "float64")
 
-    def _load(self) -> tuple[Path, frozenset[int], str]:
+    def _load(self) -> Loaded:
         from matgl.apps.pes import Potential
         from matgl.ext.ase import Atoms2Graph
 
@@ -81,7 +84,7 @@ class MatGLAdapter(Adapter):
             node_key = NODE_KEY[architecture] or "norms"
             layer_name = f"gc_{self._block}.{node_key}"
         supported = frozenset(atomic_numbers[symbol] for symbol in inner.element_types)
-        return folder / WEIGHTS_FILE, supported, layer_name
+        return Loaded(folder / WEIGHTS_FILE, supported, layer_name)
 
     def _resolve_and_load(self):
         """Returns ``(model directory, loaded object)``; named models come from the cache or are downloaded."""
@@ -132,6 +135,7 @@ class MatGLAdapter(Adapter):
         )
 
     def _embed_batch(self, structures: list[ase.Atoms]) -> list[np.ndarray]:
+        import torch
         from matgl.graph.data import collate_fn_graph
 
         items = []
@@ -189,6 +193,8 @@ def _unwrap(model):
 
 def _blocks(model) -> torch.nn.ModuleList:
     """The message-passing blocks, in order (their outputs are ``gc_1`` .. ``gc_n`` in ``feature_dict``)."""
+    import torch
+
     for name in ("graph_layers", "atom_graph_layers", "layers"):  # M3GNet, CHGNet, TensorNet
         if isinstance(getattr(model, name, None), torch.nn.ModuleList):
             return getattr(model, name)
@@ -198,6 +204,8 @@ def _blocks(model) -> torch.nn.ModuleList:
 def _tensornet_invariants(model, tensors: torch.Tensor) -> torch.Tensor:
     """Per-atom invariants of a TensorNet block output, computed as TensorNet's readout does:
     ``(n_atoms, units, 3, 3)`` -> ``(n_atoms, 3 * units)`` norms of its I, A and S parts."""
+    import torch
+
     if getattr(model, "_use_warp", False):  # the NVIDIA Warp kernels keep their own tensor layout
         from matgl.ops import fn_tensor_norm3
 
@@ -254,3 +262,37 @@ def _root(err: BaseException) -> str:
     while err.__cause__ is not None:
         err = err.__cause__
     return f"{type(err).__name__}: {err}"
+
+
+# Named models (`platonic models`; the README's table of named models is generated from them): how to load each and
+# what it is, with where that is stated (`platonic.models.base.Family`).
+MATGL_DOCS = "https://github.com/materialyzeai/matgl (README: MatPES potentials); MatPES: https://matpes.ai"
+PRESETS = {
+    # matgl's MatPES potentials on the Hugging Face Hub (names as in matgl 4.1.2's documentation)
+    "m3gnet-matpes-pbe": {
+        "checkpoint": "M3GNet-PES-MatPES-PBE-2025.2",
+        "download": True,
+        "architecture": "M3GNet",
+        "training_data": ["MatPES-PBE"],
+        "fidelity": "PBE",
+        "source": MATGL_DOCS + " (MatPES PBE is without +U, as mace-foundations' table says of MATPES-PBE)",
+    },
+    "chgnet-matpes-pbe": {
+        "checkpoint": "CHGNet-PES-MatPES-PBE-2025.2.10",
+        "download": True,
+        "architecture": "CHGNet (matgl)",
+        "training_data": ["MatPES-PBE"],
+        "fidelity": "PBE",
+        "source": MATGL_DOCS + " (MatPES PBE is without +U, as mace-foundations' table says of MATPES-PBE)",
+    },
+    "tensornet-matpes-pbe": {
+        "checkpoint": "TensorNet-PES-MatPES-PBE-2025.2",
+        "download": True,
+        "architecture": "TensorNet",
+        "training_data": ["MatPES-PBE"],
+        "fidelity": "PBE",
+        "source": MATGL_DOCS + " (MatPES PBE is without +U, as mace-foundations' table says of MATPES-PBE)",
+    },
+}
+
+FAMILY = Family(MatGLAdapter, extra="matgl", presets=PRESETS)

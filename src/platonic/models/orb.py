@@ -19,9 +19,8 @@ from pathlib import Path
 
 import ase
 import numpy as np
-import torch
 
-from platonic.models.base import Adapter, ModelError
+from platonic.models.base import Adapter, Family, Loaded, ModelError
 
 # orb-models' pretrained loaders fetch weights with cached_path, which has no timeout of its own (and retries with
 # backoff); the fetch runs in a thread we stop waiting for after this many seconds.
@@ -70,7 +69,7 @@ class OrbAdapter(Adapter):
     default_checkpoint = "orb-v3-conservative-inf-omat"
     dtypes = ("float32", "float64")
 
-    def _load(self) -> tuple[Path, frozenset[int], str]:
+    def _load(self) -> Loaded:
         from orb_models.forcefield.nn_util import ChargeSpinConditioner
 
         self.orientation = str(self.options.get("orientation", "standard"))
@@ -108,7 +107,7 @@ class OrbAdapter(Adapter):
 
         rows = self._net.atom_emb.embeddings.num_embeddings if self._net.use_embedding else ONE_HOT_CLASSES
         supported = frozenset(range(1, min(rows, ONE_HOT_CLASSES)))
-        return path, supported, layer_name
+        return Loaded(path, supported, layer_name)
 
     def _resolve_checkpoint(self) -> tuple[Path, str]:
         """The weights file and the architecture (a registry name or a ``BUILDERS`` key) to load it into."""
@@ -210,6 +209,7 @@ class OrbAdapter(Adapter):
         )
 
     def _embed_batch(self, structures: list[ase.Atoms]) -> list[np.ndarray]:
+        import torch
         from orb_models.forcefield.atomic_system import ase_atoms_to_atom_graphs
         from orb_models.forcefield.base import batch_graphs
 
@@ -289,6 +289,8 @@ def _architecture_of_file(filename: str) -> str | None:
 def _torch_globals_restored():
     """orb's loaders call ``set_torch_precision``, which sets torch's default dtype and float32 matmul precision for
     the whole process (and warns about it); put both back so other code in the process is unaffected."""
+    import torch
+
     dtype, matmul = torch.get_default_dtype(), torch.get_float32_matmul_precision()
     try:
         with warnings.catch_warnings():
@@ -298,3 +300,46 @@ def _torch_globals_restored():
     finally:
         torch.set_default_dtype(dtype)
         torch.set_float32_matmul_precision(matmul)
+
+
+# Named models (`platonic models`; the README's table of named models is generated from them): how to load each and
+# what it is, with where that is stated (`platonic.models.base.Family`).
+ORB_DOCS = "https://github.com/orbital-materials/orb-models/blob/main/MODELS.md"
+PRESETS = {
+    # Orb v3 (names of orb-models 0.5.5's pretrained registry; "inf" = up to 120 neighbours within 6 A);
+    # orb-models needs its own environment (envs/orb.yaml)
+    "orb-v3-conservative-omat": {
+        "checkpoint": "orb-v3-conservative-inf-omat",
+        "download": True,
+        "architecture": "Orb v3 (conservative)",
+        "training_data": ["OMat24"],
+        "fidelity": "PBE/PBE+U",
+        "source": ORB_DOCS + " (the -omat suffix: trained on OMat24)",
+    },
+    "orb-v3-direct-omat": {
+        "checkpoint": "orb-v3-direct-inf-omat",
+        "download": True,
+        "architecture": "Orb v3 (direct)",
+        "training_data": ["OMat24"],
+        "fidelity": "PBE/PBE+U",
+        "source": ORB_DOCS + " (the -omat suffix: trained on OMat24)",
+    },
+    "orb-v3-conservative-mpa": {
+        "checkpoint": "orb-v3-conservative-inf-mpa",
+        "download": True,
+        "architecture": "Orb v3 (conservative)",
+        "training_data": ["MPtrj", "sAlex"],
+        "fidelity": "PBE/PBE+U",
+        "source": ORB_DOCS + " names the data set only as 'mpa'; MPtrj + sAlex per the Orb-v3 paper, arXiv:2504.06231",
+    },
+    "orb-v3-direct-mpa": {
+        "checkpoint": "orb-v3-direct-inf-mpa",
+        "download": True,
+        "architecture": "Orb v3 (direct)",
+        "training_data": ["MPtrj", "sAlex"],
+        "fidelity": "PBE/PBE+U",
+        "source": ORB_DOCS + " names the data set only as 'mpa'; MPtrj + sAlex per the Orb-v3 paper, arXiv:2504.06231",
+    },
+}
+
+FAMILY = Family(OrbAdapter, extra="orb", presets=PRESETS, own_venv=True)

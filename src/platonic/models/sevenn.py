@@ -7,9 +7,8 @@ from pathlib import Path
 
 import ase
 import numpy as np
-import torch
 
-from platonic.models.base import Adapter, ModelError, random_weights
+from platonic.models.base import CONTROL, Adapter, Family, Loaded, ModelError, random_weights
 
 READOUT = "reduce_input_to_hidden"
 
@@ -42,7 +41,7 @@ class SevenNetAdapter(Adapter):
     default_checkpoint = "7net-0_11Jul2024"
     supports_random_weights = True
 
-    def _load(self) -> tuple[Path, frozenset[int], str]:
+    def _load(self) -> Loaded:
         import sevenn._keys as KEY
         from sevenn import util
 
@@ -83,7 +82,7 @@ class SevenNetAdapter(Adapter):
         if self._stop not in names:
             raise ModelError(f"SevenNet model has no module {self._stop!r}; modules: {names}")
         layer_name = f"input of {self._stop}" if self.layer is None else f"block {self.layer} scalars"
-        return path, frozenset(int(z) for z in self.type_map), layer_name
+        return Loaded(path, frozenset(int(z) for z in self.type_map), layer_name)
 
     def _resolve_checkpoint(self) -> Path:
         """A file path, a name shipped in the wheel, or a name sevenn downloads (into ``cache_dir``
@@ -126,6 +125,7 @@ class SevenNetAdapter(Adapter):
 
     def _embed_batch(self, structures: list[ase.Atoms]) -> list[np.ndarray]:
         import sevenn._keys as KEY
+        import torch
 
         data = self._batch(structures)
         with torch.no_grad():
@@ -144,6 +144,7 @@ class SevenNetAdapter(Adapter):
         """One pass through the modules up to the readout: block ``k``'s scalars are read at the input of the
         module after its gate (where ``layer: k`` stops), the default features at the input of the readout."""
         import sevenn._keys as KEY
+        import torch
 
         modules = list(self.model._modules)
         layer_names = self._layer_names()
@@ -222,3 +223,66 @@ def _scalar_channels(model, module_name: str) -> int:
             break
         count += mul
     return count
+
+
+# Named models (`platonic models`; the README's table of named models is generated from them): how to load each and
+# what it is, with where that is stated (`platonic.models.base.Family`).
+SEVENNET_DOCS = "https://github.com/MDIL-SNU/SevenNet/blob/main/docs/source/pretrained.md"
+SEVENNET_WEIGHTS = "https://github.com/MDIL-SNU/SevenNet/blob/main/sevenn/pretrained_potentials"
+PRESETS = {
+    "sevennet-0-11jul2024": {
+        "checkpoint": "7net-0_11Jul2024",
+        "architecture": "SevenNet (NequIP)",
+        "training_data": ["MPtrj"],
+        "fidelity": "PBE/PBE+U",
+        "source": f"{SEVENNET_WEIGHTS}/SevenNet_0__11Jul2024/README.md (pre-trained on MPTrj)",
+    },
+    "sevennet-0-22may2024": {
+        "checkpoint": "7net-0_22May2024",
+        "architecture": "SevenNet (NequIP)",
+        "training_data": ["MPF.2021.2.8"],
+        "fidelity": "PBE/PBE+U",
+        "source": f"{SEVENNET_WEIGHTS}/SevenNet_0__22May2024/README.md (pre-trained on the M3GNet data set, "
+        "MPF.2021.2.8, not MPtrj)",
+    },
+    "sevennet-l3i5": {
+        "checkpoint": "7net-l3i5",
+        "architecture": "SevenNet (NequIP)",
+        "training_data": ["MPtrj"],
+        "fidelity": "PBE/PBE+U",
+        "source": f"{SEVENNET_DOCS} does not name its data; MPtrj per the authors' Matbench Discovery entry "
+        "(https://github.com/janosh/matbench-discovery/blob/main/models/sevennet/sevennet-l3i5.yml, training_set) "
+        "and the checkpoint's own config (load_dataset_path: .../chgnet/chgnet_total_dataset_uncorrected)",
+    },
+    "sevennet-mf-0": {
+        "checkpoint": "7net-mf-0",
+        "options": {"modal": "PBE"},
+        # the same network as SevenNet-0 with fidelity-dependent (modal) linear layers: one architecture for the
+        # training data vs architecture comparison
+        "architecture": "SevenNet (NequIP)",
+        "training_data": ["MP PBE(+U) trajectories", "MP r2SCAN trajectories"],
+        "fidelity": "PBE/PBE+U",
+        "source": f"{SEVENNET_WEIGHTS}/SevenNet_MF_0/README.md (PBE(+U) and r2SCAN relaxation trajectories of the "
+        "Materials Project; it does not say whether the PBE part is MPtrj; multi-fidelity: modal linear layers in "
+        "SevenNet's network); fidelity: the PBE modal this preset uses",
+    },
+    # a control: the architecture with seeded random weights
+    "sevennet-0-11jul2024-untrained": {
+        "checkpoint": "7net-0_11Jul2024",
+        "options": {"weights": "random", "seed": 0},
+        "architecture": "SevenNet (NequIP)",
+        **CONTROL,
+        "source": "SevenNet-0 (11Jul2024)'s architecture with seeded random weights (options.weights: random)",
+    },
+    # downloaded on first use
+    "sevennet-omat": {
+        "checkpoint": "7net-omat",
+        "download": True,
+        "architecture": "SevenNet (NequIP)",
+        "training_data": ["OMat24"],
+        "fidelity": "PBE/PBE+U",
+        "source": f"{SEVENNET_DOCS} (SevenNet-omat: trained exclusively on OMat24)",
+    },
+}
+
+FAMILY = Family(SevenNetAdapter, extra="sevenn", presets=PRESETS)

@@ -6,7 +6,7 @@ import ase
 import ase.data
 import numpy as np
 
-from platonic.models.base import ModelError, WeightFreeAdapter, option_list, package_version
+from platonic.models.base import CONTROL, Family, ModelError, WeightFreeAdapter, option_list, package_version
 from platonic.models.element import MAX_Z
 
 COMPRESSIONS = ("mu2", "crossover", "mu1nu1", "off")
@@ -94,3 +94,17 @@ def _atomic_numbers(species) -> list[int]:
     if not numbers or not all(1 <= z <= MAX_Z for z in numbers):
         raise ModelError(f"soap options.species must be elements with 1 <= Z <= {MAX_Z}, got {sorted(numbers)}")
     return sorted(numbers)
+
+
+# Named models (`platonic models`; the README's table of named models is generated from them): how to load each and
+# what it is, with where that is stated (`platonic.models.base.Family`).
+PRESETS = {
+    "soap": {
+        "checkpoint": "none",
+        "architecture": "SOAP",
+        **CONTROL,
+        "source": "platonic.models.soap (dscribe's SOAP power spectrum, no weights)",
+    },
+}
+
+FAMILY = Family(SOAPAdapter, extra="soap", presets=PRESETS)

@@ -52,7 +52,7 @@ def overview(
     store's ``compared`` atoms that every drawn model embedded; ``metadata`` (JSON,
     ``platonic.compare.lineage.read_metadata``): the model tree's colours by architecture and markers by training
     data."""
-    from platonic import elements, figures
+    from platonic import atom_maps, elements, figures
     from platonic.compare import model_space
     from platonic.store import open_store
 
@@ -74,14 +74,16 @@ def overview(
         return same_models(model_stores(paths), models, what)
 
     if figure == "agreement":
-        fig = figures.agreement_scatter(ds)
+        from platonic.compare.agreement import all_space_pairs
+
+        fig = figures.agreement_scatter(ds, all_space_pairs(ds))
     elif figure == "model_tree":
         metrics = [str(m) for m in ds.metric.values]
         if settings.tree_metric not in metrics:
             raise ValueError(f"metric {settings.tree_metric!r} is not in {similarity} (it has {metrics})")
         from platonic.compare.lineage import read_metadata
 
-        fig = figures.model_tree(ds, settings.tree_metric, read_metadata(metadata))
+        fig = figures.model_tree(model_space.linkage_and_mds(ds, settings.tree_metric), read_metadata(metadata))
     elif figure == "shared_space":
         stores = by_model(projections, "projection")
         first = next(iter(stores.values()))
@@ -90,7 +92,8 @@ def overview(
         seed = settings.seed if settings.seed is not None else SimilaritySettings().seed
         rows = model_space.shared_sample(keep, settings.map_sample, seed)
         coordinates = {m: s["coordinate"].isel(atom=rows).values for m, s in stores.items()}  # the sample only
-        fig = figures.shared_space_maps(labelled(coordinates), first["Z"].values[rows], figures.available_maps(), seed)
+        maps = atom_maps.joint_maps(labelled(coordinates), atom_maps.available_reductions(), seed)
+        fig = figures.shared_space_maps(maps, first["Z"].values[rows])
     elif figure == "periodic_trends":
         stores = by_model(embeddings, "embedding")
         first = next(iter(stores.values()))
@@ -102,7 +105,8 @@ def overview(
             {m: s["embedding"].data for m, s in stores.items()}, first["Z"].values, first["structure_id"].values,
             keep, settings.trend_min_atoms, n_replicates, seed,
         )  # fmt: skip
-        fig = figures.periodic_trends(z, labelled(means), counts, intervals and labelled(intervals))
+        trends = elements.trend_matrices(z, labelled(means))
+        fig = figures.periodic_trends(trends, counts, intervals and labelled(intervals))
     elif figure == "model_statistics":
         stores = by_model(embeddings, "embedding")
         keep = kept(stores)

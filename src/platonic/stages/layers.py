@@ -72,10 +72,11 @@ def run(
     write_rows(table, layer_table(ds))
     log.info("%d layers of %d models -> %s", len(features), len(stores), output)
     if heatmaps or depth:
+        from platonic.compare.layers import depth_curves
         from platonic.figures import layer_depth_figure, layer_heatmaps, save_figure
 
         suffixes = tuple(f".{s}" for s in also)
         if heatmaps:
             save_figure(layer_heatmaps(ds, wanted.metrics[0]), heatmaps, also=suffixes)
         if depth:
-            save_figure(layer_depth_figure(ds, wanted.metrics[0]), depth, also=suffixes)
+            save_figure(layer_depth_figure(depth_curves(ds, wanted.metrics[0])), depth, also=suffixes)

@@ -98,7 +98,7 @@ def training_vs_architecture(similarity: str, table: str, figure: str, metadata:
     """Training data vs architecture (``platonic.compare.lineage``): the table of pair groups and their differences
     -> CSV ``table``, and its figure -> ``figure`` (and the same name with each suffix of ``also``); ``metadata``:
     the JSON ``{model: {"architecture", "training_data", "control", ...}}`` of the configured models."""
-    from platonic.compare.lineage import COLUMNS, lineage_rows, read_metadata
+    from platonic.compare.lineage import COLUMNS, lineage_rows, pair_rows, read_metadata
     from platonic.figures import save_figure
     from platonic.figures import training_vs_architecture as draw
     from platonic.store import open_store
@@ -113,7 +113,8 @@ def training_vs_architecture(similarity: str, table: str, figure: str, metadata:
                      row["ci_low"], row["ci_high"])  # fmt: skip
         elif row["kind"] == "left out" and row["n_pairs"]:
             log.info("left out, %s: %d pairs", row["group"], row["n_pairs"])
-    log.info("wrote %s", save_figure(draw(ds, lineage), figure, also=tuple(f".{s}" for s in also)))
+    fig = draw(rows, pair_rows(ds, lineage), ds.attrs)
+    log.info("wrote %s", save_figure(fig, figure, also=tuple(f".{s}" for s in also)))
 
 
 ATOM_MODES = {  # name -> (atoms, neighbours)
