@@ -66,3 +66,12 @@ def test_non_finite_items_are_left_out_and_too_few_give_nan():
     x[:5] = np.nan
     assert rank_test(x, y, groups, replicates=5, permutations=5).n == len(groups) - 5
     assert np.isnan(rank_test(x[:2], y[:2], groups[:2]).value)
+
+
+def test_partial_correlation_with_too_few_residual_degrees_of_freedom_is_undefined():
+    """Five items and three control columns plus the intercept leave one residual degree of freedom, where any
+    two variables' residuals correlate at +-1: the partial correlation is reported as undefined instead."""
+    rng = np.random.default_rng(2)
+    x, y = rng.normal(size=5), rng.normal(size=5)
+    assert np.isnan(partial_spearman(x, y, rng.normal(size=(5, 3))))
+    assert np.isfinite(partial_spearman(x, y, rng.normal(size=(5, 1))))

@@ -46,10 +46,19 @@ def _residuals(values: np.ndarray, controls: np.ndarray) -> np.ndarray:
     return values - design @ coefficients
 
 
+# a partial correlation needs this many residual degrees of freedom (items less the controls' rank and the
+# intercept): with fewer, the residuals are determined by the fit and correlate at +-1 whatever the data
+MIN_RESIDUAL_DOF = 3
+
+
 def partial_spearman(x: np.ndarray, y: np.ndarray, controls: np.ndarray) -> float:
     """Rank correlation of ``x`` and ``y`` after removing what the ranks of ``controls (n, c)`` explain linearly of
-    their ranks (the partial correlation of the ranks of every variable)."""
+    their ranks (the partial correlation of the ranks of every variable); NaN where the controls leave fewer than
+    ``MIN_RESIDUAL_DOF`` residual degrees of freedom."""
     controls = _ranked(controls, len(x))
+    design = np.column_stack([np.ones(len(x)), controls])
+    if len(x) - np.linalg.matrix_rank(design) < MIN_RESIDUAL_DOF:
+        return float("nan")
     return _pearson(_residuals(rankdata(x), controls), _residuals(rankdata(y), controls))
 
 
@@ -123,6 +132,8 @@ def rank_test(
         rows = np.concatenate([np.tile(order[starts[s] : starts[s + 1]], c) for s, c in enumerate(count) if c])
         drawn.append(statistic(rows, y))
     _, low, high, _ = bootstrap.summarise(np.asarray(drawn), value)
+    # the bias-shifted percentile interval can leave [-1, 1] near the bounds; a correlation cannot
+    low, high = (float(np.clip(v, -1.0, 1.0)) if np.isfinite(v) else v for v in (low, high))
     rng = np.random.default_rng(seed + 1)
     orders = (bootstrap.block_permutation(groups, rng) for _ in range(permutations))
     permuted = np.array([statistic(everything, y[order]) for order in orders])
