@@ -16,7 +16,19 @@ import typing
 
 from platonic import process, venvs
 from platonic import settings as S
-from platonic.stages import align, analysis, embed, fan_in, figures, ladder, layers, prepare, sensitivity, similarity
+from platonic.stages import (
+    align,
+    analysis,
+    embed,
+    fan_in,
+    figures,
+    ladder,
+    layers,
+    prediction_failure,
+    prepare,
+    sensitivity,
+    similarity,
+)
 
 log = logging.getLogger("platonic")
 
@@ -117,6 +129,13 @@ COMMANDS: dict[str, tuple] = {
                  analysis.symmetry, {"settings": S.SymmetrySettings},
                  [("table", {}), ("--flagged-table", {"required": True}), ("--structures", {"required": True}),
                   ("--embeddings", STORES), ("--anchors", {"required": True}), ("--figure", {})]),
+    "prediction-failure": ("does disagreement in the shared space flag prediction failures? rank tests with controls",
+                           prediction_failure.prediction_failure, {"settings": S.PredictionFailureSettings},
+                           [("table", {}), ("--summary-table", {"required": True}),
+                            ("--structures", {"required": True}), ("--embeddings", STORES),
+                            ("--projections", STORES), ("--anchors", {"required": True}),
+                            ("--audit", {"required": True}), ("--symmetry-table", {"required": True}),
+                            ("--figure", {}), ("--controls", CONTROLS)]),
     "analogies": ("embedding arithmetic a - b + c on mean element vectors", analysis.analogies,
                   {"settings": S.ArithmeticSettings},
                   [("table", {}), ("--projections", STORES), ("--anchors", {"required": True})]),

@@ -303,6 +303,18 @@ class AnchorSensitivitySettings(Settings):
     threads: int
 
 
+@config_section("analysis", "prediction_failure")
+class PredictionFailureSettings(Settings):
+    """Whether latent signals of the shared space flag the models' prediction failures."""
+
+    k: int
+    train_fraction: float
+    force_tolerance: float
+    bootstrap: int | None
+    permutations: int | None
+    seed: int
+
+
 STAGE_SETTINGS: tuple[type[Settings], ...] = (
     DatasetSettings,
     ModelSpec,
@@ -317,6 +329,7 @@ STAGE_SETTINGS: tuple[type[Settings], ...] = (
     ArithmeticSettings,
     LayerSettings,
     AnchorSensitivitySettings,
+    PredictionFailureSettings,
 )
 
 
