@@ -313,6 +313,7 @@ class PredictionFailureSettings(Settings):
     bootstrap: int | None
     permutations: int | None
     seed: int
+    threads: int
 
 
 STAGE_SETTINGS: tuple[type[Settings], ...] = (

@@ -88,7 +88,7 @@ rule audit:
         " --anchors {input.anchors:q} --structures {input.structures:q}"
         " --elements-table {output.elements:q} --structures-table {output.structures:q}"
         " --bias-table {output.bias:q} --figure {output.figure:q}"
-        " --settings {params.settings:q} --controls {params.controls:q} > {log} 2>&1"
+        " --settings {params.settings:q} --controls {params.controls:q} --threads {threads} > {log} 2>&1"
 
 
 rule analogies:
@@ -216,6 +216,7 @@ rule prediction_failure:
         "results/benchmarks/prediction_failure/{dataset}.tsv"
     conda:
         "../../envs/analysis.yaml"
+    threads: config["analysis"]["prediction_failure"]["threads"]
     resources:
         mem_mb=lambda wildcards, attempt: 4000 * attempt,
     params:
@@ -226,4 +227,4 @@ rule prediction_failure:
         " --structures {input.structures:q} --embeddings {input.embeddings:q}"
         " --projections {input.projections:q} --anchors {input.anchors:q} --audit {input.audit:q}"
         " --symmetry-table {input.symmetry:q} --figure {output.figure:q}"
-        " --settings {params.settings:q} --controls {params.controls:q} > {log} 2>&1"
+        " --settings {params.settings:q} --controls {params.controls:q} --threads {threads} > {log} 2>&1"
