@@ -191,3 +191,24 @@ def test_without_predictions_the_tables_are_empty_and_the_figure_says_why(tmp_pa
     with open(out / "table.csv") as handle:
         assert handle.readline().strip().split(",") == pf.COLUMNS
     assert (out / "figure.png").stat().st_size > 0
+
+
+def test_the_baseline_is_the_controls_own_ranking_and_undefined_when_they_fit_everything():
+    """Per-element target means rank a target made of them perfectly (the baseline is 1 with one item per element
+    short of saturation), and as many covariates as items give no baseline at all."""
+    rng = np.random.default_rng(1)
+    z = np.repeat([3, 8, 26], 10)
+    target = np.select([z == 3, z == 8], [1.0, 2.0], 3.0) + 1e-3 * rng.normal(size=30)
+    groups = np.arange(30)
+    controls = pf.element_size_controls(z, np.ones(30))
+    rows = pf.signal_tests({"s": rng.normal(size=30)}, target, groups, controls, {"target": "t", "model": "m",
+                           "level": "atom"}, replicates=20, permutations=20, seed=0)  # fmt: skip
+    baseline = next(r for r in rows if r["control"] == "baseline")
+    # ranks of an element-driven target: within-element noise only breaks ties inside each element's block
+    predicted = np.select([z == 3, z == 8], [5.5, 15.5], 25.5)
+    from scipy.stats import spearmanr
+
+    assert baseline["value"] == pytest.approx(spearmanr(predicted, target).statistic, rel=1e-9)
+    saturated = pf.signal_tests({"s": rng.normal(size=4)}, rng.normal(size=4), np.arange(4), rng.normal(size=(4, 3)),
+                                {"target": "t", "model": "m", "level": "atom"}, 5, 5, 0)  # fmt: skip
+    assert all(np.isnan(r["value"]) for r in saturated if r["control"] != "none")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from platonic.analysis.rank_correlation import _ranked, _residuals, rank_test
+from platonic.analysis.rank_correlation import MIN_RESIDUAL_DOF, _projector, _ranked, rank_test
 
 __all__ = [
     "COLUMNS",
@@ -79,15 +79,20 @@ def element_size_controls(z: np.ndarray, size: np.ndarray) -> np.ndarray:
 
 
 def _baseline_predictor(y: np.ndarray, controls: np.ndarray) -> np.ndarray:
-    """The least-squares prediction of ``y``'s ranks from the ranks of ``controls`` (finite rows), NaN elsewhere."""
+    """The least-squares prediction of ``y``'s ranks from the ranks of ``controls`` (finite rows), NaN elsewhere and
+    everywhere when the controls leave fewer than ``MIN_RESIDUAL_DOF`` residual degrees of freedom (an in-sample fit
+    with as many covariates as items ranks anything perfectly)."""
+    from scipy.stats import rankdata
+
     out = np.full(len(y), np.nan)
     keep = np.isfinite(y) & np.all(np.isfinite(controls), axis=1)
     if keep.sum() < 3:
         return out
-    from scipy.stats import rankdata
-
+    design, solve, rank = _projector(_ranked(controls[keep], int(keep.sum())))
+    if keep.sum() - rank < MIN_RESIDUAL_DOF:
+        return out
     ranks = rankdata(y[keep])
-    out[keep] = ranks - _residuals(ranks, _ranked(controls[keep], int(keep.sum())))
+    out[keep] = design @ (solve @ ranks)
     return out
 
 
