@@ -433,7 +433,7 @@ def prediction_failure_figure(rows: list[dict], reason: str = "") -> plt.Figure:
         labels = [signal if model == "consensus" else f"{signal} ({short_name(model)})"
                   for signal, model in entries[target]]  # fmt: skip
         ax.set_yticks(range(len(labels)), labels, fontsize=6.5)
-        ax.set_ylim(len(labels) - 0.5, -0.5)
+        ax.set_ylim(height - 0.5, -0.5)  # one row height in every panel: a short panel's rows sit at its top
         ax.axvline(0, color="black", linewidth=0.6)
         level = next(r["level"] for r in rows if r["target"] == target)
         ax.set_title(f"{target.replace('_', ' ')} (per {level})", fontsize=8.5)
