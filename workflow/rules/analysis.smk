@@ -88,7 +88,7 @@ rule audit:
         " --anchors {input.anchors:q} --structures {input.structures:q}"
         " --elements-table {output.elements:q} --structures-table {output.structures:q}"
         " --bias-table {output.bias:q} --figure {output.figure:q}"
-        " --settings {params.settings:q} --controls {params.controls:q} --threads {threads} > {log} 2>&1"
+        " --settings {params.settings:q} --controls {params.controls:q} > {log} 2>&1"
 
 
 rule analogies:
