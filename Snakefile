@@ -88,5 +88,8 @@ rule all:
                 "symmetry_breaking.csv",
                 "symmetry_flagged.csv",
                 "symmetry_breaking.png",
+                "prediction_failure.csv",
+                "prediction_failure_summary.csv",
+                "prediction_failure.png",
             ),
         ),

@@ -61,6 +61,10 @@ ARGUMENTS = {
     "heatmaps": [("similarity", "similarity"), ("--out-dir", "maps")],
     "overview": [("figure", "agreement"), ("similarity", "similarity"), ("--output", "f.png")],
     "embed": [("structures", "structures"), ("output", "out.zarr"), ("--model", "element")],
+    "prediction-failure": [("table", "out.csv"), ("--summary-table", "s.csv"), ("--structures", "structures"),
+                           ("--embeddings", "embedding", "embedding2"),
+                           ("--projections", "projection", "projection2"), ("--anchors", "anchors"),
+                           ("--audit", "audit.zarr"), ("--symmetry-table", "symmetry.csv")],
 }  # fmt: skip
 
 

@@ -2,6 +2,7 @@
 that covers it, gives chance-level values on shuffled data, and a partial correlation removes a shared cause."""
 
 import numpy as np
+import pytest
 from scipy import stats
 
 from platonic.analysis.rank_correlation import baseline_spearman, partial_spearman, rank_test, spearman
@@ -66,3 +67,27 @@ def test_non_finite_items_are_left_out_and_too_few_give_nan():
     x[:5] = np.nan
     assert rank_test(x, y, groups, replicates=5, permutations=5).n == len(groups) - 5
     assert np.isnan(rank_test(x[:2], y[:2], groups[:2]).value)
+
+
+def test_partial_correlation_with_too_few_residual_degrees_of_freedom_is_undefined():
+    """Five items and three control columns plus the intercept leave one residual degree of freedom, where any
+    two variables' residuals correlate at +-1: the partial correlation is reported as undefined instead."""
+    rng = np.random.default_rng(2)
+    x, y = rng.normal(size=5), rng.normal(size=5)
+    assert np.isnan(partial_spearman(x, y, rng.normal(size=(5, 3))))
+    assert np.isfinite(partial_spearman(x, y, rng.normal(size=(5, 1))))
+
+
+def test_chance_with_controls_is_the_mean_partial_correlation_over_the_same_permutations():
+    """The permutations reuse one fit of the controls: their mean equals partial_spearman recomputed on each
+    permuted target (the same seeded block permutations)."""
+    from platonic.compare import bootstrap
+
+    rng = np.random.default_rng(5)
+    groups = np.repeat(np.arange(12), 4)
+    x, y, controls = rng.normal(size=48), rng.normal(size=48), rng.normal(size=(48, 2))
+    test = rank_test(x, y, groups, replicates=5, permutations=30, seed=7, controls=controls)
+    orders_rng = np.random.default_rng(8)
+    direct = [partial_spearman(x, y[bootstrap.block_permutation(groups, orders_rng)], controls) for _ in range(30)]
+    assert test.chance == pytest.approx(np.mean(direct), rel=1e-9)
+    assert test.value == pytest.approx(partial_spearman(x, y, controls), rel=1e-12)

@@ -73,9 +73,10 @@ def test_default_config_dry_run_fans_out_one_embed_per_model():
         "lineage": 1,
         "ladder": 1,
         "anchor_sensitivity": 1,
+        "prediction_failure": 1,
         "layers": 1,  # the models with `layers: all`, layer by layer
         "all": 1,
-        "total": 31 + 12 + 66 + 1 + len(metrics) + len(OVERVIEW) + 2 + 7,
+        "total": 31 + 12 + 66 + 1 + len(metrics) + len(OVERVIEW) + 2 + 8,
     }
 
 
@@ -341,6 +342,7 @@ CAPTIONS = {
     "training_vs_architecture.png": "Training data vs architecture on",
     "protocol_ladder.png": "From the reference protocol to platonic's on",
     "anchor_sensitivity.png": "agreement depends on its anchors",
+    "prediction_failure.png": "Does disagreement in the shared space flag prediction failures?",
     "tiny.html": "Provenance of this run",
     "tiny.csv": "Every metric for every ordered pair",
 }

@@ -164,7 +164,9 @@ def resolve_derived(config: dict) -> dict:
     - ``anchors.atoms``: null -> ``similarity.atoms`` (what counts as an atom, for every stage after anchors);
     - ``anchors.indices_order``: null -> ``dataset.path``, with ``anchors.method`` indices (the atom order the given
       indices count in);
-    - ``figures.bootstrap`` and ``analysis.transfer.bootstrap``: null -> ``similarity.bootstrap``;
+    - ``figures.bootstrap``, ``analysis.transfer.bootstrap`` and ``analysis.prediction_failure.bootstrap``: null ->
+      ``similarity.bootstrap``; ``analysis.prediction_failure.permutations``: null -> ``similarity.permutations``,
+      at least 100;
     - ``models.<name>.architecture``, ``training_data``, ``fidelity``: see `resolve_model_metadata`.
     """
     metrics = config["similarity"]["metrics"]
@@ -182,9 +184,12 @@ def resolve_derived(config: dict) -> dict:
     audit = config["analysis"]["audit"]
     if audit["neighbour_search"] is None:
         audit["neighbour_search"] = config["similarity"]["neighbour_search"]
-    for section in (figures, config["analysis"]["transfer"]):
+    failure = config["analysis"]["prediction_failure"]
+    for section in (figures, config["analysis"]["transfer"], failure):
         if section["bootstrap"] is None:
             section["bootstrap"] = config["similarity"]["bootstrap"]
+    if failure["permutations"] is None:
+        failure["permutations"] = max(100, config["similarity"]["permutations"])
     presets = _presets()
     for name, spec in config["models"].items():
         resolve_model_metadata(name, spec, presets)

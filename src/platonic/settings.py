@@ -304,6 +304,19 @@ class AnchorSensitivitySettings(Settings):
     threads: int
 
 
+@config_section("analysis", "prediction_failure")
+class PredictionFailureSettings(Settings):
+    """Whether latent signals of the shared space flag the models' prediction failures."""
+
+    k: int
+    train_fraction: float
+    force_tolerance: float
+    bootstrap: int | None
+    permutations: int | None
+    seed: int
+    threads: int
+
+
 STAGE_SETTINGS: tuple[type[Settings], ...] = (
     DatasetSettings,
     ModelSpec,
@@ -318,6 +331,7 @@ STAGE_SETTINGS: tuple[type[Settings], ...] = (
     ArithmeticSettings,
     LayerSettings,
     AnchorSensitivitySettings,
+    PredictionFailureSettings,
 )
 
 

@@ -1,7 +1,8 @@
 # What the shared space makes possible: zero-shot stitching of property heads across models, a
 # consistency audit (where the models disagree, and which model departs on which element),
-# embedding arithmetic on mean element vectors and how the anchor space's agreement depends on
-# its anchors (their number and how they are chosen).
+# embedding arithmetic on mean element vectors, how the anchor space's agreement depends on
+# its anchors (their number and how they are chosen) and whether disagreement in the shared space
+# flags the models' prediction failures.
 
 
 rule transfer:
@@ -183,3 +184,47 @@ rule anchor_sensitivity:
         " --structures {input.structures:q} --embeddings {input.embeddings:q} --anchors {input.anchors:q}"
         " --settings {params.settings:q} --selection {params.selection:q}"
         " --similarity {params.similarity:q} --controls {params.controls:q} --threads {threads} > {log} 2>&1"
+
+
+rule prediction_failure:
+    input:
+        structures="results/structures/{dataset}.zarr",
+        embeddings=embedding_stores,
+        projections=projection_stores,
+        anchors="results/anchors/{dataset}.zarr",
+        audit="results/analysis/{dataset}/audit.zarr",
+        symmetry="results/analysis/{dataset}/symmetry_breaking.csv",
+    output:
+        table=report(
+            "results/analysis/{dataset}/prediction_failure.csv",
+            caption="../report/prediction_failure_table.rst",
+            category="Shared-space analyses",
+        ),
+        summary=report(
+            "results/analysis/{dataset}/prediction_failure_summary.csv",
+            caption="../report/prediction_failure_summary.rst",
+            category="Shared-space analyses",
+        ),
+        figure=report(
+            "results/analysis/{dataset}/prediction_failure.png",
+            caption="../report/prediction_failure.rst",
+            category="Shared-space analyses",
+        ),
+    log:
+        "results/logs/prediction_failure/{dataset}.log",
+    benchmark:
+        "results/benchmarks/prediction_failure/{dataset}.tsv"
+    conda:
+        "../../envs/analysis.yaml"
+    threads: config["analysis"]["prediction_failure"]["threads"]
+    resources:
+        mem_mb=lambda wildcards, attempt: 4000 * attempt,
+    params:
+        controls=CONTROLS,
+        settings=section("analysis", "prediction_failure"),
+    shell:
+        "python -m platonic prediction-failure {output.table:q} --summary-table {output.summary:q}"
+        " --structures {input.structures:q} --embeddings {input.embeddings:q}"
+        " --projections {input.projections:q} --anchors {input.anchors:q} --audit {input.audit:q}"
+        " --symmetry-table {input.symmetry:q} --figure {output.figure:q}"
+        " --settings {params.settings:q} --controls {params.controls:q} --threads {threads} > {log} 2>&1"

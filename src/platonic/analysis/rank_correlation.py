@@ -35,22 +35,53 @@ def spearman(x: np.ndarray, y: np.ndarray) -> float:
 
 
 def _ranked(controls: np.ndarray, n: int) -> np.ndarray:
-    """Each column of ``controls`` replaced by its ranks (a 0/1 indicator column stays an affine copy of itself)."""
+    """Each column of ``controls`` replaced by its ranks; a column of two values (an indicator) is kept as it is,
+    since its ranks are an affine copy of it and span the same space with the intercept."""
     controls = np.asarray(controls, dtype=np.float64).reshape(n, -1)
-    return np.column_stack([rankdata(column) for column in controls.T]) if controls.shape[1] else controls
+    if not controls.shape[1] or not n:
+        return controls
+    binary = np.all((controls == controls.min(axis=0)) | (controls == controls.max(axis=0)), axis=0)
+    if binary.all():
+        return controls
+    ranked = controls.copy()
+    ranked[:, ~binary] = rankdata(controls[:, ~binary], axis=0)
+    return ranked
+
+
+def _projector(controls: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """``(design (n, c + 1), map (c + 1, n), rank)``: the intercept-and-``controls`` design, the pseudo-inverse that
+    maps values to their least-squares coefficients (through the Gram matrix: cheap for n >> c) and its rank."""
+    design = np.column_stack([np.ones(len(controls)), controls])
+    # scale columns to unit length so that one relative tolerance fits all
+    norms = np.linalg.norm(design, axis=0)
+    norms[norms == 0] = 1.0
+    scaled = design / norms
+    eigenvalues, vectors = np.linalg.eigh(scaled.T @ scaled)
+    keep = eigenvalues > eigenvalues.max() * 1e-10
+    inverse = (vectors[:, keep] / eigenvalues[keep]) @ vectors[:, keep].T
+    return scaled, inverse @ scaled.T, int(keep.sum())
 
 
 def _residuals(values: np.ndarray, controls: np.ndarray) -> np.ndarray:
-    design = np.column_stack([np.ones(len(values)), controls])
-    coefficients, *_ = np.linalg.lstsq(design, values, rcond=None)
-    return values - design @ coefficients
+    design, solve, _ = _projector(controls)
+    return values - design @ (solve @ values)
+
+
+# a partial correlation needs this many residual degrees of freedom (items less the controls' rank and the
+# intercept): with fewer, the residuals are determined by the fit and correlate at +-1 whatever the data
+MIN_RESIDUAL_DOF = 3
 
 
 def partial_spearman(x: np.ndarray, y: np.ndarray, controls: np.ndarray) -> float:
     """Rank correlation of ``x`` and ``y`` after removing what the ranks of ``controls (n, c)`` explain linearly of
-    their ranks (the partial correlation of the ranks of every variable)."""
-    controls = _ranked(controls, len(x))
-    return _pearson(_residuals(rankdata(x), controls), _residuals(rankdata(y), controls))
+    their ranks (the partial correlation of the ranks of every variable); NaN where the controls leave fewer than
+    ``MIN_RESIDUAL_DOF`` residual degrees of freedom."""
+    design, solve, rank = _projector(_ranked(controls, len(x)))
+    if len(x) - rank < MIN_RESIDUAL_DOF:
+        return float("nan")
+    both = np.column_stack([rankdata(x), rankdata(y)])
+    residual = both - design @ (solve @ both)
+    return _pearson(residual[:, 0], residual[:, 1])
 
 
 def baseline_spearman(y: np.ndarray, controls: np.ndarray) -> float:
@@ -123,9 +154,19 @@ def rank_test(
         rows = np.concatenate([np.tile(order[starts[s] : starts[s + 1]], c) for s, c in enumerate(count) if c])
         drawn.append(statistic(rows, y))
     _, low, high, _ = bootstrap.summarise(np.asarray(drawn), value)
+    # the bias-shifted percentile interval can leave [-1, 1] near the bounds; a correlation cannot
+    low, high = (float(np.clip(v, -1.0, 1.0)) if np.isfinite(v) else v for v in (low, high))
     rng = np.random.default_rng(seed + 1)
     orders = (bootstrap.block_permutation(groups, rng) for _ in range(permutations))
-    permuted = np.array([statistic(everything, y[order]) for order in orders])
+    if controls is None:
+        permuted = np.array([statistic(everything, y[order]) for order in orders])
+    else:  # the items and their controls stay put: one fit of the controls serves every permutation
+        design, solve, rank = _projector(_ranked(controls, len(x)))
+        rx = rankdata(x)
+        rx = rx - design @ (solve @ rx)
+        enough = len(x) - rank >= MIN_RESIDUAL_DOF
+        permuted = np.array([_pearson(rx, (r := rankdata(y[order])) - design @ (solve @ r)) if enough else nan
+                             for order in orders])  # fmt: skip
     finite = permuted[np.isfinite(permuted)]
     if finite.size == 0 or not np.isfinite(value):
         chance = chance_low = chance_high = p_value = nan

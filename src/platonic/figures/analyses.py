@@ -9,6 +9,8 @@ import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 
 from platonic.compare.registry import label as metric_label
 from platonic.figures.style import (
@@ -36,6 +38,7 @@ __all__ = [
     "symmetry_breaking_figure",
     "protocol_ladder",
     "anchor_sensitivity_figure",
+    "prediction_failure_figure",
 ]
 
 
@@ -390,4 +393,54 @@ def anchor_sensitivity_figure(rows: list[dict], reading: str = "", title: str = 
 
     heading = "Anchor sensitivity: the anchor space's agreement against the number of anchors and their choice"
     fig.suptitle("\n".join([heading, *([title] if title else []), *textwrap.wrap(reading, 150)]), fontsize=8.5)
+    return fig
+
+
+FAILURE_CONTROLS = {"none": ("o", "#0072B2", "signal"), "element+size": ("s", "#D55E00", "signal | element, size"),
+                    "baseline": ("^", "#7F7F7F", "element and size alone")}  # fmt: skip
+
+
+def prediction_failure_figure(rows: list[dict], reason: str = "") -> plt.Figure:
+    """One panel per prediction target: each latent signal's Spearman correlation with it (per model where the target
+    is a model's), bare, given element and size, and the baseline, with 95 % bootstrap intervals and the permutation
+    chance range (grey); ``rows`` are the prediction-failure table's (``analysis.prediction_failure.COLUMNS``). With
+    no rows the figure says ``reason``."""
+    targets = list(dict.fromkeys(r["target"] for r in rows))
+    if not targets:
+        fig, ax = plt.subplots(figsize=(6, 1.6), constrained_layout=True)
+        ax.axis("off")
+        ax.text(0.5, 0.5, f"Prediction failure: no test\n{reason}", ha="center", va="center", fontsize=9, wrap=True)
+        return fig
+    entries = {t: list(dict.fromkeys((r["signal"], r["model"]) for r in rows if r["target"] == t)) for t in targets}
+    height = max(len(e) for e in entries.values())
+    fig, axes = plt.subplots(1, len(targets), figsize=(3.4 * len(targets), 0.9 + 0.32 * height),
+                             constrained_layout=True, squeeze=False)  # fmt: skip
+    for ax, target in zip(axes[0], targets, strict=True):
+        for y, (signal, model) in enumerate(entries[target]):
+            for offset, control in zip((-0.22, 0.0, 0.22), FAILURE_CONTROLS, strict=True):
+                found = [r for r in rows if (r["target"], r["signal"], r["model"], r["control"]) ==
+                         (target, signal, model, control)]  # fmt: skip
+                if not found:
+                    continue
+                r = found[0]
+                marker, colour, _ = FAILURE_CONTROLS[control]
+                if np.isfinite(r["chance_low"]) and np.isfinite(r["chance_high"]):
+                    ax.fill_betweenx([y + offset - 0.09, y + offset + 0.09], r["chance_low"], r["chance_high"],
+                                     color="0.85", linewidth=0)  # fmt: skip
+                error = [[max(r["value"] - r["ci_low"], 0)], [max(r["ci_high"] - r["value"], 0)]]
+                ax.errorbar(r["value"], y + offset, xerr=error, fmt=marker, color=colour, markersize=3.5,
+                            elinewidth=0.9, capsize=1.5)  # fmt: skip
+        labels = [signal if model == "consensus" else f"{signal} ({short_name(model)})"
+                  for signal, model in entries[target]]  # fmt: skip
+        ax.set_yticks(range(len(labels)), labels, fontsize=6.5)
+        ax.set_ylim(height - 0.5, -0.5)  # one row height in every panel: a short panel's rows sit at its top
+        ax.axvline(0, color="black", linewidth=0.6)
+        level = next(r["level"] for r in rows if r["target"] == target)
+        ax.set_title(f"{target.replace('_', ' ')} (per {level})", fontsize=8.5)
+        ax.set_xlabel("Spearman correlation", fontsize=8)
+        ax.tick_params(axis="x", labelsize=7)
+    handles = [Line2D([], [], marker=m, color=c, linestyle="", label=text)
+               for m, c, text in FAILURE_CONTROLS.values()]  # fmt: skip
+    handles.append(Patch(color="0.85", label="permutation chance (95 %)"))
+    fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), fontsize=7, frameon=False)
     return fig
