@@ -65,6 +65,7 @@ rule all:
             f"results/figures/{DATASET}/overview/anchor_sensitivity.png",
         ],
         provenance=f"results/provenance/{DATASET}.html",
+        anchor_set=f"results/anchors/{DATASET}_anchor_set.extxyz",
         layers=(
             [
                 f"results/layers/{DATASET}.csv",
