@@ -36,6 +36,7 @@ include: "workflow/rules/compare.smk"
 include: "workflow/rules/analysis.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/prefetch.smk"
+include: "workflow/rules/screen.smk"
 
 
 rule all:
