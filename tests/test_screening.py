@@ -48,6 +48,11 @@ def test_screening_equals_brute_force():
     centre = (unit["a"] + unit["b"]) / 2
     assert result.disagreement[1] == pytest.approx(np.mean([np.linalg.norm(unit[m] - centre) for m in study]))
 
+    # the consensus over model a alone (b a control): a's percentiles, and no disagreement with itself
+    alone = screen_environments(queries, study, groups, k, consensus_models=["a"])
+    np.testing.assert_array_equal(alone.consensus_percentile, result.percentile[0])
+    assert np.isnan(alone.disagreement).all()
+
     index, distance = consensus_nearest(queries, study, 4, chunk=4)
     for q in range(15):
         if q == 4:

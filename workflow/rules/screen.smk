@@ -98,12 +98,14 @@ if SCREEN["structures"]:
             "../../envs/analysis.yaml"
         params:
             settings=section("screen"),
+            controls=CONTROLS,
             folder=SCREEN_DIR,
         shell:
             "python -m platonic screen {params.folder:q} --structures {input.structures:q}"
             " --embeddings {input.embeddings:q} --projections {input.projections:q}"
             " --study-projections {input.study_projections:q} --study-structures {input.study_structures:q}"
-            " --anchors {input.anchors:q} --settings {params.settings:q} > {log} 2>&1"
+            " --anchors {input.anchors:q} --settings {params.settings:q} --controls {params.controls:q}"
+            " > {log} 2>&1"
 
 else:
 

@@ -22,8 +22,8 @@ __all__ = ["Screening", "consensus_nearest", "screen_environments"]
 class Screening:
     """Per model ``(M, Q)`` over the screened atoms: ``atypicality`` (mean cosine distance to the k nearest study
     environments), its ``percentile`` in the study's own distribution (``study_atypicality (M, N)``) and the
-    ``nearest`` study row; per atom ``(Q,)``: ``consensus_percentile`` (mean over models), ``disagreement`` (mean
-    over models of the distance to the cross-model consensus, as the audit defines it) and its ``disagreement_
+    ``nearest`` study row; per atom ``(Q,)``: ``consensus_percentile`` (mean over the consensus models),
+    ``disagreement`` (mean over them of the distance to the cross-model consensus, as the audit defines it) and its ``disagreement_
     percentile`` in the study's. NaN (index -1) where a model did not embed the atom."""
 
     atypicality: np.ndarray
@@ -36,12 +36,19 @@ class Screening:
 
 
 def screen_environments(
-    queries: dict[str, np.ndarray], study: dict[str, np.ndarray], groups: np.ndarray, k: int
+    queries: dict[str, np.ndarray],
+    study: dict[str, np.ndarray],
+    groups: np.ndarray,
+    k: int,
+    consensus_models: list[str] | None = None,
 ) -> Screening:
     """``queries`` maps model -> screened anchor coordinates ``(Q, K)`` (NaN rows: not embedded), ``study`` model
     -> the study's coordinates ``(N, K)`` of its compared atoms (every model embedded them), ``groups (N,)`` their
-    structures. ``k``: neighbours of the atypicality, the study's own atoms measured against other structures."""
+    structures. ``k``: neighbours of the atypicality, the study's own atoms measured against other structures.
+    The consensus percentile and the disagreement are over ``consensus_models`` (default every model; the audit
+    leaves the controls out)."""
     models = list(queries)
+    chosen = [models.index(m) for m in (consensus_models or models)]
     n_queries = len(next(iter(queries.values())))
     distance = np.full((len(models), n_queries), np.nan)
     percentile = np.full((len(models), n_queries), np.nan)
@@ -54,13 +61,14 @@ def screen_environments(
             d, near, _ = query_atypicality(queries[model][embedded], study[model], k)
             distance[i, embedded], nearest[i, embedded] = d, near[:, 0]
             percentile[i, embedded] = percentile_in(d, reference[i])
-    everywhere = np.isfinite(percentile).all(axis=0)
-    consensus = np.where(everywhere, np.mean(np.where(everywhere, percentile, 0.0), axis=0), np.nan)
+    everywhere = np.isfinite(percentile[chosen]).all(axis=0)
+    consensus = np.where(everywhere, np.mean(np.where(everywhere, percentile[chosen], 0.0), axis=0), np.nan)
     disagreement = np.full(n_queries, np.nan)
     disagreement_percentile = np.full(n_queries, np.nan)
-    if len(models) > 1 and everywhere.any():
-        disagreement[everywhere] = consensus_distances({m: queries[m][everywhere] for m in models}).mean(axis=0)
-        study_disagreement = consensus_distances(study).mean(axis=0)
+    voters = [models[i] for i in chosen]
+    if len(voters) > 1 and everywhere.any():
+        disagreement[everywhere] = consensus_distances({m: queries[m][everywhere] for m in voters}).mean(axis=0)
+        study_disagreement = consensus_distances({m: study[m] for m in voters}).mean(axis=0)
         disagreement_percentile[everywhere] = percentile_in(disagreement[everywhere], study_disagreement)
     return Screening(distance, percentile, nearest, consensus, disagreement, disagreement_percentile, reference)
 

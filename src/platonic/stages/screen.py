@@ -20,7 +20,7 @@ import numpy as np
 import xarray as xr
 
 from platonic.settings import ScreenSettings
-from platonic.stages.command import command
+from platonic.stages.command import Controls, command
 from platonic.stages.common import compared_mask, model_stores, write_rows
 
 log = logging.getLogger("platonic")
@@ -40,9 +40,11 @@ def run(
     study_structures: Annotated[str, "the study's structure store"],
     anchors: Annotated[str, "the study's anchor store"],
     settings: ScreenSettings,
+    controls: Controls = (),
 ) -> None:  # fmt: skip
     """Per screened atom and structure: atypicality per model and as a consensus (percentiles of the study's own
-    distribution), cross-model disagreement, the nearest study environments, symmetry-breaking spread and the
+    distribution; the consensus over the trained models, the controls left out as in the audit), cross-model
+    disagreement (over the trained models too), the nearest study environments (every model), symmetry-breaking spread and the
     models' predictions where their embedding stores hold them; rejected structures with their reasons."""
     from ase.data import chemical_symbols
 
@@ -75,7 +77,8 @@ def run(
         values[~projection["valid"].values.astype(bool)] = np.nan
         queries[model] = values
     groups = study_store["structure_index"].values[study_rows]
-    result = screen_environments(queries, study_coordinates, groups, settings.k)
+    trained = [m for m in models if m not in controls] or models
+    result = screen_environments(queries, study_coordinates, groups, settings.k, consensus_models=trained)
     near, near_distance = consensus_nearest(queries, study_coordinates, settings.nearest)
     spread = symmetry_spread(queries, store)
 
@@ -146,6 +149,7 @@ def run(
             "kind": "screen",
             "name": settings.name,
             "k": settings.k,
+            "consensus_models": trained,
             "anchor_set_hash": anchor_store.attrs["anchor_set_hash"],
             "study_structure_set_hash": study_store.attrs["structure_set_hash"],
             "structure_set_hash": store.attrs["structure_set_hash"],
