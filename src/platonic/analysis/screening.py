@@ -23,8 +23,8 @@ class Screening:
     """Per model ``(M, Q)`` over the screened atoms: ``atypicality`` (mean cosine distance to the k nearest study
     environments), its ``percentile`` in the study's own distribution (``study_atypicality (M, N)``) and the
     ``nearest`` study row; per atom ``(Q,)``: ``consensus_percentile`` (mean over the consensus models),
-    ``disagreement`` (mean over them of the distance to the cross-model consensus, as the audit defines it) and its ``disagreement_
-    percentile`` in the study's. NaN (index -1) where a model did not embed the atom."""
+    ``disagreement`` (mean over them of the distance to the cross-model consensus, as the audit defines it) and its
+    ``disagreement_percentile`` in the study's. NaN (index -1) where a model did not embed the atom."""
 
     atypicality: np.ndarray
     percentile: np.ndarray

@@ -44,8 +44,8 @@ def run(
 ) -> None:  # fmt: skip
     """Per screened atom and structure: atypicality per model and as a consensus (percentiles of the study's own
     distribution; the consensus over the trained models, the controls left out as in the audit), cross-model
-    disagreement (over the trained models too), the nearest study environments (every model), symmetry-breaking spread and the
-    models' predictions where their embedding stores hold them; rejected structures with their reasons."""
+    disagreement (over the trained models too), the nearest study environments (every model), symmetry-breaking
+    spread and the models' predictions where their embedding stores hold them; rejected structures with reasons."""
     from ase.data import chemical_symbols
 
     from platonic.analysis.screening import consensus_nearest, screen_environments
