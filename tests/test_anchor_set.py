@@ -70,6 +70,7 @@ def test_projecting_through_the_exported_set_gives_the_study_coordinates(tmp_pat
         assert through_set.attrs["anchor_set_hash"] == study.attrs["anchor_set_hash"]
 
 
+@pytest.mark.slow
 def test_a_changed_frame_or_a_missing_anchor_embedding_is_refused(tmp_path):
     from platonic.stages.align import anchor_set, project
 
@@ -80,6 +81,16 @@ def test_a_changed_frame_or_a_missing_anchor_embedding_is_refused(tmp_path):
         project(stores["element"], str(exported), str(tmp_path / "p.zarr"))
     # the study's own embedding store holds the anchor atoms too: the set's coordinates are the store's
     project(stores["element"], str(exported), str(tmp_path / "p.zarr"), anchor_embedding=stores["element"])
+    # the anchors' rows from other weights of the same model name are refused
+    from platonic.store import open_store, write_store
+
+    other = open_store(stores["element"]).load()
+    other.attrs["model_layer"] = "another layer"
+    write_store(other, tmp_path / "other.zarr")
+    with pytest.raises(ValueError, match=r"was embedded by another element .*\(layer another layer vs "):
+        project(
+            stores["element"], str(exported), str(tmp_path / "r.zarr"), anchor_embedding=str(tmp_path / "other.zarr")
+        )
     lines = exported.read_text().splitlines()
     fields = lines[2].split()
     fields[1] = f"{float(fields[1]) + 0.01:.8f}"  # move the first frame's first atom by 0.01 A

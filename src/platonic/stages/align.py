@@ -259,14 +259,19 @@ def is_anchor_set_file(path: str) -> bool:
     return str(path).lower().endswith((".extxyz", ".xyz"))
 
 
-def anchor_set_rows(path: str, anchor_embedding: str | None, model: str) -> tuple[np.ndarray, np.ndarray, dict]:
-    """The anchor rows of ``model`` for the anchor-set file ``path``: its features of the anchor atoms ``(K, d)``
-    from ``anchor_embedding`` (the model's embedding store of the anchor-set frames, or of the study's structures),
-    the anchors' study atom indices ``(K,)`` and the set's attrs."""
+# what must agree between a model's embedding and its embedding of the anchor atoms: the same weights, layer and dtype
+SAME_MODEL_ATTRS = ("model_checkpoint_sha256", "model_weights_sha256", "model_layer", "model_forward_dtype")
+
+
+def anchor_set_rows(path: str, anchor_embedding: str | None, features_store) -> tuple[np.ndarray, np.ndarray, dict]:
+    """The anchor rows of the model of ``features_store`` for the anchor-set file ``path``: its features of the
+    anchor atoms ``(K, d)`` from ``anchor_embedding`` (the model's embedding store of the anchor-set frames, or of the
+    study's structures), the anchors' study atom indices ``(K,)`` and the set's attrs."""
     from platonic.anchor_set import anchor_rows, read_anchor_set
     from platonic.store import open_store
 
     anchor_set = read_anchor_set(path)
+    model = features_store.attrs["model"]
     if anchor_embedding is None:
         raise ValueError(
             f"{path} is an anchor-set file: give --anchor-embedding, {model}'s embedding store of its structures"
@@ -277,6 +282,13 @@ def anchor_set_rows(path: str, anchor_embedding: str | None, model: str) -> tupl
         raise ValueError(
             f"--anchor-embedding {anchor_embedding} holds {store.attrs['model']!r}, not {model!r}: a model's anchors"
             " are its own rows of the anchor atoms"
+        )
+    differ = [k for k in SAME_MODEL_ATTRS if store.attrs.get(k) != features_store.attrs.get(k)]
+    if differ:
+        shown = ", ".join(f"{k[6:]} {store.attrs.get(k)} vs {features_store.attrs.get(k)}" for k in differ)
+        raise ValueError(
+            f"--anchor-embedding {anchor_embedding} was embedded by another {model} than the embedding to project"
+            f" ({shown}); embed both with the same model entry"
         )
     known = {anchor_set.attrs["anchor_structures_hash"], anchor_set.attrs["structure_set_hash"]}
     if store.attrs["structure_set_hash"] not in known:
@@ -312,7 +324,7 @@ def project(
 
     features_store = open_store(embedding)
     if is_anchor_set_file(anchors):
-        anchor_features, anchor_atoms, attrs = anchor_set_rows(anchors, anchor_embedding, features_store.attrs["model"])
+        anchor_features, anchor_atoms, attrs = anchor_set_rows(anchors, anchor_embedding, features_store)
         features = features_store["embedding"].values
         projected = anchor_projection(features, anchor_features)
         ds = projection_dataset(features_store, projected, anchor_atoms, attrs)
