@@ -244,7 +244,7 @@ def texts(values: np.ndarray) -> np.ndarray:
 
 
 def formula(z: np.ndarray) -> str:
-    """Reduced-order formula of atomic numbers ``z (n,)``, elements in Hill-like alphabetical order."""
+    """The cell's formula of atomic numbers ``z (n,)`` (not reduced), elements in alphabetical order."""
     from ase.data import chemical_symbols
 
     values, counts = np.unique(z, return_counts=True)
