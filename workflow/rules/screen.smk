@@ -105,7 +105,7 @@ rule screen:
     params:
         settings=section("screen"),
         controls=CONTROLS,
-        folder=SCREEN_DIR,
+        folder=lambda wildcards, output: str(Path(output.page).parent),
     shell:
         "python -m platonic screen {params.folder:q} --structures {input.structures:q}"
         " --embeddings {input.embeddings:q} --projections {input.projections:q}"
