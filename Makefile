@@ -21,7 +21,7 @@ MODEL_VENVS := $(sort $(basename $(notdir $(wildcard envs/venv/*.yaml))))
 # would cause
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: setup setup-dev run report test test-fast $(addprefix test-,$(MODEL_VENVS)) browser clean
+.PHONY: setup setup-dev run screen report test test-fast $(addprefix test-,$(MODEL_VENVS)) browser clean
 
 setup: $(STAMP)
 
@@ -51,6 +51,10 @@ $(DEV_STAMP): $(STAMP)
 run: setup
 	$(WITH_VENV) snakemake --profile profiles/default
 	$(MAKE) report
+
+# screen new structures against the finished study: make screen SCREEN=data/mp20_sample/val.csv
+screen: setup
+	$(WITH_VENV) snakemake --profile profiles/default screen $(if $(SCREEN),--config 'screen={structures: $(SCREEN)}')
 
 report: setup
 	$(WITH_VENV) snakemake --profile profiles/default --report results/report.html

@@ -36,6 +36,7 @@ include: "workflow/rules/compare.smk"
 include: "workflow/rules/analysis.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/prefetch.smk"
+include: "workflow/rules/screen.smk"
 
 
 rule all:
@@ -65,6 +66,7 @@ rule all:
             f"results/figures/{DATASET}/overview/anchor_sensitivity.png",
         ],
         provenance=f"results/provenance/{DATASET}.html",
+        anchor_set=f"results/anchors/{DATASET}_anchor_set.extxyz",
         layers=(
             [
                 f"results/layers/{DATASET}.csv",

@@ -270,6 +270,18 @@ class AuditSettings(Settings):
     seed: int
 
 
+@config_section("screen")
+class ScreenSettings(Settings):
+    """Screening new structures against a finished study (``screen``)."""
+
+    structures: str | None
+    name: str
+    limit: int | None
+    k: int
+    nearest: int
+    top: int
+
+
 @config_section("analysis", "symmetry")
 class SymmetrySettings(Settings):
     """The symmetry-breaking audit."""
@@ -328,6 +340,7 @@ STAGE_SETTINGS: tuple[type[Settings], ...] = (
     TransferSettings,
     AuditSettings,
     SymmetrySettings,
+    ScreenSettings,
     ArithmeticSettings,
     LayerSettings,
     AnchorSensitivitySettings,

@@ -18,6 +18,21 @@ rule anchors:
         " --settings {params.settings:q} > {log} 2>&1"
 
 
+rule anchor_set:
+    input:
+        anchors="results/anchors/{dataset}.zarr",
+        structures="results/structures/{dataset}.zarr",
+    output:
+        "results/anchors/{dataset}_anchor_set.extxyz",
+    log:
+        "results/logs/anchor_set/{dataset}.log",
+    conda:
+        "../../envs/analysis.yaml"
+    shell:
+        "python -m platonic anchor-set {output:q} --anchors {input.anchors:q}"
+        " --structures {input.structures:q} > {log} 2>&1"
+
+
 rule project:
     input:
         embedding="results/embeddings/{dataset}/{model}.zarr",

@@ -236,15 +236,105 @@ def missing_anchors(store, anchor_store) -> list[str]:
     return [f"atom {int(i)} ({ids[i]}, {chemical_symbols[int(z[i])]})" for i in rows[~embedded]]
 
 
-@command(help="project one model's embeddings onto the anchors")
-def project(embedding: str, anchors: str, output: str) -> None:
-    """Projection store ``output``: each atom's cosine to the anchor atoms, in the model of ``embedding``."""
-    import xarray as xr
+@command(help="write a study's anchor set as an extxyz file that any model can enter the shared space through")
+def anchor_set(output: str, *, anchors: str, structures: str) -> None:
+    """Anchor-set file ``output`` (`platonic.anchor_set`): the structures of the structure store ``structures`` that
+    hold the anchors of the anchor store ``anchors``, each anchor marked, with the set's provenance and checksums."""
+    from platonic.anchor_set import anchor_set_frames, write_anchor_set
+    from platonic.store import open_store
 
+    anchor_store = open_store(anchors, kind="anchors")
+    structure_store = open_store(structures, kind="structures")
+    check_same_structures(anchor_store, structure_store)
+    frames = anchor_set_frames(anchor_store, structure_store)
+    write_anchor_set(frames, output)
+    log.info(
+        "%d anchors (on %s) in %d structures -> %s",
+        anchor_store.sizes["anchor"],
+        anchor_store.attrs.get("reference_model"),
+        len(frames),
+        output,
+    )
+
+
+def is_anchor_set_file(path: str) -> bool:
+    """Whether ``path`` names an anchor-set file (extxyz) rather than an anchor store."""
+    return str(path).lower().endswith((".extxyz", ".xyz"))
+
+
+# what must agree between a model's embedding and its embedding of the anchor atoms: the same weights, layer and dtype
+SAME_MODEL_ATTRS = ("model_checkpoint_sha256", "model_weights_sha256", "model_layer", "model_forward_dtype")
+
+
+def anchor_set_rows(path: str, anchor_embedding: str | None, features_store) -> tuple[np.ndarray, np.ndarray, dict]:
+    """The anchor rows of the model of ``features_store`` for the anchor-set file ``path``: its features of the
+    anchor atoms ``(K, d)`` from ``anchor_embedding`` (the model's embedding store of the anchor-set frames, or of the
+    study's structures), the anchors' study atom indices ``(K,)`` and the set's attrs."""
+    from platonic.anchor_set import anchor_rows, read_anchor_set
+    from platonic.store import open_store
+
+    anchor_set = read_anchor_set(path)
+    model = features_store.attrs["model"]
+    if anchor_embedding is None:
+        raise ValueError(
+            f"{path} is an anchor-set file: give --anchor-embedding, {model}'s embedding store of its structures"
+            f" (`platonic prepare {path} STORE`, then `platonic embed STORE OUT --model {model}`)"
+        )
+    store = open_store(anchor_embedding, kind="embedding")
+    if store.attrs["model"] != model:
+        raise ValueError(
+            f"--anchor-embedding {anchor_embedding} holds {store.attrs['model']!r}, not {model!r}: a model's anchors"
+            " are its own rows of the anchor atoms"
+        )
+    differ = [k for k in SAME_MODEL_ATTRS if store.attrs.get(k) != features_store.attrs.get(k)]
+    if differ:
+        shown = ", ".join(f"{k[6:]} {store.attrs.get(k)} vs {features_store.attrs.get(k)}" for k in differ)
+        raise ValueError(
+            f"--anchor-embedding {anchor_embedding} was embedded by another {model} than the embedding to project"
+            f" ({shown}); embed both with the same model entry"
+        )
+    known = {anchor_set.attrs["anchor_structures_hash"], anchor_set.attrs["structure_set_hash"]}
+    if store.attrs["structure_set_hash"] not in known:
+        raise ValueError(
+            f"--anchor-embedding {anchor_embedding} embeds neither the structures of {path} nor the study's structure"
+            " set; embed the anchor-set file itself"
+        )
+    rows = anchor_rows(anchor_set, store["structure_id"].values, store["site"].values, store["Z"].values)
+    features = store["embedding"].values[rows]
+    unembedded = ~(store["valid"].values[rows].astype(bool) & np.isfinite(features).all(axis=1))
+    if unembedded.any():
+        shown = ", ".join(f"anchor {k} ({anchor_set.structure_id[k]})" for k in np.flatnonzero(unembedded)[:20])
+        raise ValueError(f"{model} did not embed {int(unembedded.sum())} of the {len(rows)} anchor atoms: {shown}")
+    attrs = {"anchor_set_hash": anchor_set.attrs["anchor_set_hash"], "anchor_set_file": str(path)}
+    return features, anchor_set.study_atom, attrs
+
+
+@command(help="project one model's embeddings onto the anchors")
+def project(
+    embedding: str,
+    anchors: Annotated[str, "the study's anchor store, or an anchor-set file (extxyz; `platonic anchor-set`)"],
+    output: str,
+    *,
+    anchor_embedding: Annotated[
+        str | None, "with an anchor-set file: the same model's embedding store of the anchor-set structures"
+    ] = None,
+) -> None:
+    """Projection store ``output``: each atom's cosine to the anchor atoms, in the model of ``embedding``. The anchors
+    are the study's anchor store (then ``embedding`` is of the study's structures), or an anchor-set file, whose
+    anchor rows come from ``anchor_embedding`` (then ``embedding`` may hold any structures)."""
     from platonic.projection import anchor_projection
     from platonic.store import check_same_structures, open_store, write_store
 
     features_store = open_store(embedding, kind="embedding")
+    if is_anchor_set_file(anchors):
+        anchor_features, anchor_atoms, attrs = anchor_set_rows(anchors, anchor_embedding, features_store)
+        features = features_store["embedding"].values
+        projected = anchor_projection(features, anchor_features)
+        ds = projection_dataset(features_store, projected, anchor_atoms, attrs)
+        write_store(ds, output)
+        log.info("%s: %d atoms x %d anchors (%s) -> %s", features_store.attrs["model"], *projected.shape, anchors,
+                 output)  # fmt: skip
+        return
     anchor_store = open_store(anchors, kind="anchors")
     check_same_structures(features_store, anchor_store)
     missing = missing_anchors(features_store, anchor_store)
@@ -259,21 +349,25 @@ def project(embedding: str, anchors: str, output: str) -> None:
     features = features_store["embedding"].values
     anchor_rows = anchor_store["anchor_atom"].values
     projected = anchor_projection(features, features[anchor_rows])
-    ds = xr.Dataset(
+    ds = projection_dataset(
+        features_store, projected, anchor_rows, {"anchor_set_hash": anchor_store.attrs["anchor_set_hash"]}
+    )
+    write_store(ds, output)
+    log.info("%s: %d atoms x %d anchors -> %s", features_store.attrs["model"], *projected.shape, output)
+
+
+def projection_dataset(features_store, projected: np.ndarray, anchor_atoms: np.ndarray, attrs: dict) -> xr.Dataset:
+    """The projection store of ``projected (N, K)``, on the atoms of the embedding store ``features_store``, the
+    anchors being the study's atoms ``anchor_atoms (K,)``."""
+    return xr.Dataset(
         {"coordinate": (("atom", "anchor"), projected), "valid": features_store["valid"]},
         coords={
             "atom": features_store["atom"].values,
             "structure_id": ("atom", features_store["structure_id"].values.astype(object)),
             "site": ("atom", features_store["site"].values),
             "Z": ("atom", features_store["Z"].values),
-            "anchor": anchor_store["anchor"].values,
-            "anchor_atom": ("anchor", anchor_rows),
+            "anchor": np.arange(len(anchor_atoms)),
+            "anchor_atom": ("anchor", anchor_atoms),
         },
-        attrs={
-            **features_store.attrs,
-            "kind": "projection",
-            "anchor_set_hash": anchor_store.attrs["anchor_set_hash"],
-        },
+        attrs={**features_store.attrs, "kind": "projection", **attrs},
     )
-    write_store(ds, output)
-    log.info("%s: %d atoms x %d anchors -> %s", features_store.attrs["model"], *projected.shape, output)
