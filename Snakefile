@@ -35,6 +35,7 @@ include: "workflow/rules/align.smk"
 include: "workflow/rules/compare.smk"
 include: "workflow/rules/analysis.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/map.smk"
 include: "workflow/rules/prefetch.smk"
 
 
@@ -65,6 +66,7 @@ rule all:
             f"results/figures/{DATASET}/overview/anchor_sensitivity.png",
         ],
         provenance=f"results/provenance/{DATASET}.html",
+        interactive_map=f"results/map/{DATASET}.html",
         layers=(
             [
                 f"results/layers/{DATASET}.csv",

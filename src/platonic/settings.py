@@ -237,6 +237,15 @@ class FigureSettings(Settings):
     bootstrap: int | None
 
 
+@config_section("map")
+class MapSettings(Settings):
+    """The interactive map."""
+
+    k: int
+    max_points: int
+    seed: int
+
+
 @config_section("analysis", "transfer")
 class TransferSettings(Settings):
     """Zero-shot stitching: property heads fitted on one model, scored on every other."""
@@ -311,6 +320,7 @@ STAGE_SETTINGS: tuple[type[Settings], ...] = (
     SimilaritySettings,
     DaskSettings,
     FigureSettings,
+    MapSettings,
     TransferSettings,
     AuditSettings,
     SymmetrySettings,
