@@ -98,10 +98,10 @@ def map_dataset(
 
     if screened_structures:
         screened = _screened(screened_structures, screened_projections, anchors, trained)
-        plane = np.stack([maps[j] for j in range(len(trained))])
-        extra = {}
-        for j, m in enumerate(trained):
-            extra[m] = page.onto_plane(coordinates[m], plane[j], screened["coordinates"][m])
+        # the study's joint plane, recovered from all its trained models' rows together (its centre is theirs)
+        stacked = np.concatenate([coordinates[m] for m in trained])
+        plane = maps.reshape(-1, 2)
+        extra = {m: page.onto_plane(stacked, plane, screened["coordinates"][m]) for m in trained}
         percentiles = [
             percentile_in(query_atypicality(screened["coordinates"][m], coordinates[m], settings.k)[0], d)
             for m, d in zip(trained, distances, strict=True)
@@ -128,8 +128,8 @@ def map_dataset(
         "joint PC2": "the same on the second principal axis",
         "element": "chemical element",
         "group": "periodic-table group (lanthanides and actinides in group 3)",
-        "disagreement": "cross-model disagreement: mean over the trained models of the cosine distance to their"
-        " consensus (the audit's, results/analysis/<dataset>/audit.zarr); NaN for screened environments",
+        "disagreement": "cross-model disagreement: mean over the trained models of the distance of their unit-length"
+        " anchor row to the models' mean unit row (the audit's); NaN for screened environments",
         "atypicality": f"consensus percentile (0-100) of the mean cosine distance to the {settings.k} nearest"
         " environments of other structures, per model within the study's distribution",
         "symmetry-breaking spread": "largest over the models of the relative spread of the embeddings of the"
