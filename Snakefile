@@ -66,7 +66,7 @@ rule all:
             f"results/figures/{DATASET}/overview/anchor_sensitivity.png",
         ],
         provenance=f"results/provenance/{DATASET}.html",
-        interactive_map=f"results/map/{DATASET}.html",
+        interactive_map=f"results/map/{DATASET}/map.html",
         layers=(
             [
                 f"results/layers/{DATASET}.csv",

@@ -342,6 +342,7 @@ CAPTIONS = {
     "protocol_ladder.png": "From the reference protocol to platonic's on",
     "anchor_sensitivity.png": "agreement depends on its anchors",
     "tiny.html": "Provenance of this run",
+    "map.html": "The shared space of",
     "tiny.csv": "Every metric for every ordered pair",
 }
 

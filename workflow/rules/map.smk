@@ -11,7 +11,7 @@ rule map:
         audit="results/analysis/{dataset}/audit.zarr",
     output:
         report(
-            "results/map/{dataset}.html",
+            "results/map/{dataset}/map.html",
             caption="../report/map.rst",
             category="Interactive map",
             labels={"page": "the shared space, atom by atom"},

@@ -223,7 +223,7 @@ def run(
     dataset = map_dataset(
         structures=structures, projections=projections, embeddings=embeddings, anchors=anchors, audit=audit,
         settings=settings, controls=controls, screened_structures=screened_structures,
-        screened_projections=screened_projections, name=Path(output).name.split(".")[0],
+        screened_projections=screened_projections, name=Path(structures).name.split(".")[0],
     )  # fmt: skip
     meta = dataset["meta"]
     path = write_page(dataset, output, meta["name"], meta["description"])
