@@ -54,6 +54,11 @@ def study(tmp_path_factory):
     anchor_store = open_store(paths["anchors"]).load()
     anchor_store["compared"] = ("atom", orbit == np.arange(len(z)))
     paths["anchors"] = write_store(anchor_store, root / "anchors_unique.zarr")
+    # m1 predicts (as embed.predictions stores it): forces per atom, energy per atom per structure
+    m1 = open_store(paths["embeddings"][1]).load()
+    m1["forces"] = (("atom", "cartesian"), rng.normal(size=(len(z), 3)))
+    m1["energy_per_atom"] = ("structure", rng.normal(size=int(structure_index.max()) + 1))
+    paths["embeddings"][1] = write_store(m1, root / "m1_predicting.zarr")
     paths["audit"] = root / "audit.zarr"
     audit(str(paths["audit"]), projections=[str(p) for p in paths["projections"]], anchors=str(paths["anchors"]),
           structures=str(paths["structures"]), elements_table=str(root / "e.csv"),
@@ -81,9 +86,11 @@ def test_the_map_holds_every_compared_environment_with_independently_computed_va
     n = len(compared)
     assert len(dataset["environments"]) == n == len(z) - 1
     expected = {"joint PC1", "joint PC2", "m0 PC1", "m0 PC2", "m1 PC1", "m1 PC2", "element", "group",
-                "disagreement", "atypicality", "symmetry-breaking spread", "screened", "material_id"}  # fmt: skip
+                "disagreement", "atypicality", "symmetry-breaking spread", "screened", "material_id", "m1 |force|",
+                "m1 energy per atom"}  # fmt: skip
     assert set(dataset["properties"]) == expected  # the control is not on the map
-    assert all(p["target"] == "atom" for k, p in dataset["properties"].items() if k != "material_id")
+    per_structure = {"material_id", "m1 energy per atom"}
+    assert all((p["target"] == "structure") == (k in per_structure) for k, p in dataset["properties"].items())
     # each environment points at its atom: structure and centre give back the element and the position
     positions = open_store(paths["structures"])["positions"].values
     for i in (0, 1, 7, n - 1):
@@ -123,6 +130,11 @@ def test_the_map_holds_every_compared_environment_with_independently_computed_va
     spread = _values(dataset, "symmetry-breaking spread")
     assert spread[0] > 0 and np.isnan(spread[1:]).all()
     assert set(_values(dataset, "screened")) == {"study"}
+    # predictions of the one model that made them: its force's length per atom, its energy per structure
+    m1 = open_store(paths["embeddings"][1])
+    assert np.allclose(_values(dataset, "m1 |force|"), np.linalg.norm(m1["forces"].values[compared], axis=1), atol=1e-5)
+    shown = np.unique(structure_index[compared])
+    assert np.allclose(_values(dataset, "m1 energy per atom"), m1["energy_per_atom"].values[shown], atol=1e-5)
     assert dataset["settings"]["map"]["x"] == {"property": "joint PC1"} and "symbol" not in dataset["settings"]["map"]
 
 

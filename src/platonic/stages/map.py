@@ -89,6 +89,10 @@ def map_dataset(
         "symmetry-breaking spread": spread,
         "screened": np.full(len(rows), "study"),
     }
+    # the models' predictions of the same forward pass, where their stores hold them (embed.predictions)
+    predicted = [m for m in trained if "forces" in raw[m]]
+    for m in predicted:
+        columns[f"{m} |force|"] = np.linalg.norm(raw[m]["forces"].values[rows], axis=1)
     structures_shown = np.unique(structure_index[rows])
     local = {s: i for i, s in enumerate(structures_shown)}
     first_atom = structure_store["first_atom"].values
@@ -115,6 +119,7 @@ def map_dataset(
             "disagreement": np.full(len(screened["Z"]), np.nan),
             "atypicality": np.mean(percentiles, axis=0),
             "symmetry-breaking spread": np.full(len(screened["Z"]), np.nan),
+            **{f"{m} |force|": np.full(len(screened["Z"]), np.nan) for m in predicted},
             "screened": np.full(len(screened["Z"]), "screened"),
         }
         columns = {key: np.concatenate([values, added[key]]) for key, values in columns.items()}
@@ -139,11 +144,17 @@ def map_dataset(
     for m in trained:
         for i in range(2):
             descriptions[f"{m} PC{i + 1}"] = f"{m}'s place on the joint principal axis {i + 1}"
+        descriptions[f"{m} |force|"] = f"length of the force {m} predicts on the atom (eV/Å); NaN where screened"
+    per_structure = {"material_id": (np.array(names), "structure identifier")}
+    for m in [m for m in predicted if "energy_per_atom" in raw[m]]:
+        energy = raw[m]["energy_per_atom"].values[structures_shown]
+        energy = np.concatenate([energy, np.full(len(names) - len(energy), np.nan)])
+        per_structure[f"{m} energy per atom"] = (energy, f"energy per atom {m} predicts (eV/atom)")
     return page.chemiscope_dataset(
         entries,
         np.array(environments, dtype=np.int64),
         {key: (values, descriptions[key]) for key, values in columns.items()},
-        structure_properties={"material_id": (np.array(names), "structure identifier")},
+        structure_properties=per_structure,
         name=f"{name}: the shared space of {len(trained)} models",
         description=f"{len(rows)} compared environments of {len(structures_shown)} structures in the shared"
         f" (anchor) space of {', '.join(trained)}; map axes: principal components of the anchor coordinates",
