@@ -35,6 +35,7 @@ include: "workflow/rules/align.smk"
 include: "workflow/rules/compare.smk"
 include: "workflow/rules/analysis.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/map.smk"
 include: "workflow/rules/prefetch.smk"
 include: "workflow/rules/screen.smk"
 
@@ -67,6 +68,7 @@ rule all:
         ],
         provenance=f"results/provenance/{DATASET}.html",
         anchor_set=f"results/anchors/{DATASET}_anchor_set.extxyz",
+        interactive_map=f"results/map/{DATASET}/map.html",
         layers=(
             [
                 f"results/layers/{DATASET}.csv",

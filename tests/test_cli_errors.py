@@ -66,6 +66,8 @@ ARGUMENTS = {
                ("--projections", "projection", "projection2"),
                ("--study-projections", "projection", "projection2"), ("--study-structures", "structures"),
                ("--anchors", "anchors")],
+    "map": [("output", "out.html"), ("--structures", "structures"), ("--projections", "projection", "projection2"),
+            ("--embeddings", "embedding", "embedding2"), ("--anchors", "anchors"), ("--audit", "audit.zarr")],
     "prediction-failure": [("table", "out.csv"), ("--summary-table", "s.csv"), ("--structures", "structures"),
                            ("--embeddings", "embedding", "embedding2"),
                            ("--projections", "projection", "projection2"), ("--anchors", "anchors"),

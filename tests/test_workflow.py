@@ -344,6 +344,7 @@ CAPTIONS = {
     "anchor_sensitivity.png": "agreement depends on its anchors",
     "prediction_failure.png": "Does disagreement in the shared space flag prediction failures?",
     "tiny.html": "Provenance of this run",
+    "map.html": "The shared space of",
     "tiny.csv": "Every metric for every ordered pair",
 }
 

@@ -238,6 +238,15 @@ class FigureSettings(Settings):
     bootstrap: int | None
 
 
+@config_section("map")
+class MapSettings(Settings):
+    """The interactive map."""
+
+    k: int
+    max_points: int
+    seed: int
+
+
 @config_section("analysis", "transfer")
 class TransferSettings(Settings):
     """Zero-shot stitching: property heads fitted on one model, scored on every other."""
@@ -337,6 +346,7 @@ STAGE_SETTINGS: tuple[type[Settings], ...] = (
     SimilaritySettings,
     DaskSettings,
     FigureSettings,
+    MapSettings,
     TransferSettings,
     AuditSettings,
     SymmetrySettings,
