@@ -147,3 +147,18 @@ def test_screen_stage_reads_the_study_and_lists_rejected_structures(tmp_path):
     np.testing.assert_allclose([float(r["atypicality_percentile"]) for r in table], means)
     assert means == sorted(means, reverse=True)
     assert "<img alt='atypicality percentiles' src='data:image/png;base64," in (out / "screen.html").read_text()
+
+
+def test_the_screen_page_links_the_map_only_when_it_exists(tmp_path):
+    """The page links map.html (rule screen_map writes it beside the page) and says nothing of a map without one."""
+    import matplotlib.pyplot as plt
+
+    from platonic.settings import ScreenSettings
+    from platonic.stages.screen import screen_page
+
+    figure = tmp_path / "f.png"
+    plt.imsave(figure, np.zeros((4, 4)))
+    settings = ScreenSettings.from_mapping({"name": "val"})
+    with_map = screen_page(settings, [], [], figure, ["a", "b"], "map.html")
+    assert "<a href='map.html'>interactive map</a>" in with_map
+    assert "interactive map" not in screen_page(settings, [], [], figure, ["a", "b"])

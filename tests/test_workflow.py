@@ -40,6 +40,19 @@ def job_counts(output: str) -> dict[str, int]:
     return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)}
 
 
+def test_screen_dry_run_embeds_projects_and_maps_the_screened_structures():
+    """`snakemake screen` with screen.structures: per model one embed and one projection of the new structures, the
+    study's map with them marked (the screen's page links it), and nothing of the study re-planned but what it lacks."""
+    run = snakemake("--profile", "profiles/default", "-n", "--forceall", "screen", "-p",
+                    "--config", "screen={structures: data/mp20_sample/val.csv, name: val}")  # fmt: skip
+    counts = job_counts(run.stdout)
+    for rule, n in (("screen_prepare", 1), ("screen_embed", 12), ("screen_project", 12), ("screen_map", 1),
+                    ("screen", 1)):  # fmt: skip
+        assert counts[rule] == n, (rule, counts)
+    assert "--screened-projections results/screen/val/platonic/" in run.stdout
+    assert "results/screen/val/map.html" in run.stdout
+
+
 def test_default_config_dry_run_fans_out_one_embed_per_model():
     counts = job_counts(snakemake("--profile", "profiles/default", "-n", "--forceall").stdout)
     default = yaml.safe_load((ROOT / "config/config.yaml").read_text())
@@ -75,8 +88,10 @@ def test_default_config_dry_run_fans_out_one_embed_per_model():
         "anchor_sensitivity": 1,
         "prediction_failure": 1,
         "layers": 1,  # the models with `layers: all`, layer by layer
+        "anchor_set": 1,  # the anchor set as a file others can enter the shared space through
+        "map": 1,  # the interactive map
         "all": 1,
-        "total": 31 + 12 + 66 + 1 + len(metrics) + len(OVERVIEW) + 2 + 8,
+        "total": 31 + 12 + 66 + 1 + len(metrics) + len(OVERVIEW) + 2 + 10,
     }
 
 

@@ -78,9 +78,46 @@ rule screen_project:
         " --anchor-embedding {input.anchor_embedding:q} > {log} 2>&1"
 
 
+rule screen_map:
+    input:
+        structures=f"results/structures/{DATASET}.zarr",
+        projections=expand(
+            "results/platonic/{dataset}/{model}.zarr", dataset=DATASET, model=MODELS
+        ),
+        embeddings=expand(
+            "results/embeddings/{dataset}/{model}.zarr", dataset=DATASET, model=MODELS
+        ),
+        anchors=f"results/anchors/{DATASET}.zarr",
+        audit=f"results/analysis/{DATASET}/audit.zarr",
+        screened_structures=f"{SCREEN_DIR}/structures.zarr",
+        screened_projections=expand(
+            f"{SCREEN_DIR}/platonic/{{model}}.zarr", model=MODELS
+        ),
+    output:
+        f"{SCREEN_DIR}/map.html",
+    log:
+        f"{SCREEN_DIR}/logs/map.log",
+    conda:
+        "../../envs/analysis.yaml"
+    resources:
+        mem_mb=lambda wildcards, attempt: 2000 * attempt,
+    params:
+        controls=CONTROLS,
+        settings=section("map"),
+    shell:
+        "python -m platonic map {output:q} --structures {input.structures:q}"
+        " --projections {input.projections:q} --embeddings {input.embeddings:q}"
+        " --anchors {input.anchors:q} --audit {input.audit:q}"
+        " --screened-structures {input.screened_structures:q}"
+        " --screened-projections {input.screened_projections:q}"
+        " --settings {params.settings:q} --controls {params.controls:q} > {log} 2>&1"
+
+
+# the screen's page links the map of the study with the screened environments marked (map.html beside it)
 rule screen:
     input:
         structures=f"{SCREEN_DIR}/structures.zarr",
+        map=f"{SCREEN_DIR}/map.html",
         embeddings=expand(f"{SCREEN_DIR}/embeddings/{{model}}.zarr", model=MODELS),
         projections=expand(f"{SCREEN_DIR}/platonic/{{model}}.zarr", model=MODELS),
         study_projections=expand(

@@ -167,7 +167,9 @@ def run(
     fig = screen_figure({m: result.percentile[i] for i, m in enumerate(models)}, result.consensus_percentile,
                         settings.name)  # fmt: skip
     save_figure(fig, out / "screen.png")
-    (out / "screen.html").write_text(screen_page(settings, structure_rows, rejected, out / "screen.png", models))
+    map_page = "map.html" if (out / "map.html").exists() else None  # rule screen_map writes it beside the page
+    (out / "screen.html").write_text(screen_page(settings, structure_rows, rejected, out / "screen.png", models,
+                                                 map_page))  # fmt: skip
     log.info(
         "screen %s: %d structures, %d atoms against %d study environments (%d models); median atypicality percentile"
         " %.1f; %d rejected or excluded -> %s",
@@ -255,7 +257,7 @@ def formula(z: np.ndarray) -> str:
 
 
 def screen_page(settings: ScreenSettings, rows: list[dict], rejected: list[dict], figure: Path,
-                models: list[str]) -> str:  # fmt: skip
+                models: list[str], map_page: str | None = None) -> str:  # fmt: skip
     """A self-contained HTML page: the figure (embedded PNG), the ``settings.top`` most atypical structures, the
     rejected and excluded structures with their reasons."""
     image = base64.b64encode(Path(figure).read_bytes()).decode()
@@ -276,7 +278,14 @@ def screen_page(settings: ScreenSettings, rows: list[dict], rejected: list[dict]
         f" distance to the {settings.k} nearest study environments, as a percentile of the study's own atoms (50:"
         " typical; 100: beyond every study atom), averaged over the trained models (controls left out) and over the"
         " structure's atoms. Full tables:"
-        " structures.csv, atoms.csv.</p>"
+        " structures.csv, atoms.csv."
+        + (
+            f" The <a href='{html.escape(map_page)}'>interactive map</a> shows them, marked, among the study's"
+            " environments."
+            if map_page
+            else ""
+        )
+        + "</p>"
         f"<img alt='atypicality percentiles' src='data:image/png;base64,{image}' width='640'>"
         f"<h2>The {min(settings.top, len(rows))} most atypical structures</h2><table><tr>"
     )
