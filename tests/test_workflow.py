@@ -40,6 +40,15 @@ def job_counts(output: str) -> dict[str, int]:
     return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)}
 
 
+def test_the_reference_model_embeds_first():
+    """The anchors wait for the reference model's embedding alone: its embed job has priority 1, every other 0, so
+    the projections, summaries and pairs of finished models run beside the remaining embeds."""
+    out = snakemake("--profile", "profiles/default", "-n", "--forceall").stdout
+    jobs = [block for block in out.split("\n\n") if re.search(r"^(local)?rule embed:", block, re.M)]
+    prioritised = [re.search(r"model=(\S+)", block).group(1) for block in jobs if "priority: 1" in block]
+    assert len(jobs) == 12 and prioritised == ["chgnet-0.3.0"]
+
+
 def test_screen_dry_run_embeds_projects_and_maps_the_screened_structures():
     """`snakemake screen` with screen.structures: per model one embed and one projection of the new structures, the
     study's map with them marked (the screen's page links it), and nothing of the study re-planned but what it lacks."""

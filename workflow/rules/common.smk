@@ -152,6 +152,11 @@ def reference_embedding_store(wildcards):
     return f"results/embeddings/{wildcards.dataset}/{config['anchors']['reference_model']}.zarr"
 
 
+def reference_first(wildcards):
+    """The embed job's priority: 1 for the anchors' reference model (so it embeds first), 0 for the others."""
+    return int(wildcards.model == config["anchors"]["reference_model"])
+
+
 def anchor_candidate_stores(wildcards):
     """With anchors.candidates common, every model's embedding store (adding a model then re-runs the anchors);
     else none: the anchors depend on the reference model alone.

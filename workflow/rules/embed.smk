@@ -34,6 +34,9 @@ rule embed:
         "results/logs/embed/{dataset}/{model}.log",
     benchmark:
         "results/benchmarks/embed/{dataset}/{model}.tsv"
+    # the reference model first: the anchors, and so every projection, summary and pair, wait for it alone, and
+    # run on the other cores while the remaining models embed one after another (one gpu slot)
+    priority: reference_first
     conda:
         model_env
     threads: config["embed"]["threads"]
