@@ -213,7 +213,8 @@ class OrbAdapter(Adapter):
         return self._pass(structures, predict=False)[0]
 
     def _embed_predict_batch(self, structures: list[ase.Atoms], names: list[str]) -> list[tuple]:
-        """The features of `_embed_batch` from the regressor's ``predict`` (backbone and heads in one pass), read as
+        """The features of `_embed_batch` (from the regressor's ``predict`` pass for a direct model, from a no_grad pass
+        of the backbone for a conservative one) and the predictions of ``predict``, read as
         orb-models' ``ORBCalculator`` reads it: ``energy`` (eV), and the gradient forces and stress of a conservative
         model (its ``grad_forces_name``, ``grad_stress_name``) or the direct heads' ``forces`` and ``stress``, in
         eV/A and eV/A^3 with the stress in ASE's Voigt order and sign. Where the adapter rotated a cell into the
@@ -223,6 +224,11 @@ class OrbAdapter(Adapter):
 
         features, out, rotations = self._pass(structures, predict=True)
         conservative = hasattr(self.model, "grad_forces_name")
+        if conservative:
+            # its predict differentiates through the backbone, whose float32 sums then differ from the no_grad pass by
+            # ~1e-6: the features come from that pass instead (one more backbone pass), so that a store's embedding
+            # does not depend on embed.predictions
+            features, _, _ = self._pass(structures, predict=False)
         force_key = self.model.grad_forces_name if conservative else "forces"
         stress_key = self.model.grad_stress_name if conservative else "stress"
         counts = [len(atoms) for atoms in structures]
