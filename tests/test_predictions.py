@@ -201,8 +201,8 @@ def test_the_embed_stage_stores_predictions_of_a_potential_and_none_of_a_control
             {"device": "cpu", "batch_size": 2, "shard_size": 2, "threads": 1, "predictions": predictions}
         )
         spec = ModelSpec.from_mapping({"family": "chgnet", "checkpoint": "0.3.0", **entry})
-        embed_stage.run(str(tmp_path / "structures.zarr"), str(tmp_path / f"{name}.zarr"), name, spec, settings,
-                        progress=False)  # fmt: skip
+        embed_stage.run(str(tmp_path / "structures.zarr"), str(tmp_path / f"{name}.zarr"), model=name, spec=spec,
+                        settings=settings, progress=False)  # fmt: skip
         return xr.open_zarr(tmp_path / f"{name}.zarr", consolidated=False)
 
     on, off = embed("on", True), embed("off", False)
