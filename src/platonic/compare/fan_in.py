@@ -222,7 +222,8 @@ def resampling(groups, train, weights, settings: SimilaritySettings) -> Resampli
 class ModelSummary:
     """What one model brings to every pair in one space (None where no wanted metric needs it): its ``moments``
     and GFRE's ``split`` moments, its ``neighbours (n, k_max)``, its TwoNN ``dimension``, the subsample's
-    ``distances``, the bootstrap ``replicates``' moments and the permuted moments of the ``chance`` level."""
+    ``distances``, the bootstrap ``replicates``' moments, the permuted moments of the ``chance`` level and CKNNA's
+    ``own_kernel`` (``metrics.OwnKernel``: computed here once, not in each of the model's pairs)."""
 
     moments: Moments | None = None
     split: SplitMoments | None = None
@@ -231,6 +232,7 @@ class ModelSummary:
     distances: np.ndarray | None = None
     replicates: ReplicateMoments | None = None
     chance: list | None = None
+    own_kernel: metrics.OwnKernel | None = None
 
 
 # the pieces of a summary, each a function of (features, comparison[, neighbours]); the in-process fan-in runs them
@@ -285,6 +287,16 @@ def summary_replicates(x, c: Comparison) -> ReplicateMoments | None:
     )
 
 
+def summary_own_kernel(x, neighbours, c: Comparison) -> metrics.OwnKernel | None:
+    """CKNNA's ``OwnKernel`` of ``x`` on its first k ``neighbours`` (with every bootstrap replicate's HSIC), or None
+    where no wanted metric needs it."""
+    if neighbours is None or not c.needs("own_kernel"):
+        return None
+    r = c.resampling
+    weights = r.counts[:, r.groups].T if r is not None and r.n_replicates else None
+    return metrics.own_kernel(x, neighbours[:, : c.k], weights)
+
+
 def summary_chance(x, c: Comparison) -> list | None:
     """Per permutation, what the chance level needs of the permuted space, computed once per model: its moments and
     train/test split moments (with the rows' cross-validation folds, also the folds'; row weights and folds staying
@@ -310,21 +322,31 @@ def neighbours_from(space: str, settings: SimilaritySettings) -> str | None:
     return SAME_NEIGHBOURS.get(space) if settings.knn_similarity == "cosine" else None
 
 
-def summarise(x: np.ndarray | metrics.Features, c: Comparison, neighbours: np.ndarray | None = None) -> ModelSummary:
-    """One model's ``ModelSummary`` of features ``x (n, d)`` in one space (an array or ``metrics.Features``);
-    ``neighbours (n, k_max)``: lists already searched (``neighbours_from``), else they are searched here."""
+def summarise(x: np.ndarray | metrics.Features, c: Comparison, taken: ModelSummary | None = None) -> ModelSummary:
+    """One model's ``ModelSummary`` of features ``x (n, d)`` in one space (an array or ``metrics.Features``).
+    ``taken``: the summary of the space whose neighbour lists this space takes over (``neighbours_from``), whose
+    unit rows are this space's too (``spaces.model_spaces``): its lists, and what is computed from them and the unit
+    rows alone, are this space's (the TwoNN dimension between unit rows; CKNNA's own kernel is not needed, CKNNA
+    being one of ``THROUGH_UNIT_ROWS``); else the lists are searched here."""
     fx = metrics.features(x)
     x = fx.x
-    if neighbours is None:
+    if taken is None:
         neighbours = summary_neighbours(x, c)
+        dimension = summary_dimension(fx, neighbours, c)
+        own = summary_own_kernel(fx, neighbours, c)
+    else:
+        neighbours, own = taken.neighbours, None
+        same_rows = c.settings.twonn_distance == "unit"  # else TwoNN measures the rows as given, which differ
+        dimension = taken.dimension if same_rows else summary_dimension(fx, neighbours, c)
     return ModelSummary(
         moments=summary_moments(x, c),
         split=summary_split(x, c),
         neighbours=neighbours,
-        dimension=summary_dimension(fx, neighbours, c),
+        dimension=dimension,
         distances=summary_distances(x, c),
         replicates=summary_replicates(x, c),
         chance=summary_chance(x, c),
+        own_kernel=own,
     )
 
 

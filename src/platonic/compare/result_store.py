@@ -17,10 +17,13 @@ import numpy as np
 
 from platonic.compare.bootstrap import ReplicateMoments, Resampling
 from platonic.compare.fan_in import ModelSummary, PairResult
-from platonic.compare.metrics import Moments, RidgeFolds, SplitMoments
+from platonic.compare.metrics import Moments, OwnKernel, RidgeFolds, SplitMoments
 from platonic.store import atomic_directory, consolidate
 
-CLASSES = {cls.__name__: cls for cls in (Moments, SplitMoments, RidgeFolds, ReplicateMoments, ModelSummary, PairResult)}
+CLASSES = {
+    cls.__name__: cls
+    for cls in (Moments, SplitMoments, RidgeFolds, ReplicateMoments, OwnKernel, ModelSummary, PairResult)
+}
 FORMAT = 1
 
 

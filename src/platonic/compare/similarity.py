@@ -67,10 +67,11 @@ def pairwise_similarity(
         summaries = {}
         source = fan_in.neighbours_from(space, c.settings)
         for m, x in rows.items():
-            if (source, m) in searched:
-                neighbours = searched[source, m]
+            if (source, m) in searched:  # taken over, with what depends on the lists alone (fan_in.summarise)
+                neighbours, own = searched[source, m], None
             else:
                 neighbours = delayed(fan_in.summary_neighbours)(x, comparison)
+                own = delayed(fan_in.summary_own_kernel)(data[m], neighbours, comparison)
             searched[space, m] = neighbours
             summaries[m] = delayed(ModelSummary)(
                 moments=delayed(fan_in.summary_moments)(x, comparison),
@@ -80,6 +81,7 @@ def pairwise_similarity(
                 distances=delayed(fan_in.summary_distances)(x, comparison),
                 replicates=delayed(fan_in.summary_replicates)(x, comparison),
                 chance=delayed(fan_in.summary_chance)(x, comparison),
+                own_kernel=own,
             )
             tasks["dimension", space, m, m] = delayed(_dimension)(summaries[m])
         for a, b in itertools.combinations_with_replacement(models, 2):

@@ -46,8 +46,7 @@ def summarise(output: str, *, embedding: str, projection: str, anchors: str, set
     def one(space):
         x = spaces[space]  # unit rows and centring shared by the summary and the diagonal
         source = fan_in.neighbours_from(space, settings)
-        neighbours = out["summary"][source].neighbours if source else None
-        summary = fan_in.summarise(x, comparison, neighbours)
+        summary = fan_in.summarise(x, comparison, out["summary"][source] if source else None)
         taken = out["self"][source] if source else None
         return space, summary, fan_in.compare_pair(x, x, summary, summary, comparison, same=True, taken=taken)
 
@@ -104,7 +103,7 @@ def compare_pair(
             loaded[i][space] = result_store.load_item(stored[i], ("summary", space), comparison.resampling)
         elif space not in loaded[i]:  # summarised again on the pair's atoms (or taken over from an earlier space)
             source = fan_in.neighbours_from(space, settings)
-            loaded[i][space] = fan_in.summarise(features, comparison, loaded[i][source].neighbours if source else None)
+            loaded[i][space] = fan_in.summarise(features, comparison, loaded[i][source] if source else None)
         return loaded[i][space]
 
     def one(space):

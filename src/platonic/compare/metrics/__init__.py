@@ -20,9 +20,11 @@ are in ``platonic.compare.oracle``.
 from platonic.compare.metrics.base import ATOMS, Facts, Metric, MomentMetric, TermMetric
 from platonic.compare.metrics.cknna import (
     Cknna,
+    OwnKernel,
     cknna_from_kernels,
     cknna_kernels,
     cknna_shared_kernels,
+    own_kernel,
     weighted_cknna,
     weighted_sparse_hsic,
 )
@@ -75,12 +77,12 @@ __all__ = [
     "ATOMS", "CHANCE_QUERIES", "CHUNK", "OT_COSTS", "RANK_TOLERANCE", "ROW_CHUNK", "TWONN_DISTANCES",
     "TWONN_DUPLICATES", "Cknna", "DebiasedCka", "DistanceCorrelation", "Facts", "Features", "Gfre",
     "InformationImbalance", "Lfre", "LinearCka", "Metric", "MomentMetric", "Moments", "MutualKnn", "OptimalTransport",
-    "Pair", "Procrustes", "RidgeFolds", "Rsa", "SplitMoments", "Svcca", "TermMetric", "centred_cross",
+    "OwnKernel", "Pair", "Procrustes", "RidgeFolds", "Rsa", "SplitMoments", "Svcca", "TermMetric", "centred_cross",
     "cka_from_covariances", "cknna_from_kernels", "cknna_kernels", "cknna_shared_kernels", "cross_gram",
     "debiased_cka_from_moments", "distance_correlation_from_distances", "distance_matrix", "features",
     "gfre_from_moments", "gfre_replicates", "gfre_ridge_cv", "information_imbalance", "lfre_errors",
     "lfre_errors_chosen", "lfre_ridge_cv", "moments", "mutual_knn_alignment", "neighbour_cosines",
-    "neighbour_distances", "neighbour_ranks", "optimal_transport_distance", "permuted_mutual_knn",
+    "neighbour_distances", "neighbour_ranks", "optimal_transport_distance", "own_kernel", "permuted_mutual_knn",
     "principal_directions_count", "procrustes_from_covariances", "ridge_folds", "rsa_from_distances",
     "shared_neighbours", "split_crosses", "split_moments", "svcca_from_covariances", "svcca_from_whitening",
     "svcca_max_directions", "svcca_whitening", "twonn_dimension", "twonn_fit", "twonn_ratios",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from platonic.compare.metrics.base import Facts, Metric
@@ -48,6 +50,27 @@ def _sparse_unbiased_hsic(a, b) -> float:
     return (trace_term + a.sum() * b.sum() / ((m - 1) * (m - 2)) - (ab + ba) / (m - 2)) / (m * (m - 3))
 
 
+@dataclass
+class OwnKernel:
+    """What CKNNA needs of one model alone in one space: its cosines to its own first k neighbours ``cosines (n,
+    k)``, the unbiased HSIC of its masked kernel with itself ``hsic``, and the same in every bootstrap replicate
+    ``replicates (B,)`` (None without a bootstrap). A model's summary computes it once (``own_kernel``), not each
+    of the pairs the model is in; a permutation of the rows leaves it unchanged."""
+
+    cosines: np.ndarray
+    hsic: float
+    replicates: np.ndarray | None = None
+
+
+def own_kernel(x, neighbours: np.ndarray, weights: np.ndarray | None = None) -> OwnKernel:
+    """``OwnKernel`` of features ``x (n, d)`` (an array or ``Features``) on its first k neighbours ``neighbours (n,
+    k)``; ``weights (n, B)``: the bootstrap's row counts (``weighted_sparse_hsic``), None for no replicates."""
+    cosines = neighbour_cosines(features(x).unit, neighbours)
+    kernel = _row_kernel(cosines, neighbours)
+    replicates = None if weights is None else weighted_sparse_hsic(kernel, kernel, weights)
+    return OwnKernel(cosines, _sparse_unbiased_hsic(kernel, kernel), replicates)
+
+
 def cknna_kernels(x: np.ndarray, y: np.ndarray, neighbours_x: np.ndarray, neighbours_y: np.ndarray) -> tuple:
     """The four sparse masked kernels of CKNNA: both spaces' cosine kernels on the mutual k-NN pairs, and each on
     its own k-NN pairs."""
@@ -83,10 +106,17 @@ def cknna_shared_kernels(own_x, unit_y, neighbours_x, neighbours_y, own_y=None, 
 def cknna_from_kernels(kernels: tuple) -> float:
     """CKNNA from ``cknna_kernels``."""
     kx_shared, ky_shared, kx_own, ky_own = kernels
-    denominator = np.sqrt(_sparse_unbiased_hsic(kx_own, kx_own) * _sparse_unbiased_hsic(ky_own, ky_own))
+    return cknna_from_parts((kx_shared, ky_shared), _sparse_unbiased_hsic(kx_own, kx_own),
+                            _sparse_unbiased_hsic(ky_own, ky_own))  # fmt: skip
+
+
+def cknna_from_parts(shared: tuple, hsic_x: float, hsic_y: float) -> float:
+    """CKNNA from the two mutual-pair kernels ``shared`` (``cknna_shared_kernels``) and each model's own HSIC
+    (``OwnKernel.hsic``)."""
+    denominator = np.sqrt(hsic_x * hsic_y)
     if not denominator > 0:
         return float("nan")
-    return float(_sparse_unbiased_hsic(kx_shared, ky_shared) / denominator)
+    return float(_sparse_unbiased_hsic(*shared) / denominator)
 
 
 def weighted_sparse_hsic(a, b, weights: np.ndarray) -> np.ndarray:
@@ -107,15 +137,22 @@ def weighted_sparse_hsic(a, b, weights: np.ndarray) -> np.ndarray:
 def weighted_cknna(kernels: tuple, weights: np.ndarray) -> np.ndarray:
     """CKNNA from ``cknna_kernels`` under each column of row ``weights (N, B)``, ``(B,)``."""
     kx_shared, ky_shared, kx_own, ky_own = kernels
+    own_x, own_y = weighted_sparse_hsic(kx_own, kx_own, weights), weighted_sparse_hsic(ky_own, ky_own, weights)
+    return weighted_cknna_from_parts((kx_shared, ky_shared), own_x, own_y, weights)
+
+
+def weighted_cknna_from_parts(shared: tuple, own_x: np.ndarray, own_y: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """``weighted_cknna`` from the mutual-pair kernels ``shared`` and each model's own HSIC in every replicate
+    (``OwnKernel.replicates``), ``(B,)``."""
     with np.errstate(invalid="ignore"):
-        own = weighted_sparse_hsic(kx_own, kx_own, weights) * weighted_sparse_hsic(ky_own, ky_own, weights)
-        denominator = np.sqrt(own)
-        out = weighted_sparse_hsic(kx_shared, ky_shared, weights) / denominator
+        denominator = np.sqrt(own_x * own_y)
+        out = weighted_sparse_hsic(*shared, weights) / denominator
     return np.where(denominator > 0, out, np.nan)
 
 
 class Cknna(Metric):
-    """From the pair's kernels (``Pair.kernels``); a permutation of y only renews the two mutual-pair kernels."""
+    """From the pair's mutual-pair kernels (``Pair.shared_kernels``) and each model's ``OwnKernel``, which its
+    summary holds; a permutation of y only renews the two mutual-pair kernels."""
 
     facts = Facts(
         "cknna", "CKNNA",
@@ -124,18 +161,23 @@ class Cknna(Metric):
         "neighbour lists kept fixed",
         k_setting="k",
     )  # fmt: skip
+    needs = frozenset({"own_kernel"})
     through_unit_rows = True
 
     def value(self, pair) -> dict:
-        return {(self.name, True): cknna_from_kernels(pair.kernels)}
+        own_x, own_y = pair.own_kernels
+        return {(self.name, True): cknna_from_parts(pair.shared_kernels, own_x.hsic, own_y.hsic)}
 
     def replicates(self, pair) -> dict:
-        r = pair.resampling
-        return {(self.name, True): weighted_cknna(pair.kernels, r.counts[:, r.groups].T)}
+        own_x, own_y, r = *pair.own_kernels, pair.resampling
+        weights = r.counts[:, r.groups].T
+        return {(self.name, True): weighted_cknna_from_parts(pair.shared_kernels, own_x.replicates, own_y.replicates,
+                                                             weights)}  # fmt: skip
 
     def permuted(self, pair) -> dict:
         # the own kernels' HSICs do not change under the permutation: only the mutual-pair kernels are new
         parent, k = pair.parent, pair.k
-        shared = cknna_shared_kernels(parent.own_cosines, parent.fy.unit, pair.sx.neighbours[:, :k],
+        own_x, own_y = parent.own_kernels
+        shared = cknna_shared_kernels(own_x.cosines, parent.fy.unit, pair.sx.neighbours[:, :k],
                                       pair.sy.neighbours[:, :k], rows=pair.permutation)  # fmt: skip
-        return {(self.name, True): cknna_from_kernels((*shared, *parent.kernels[2:]))}
+        return {(self.name, True): cknna_from_parts(shared, own_x.hsic, own_y.hsic)}

@@ -1,7 +1,8 @@
 """One pair's shared work, computed once on first use and handed to each metric: the cross Gram and centred
-covariances, GFRE's split cross Grams, the bootstrap replicates' cross sums, CKNNA's kernels, and the pair with its
-second model's rows permuted for the chance level (``Pair.permutations``), which offers the same to the metrics'
-``permuted`` hooks. Like ``Features`` caches what one space's metrics share, ``Pair`` caches what a pair's share."""
+covariances, GFRE's split cross Grams, the bootstrap replicates' cross sums, CKNNA's mutual-pair kernels, and the
+pair with its second model's rows permuted for the chance level (``Pair.permutations``), which offers the same to
+the metrics' ``permuted`` hooks. Like ``Features`` caches what one space's metrics share, ``Pair`` caches what a
+pair's share."""
 
 from __future__ import annotations
 
@@ -11,11 +12,10 @@ from functools import cached_property
 
 import numpy as np
 
-from platonic.compare.metrics.cknna import cknna_kernels
+from platonic.compare.metrics.cknna import OwnKernel, cknna_shared_kernels, own_kernel
 from platonic.compare.metrics.features import Features, features
 from platonic.compare.metrics.gfre import split_crosses
 from platonic.compare.metrics.moments import centred_cross, cross_gram
-from platonic.compare.metrics.neighbour_lists import neighbour_cosines
 
 CHANCE_QUERIES = 500  # the chance level of the query metrics (information imbalance, LFRE) uses at most these
 
@@ -103,15 +103,27 @@ class Pair:
         return self.replicate_cross - mx.total[:, :, None] * my.total[:, None, :] / mx.n[:, None, None]
 
     @cached_property
-    def kernels(self) -> tuple:
-        """CKNNA's four sparse masked kernels (``cknna.cknna_kernels``) on the first k neighbours."""
-        k = self.k
-        return cknna_kernels(self.fx, self.fy, self.sx.neighbours[:, :k], self.sy.neighbours[:, :k])
+    def own_kernels(self) -> tuple[OwnKernel, OwnKernel]:
+        """x's and y's ``cknna.OwnKernel`` on their first k neighbours: from their summaries, or computed here for a
+        summary that holds none."""
+        r, k = self.resampling, self.k
+        weights = r.counts[:, r.groups].T if r is not None and r.n_replicates and not self.same else None
+
+        def own(features, summary):
+            if summary.own_kernel is not None:
+                return summary.own_kernel
+            return own_kernel(features, summary.neighbours[:, :k], weights)
+
+        first = own(self.fx, self.sx)
+        return first, first if self.same else own(self.fy, self.sy)
 
     @cached_property
-    def own_cosines(self) -> np.ndarray:
-        """x's cosines to its own first k neighbours, ``(n, k)``: what CKNNA's permuted kernels keep of x."""
-        return neighbour_cosines(self.fx.unit, self.sx.neighbours[:, : self.k])
+    def shared_kernels(self) -> tuple:
+        """CKNNA's two sparse kernels on the mutual k-NN pairs of the first k neighbours
+        (``cknna.cknna_shared_kernels``)."""
+        (own_x, own_y), k = self.own_kernels, self.k
+        return cknna_shared_kernels(own_x.cosines, self.fy.unit, self.sx.neighbours[:, :k], self.sy.neighbours[:, :k],
+                                    own_y=own_y.cosines)  # fmt: skip
 
     def permutations(self) -> Iterator[Pair]:
         """The pair with y's rows permuted by each of the resampling's permutations (whole structures), one at a time:
