@@ -32,13 +32,13 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --no-compile torch==2.13.0
-	$(BIN)/pip install --quiet --no-compile -e ".[chgnet,sevenn,diep,soap,element,workflow]"
+	$(BIN)/pip install --quiet --no-compile -e ".[chgnet,sevenn,diep,soap,element,workflow,phonons]"
 	touch $(STAMP)
 
 setup-dev: $(DEV_STAMP)
 
 $(DEV_STAMP): $(STAMP)
-	$(BIN)/pip install --quiet --no-compile -e ".[chgnet,sevenn,matgl,diep,soap,element,umap,workflow,dev]"
+	$(BIN)/pip install --quiet --no-compile -e ".[chgnet,sevenn,matgl,diep,soap,element,umap,workflow,phonons,dev]"
 	# MatterSim declares torchvision/torchaudio, which cannot load beside the CPU torch wheel, and its
 	# model code needs neither: install it without them (envs/mattersim.yaml has the full set)
 	$(BIN)/pip install --quiet --no-compile --no-deps mattersim==1.2.3
