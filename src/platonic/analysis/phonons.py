@@ -68,10 +68,11 @@ def displacements(atoms: ase.Atoms, repeats: np.ndarray, distance: float, sympre
 @dataclass(frozen=True)
 class PhononModes:
     """One model's phonons of one structure: ``frequencies (q, band)`` in THz at the irreducible q-points ``qpoints
-    (q, 3)`` of the mesh (reduced coordinates of the primitive cell's reciprocal lattice), their ``weights (q,)`` (how many mesh points each stands for), ``gamma_residual``, the largest absolute
-    frequency of the three acoustic modes at Gamma before the force constants are symmetrised (THz; zero when the
-    forces obey the acoustic sum rule), and ``residual_force``, the largest force on an atom of the perfect supercell
-    (eV/Angstrom), which the displaced supercells' forces have subtracted."""
+    (q, 3)`` of the mesh (reduced coordinates of the primitive cell's reciprocal lattice), their ``weights (q,)``
+    (how many mesh points each stands for), ``gamma_residual``, the largest absolute frequency of the three acoustic
+    modes at Gamma before the force constants are symmetrised (THz; zero when the forces obey the acoustic sum rule),
+    and ``residual_force``, the largest force on an atom of the perfect supercell (eV/Angstrom), which the displaced
+    supercells' forces have subtracted."""
 
     frequencies: np.ndarray
     qpoints: np.ndarray
