@@ -13,19 +13,33 @@ Frequencies are in THz; phonopy returns an imaginary frequency as a negative num
 from __future__ import annotations
 
 import copy
+import warnings
 from dataclasses import dataclass
 
 import ase
 import numpy as np
 
 __all__ = [
+    "COLUMNS",
     "PhononModes",
+    "TEST_COLUMNS",
     "displacements",
     "frequency_spread",
     "imaginary_fraction",
     "phonon_modes",
     "supercell_repeats",
 ]
+
+
+# the phonon table: one row per structure and model; the structure's own values (its cell, the models' spread, its
+# latent signals in the study) repeat on each of its rows
+COLUMNS = ["material_id", "formula", "spacegroup", "n_primitive_atoms", "supercell", "n_supercell_atoms",
+           "n_displacements", "frequency_spread", "frequency_spread_thz", "imaginary_fraction_mean",
+           "n_models_compared", "disagreement", "atypicality", "symmetry_spread", "model", "imaginary_fraction",
+           "min_frequency", "max_frequency", "gamma_residual", "residual_force", "excluded"]  # fmt: skip
+# the rank tests of a latent signal against a phonon target over the structures (platonic.analysis.rank_correlation)
+TEST_COLUMNS = ["signal", "target", "value", "ci_low", "ci_high", "chance", "chance_low", "chance_high", "p_value",
+                "n", "n_structures"]  # fmt: skip
 
 
 def supercell_repeats(cell: np.ndarray, length: float) -> np.ndarray:
@@ -39,6 +53,7 @@ def supercell_repeats(cell: np.ndarray, length: float) -> np.ndarray:
 
 
 def _phonopy(atoms: ase.Atoms, repeats: np.ndarray, symprec: float):
+    """phonopy's object for ``atoms`` (any cell: phonopy finds the primitive one) repeated ``repeats``."""
     from phonopy import Phonopy
     from phonopy.structure.atoms import PhonopyAtoms
 
@@ -48,7 +63,9 @@ def _phonopy(atoms: ase.Atoms, repeats: np.ndarray, symprec: float):
         scaled_positions=atoms.get_scaled_positions(),
         masses=atoms.get_masses(),
     )
-    return Phonopy(unit, supercell_matrix=np.diag(repeats), primitive_matrix="auto", symprec=symprec)
+    with warnings.catch_warnings():  # phonopy 4 says that "auto" is its default now, which is what is asked for
+        warnings.filterwarnings("ignore", message="primitive_matrix defaulted to 'auto'")
+        return Phonopy(unit, supercell_matrix=np.diag(repeats), primitive_matrix="auto", symprec=symprec)
 
 
 def _to_ase(cell) -> ase.Atoms:
