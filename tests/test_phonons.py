@@ -127,3 +127,135 @@ def test_frequency_spread_of_scaled_models_is_the_scales_spread():
     assert rms == pytest.approx(e.std() * np.sqrt(weights @ (g**2).sum(axis=1) / (weights.sum() * 6)), rel=1e-12)
     identical = phonons.frequency_spread(np.stack([g, g, g]), weights)
     assert identical == pytest.approx((0.0, 0.0), abs=1e-15)
+
+
+class Bonds(Calculator):
+    """Harmonic springs of stiffness ``k`` on the bonds of a reference cell (pairs closer than ``cutoff``), at their
+    reference lengths: any crystal, at rest in its reference geometry. A model whose ``k`` is s times another's has
+    force constants s times as large, so frequencies sqrt(s) times as large."""
+
+    implemented_properties = ("energy", "forces")
+
+    def __init__(self, k: float, reference: Atoms, cutoff: float):
+        super().__init__()
+        self.k = k
+        self.i, self.j, shifts = neighbor_list("ijS", reference, cutoff)
+        self.offsets = shifts @ reference.cell.array
+        self.rest = np.linalg.norm(reference.positions[self.j] - reference.positions[self.i] + self.offsets, axis=1)
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        positions = self.atoms.positions
+        vector = positions[self.j] - positions[self.i] + self.offsets
+        length = np.linalg.norm(vector, axis=1)
+        stretch = length - self.rest
+        forces = np.zeros((len(self.atoms), 3))
+        np.add.at(forces, self.i, (self.k * stretch / length)[:, None] * vector)
+        self.results = {"energy": 0.25 * self.k * np.sum(stretch**2), "forces": forces}
+
+
+def _force_store(cells_path, model: str, k: float, skip: str | None, root) -> str:
+    """What the embed stage writes for a potential on the supercells (embedding, valid, exclusion reasons, forces):
+    springs of stiffness ``k`` on each supercell's nearest-neighbour bonds; the supercells of parent ``skip`` left
+    out as an embed job leaves out a structure with an element its model does not know."""
+    import xarray as xr
+
+    from platonic.store import dataset_to_atoms, open_store, write_store
+
+    cells = open_store(cells_path, kind="structures")
+    atoms, _ = dataset_to_atoms(cells)
+    parent = np.array([str(p) for p in cells["parent"].values])
+    forces, valid, reasons = [], [], []
+    for s, cell in enumerate(atoms):
+        perfect = atoms[s - int(cells["displacement"].values[s])]
+        nearest = perfect.get_all_distances(mic=True)[np.triu_indices(len(perfect), 1)].min()
+        left_out = parent[s] == skip
+        cell.calc = Bonds(k, perfect, 1.1 * nearest)
+        forces.append(np.full((len(cell), 3), np.nan) if left_out else cell.get_forces())
+        valid.append(np.full(len(cell), not left_out))
+        reasons.append("elements the model does not know: Cs" if left_out else "")
+    n = int(cells.attrs["n_atoms"])
+    store = xr.Dataset(
+        {"embedding": (("atom", "feature"), np.zeros((n, 2), np.float32)), "valid": ("atom", np.concatenate(valid)),
+         "exclusion_reason": ("structure", np.array(reasons, dtype=object)),
+         "forces": (("atom", "cartesian"), np.concatenate(forces))},
+        coords={"atom": np.arange(n), "cartesian": ["x", "y", "z"]},
+        attrs={"kind": "embedding", "model": model, "structure_set_hash": cells.attrs["structure_set_hash"],
+               "predictions": "forces"},
+    )  # fmt: skip
+    return str(write_store(store, root / f"forces/{model}.zarr"))
+
+
+def test_the_phonons_stage_on_spring_models_of_a_synthetic_study(tmp_path):
+    """Three named structures of a synthetic study (rock salt, CsCl, fcc Cu), three spring models: b four times as
+    stiff as a (its frequencies twice a's, so the relative spread of the two is std(1, 2) / mean(1, 2) = 1/3), c
+    unstable (k < 0: every fcc mode but Gamma's imaginary) and without the CsCl structure, so left out of the spread.
+    The latent signals are the structures' means of the study's audit disagreement."""
+    import csv
+
+    import xarray as xr
+    from scipy.stats import spearmanr
+    from test_prediction_failure import _study
+
+    from platonic.settings import PhononSettings, PredictionFailureSettings
+    from platonic.stages.phonons import phonon_supercells, phonons as phonon_stage
+
+    paths, _ = _study(tmp_path)
+    named = ("syn-0", "syn-1", "syn-5")
+    settings = PhononSettings.from_mapping({"structures": list(named), "supercell_length": 5.0, "mesh": [8, 8, 8]})
+    cells = str(tmp_path / "supercells.zarr")
+    phonon_supercells(cells, structures=paths["structures"], settings=settings)
+    forces = [_force_store(cells, "a", 1.0, None, tmp_path), _force_store(cells, "b", 4.0, None, tmp_path),
+              _force_store(cells, "c", -1.0, "syn-1", tmp_path)]  # fmt: skip
+    table, correlations, figure = (str(tmp_path / name) for name in ("phonons.csv", "tests.csv", "phonons.png"))
+    signals = PredictionFailureSettings.from_mapping({"k": 3, "bootstrap": 30, "permutations": 30})
+    phonon_stage(table, correlations=correlations, structures=paths["structures"], supercells=cells, forces=forces,
+                 embeddings=paths["embeddings"], projections=paths["projections"], anchors=paths["anchors"],
+                 audit=paths["audit"], symmetry_table=paths["symmetry_table"], settings=settings, signals=signals,
+                 figure=figure)  # fmt: skip
+    with open(table, newline="") as handle:
+        rows = {(r["material_id"], r["model"]): r for r in csv.DictReader(handle)}
+    assert set(rows) == {(s, m) for s in named for m in "abc"}
+    assert [rows[s, "a"]["formula"] for s in named] == ["ClNa", "ClCs", "Cu"]
+    for s in named:
+        assert float(rows[s, "a"]["frequency_spread"]) == pytest.approx(1 / 3, rel=1e-6)
+        assert int(rows[s, "a"]["n_models_compared"]) == 2
+        assert float(rows[s, "b"]["max_frequency"]) == pytest.approx(2 * float(rows[s, "a"]["max_frequency"]))
+        assert float(rows[s, "a"]["imaginary_fraction"]) == float(rows[s, "b"]["imaginary_fraction"]) == 0.0
+        assert float(rows[s, "a"]["residual_force"]) < 1e-12  # the springs rest in the study's geometry
+    assert "elements the model does not know: Cs" in rows["syn-1", "c"]["excluded"]
+    assert rows["syn-1", "c"]["imaginary_fraction"] == "nan" or rows["syn-1", "c"]["imaginary_fraction"] == ""
+    # fcc with k < 0: three imaginary branches at every point of the 8 x 8 x 8 mesh but Gamma
+    assert float(rows["syn-5", "c"]["imaginary_fraction"]) == pytest.approx(1 - 1 / 512)
+    # the latent signals: each structure's mean over its compared atoms of the audit's disagreement
+    audit = xr.open_zarr(paths["audit"])
+    structure = xr.open_zarr(paths["structures"])["structure_index"].values[audit["atom"].values]
+    for s in named:
+        expected = float(audit["disagreement"].values[structure == int(s.split("-")[1])].mean())
+        assert float(rows[s, "a"]["disagreement"]) == pytest.approx(expected, rel=1e-9)
+    with open(correlations, newline="") as handle:
+        tests = {(r["signal"], r["target"]): r for r in csv.DictReader(handle)}
+    assert set(tests) == {(g, t) for g in ("disagreement", "atypicality", "symmetry_spread")
+                          for t in ("frequency_spread", "imaginary_fraction")}  # fmt: skip
+    x = [float(rows[s, "a"]["disagreement"]) for s in named]
+    y = [float(rows[s, "a"]["frequency_spread"]) for s in named]
+    test = tests["disagreement", "frequency_spread"]
+    assert int(test["n"]) == 3 and int(test["n_structures"]) == 3
+    value = float(test["value"])
+    assert value == pytest.approx(spearmanr(x, y).statistic, nan_ok=True)
+    assert (tmp_path / "phonons.png").stat().st_size > 0
+
+
+def test_the_phonons_stage_says_what_is_wrong(tmp_path):
+    from test_prediction_failure import _study
+
+    from platonic.settings import PhononSettings
+    from platonic.stages.phonons import phonon_supercells
+
+    paths, _ = _study(tmp_path)
+    with pytest.raises(ValueError, match=r"phonons.structures names mp-149, not in the structure store .* name"):
+        phonon_supercells(str(tmp_path / "cells.zarr"), structures=paths["structures"],
+                          settings=PhononSettings.from_mapping({"structures": ["syn-0", "mp-149"]}))  # fmt: skip
+    with pytest.raises(ValueError, match="phonons.structures is empty"):
+        phonon_supercells(str(tmp_path / "cells.zarr"), structures=paths["structures"],
+                          settings=PhononSettings.from_mapping({}))  # fmt: skip

@@ -135,7 +135,7 @@ def phonons(
     symprec = float(study.attrs["symprec"])
     study_atoms, study_ids = dataset_to_atoms(study)
     cell_atoms, _ = dataset_to_atoms(cells_store)
-    parent = np.asarray(cells_store["parent"].values, dtype=str)
+    parent = np.array([str(p) for p in cells_store["parent"].values])
     first, counts = cells_store["first_atom"].values, cells_store["n_atoms"].values
     chosen = _study_structures(study, settings.structures, structures)
 
