@@ -198,7 +198,8 @@ def test_the_phonons_stage_on_spring_models_of_a_synthetic_study(tmp_path):
     from test_prediction_failure import _study
 
     from platonic.settings import PhononSettings, PredictionFailureSettings
-    from platonic.stages.phonons import phonon_supercells, phonons as phonon_stage
+    from platonic.stages.phonons import phonon_supercells
+    from platonic.stages.phonons import phonons as phonon_stage
 
     paths, _ = _study(tmp_path)
     named = ("syn-0", "syn-1", "syn-5")
