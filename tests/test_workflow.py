@@ -378,6 +378,31 @@ def test_tiny_end_to_end_run_with_two_real_models_and_a_control(tiny_run):
     assert "Excluded structures and why" in page and "similarity.k" in page
 
 
+def test_tiny_phonons_with_two_real_potentials(tiny_run):
+    """The phonon rules after the tiny study: its two potentials (not the element control) compute forces on
+    phonopy's supercells of two real structures in their own embed jobs, and each gets finite phonons; the study's
+    own jobs are not run again."""
+    tmp_path = tiny_run[0]
+    run = snakemake("--snakefile", str(ROOT / "Snakefile"), "--directory", str(tmp_path), "--configfile",
+                    str(tmp_path / "config.yaml"), "--profile", str(ROOT / "profiles/default"), "--cores", "2",
+                    "phonons", "--config", "phonons={structures: [mp-3507, mp-28781], supercell_length: 5.0}",
+                    cwd=tmp_path)  # fmt: skip
+    assert "rule embed:" not in run.stdout and "rule audit:" not in run.stdout
+    results = tmp_path / "results"
+    cells = open_store(results / "phonons/tiny/supercells.zarr")
+    # LuPd2Si2 (I4/mmm): 2x2x2, 4 displacements; PrZr3F15: 19 atoms, one cell across 5 Angstrom, 24 displacements
+    assert cells.sizes["structure"] == 5 + 25
+    with open(results / "analysis/tiny/phonons.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert {(r["material_id"], r["model"]) for r in rows} == {
+        (s, m) for s in ("mp-3507", "mp-28781") for m in ("chgnet-0.3.0", "sevennet-0")
+    }
+    for row in rows:
+        assert 0.0 <= float(row["imaginary_fraction"]) <= 1.0 and float(row["max_frequency"]) > 1.0, row
+        assert float(row["frequency_spread"]) > 0 and int(row["n_models_compared"]) == 2 and row["excluded"] == ""
+    assert (results / "analysis/tiny/phonons.png").stat().st_size > 10_000
+
+
 # the first words of each caption file (workflow/report/*.rst)
 CAPTIONS = {
     "agreement.png": "What the anchors add, and what normalising does",
