@@ -260,3 +260,37 @@ def test_the_phonons_stage_says_what_is_wrong(tmp_path):
     with pytest.raises(ValueError, match="phonons.structures is empty"):
         phonon_supercells(str(tmp_path / "cells.zarr"), structures=paths["structures"],
                           settings=PhononSettings.from_mapping({}))  # fmt: skip
+
+
+def test_the_phonons_section_is_off_by_default_and_config_phonons_extends_the_default_study():
+    """No structures by default (nothing runs); config/phonons.yaml merged over config/config.yaml (as Snakemake
+    merges two --configfiles) validates, names ten study structures and resolves phonons.models to the nine trained
+    potentials; a control or an unknown model in phonons.models is refused with the key named."""
+    from pathlib import Path
+
+    import yaml
+
+    from platonic.config import ConfigError, validate_config
+    from platonic.settings import PhononSettings
+    from platonic.structures import read_structures
+
+    root = Path(__file__).resolve().parents[1]
+    default = yaml.safe_load((root / "config/config.yaml").read_text())
+    assert "phonons" not in default
+    assert validate_config(default)["phonons"]["structures"] == []
+    assert PhononSettings().structures == () and PhononSettings().distance == 0.01
+    merged = yaml.safe_load((root / "config/config.yaml").read_text())
+    merged["phonons"] = yaml.safe_load((root / "config/phonons.yaml").read_text())["phonons"]
+    resolved = validate_config(merged)["phonons"]
+    assert resolved["models"] == [m for m, spec in default["models"].items() if not spec.get("control")]
+    assert len(resolved["models"]) == 9 and len(resolved["structures"]) == 10
+    study = read_structures(root / default["dataset"]["path"], limit=default["dataset"]["limit"])
+    assert set(resolved["structures"]) <= set(study.ids)
+    refused = {"soap": "phonons.models names 'soap', which computes no forces",
+               "chgnet-3.0": "phonons.models names 'chgnet-3.0', which is not one of"}  # fmt: skip
+    for model, message in refused.items():
+        models = ["diep", model]
+        broken = yaml.safe_load((root / "config/config.yaml").read_text())
+        broken["phonons"] = {"models": models}
+        with pytest.raises(ConfigError, match=message):
+            validate_config(broken)
