@@ -383,10 +383,12 @@ def test_tiny_phonons_with_two_real_potentials(tiny_run):
     phonopy's supercells of two real structures in their own embed jobs, and each gets finite phonons; the study's
     own jobs are not run again."""
     tmp_path = tiny_run[0]
+    # laid over the study's config as config/phonons.yaml is over the default study's (--config would pass 5.0 as text)
+    overlay = tmp_path / "phonons.yaml"
+    overlay.write_text(yaml.safe_dump({"phonons": {"structures": ["mp-3507", "mp-28781"], "supercell_length": 5.0}}))
     run = snakemake("--snakefile", str(ROOT / "Snakefile"), "--directory", str(tmp_path), "--configfile",
-                    str(tmp_path / "config.yaml"), "--profile", str(ROOT / "profiles/default"), "--cores", "2",
-                    "phonons", "--config", "phonons={structures: [mp-3507, mp-28781], supercell_length: 5.0}",
-                    cwd=tmp_path)  # fmt: skip
+                    str(tmp_path / "config.yaml"), str(overlay), "--profile", str(ROOT / "profiles/default"),
+                    "--cores", "2", "phonons", cwd=tmp_path)  # fmt: skip
     assert "rule embed:" not in run.stdout and "rule audit:" not in run.stdout
     results = tmp_path / "results"
     cells = open_store(results / "phonons/tiny/supercells.zarr")
