@@ -21,7 +21,7 @@ MODEL_VENVS := $(sort $(basename $(notdir $(wildcard envs/venv/*.yaml))))
 # would cause
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: setup setup-dev run screen report test test-fast $(addprefix test-,$(MODEL_VENVS)) browser clean
+.PHONY: setup setup-dev run screen phonons report test test-fast $(addprefix test-,$(MODEL_VENVS)) browser clean
 
 setup: $(STAMP)
 
@@ -32,13 +32,13 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --no-compile torch==2.13.0
-	$(BIN)/pip install --quiet --no-compile -e ".[chgnet,sevenn,diep,soap,element,workflow]"
+	$(BIN)/pip install --quiet --no-compile -e ".[chgnet,sevenn,diep,soap,element,workflow,phonons]"
 	touch $(STAMP)
 
 setup-dev: $(DEV_STAMP)
 
 $(DEV_STAMP): $(STAMP)
-	$(BIN)/pip install --quiet --no-compile -e ".[chgnet,sevenn,matgl,diep,soap,element,umap,workflow,dev]"
+	$(BIN)/pip install --quiet --no-compile -e ".[chgnet,sevenn,matgl,diep,soap,element,umap,workflow,phonons,dev]"
 	# MatterSim declares torchvision/torchaudio, which cannot load beside the CPU torch wheel, and its
 	# model code needs neither: install it without them (envs/mattersim.yaml has the full set)
 	$(BIN)/pip install --quiet --no-compile --no-deps mattersim==1.2.3
@@ -55,6 +55,13 @@ run: setup
 # screen new structures against the finished study: make screen SCREEN=data/mp20_sample/val.csv
 screen: setup
 	$(WITH_VENV) snakemake --profile profiles/default screen $(if $(SCREEN),--config 'screen={structures: $(SCREEN)}')
+
+# the default study with the phonon comparison laid over it (config/phonons.yaml): its jobs where the study is not
+# finished yet, then the phonons' (README, "Phonons"); the report then has a Phonons section
+PHONONS := --configfile config/config.yaml config/phonons.yaml
+phonons: setup
+	$(WITH_VENV) snakemake --profile profiles/default $(PHONONS)
+	$(WITH_VENV) snakemake --profile profiles/default $(PHONONS) --report results/report.html
 
 report: setup
 	$(WITH_VENV) snakemake --profile profiles/default --report results/report.html

@@ -38,6 +38,7 @@ include: "workflow/rules/report.smk"
 include: "workflow/rules/map.smk"
 include: "workflow/rules/prefetch.smk"
 include: "workflow/rules/screen.smk"
+include: "workflow/rules/phonons.smk"
 
 
 rule all:
@@ -76,6 +77,15 @@ rule all:
                 f"results/figures/{DATASET}/layers/depth.png",
             ]
             if LAYER_MODELS
+            else []
+        ),
+        # with phonons.structures named (config/phonons.yaml): the phonon comparison
+        phonons=(
+            [
+                f"results/analysis/{DATASET}/{name}"
+                for name in ("phonons.csv", "phonons_correlation.csv", "phonons.png")
+            ]
+            if PHONONS["structures"]
             else []
         ),
         analysis=expand(

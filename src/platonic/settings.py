@@ -338,6 +338,18 @@ class PredictionFailureSettings(Settings):
     threads: int
 
 
+@config_section("phonons")
+class PhononSettings(Settings):
+    """Phonons of a few named structures with each trained potential (``phonon_supercells``, ``phonons``)."""
+
+    structures: tuple[str, ...]
+    models: tuple[str, ...] | None
+    supercell_length: float
+    distance: float
+    mesh: tuple[int, ...]
+    imaginary_tolerance: float
+
+
 STAGE_SETTINGS: tuple[type[Settings], ...] = (
     DatasetSettings,
     ModelSpec,
@@ -355,6 +367,7 @@ STAGE_SETTINGS: tuple[type[Settings], ...] = (
     LayerSettings,
     AnchorSensitivitySettings,
     PredictionFailureSettings,
+    PhononSettings,
 )
 
 

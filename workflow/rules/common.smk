@@ -72,6 +72,14 @@ def model_spec(wildcards):
     )
 
 
+def phonon_model_spec(wildcards):
+    """A model's spec for its phonon forces (the phonons_embed jobs), its embed spec less `layers` (the phonons read
+    only the forces)."""
+    spec = json.loads(model_spec(wildcards))
+    spec.pop("layers", None)
+    return json.dumps(spec, sort_keys=True)
+
+
 def model_metadata(wildcards=None):
     """JSON of every configured model's metadata, {model: {architecture, training_data, fidelity, control,
     family}} (training_data null: unknown; []: no training), for rules whose figures group models by it; a rule

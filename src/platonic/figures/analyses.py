@@ -39,6 +39,7 @@ __all__ = [
     "protocol_ladder",
     "anchor_sensitivity_figure",
     "prediction_failure_figure",
+    "phonons_figure",
 ]
 
 
@@ -443,4 +444,50 @@ def prediction_failure_figure(rows: list[dict], reason: str = "") -> plt.Figure:
                for m, c, text in FAILURE_CONTROLS.values()]  # fmt: skip
     handles.append(Patch(color="0.85", label="permutation chance (95 %)"))
     fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), fontsize=7, frameon=False)
+    return fig
+
+
+# the latent signals of the phonons figure, as its axes name them
+PHONON_SIGNALS = {"disagreement": "disagreement", "atypicality": "atypicality (percentile)",
+                  "symmetry_spread": "symmetry-breaking spread"}  # fmt: skip
+
+
+def phonons_figure(rows: list[dict], tests: list[dict], tolerance: float) -> plt.Figure:
+    """The phonon comparison: per latent signal, each structure's cross-model frequency spread against the signal
+    (the Spearman correlation, its interval and chance level in the title), and each model's imaginary share per
+    structure as a heatmap; ``rows`` the phonon table's (``analysis.phonons.COLUMNS``), ``tests`` its rank tests
+    (``analysis.phonons.TEST_COLUMNS``), ``tolerance`` the imaginary-mode threshold (THz)."""
+    structures = list(dict.fromkeys(r["material_id"] for r in rows))
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    first = {name: next(r for r in rows if r["material_id"] == name) for name in structures}
+    widths = [1] * len(PHONON_SIGNALS) + [1.4]
+    fig, axes = plt.subplots(1, len(widths), figsize=(3.3 * len(PHONON_SIGNALS) + 4.2, 3.6), constrained_layout=True,
+                             gridspec_kw={"width_ratios": widths})  # fmt: skip
+    spread = np.array([float(first[n]["frequency_spread"]) for n in structures])
+    for ax, (signal, label) in zip(axes, PHONON_SIGNALS.items(), strict=False):
+        x = np.array([float(first[n][signal]) for n in structures])
+        ax.scatter(x, spread, s=18, color="#0072B2")
+        for xi, yi, name in zip(x, spread, structures, strict=True):
+            if np.isfinite(xi) and np.isfinite(yi):
+                ax.annotate(first[name]["formula"], (xi, yi), fontsize=6, xytext=(2, 2), textcoords="offset points")
+        found = [t for t in tests if (t["signal"], t["target"]) == (signal, "frequency_spread")]
+        if found:
+            t = found[0]
+            title = (f"rho {t['value']:.2f} [{t['ci_low']:.2f}, {t['ci_high']:.2f}], n = {t['n']}\n"
+                     f"chance {t['chance']:.2f} [{t['chance_low']:.2f}, {t['chance_high']:.2f}]")  # fmt: skip
+            ax.set_title(title, fontsize=7.5)
+        ax.set_xlabel(label, fontsize=8)
+        ax.tick_params(labelsize=7)
+    axes[0].set_ylabel("cross-model frequency spread (relative)", fontsize=8)
+    heat = axes[-1]
+    shares = np.full((len(structures), len(models)), np.nan)
+    for r in rows:
+        shares[structures.index(r["material_id"]), models.index(r["model"])] = float(r["imaginary_fraction"])
+    image = heat.imshow(np.ma.masked_invalid(shares), cmap="Reds", vmin=0, vmax=max(0.05, np.nanmax(shares, initial=0)),
+                        aspect="auto")  # fmt: skip
+    heat.set_xticks(range(len(models)), [short_name(m, 14) for m in models], rotation=90, fontsize=6)
+    heat.set_yticks(range(len(structures)), [f"{first[n]['formula']} ({n})" for n in structures], fontsize=6)
+    heat.set_title(f"share of modes below -{tolerance:g} THz (grey: not computed)", fontsize=7.5)
+    heat.set_facecolor("0.85")
+    fig.colorbar(image, ax=heat, shrink=0.8).ax.tick_params(labelsize=6)
     return fig

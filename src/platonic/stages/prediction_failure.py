@@ -11,15 +11,14 @@ models the tables are written row-less and the figure says why.
 
 from __future__ import annotations
 
-import csv
 import logging
 
 import numpy as np
 
 from platonic.settings import PredictionFailureSettings
 from platonic.stages.command import Controls, command
-from platonic.stages.common import model_stores, open_structures, shared_space, valid_mask, write_rows
-from platonic.store import check_same_structures
+from platonic.stages.common import write_rows
+from platonic.stages.signals import latent_signals
 
 log = logging.getLogger("platonic")
 
@@ -39,11 +38,6 @@ def predicting_models(stores: dict, controls: tuple[str, ...]) -> tuple[list[str
         else:
             predicting.append(model)
     return predicting, skipped
-
-
-def _scales(path: str) -> dict[str, float]:
-    with open(path, newline="") as handle:
-        return {row["model"]: float(row["scale"]) for row in csv.DictReader(handle)}
 
 
 def _structure_atoms(structures, s: int):
@@ -75,13 +69,10 @@ def prediction_failure(
 ) -> None:
     """Rank tests of the latent signals against the prediction targets -> CSV ``table``, the per-model summary
     ``summary_table`` and ``figure``; ``controls`` (control representations) are neither signals nor targets."""
-    from platonic.analysis import atypicality as atypical
     from platonic.analysis import formation
     from platonic.analysis import prediction_failure as pf
     from platonic.figures import prediction_failure_figure, save_figure
     from platonic.site_symmetry import allowed_force_projectors, forbidden_force, orbit_maxima
-    from platonic.store import open_store
-    from platonic.symmetry import symmetry_breaking
 
     def finish(rows: list[dict], summary: list[dict], reason: str = "") -> None:
         write_rows(table, rows, pf.COLUMNS)
@@ -89,24 +80,15 @@ def prediction_failure(
         if figure:
             save_figure(prediction_failure_figure(rows, reason), figure)
 
-    stores = model_stores(embeddings, "embedding")
+    signals = latent_signals(structures=structures, embeddings=embeddings, projections=projections,
+                             anchors=anchors, audit=audit, symmetry_table=symmetry_table, k=settings.k,
+                             controls=tuple(controls))  # fmt: skip
+    stores, structure_store, atoms = signals.stores, signals.structure_store, signals.atoms
     predicting, skipped = predicting_models(stores, tuple(controls))
     for model, reason in skipped.items():
         log.info("%s: no prediction targets (%s)", model, reason)
-    valid, projected, first, _ = shared_space(anchors, projections)
-    check_same_structures(first, *stores.values())
-    trained = [m for m in projected if m not in controls]
-    structure_store = open_structures(structures, first)
-    atoms = np.flatnonzero(valid)
     structure = structure_store["structure_index"].values
     n_structures = structure_store.sizes["structure"]
-
-    # atypicality in each trained model's anchor space, and its consensus percentile
-    distance = {m: atypical.atypicality(np.asarray(projected[m]), structure[atoms], settings.k) for m in trained}
-    consensus_atypicality = atypical.consensus_percentile(np.array(list(distance.values())))
-    for model, values in distance.items():
-        log.info("%s: atypicality (k=%d) median %.4f, 95th percentile %.4f", model, settings.k,
-                 float(np.median(values)), float(np.percentile(values, 95)))  # fmt: skip
     if len(predicting) < 2:
         reason = (
             f"fewer than two trained models predict energies and forces ({', '.join(predicting) or 'none'});"
@@ -114,33 +96,9 @@ def prediction_failure(
         )
         log.warning("prediction failure: %s", reason)
         return finish([], [], reason)
-
-    # latent signals on the compared atoms
-    audit_store = open_store(audit, kind="audit")
-    audit_atoms = audit_store["atom"].values
-    if not np.array_equal(audit_atoms, atoms):
-        raise ValueError(f"{audit} holds other atoms than the shared space of {anchors}; re-run the audit")
-    disagreement = audit_store["disagreement"].values.astype(np.float64)
-    scales = _scales(symmetry_table)
-    all_valid = valid_mask(stores)  # the atoms the symmetry audit compares
+    disagreement, distance, spread = signals.disagreement, signals.atypicality, signals.spread
+    consensus_atypicality = signals.consensus_atypicality
     orbit, z = structure_store["orbit"].values, structure_store["Z"].values
-    spread = {}
-    for model in trained:
-        if model not in scales:
-            raise ValueError(f"{symmetry_table} has no row for {model}; re-run the symmetry audit")
-        result = symmetry_breaking(
-            stores[model]["embedding"].values[all_valid], orbit[all_valid], structure[all_valid], z[all_valid],
-            scale=scales[model],
-        )  # fmt: skip
-        position = np.searchsorted(result.orbit, orbit[atoms])
-        found = position < len(result.orbit)
-        found[found] &= result.orbit[position[found]] == orbit[atoms][found]
-        copied = np.zeros(len(atoms), dtype=bool)
-        copied[found] = result.multiplicity[position[found]] > 1
-        values = np.full(len(atoms), np.nan)
-        values[copied] = result.relative[position[copied]]
-        spread[model] = values
-    consensus_spread = np.mean([spread[m] for m in trained], axis=0)
 
     # prediction targets
     energy = np.array([stores[m]["energy_per_atom"].values for m in predicting], dtype=np.float64)  # (M, S)
@@ -159,8 +117,7 @@ def prediction_failure(
     groups_atom, groups_structure = structure[atoms], np.arange(n_structures)
     atom_controls = pf.element_size_controls(z[atoms], n_atoms[groups_atom])
     structure_controls = np.column_stack([fractions, n_atoms])
-    consensus_signals = {"disagreement": disagreement, "atypicality": consensus_atypicality,
-                         "symmetry_spread": consensus_spread}  # fmt: skip
+    consensus_signals = signals.consensus
 
     def per_structure(signals: dict) -> dict:
         return {name: pf.structure_means(v, groups_atom, n_structures) for name, v in signals.items()}
