@@ -158,6 +158,29 @@ def test_resampling_atoms_instead_of_structures_would_undercover():
     assert se[0] > 1.3 * se[1]
 
 
+def test_information_imbalance_chance_levels_equal_the_metric_on_each_permuted_pair():
+    """Both directions' chance levels of information imbalance, whose backward ranks are taken from one pass with the
+    value's, equal the metric recomputed from scratch on each permuted pair: y's rows permuted by whole structures,
+    y's neighbours searched again in the permuted rows, on the chance level's evenly spread queries."""
+    x, y, groups = structured_pair(7, n_structures=150, atoms=5)
+    settings = SimilaritySettings(metrics=("information_imbalance",), bootstrap=0, permutations=3, queries=700, k=5,
+                                  neighbour_search="exact")  # fmt: skip
+    c = fan_in.Comparison.build(len(x), groups, None, settings)
+    result = fan_in.compare_pair(x, y, fan_in.summarise(x, c), fan_in.summarise(y, c), c)
+    few = c.queries[np.unique(np.linspace(0, len(c.queries) - 1, metrics.CHANCE_QUERIES).astype(np.int64))]
+    assert len(few) == metrics.CHANCE_QUERIES < len(c.queries)
+    nx = oracle.knn_indices(x, 1)
+    for p, perm in enumerate(c.resampling.permutations):
+        permuted = y[perm]
+        forward = metrics.information_imbalance(x, permuted, nx, few)
+        backward = metrics.information_imbalance(permuted, x, oracle.knn_indices(permuted, 1), few)
+        assert result.chance["information_imbalance", True][p] == pytest.approx(forward, rel=1e-12)
+        assert result.chance["information_imbalance", False][p] == pytest.approx(backward, rel=1e-12)
+    assert result.values["information_imbalance", False] == pytest.approx(
+        metrics.information_imbalance(y, x, oracle.knn_indices(y, 1), c.queries), rel=1e-12
+    )
+
+
 def test_chance_level_of_mutual_knn_between_independent_spaces_is_k_over_n():
     rng = np.random.default_rng(3)
     n, k = 400, 10

@@ -35,26 +35,42 @@ def neighbour_ranks(
 ) -> np.ndarray:
     """Per query, the rank in Y (1 = nearest) of its nearest neighbour in X, ``(len(queries),)`` float64: the
     terms whose mean ``information_imbalance`` scales by ``2/N``."""
+    return target_ranks(y, queries, neighbours_x[queries, :1], chunk, groups)[:, 0]
+
+
+def target_ranks(
+    y: np.ndarray,
+    queries: np.ndarray,
+    targets: np.ndarray,
+    chunk: int | None = None,
+    groups: np.ndarray | None = None,
+) -> np.ndarray:
+    """Per query row ``queries[i]`` and target row ``targets[i, t]``, the target's rank among the query's
+    neighbours in Y (1 = nearest), ``(len(queries), T)`` float64: one pass over the queries' distances serves every
+    target (information imbalance's value and its chance level's permutations ask for the ranks of different
+    targets among the same rows' neighbours)."""
     fy = features(y)
     y, square = fy.unit, fy.square
     n = len(y)
     chunk = chunk or max(1, 2**24 // n)  # a (chunk, N) float64 block of at most 128 MiB
-    ranks = np.empty(len(queries))
+    ranks = np.empty(targets.shape)
     for start in range(0, len(queries), chunk):
         batch = queries[start : start + chunk]
+        rows = np.arange(len(batch))
         # |a|^2 + |b|^2 - 2 a.b, the products scaled by 2 (exact) and subtracted in place: no third (chunk, N) block
         distance = square[batch, None] + square[None, :]
         products = y[batch] @ y.T
         products *= 2.0
         distance -= products
         del products
-        distance[np.arange(len(batch)), batch] = np.inf  # a point is not its own neighbour
+        distance[rows, batch] = np.inf  # a point is not its own neighbour
         if groups is not None:
             distance[groups[batch][:, None] == groups[None, :]] = np.inf
-        target = distance[np.arange(len(batch)), neighbours_x[batch, 0]]
+        target = distance[rows[:, None], targets[start : start + chunk]]
         # neighbours come from a float32 search: closer by less than its round-off counts as a tie
         target -= RANK_TOLERANCE
-        ranks[start : start + chunk] = np.count_nonzero(distance < target[:, None], axis=1) + 1
+        for t in range(targets.shape[1]):
+            ranks[start : start + chunk, t] = np.count_nonzero(distance < target[:, t, None], axis=1) + 1
     return ranks
 
 
@@ -71,8 +87,28 @@ class InformationImbalance(TermMetric):
     through_unit_rows = True
 
     def terms(self, pair, forward: bool) -> np.ndarray:
+        if not forward and pair.parent is not None:  # a permutation's: ranked with the value's (backward_ranks)
+            return self.backward_ranks(pair.parent)[pair.parent.chance_queries, 1 + pair.index]
+        if not forward and pair.resampling is not None and pair.resampling.permutations:
+            return self.backward_ranks(pair)[:, 0]
         _, target, neighbours = pair.oriented(forward)
         return neighbour_ranks(target, neighbours, pair.queries, groups=pair.c.excluded)
+
+    def backward_ranks(self, pair) -> np.ndarray:
+        """The backward direction's ranks in x, whose distances no permutation of y changes, ``(len(queries), 1 +
+        P)``: column 0 the value's (each query's nearest neighbour in y), column 1 + p permutation p's (in the
+        permuted y) on the chance level's queries (``Pair.chance_queries``; elsewhere the value's again), ranked
+        in one pass over the queries' distances (``target_ranks``)."""
+
+        def ranks():
+            ny, queries, few = pair.sy.neighbours, pair.queries, pair.chance_queries
+            permutations = pair.resampling.permutations
+            targets = np.repeat(ny[queries, :1], 1 + len(permutations), axis=1)
+            for p in range(len(permutations)):
+                targets[few, 1 + p] = pair.permuted_neighbours(p, queries[few])[:, 0]
+            return target_ranks(pair.fx, queries, targets, groups=pair.c.excluded)
+
+        return pair.memo((self.name, "backward, with the permutations'"), ranks)
 
     def rows(self, pair):
         return pair.queries

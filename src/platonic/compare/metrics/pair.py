@@ -24,16 +24,17 @@ class Pair:
     """Features ``x`` and ``y`` (arrays or ``Features``, the same ``c.n`` atoms in the same order) of two models with
     their summaries ``sx``, ``sy`` (``fan_in.ModelSummary``) under the comparison ``c`` (``fan_in.Comparison``);
     ``same``: one model with itself (forward directions only). ``queries``: the query rows (default ``c.queries``);
-    ``permutation``/``parent``: a permuted pair's row permutation of y and the pair it permutes. ``ridges``: the
+    ``permutation``/``parent``/``index``: a permuted pair's row permutation of y, the pair it permutes and the
+    permutation's place among the resampling's permutations. ``ridges``: the
     relative ridges the metrics' values chose, ``{(metric, forward): ridge}``."""
 
-    def __init__(self, x, y, sx, sy, c, same: bool = False, queries=None, permutation=None, parent=None):
+    def __init__(self, x, y, sx, sy, c, same: bool = False, queries=None, permutation=None, parent=None, index=None):
         self.fx: Features = features(x)
         self.fy: Features = self.fx if y is x else features(y)
         self.x, self.y = self.fx.x, self.fy.x
         self.sx, self.sy, self.c, self.same = sx, sy, c, same
         self.queries = c.queries if queries is None else queries
-        self.permutation, self.parent = permutation, parent
+        self.permutation, self.parent, self.index = permutation, parent, index
         self.ridges: dict = {}
         self._memo: dict = {}
 
@@ -129,13 +130,27 @@ class Pair:
         """The pair with y's rows permuted by each of the resampling's permutations (whole structures), one at a time:
         y's features and neighbour lists (relabelled, no new search) move along, y's summary is its permuted moments
         (``ModelSummary.chance``), and at most ``CHANCE_QUERIES`` of the queries are used."""
-        queries = self.queries
-        few = queries[np.unique(np.linspace(0, len(queries) - 1, min(len(queries), CHANCE_QUERIES)).astype(np.int64))]
-        ny = self.sy.neighbours
+        few = self.queries[self.chance_queries]
         for p, perm in enumerate(self.resampling.permutations):
-            inverse = np.empty_like(perm)
-            inverse[perm] = np.arange(len(perm))
             moments, split, distances = self.sy.chance[p]
             sy = replace(self.sy, moments=moments, split=split, distances=distances, replicates=None, chance=None,
-                         neighbours=None if ny is None else inverse[ny[perm]])  # fmt: skip
-            yield Pair(self.fx, self.fy.take(perm), self.sx, sy, self.c, self.same, few, perm, self)
+                         neighbours=self.permuted_neighbours(p))  # fmt: skip
+            yield Pair(self.fx, self.fy.take(perm), self.sx, sy, self.c, self.same, few, perm, self, p)
+
+    @property
+    def chance_queries(self) -> np.ndarray:
+        """Where the queries of the permuted pairs (at most ``CHANCE_QUERIES``, spread evenly) sit among this pair's
+        queries."""
+        n = len(self.queries)
+        return np.unique(np.linspace(0, n - 1, min(n, CHANCE_QUERIES)).astype(np.int64))
+
+    def permuted_neighbours(self, p: int, rows: np.ndarray | None = None) -> np.ndarray | None:
+        """y's neighbour lists in the pair whose y rows are permuted by the resampling's permutation ``p`` (of its
+        ``rows``, default all): row i is y's row ``perm[i]``, its neighbours relabelled to the permuted rows (no new
+        search)."""
+        ny, perm = self.sy.neighbours, self.resampling.permutations[p]
+        if ny is None:
+            return None
+        inverse = np.empty_like(perm)
+        inverse[perm] = np.arange(len(perm))
+        return inverse[ny[perm if rows is None else perm[rows]]]
