@@ -7,6 +7,8 @@ import numpy as np
 from platonic.compare.metrics.base import Facts, TermMetric
 from platonic.compare.metrics.features import RANK_TOLERANCE, features
 
+TILE = 4096  # rows of Y a block of queries is compared with at once: a 256 x 4096 float64 block is 8 MiB
+
 
 def information_imbalance(
     x: np.ndarray,
@@ -48,30 +50,44 @@ def target_ranks(
     """Per query row ``queries[i]`` and target row ``targets[i, t]``, the target's rank among the query's
     neighbours in Y (1 = nearest), ``(len(queries), T)`` float64: one pass over the queries' distances serves every
     target (information imbalance's value and its chance level's permutations ask for the ranks of different
-    targets among the same rows' neighbours)."""
+    targets among the same rows' neighbours).
+
+    Squared distances between unit rows, ``(|a|^2 + |b|^2) - 2 a.b`` with the products from one matrix product, for
+    ``chunk`` queries (default 256) against ``TILE`` rows at a time, so that each block stays in cache; the targets'
+    own distances come from a product of the query rows with the target rows (an element of a matrix product does
+    not depend on the other rows and columns multiplied with it)."""
     fy = features(y)
     y, square = fy.unit, fy.square
     n = len(y)
-    chunk = chunk or max(1, 2**24 // n)  # a (chunk, N) float64 block of at most 128 MiB
-    ranks = np.empty(targets.shape)
+    chunk = chunk or 256
+    ranks = np.zeros(targets.shape)
     for start in range(0, len(queries), chunk):
-        batch = queries[start : start + chunk]
+        batch = np.asarray(queries[start : start + chunk])
+        own_targets = targets[start : start + chunk]
         rows = np.arange(len(batch))
-        # |a|^2 + |b|^2 - 2 a.b, the products scaled by 2 (exact) and subtracted in place: no third (chunk, N) block
-        distance = square[batch, None] + square[None, :]
-        products = y[batch] @ y.T
-        products *= 2.0
-        distance -= products
-        del products
-        distance[rows, batch] = np.inf  # a point is not its own neighbour
+        query_rows = y[batch]
+        target = np.empty(own_targets.shape)
+        for t in range(targets.shape[1]):
+            products = query_rows @ y[own_targets[:, t]].T
+            target[:, t] = (square[batch] + square[own_targets[:, t]]) - 2.0 * np.diagonal(products)
+        target[own_targets == batch[:, None]] = np.inf  # a point is not its own neighbour, nor of its group
         if groups is not None:
-            distance[groups[batch][:, None] == groups[None, :]] = np.inf
-        target = distance[rows[:, None], targets[start : start + chunk]]
+            target[groups[own_targets] == groups[batch][:, None]] = np.inf
         # neighbours come from a float32 search: closer by less than its round-off counts as a tie
         target -= RANK_TOLERANCE
-        for t in range(targets.shape[1]):
-            ranks[start : start + chunk, t] = np.count_nonzero(distance < target[:, t, None], axis=1) + 1
-    return ranks
+        for first in range(0, n, TILE):
+            last = min(first + TILE, n)
+            distance = square[batch, None] + square[None, first:last]
+            products = query_rows @ y[first:last].T
+            products *= 2.0
+            distance -= products
+            inside = (batch >= first) & (batch < last)
+            distance[rows[inside], batch[inside] - first] = np.inf
+            if groups is not None:
+                distance[groups[batch][:, None] == groups[None, first:last]] = np.inf
+            for t in range(targets.shape[1]):
+                ranks[start : start + chunk, t] += np.count_nonzero(distance < target[:, t, None], axis=1)
+    return ranks + 1
 
 
 class InformationImbalance(TermMetric):
