@@ -11,7 +11,7 @@ import xarray as xr
 from analysis_stores import write_study
 
 from platonic.cli import main
-from platonic.compare import fan_in, result_store
+from platonic.compare import fan_in, oracle, result_store
 from platonic.compare.similarity import pairwise_similarity
 from platonic.settings import SimilaritySettings
 from platonic.spaces import SPACES
@@ -151,6 +151,31 @@ def test_gather_names_a_missing_pair_and_a_summary_made_with_other_settings(tmp_
     assert main(["gather", out, str(tmp_path / "again.csv"), "--summaries", *summaries.values(), "--pairs",
                  *pairs, *other]) == 2  # fmt: skip
     assert "computed with other similarity settings; re-run it" in capsys.readouterr().err
+
+
+def test_cknna_from_the_summaries_own_kernels_is_cknna_computed_within_the_pair():
+    """CKNNA's own kernels, computed once in each model's summary, give the pair the values, bootstrap replicates and
+    chance levels it computes itself from summaries without them (bit for bit), and the value is the one-call CKNNA
+    on the same neighbour lists."""
+    rng = np.random.default_rng(5)
+    groups = np.repeat(np.arange(40), 5)
+    x = rng.normal(size=(len(groups), 6))
+    y = x @ rng.normal(size=(6, 4)) + 0.5 * rng.normal(size=(len(groups), 4))
+    settings = SimilaritySettings.from_mapping({**SETTINGS, "metrics": ["cknna"], "bootstrap": 20, "permutations": 3})
+    c = fan_in.Comparison.build(len(groups), groups, None, settings)
+    sx, sy = fan_in.summarise(x, c), fan_in.summarise(y, c)
+    assert sx.own_kernel is not None and sx.own_kernel.replicates.shape == (20,)
+    with_own = fan_in.compare_pair(x, y, sx, sy, c)
+    without = fan_in.compare_pair(
+        x, y, dataclasses.replace(sx, own_kernel=None), dataclasses.replace(sy, own_kernel=None), c
+    )
+    key = ("cknna", True)
+    assert with_own.values[key] == without.values[key]
+    np.testing.assert_array_equal(with_own.replicates[key], without.replicates[key])
+    np.testing.assert_array_equal(with_own.chance[key], without.chance[key])
+    k = c.k
+    expected = oracle.cknna(x, y, sx.neighbours[:, :k], sy.neighbours[:, :k])
+    assert with_own.values[key] == pytest.approx(expected, rel=1e-12)
 
 
 def test_a_result_store_gives_back_every_array_bit_for_bit(tmp_path):

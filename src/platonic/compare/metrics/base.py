@@ -32,9 +32,9 @@ ATOMS = {
 }
 
 # the parts of a model's summary (``platonic.compare.fan_in.ModelSummary``) a metric may need: its moments, GFRE's
-# split moments, the subsample's distance matrix, the bootstrap replicates' moments, and the SVCCA whitening of
-# each replicate (neighbour lists are the ``neighbours`` fact)
-SUMMARY_PARTS = ("moments", "split", "distances", "replicates", "whitening")
+# split moments, the subsample's distance matrix, the bootstrap replicates' moments, the SVCCA whitening of each
+# replicate, and CKNNA's own kernel (neighbour lists are the ``neighbours`` fact)
+SUMMARY_PARTS = ("moments", "split", "distances", "replicates", "whitening", "own_kernel")
 
 
 @dataclass(frozen=True)
