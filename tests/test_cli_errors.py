@@ -72,6 +72,11 @@ ARGUMENTS = {
                            ("--embeddings", "embedding", "embedding2"),
                            ("--projections", "projection", "projection2"), ("--anchors", "anchors"),
                            ("--audit", "audit.zarr"), ("--symmetry-table", "symmetry.csv")],
+    "phonon-supercells": [("output", "out.zarr"), ("--structures", "structures")],
+    "phonons": [("table", "out.csv"), ("--correlations", "c.csv"), ("--structures", "structures"),
+                ("--supercells", "structures"), ("--forces", "embedding", "embedding2"),
+                ("--embeddings", "embedding", "embedding2"), ("--projections", "projection", "projection2"),
+                ("--anchors", "anchors"), ("--audit", "audit.zarr"), ("--symmetry-table", "symmetry.csv")],
 }  # fmt: skip
 
 

@@ -121,8 +121,14 @@ def phonons(
     from platonic.stages.signals import latent_signals
     from platonic.store import check_same_structures, dataset_to_atoms, open_store
 
+    # every store opened and checked before the supercells' phonons are computed
     study = open_store(structures, kind="structures")
     cells_store = open_store(supercells, kind="structures")
+    stores = model_stores(forces, "embedding")
+    check_same_structures(cells_store, *stores.values())
+    latent = latent_signals(structures=structures, embeddings=embeddings, projections=projections,
+                            anchors=anchors, audit=audit, symmetry_table=symmetry_table, k=signals.k,
+                            controls=tuple(controls))  # fmt: skip
     if cells_store.attrs.get("parent_structure_set_hash") != study.attrs["structure_set_hash"]:
         raise ValueError(f"{supercells} was made from another structure store than {structures}; re-run"
                          " phonon_supercells on it")  # fmt: skip
@@ -130,8 +136,6 @@ def phonons(
     if json.loads(cells_store.attrs.get("phonons", "{}")) != made_with:
         raise ValueError(f"{supercells} was made with phonons settings {cells_store.attrs.get('phonons')}, not"
                          f" {json.dumps(made_with)}; re-run phonon_supercells")  # fmt: skip
-    stores = model_stores(forces, "embedding")
-    check_same_structures(cells_store, *stores.values())
     symprec = float(study.attrs["symprec"])
     study_atoms, study_ids = dataset_to_atoms(study)
     cell_atoms, _ = dataset_to_atoms(cells_store)
@@ -168,9 +172,6 @@ def phonons(
     for model in stores:
         if model not in compared:
             log.warning("%s is left out of the cross-model spread: it has no phonons of every structure", model)
-    latent = latent_signals(structures=structures, embeddings=embeddings, projections=projections,
-                            anchors=anchors, audit=audit, symmetry_table=symmetry_table, k=signals.k,
-                            controls=tuple(controls))  # fmt: skip
     per_structure = {key: structure_means(values, latent.structure, study.sizes["structure"])[chosen]
                      for key, values in latent.consensus.items()}  # fmt: skip
     targets = {"frequency_spread": [], "imaginary_fraction": []}
