@@ -97,6 +97,11 @@ class Resampling:
         """How often each row is drawn in replicate ``b``."""
         return self.counts[b, self.groups]
 
+    @property
+    def count_matrix(self) -> np.ndarray:
+        """How often each row is drawn in every replicate, ``(N, B)``: the rows' weights of all replicates at once."""
+        return self.counts[:, self.groups].T
+
     def row_weights(self, b: int) -> np.ndarray:
         """The moment metrics' row weights in replicate ``b``: its counts times the rows' own weights."""
         counts = self.row_counts(b)

@@ -292,9 +292,7 @@ def summary_own_kernel(x, neighbours, c: Comparison) -> metrics.OwnKernel | None
     where no wanted metric needs it."""
     if neighbours is None or not c.needs("own_kernel"):
         return None
-    r = c.resampling
-    weights = r.counts[:, r.groups].T if r is not None and r.n_replicates else None
-    return metrics.own_kernel(x, neighbours[:, : c.k], weights)
+    return metrics.own_kernel(x, neighbours[:, : c.k], c.resampling)
 
 
 def summary_chance(x, c: Comparison) -> list | None:

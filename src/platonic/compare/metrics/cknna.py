@@ -62,12 +62,14 @@ class OwnKernel:
     replicates: np.ndarray | None = None
 
 
-def own_kernel(x, neighbours: np.ndarray, weights: np.ndarray | None = None) -> OwnKernel:
+def own_kernel(x, neighbours: np.ndarray, resampling=None) -> OwnKernel:
     """``OwnKernel`` of features ``x (n, d)`` (an array or ``Features``) on its first k neighbours ``neighbours (n,
-    k)``; ``weights (n, B)``: the bootstrap's row counts (``weighted_sparse_hsic``), None for no replicates."""
+    k)``, with every bootstrap replicate's HSIC where ``resampling`` (``bootstrap.Resampling``) draws replicates."""
     cosines = neighbour_cosines(features(x).unit, neighbours)
     kernel = _row_kernel(cosines, neighbours)
-    replicates = None if weights is None else weighted_sparse_hsic(kernel, kernel, weights)
+    replicates = None
+    if resampling is not None and resampling.n_replicates:
+        replicates = weighted_sparse_hsic(kernel, kernel, resampling.count_matrix)
     return OwnKernel(cosines, _sparse_unbiased_hsic(kernel, kernel), replicates)
 
 
@@ -169,10 +171,9 @@ class Cknna(Metric):
         return {(self.name, True): cknna_from_parts(pair.shared_kernels, own_x.hsic, own_y.hsic)}
 
     def replicates(self, pair) -> dict:
-        own_x, own_y, r = *pair.own_kernels, pair.resampling
-        weights = r.counts[:, r.groups].T
+        own_x, own_y = pair.own_kernels
         return {(self.name, True): weighted_cknna_from_parts(pair.shared_kernels, own_x.replicates, own_y.replicates,
-                                                             weights)}  # fmt: skip
+                                                             pair.resampling.count_matrix)}  # fmt: skip
 
     def permuted(self, pair) -> dict:
         # the own kernels' HSICs do not change under the permutation: only the mutual-pair kernels are new

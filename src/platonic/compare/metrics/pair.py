@@ -107,13 +107,12 @@ class Pair:
     def own_kernels(self) -> tuple[OwnKernel, OwnKernel]:
         """x's and y's ``cknna.OwnKernel`` on their first k neighbours: from their summaries, or computed here for a
         summary that holds none."""
-        r, k = self.resampling, self.k
-        weights = r.counts[:, r.groups].T if r is not None and r.n_replicates and not self.same else None
+        resampling = None if self.same else self.resampling  # a model with itself has no replicates
 
         def own(features, summary):
             if summary.own_kernel is not None:
                 return summary.own_kernel
-            return own_kernel(features, summary.neighbours[:, :k], weights)
+            return own_kernel(features, summary.neighbours[:, : self.k], resampling)
 
         first = own(self.fx, self.sx)
         return first, first if self.same else own(self.fy, self.sy)
